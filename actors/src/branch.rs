@@ -1,0 +1,683 @@
+//! BranchActor: one branch's configuration, its actors, and the ordered feed of what it commits.
+//!
+//! The branch actor is the single writer of the branch's configuration stream (menu, routing,
+//! stations, 86 list), starts a table actor per table and a station actor per station, and
+//! hands out ticket numbers. Committed events reach it in position order; it keeps a view of
+//! the open orders from them, passes each to the stations concerned and to the table and
+//! branch subscribers, so a snapshot and the events after it always line up.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use chrono::{Duration, NaiveDate, Utc};
+use futures::future::join_all;
+use serde::Serialize;
+
+use crate::error::{invalid, CommandError};
+use crate::event::{branch_stream, order_stream, BranchEvent, Envelope, Event};
+use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId};
+use crate::journal::{AppendRequest, Journal, JournalError};
+use crate::menu::{Branch, BranchConfig};
+use crate::order::{Order, OrderChange, OrderCommand, Ticket};
+use crate::station::{
+    ActOnTicket, LiveTickets, StationActor, StationEvent, SubscribeStation, TicketAction,
+    Unsubscribe,
+};
+use crate::subscriber::{Push, Snapshot, Subscriber, Topic};
+use crate::table::{ExecuteOrder, OpenOrderAt, ReadOrder, TableActor};
+
+/// What a branch is, as managers and screens read it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BranchInfo {
+    pub id: BranchId,
+    pub config: BranchConfig,
+    pub eighty_sixed: Vec<ItemId>,
+    pub position: u64,
+}
+
+/// Sets the branch's whole configuration.
+#[derive(Message)]
+#[rtype(result = "Result<BranchInfo, CommandError>")]
+pub struct Configure(pub BranchConfig);
+
+/// Marks an item out of stock (86) or back in stock.
+#[derive(Message)]
+#[rtype(result = "Result<BranchInfo, CommandError>")]
+pub struct SetEightySix {
+    pub item: ItemId,
+    pub out: bool,
+}
+
+/// Reads the branch's configuration and 86 list.
+#[derive(Message)]
+#[rtype(result = "Result<BranchInfo, CommandError>")]
+pub struct GetBranchInfo;
+
+/// Opens an order at a table, with the next ticket number of the day.
+#[derive(Message)]
+#[rtype(result = "Result<Order, CommandError>")]
+pub struct OpenOrder {
+    pub table: TableId,
+    pub guests: Option<u16>,
+}
+
+/// Carries out a command on an open order.
+#[derive(Message)]
+#[rtype(result = "Result<Order, CommandError>")]
+pub struct ChangeOrder {
+    pub order: OrderId,
+    pub command: OrderCommand,
+}
+
+/// Reads an order, open or closed.
+#[derive(Message)]
+#[rtype(result = "Result<Order, CommandError>")]
+pub struct GetOrder(pub OrderId);
+
+/// Reads every open order of the branch.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Order>, CommandError>")]
+pub struct OpenOrders;
+
+/// Starts, bumps or recalls a ticket on a station.
+#[derive(Message)]
+#[rtype(result = "Result<Ticket, CommandError>")]
+pub struct StationCommand {
+    pub station: StationId,
+    pub ticket: crate::ids::TicketId,
+    pub action: TicketAction,
+}
+
+/// Reads a station's live tickets.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Ticket>, CommandError>")]
+pub struct StationTickets(pub StationId);
+
+/// Sends a subscriber the topic's snapshot, then every event after it.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct Subscribe {
+    pub topic: Topic,
+    pub subscriber: Subscriber,
+}
+
+/// Stops every subscription of a subscriber in this branch.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UnsubscribeAll(pub u64);
+
+/// Events the journal committed for this branch, in position order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BranchCommitted(pub Vec<Arc<Envelope>>);
+
+/// A branch as the journal left it: what recovery hands the actor.
+#[derive(Debug, Default)]
+pub struct RecoveredBranch {
+    pub branch: Option<Branch>,
+    pub config_seq: u64,
+    pub orders: Vec<Order>,
+    pub position: u64,
+    pub last_ticket: Option<(NaiveDate, u32)>,
+}
+
+/// Rebuilds a branch's configuration and open orders from the journal.
+pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBranch, String> {
+    let stored = journal
+        .load_open(id.as_str())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut recovered = RecoveredBranch::default();
+    let mut orders: HashMap<OrderId, Order> = HashMap::new();
+    for s in &stored {
+        let envelope = Envelope::decode(s)?;
+        recovered.position = recovered.position.max(s.position);
+        match envelope.event {
+            Event::Branch(e) => {
+                recovered.config_seq = s.seq;
+                apply_branch_event(&mut recovered.branch, &e)?;
+            }
+            Event::Order(e) => {
+                let order = orders
+                    .entry(e.order_id)
+                    .or_insert_with(|| Order::opened(e.order_id, e.table.clone(), &e.change, s.at));
+                order.apply(&e.change, s.at);
+                order.seq = s.seq;
+                order.position = s.position;
+            }
+        }
+    }
+    recovered.orders = orders.into_values().filter(|o| !o.is_closed()).collect();
+    recovered.orders.sort_by_key(|o| o.position);
+    let last = journal
+        .last_of_kind(id.as_str(), "order_opened")
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(s) = last {
+        recovered.position = recovered.position.max(s.position);
+        if let Event::Order(e) = Envelope::decode(&s)?.event {
+            if let OrderChange::OrderOpened { ticket_no, day, .. } = e.change {
+                recovered.last_ticket = Some((day, ticket_no));
+            }
+        }
+    }
+    Ok(recovered)
+}
+
+fn apply_branch_event(branch: &mut Option<Branch>, event: &BranchEvent) -> Result<(), String> {
+    match event {
+        BranchEvent::BranchConfigured { config } => match branch {
+            Some(b) => b.reconfigure(config.clone()).map_err(|e| e.to_string())?,
+            None => *branch = Some(Branch::new(config.clone()).map_err(|e| e.to_string())?),
+        },
+        BranchEvent::ItemEightySixed { item } | BranchEvent::ItemRestored { item } => {
+            let out = matches!(event, BranchEvent::ItemEightySixed { .. });
+            if let Some(b) = branch {
+                b.set_86(item, out);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One branch's live state.
+pub struct BranchActor {
+    id: BranchId,
+    journal: Arc<dyn Journal>,
+    branch: Option<Arc<Branch>>,
+    config_seq: u64,
+    tables: HashMap<TableId, Addr<TableActor>>,
+    stations: HashMap<StationId, Addr<StationActor>>,
+    /// Which table holds each open order; updated as soon as an open is acknowledged.
+    order_tables: HashMap<OrderId, TableId>,
+    /// Open orders as the committed feed has them, for table and branch snapshots.
+    view: HashMap<OrderId, Order>,
+    position: u64,
+    last_ticket: Option<(NaiveDate, u32)>,
+    subscribers: Vec<(Topic, Subscriber)>,
+}
+
+impl BranchActor {
+    pub fn new(id: BranchId, journal: Arc<dyn Journal>, recovered: RecoveredBranch) -> Self {
+        let order_tables = recovered
+            .orders
+            .iter()
+            .map(|o| (o.id, o.table.clone()))
+            .collect();
+        let view = recovered.orders.into_iter().map(|o| (o.id, o)).collect();
+        Self {
+            id,
+            journal,
+            branch: recovered.branch.map(Arc::new),
+            config_seq: recovered.config_seq,
+            tables: HashMap::new(),
+            stations: HashMap::new(),
+            order_tables,
+            view,
+            position: recovered.position,
+            last_ticket: recovered.last_ticket,
+            subscribers: Vec::new(),
+        }
+    }
+
+    fn configured(&self) -> Result<Arc<Branch>, CommandError> {
+        self.branch
+            .clone()
+            .ok_or_else(|| CommandError::UnknownBranch(self.id.to_string()))
+    }
+
+    fn info(&self) -> Result<BranchInfo, CommandError> {
+        let branch = self.configured()?;
+        Ok(BranchInfo {
+            id: self.id.clone(),
+            config: branch.config().clone(),
+            eighty_sixed: branch.eighty_sixed().iter().cloned().collect(),
+            position: self.position,
+        })
+    }
+
+    /// Starts actors for stations the configuration names and this branch does not run yet.
+    fn start_stations(&mut self, ctx: &mut Context<Self>) {
+        let Some(branch) = self.branch.clone() else {
+            return;
+        };
+        for station in branch.stations() {
+            if self.stations.contains_key(&station.id) {
+                continue;
+            }
+            let tickets: Vec<Ticket> = self
+                .view
+                .values()
+                .flat_map(|o| o.tickets.iter())
+                .filter(|t| t.station == station.id)
+                .cloned()
+                .collect();
+            let actor =
+                StationActor::new(station.id.clone(), ctx.address(), tickets, self.position);
+            self.stations.insert(station.id.clone(), actor.start());
+        }
+    }
+
+    fn table(&mut self, table: &TableId) -> Addr<TableActor> {
+        if let Some(addr) = self.tables.get(table) {
+            return addr.clone();
+        }
+        let orders = self
+            .view
+            .values()
+            .filter(|o| o.table == *table)
+            .cloned()
+            .collect();
+        let actor = TableActor::new(self.id.clone(), table.clone(), self.journal.clone(), orders);
+        let addr = actor.start();
+        self.tables.insert(table.clone(), addr.clone());
+        addr
+    }
+
+    fn station(&self, station: &StationId) -> Result<Addr<StationActor>, CommandError> {
+        self.configured()?.station(station)?;
+        self.stations
+            .get(station)
+            .cloned()
+            .ok_or_else(|| CommandError::UnknownStation(station.clone()))
+    }
+
+    /// Today's date at the branch, for ticket numbers.
+    fn today(&self, branch: &Branch) -> NaiveDate {
+        let offset = Duration::minutes(branch.config().utc_offset_minutes.into());
+        (Utc::now() + offset).date_naive()
+    }
+
+    /// Journals a configuration event, then applies it.
+    fn commit_branch_event(
+        &mut self,
+        event: BranchEvent,
+    ) -> AtomicResponse<Self, Result<BranchInfo, CommandError>> {
+        let request = AppendRequest {
+            branch: self.id.to_string(),
+            stream: branch_stream(&self.id),
+            expected_seq: self.config_seq,
+            events: vec![Event::Branch(event.clone()).to_new(Utc::now())],
+            closes_stream: false,
+        };
+        let journal = self.journal.clone();
+        AtomicResponse::new(Box::pin(
+            async move { journal.append(request).await }
+                .into_actor(self)
+                .map(move |result, act, ctx| {
+                    let stored = result.map_err(|e| match e {
+                        JournalError::Conflict { .. } => CommandError::Conflict,
+                        JournalError::Unavailable(_) => CommandError::JournalUnavailable,
+                    })?;
+                    act.config_seq = stored.last().map(|s| s.seq).unwrap_or(act.config_seq);
+                    let mut branch = act.branch.as_deref().cloned();
+                    apply_branch_event(&mut branch, &event).map_err(CommandError::Invalid)?;
+                    act.branch = branch.map(Arc::new);
+                    act.start_stations(ctx);
+                    act.info()
+                }),
+        ))
+    }
+
+    fn on_committed(&mut self, envelope: Arc<Envelope>) {
+        self.position = envelope.position;
+        let mut stations: Vec<StationId> = envelope.event.stations().into_iter().cloned().collect();
+        if let Event::Order(e) = &envelope.event {
+            match &e.change {
+                OrderChange::OrderOpened { .. } => {
+                    let order = Order::opened(e.order_id, e.table.clone(), &e.change, envelope.at);
+                    self.view.insert(e.order_id, order);
+                }
+                OrderChange::OrderClosed {} => {
+                    if let Some(order) = self.view.remove(&e.order_id) {
+                        stations.extend(order.tickets.iter().map(|t| t.station.clone()));
+                        stations.dedup();
+                    }
+                    self.order_tables.remove(&e.order_id);
+                }
+                change => {
+                    if let Some(order) = self.view.get_mut(&e.order_id) {
+                        order.apply(change, envelope.at);
+                    }
+                }
+            }
+            if let Some(order) = self.view.get_mut(&e.order_id) {
+                order.seq = envelope.seq;
+                order.position = envelope.position;
+            }
+        }
+        stations.sort();
+        stations.dedup();
+        for s in stations {
+            if let Some(addr) = self.stations.get(&s) {
+                addr.do_send(StationEvent(envelope.clone()));
+            }
+        }
+        self.subscribers.retain(|(topic, sub)| {
+            !topic.matches(&envelope)
+                || sub.push(Push::Event {
+                    topic: topic.clone(),
+                    envelope: envelope.clone(),
+                })
+        });
+    }
+
+    fn snapshot(&self, topic: &Topic) -> Result<Snapshot, CommandError> {
+        let branch = self.configured()?;
+        let mut orders: Vec<Order> = self
+            .view
+            .values()
+            .filter(|o| match topic {
+                Topic::Table(t) => o.table == *t,
+                _ => true,
+            })
+            .cloned()
+            .collect();
+        orders.sort_by_key(|o| o.ticket_no);
+        Ok(match topic {
+            Topic::Table(table) => Snapshot::Table {
+                table: table.clone(),
+                position: self.position,
+                orders,
+            },
+            _ => Snapshot::Branch {
+                position: self.position,
+                config: branch.config().clone(),
+                eighty_sixed: branch.eighty_sixed().iter().cloned().collect(),
+                orders,
+            },
+        })
+    }
+}
+
+impl Actor for BranchActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.start_stations(ctx);
+        let tables: Vec<TableId> = self.order_tables.values().cloned().collect();
+        for t in tables {
+            self.table(&t);
+        }
+    }
+}
+
+impl Handler<Configure> for BranchActor {
+    type Result = AtomicResponse<Self, Result<BranchInfo, CommandError>>;
+
+    fn handle(&mut self, msg: Configure, _: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = msg.0.validate() {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
+        }
+        self.commit_branch_event(BranchEvent::BranchConfigured { config: msg.0 })
+    }
+}
+
+impl Handler<SetEightySix> for BranchActor {
+    type Result = AtomicResponse<Self, Result<BranchInfo, CommandError>>;
+
+    fn handle(&mut self, msg: SetEightySix, _: &mut Context<Self>) -> Self::Result {
+        let checked = self
+            .configured()
+            .and_then(|b| b.item(&msg.item).map(|_| b.is_86(&msg.item)));
+        match checked {
+            Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+            // Already as asked: nothing to journal.
+            Ok(out) if out == msg.out => AtomicResponse::new(Box::pin(fut::ready(self.info()))),
+            Ok(_) => self.commit_branch_event(if msg.out {
+                BranchEvent::ItemEightySixed { item: msg.item }
+            } else {
+                BranchEvent::ItemRestored { item: msg.item }
+            }),
+        }
+    }
+}
+
+impl Handler<GetBranchInfo> for BranchActor {
+    type Result = Result<BranchInfo, CommandError>;
+
+    fn handle(&mut self, _: GetBranchInfo, _: &mut Context<Self>) -> Self::Result {
+        self.info()
+    }
+}
+
+impl Handler<OpenOrder> for BranchActor {
+    type Result = ResponseActFuture<Self, Result<Order, CommandError>>;
+
+    fn handle(&mut self, msg: OpenOrder, _: &mut Context<Self>) -> Self::Result {
+        let prepared = (|| {
+            let branch = self.configured()?;
+            branch.table(&msg.table)?;
+            if matches!(msg.guests, Some(0) | Some(101..)) {
+                return Err(invalid("guests must be 1 to 100"));
+            }
+            let today = self.today(&branch);
+            let ticket_no = match self.last_ticket {
+                Some((day, n)) if day == today => n % 9999 + 1,
+                _ => 1,
+            };
+            self.last_ticket = Some((today, ticket_no));
+            Ok(OpenOrderAt {
+                order_id: OrderId::new(),
+                ticket_no,
+                day: today,
+                guests: msg.guests,
+            })
+        })();
+        let open = match prepared {
+            Ok(open) => open,
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        let table = msg.table.clone();
+        let addr = self.table(&msg.table);
+        Box::pin(
+            async move { addr.send(open).await }
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    let order = res.map_err(|_| CommandError::JournalUnavailable)??;
+                    act.order_tables.insert(order.id, table);
+                    Ok(order)
+                }),
+        )
+    }
+}
+
+impl Handler<ChangeOrder> for BranchActor {
+    type Result = ResponseFuture<Result<Order, CommandError>>;
+
+    fn handle(&mut self, msg: ChangeOrder, _: &mut Context<Self>) -> Self::Result {
+        let target = self.configured().and_then(|branch| {
+            let table = self.order_tables.get(&msg.order).cloned();
+            Ok((branch, table))
+        });
+        match target {
+            Err(e) => Box::pin(async move { Err(e) }),
+            Ok((_, None)) => {
+                let read = self.read_closed(msg.order);
+                Box::pin(async move {
+                    match read.await {
+                        Ok(order) if order.is_closed() => Err(CommandError::OrderClosed),
+                        Ok(_) | Err(_) => Err(CommandError::UnknownOrder(msg.order)),
+                    }
+                })
+            }
+            Ok((branch, Some(table))) => {
+                let addr = self.table(&table);
+                let exec = ExecuteOrder {
+                    order_id: msg.order,
+                    command: msg.command,
+                    branch,
+                };
+                Box::pin(async move {
+                    addr.send(exec)
+                        .await
+                        .map_err(|_| CommandError::JournalUnavailable)?
+                })
+            }
+        }
+    }
+}
+
+impl BranchActor {
+    /// Reads an order that is no longer open straight from the journal.
+    fn read_closed(
+        &self,
+        id: OrderId,
+    ) -> impl std::future::Future<Output = Result<Order, CommandError>> + 'static {
+        let journal = self.journal.clone();
+        let branch = self.id.clone();
+        async move {
+            let stored = journal
+                .load_stream(&order_stream(&id))
+                .await
+                .map_err(|_| CommandError::JournalUnavailable)?;
+            let mut order: Option<Order> = None;
+            for s in &stored {
+                if s.branch != branch.as_str() {
+                    return Err(CommandError::UnknownOrder(id));
+                }
+                let Ok(Envelope {
+                    event: Event::Order(e),
+                    ..
+                }) = Envelope::decode(s)
+                else {
+                    continue;
+                };
+                let o = order
+                    .get_or_insert_with(|| Order::opened(id, e.table.clone(), &e.change, s.at));
+                o.apply(&e.change, s.at);
+                o.seq = s.seq;
+                o.position = s.position;
+            }
+            order.ok_or(CommandError::UnknownOrder(id))
+        }
+    }
+}
+
+impl Handler<GetOrder> for BranchActor {
+    type Result = ResponseFuture<Result<Order, CommandError>>;
+
+    fn handle(&mut self, msg: GetOrder, _: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = self.configured() {
+            return Box::pin(async move { Err(e) });
+        }
+        match self.order_tables.get(&msg.0).cloned() {
+            Some(table) => {
+                let addr = self.table(&table);
+                Box::pin(async move {
+                    addr.send(ReadOrder(msg.0))
+                        .await
+                        .map_err(|_| CommandError::JournalUnavailable)?
+                })
+            }
+            None => Box::pin(self.read_closed(msg.0)),
+        }
+    }
+}
+
+impl Handler<OpenOrders> for BranchActor {
+    type Result = ResponseFuture<Result<Vec<Order>, CommandError>>;
+
+    fn handle(&mut self, _: OpenOrders, _: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = self.configured() {
+            return Box::pin(async move { Err(e) });
+        }
+        let reads: Vec<_> = self
+            .order_tables
+            .iter()
+            .map(|(order, table)| self.tables.get(table).map(|a| a.send(ReadOrder(*order))))
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default();
+        Box::pin(async move {
+            let mut orders: Vec<Order> = join_all(reads)
+                .await
+                .into_iter()
+                .filter_map(|r| r.ok()?.ok())
+                .collect();
+            orders.sort_by_key(|o| (o.opened_at, o.ticket_no));
+            Ok(orders)
+        })
+    }
+}
+
+impl Handler<StationCommand> for BranchActor {
+    type Result = ResponseFuture<Result<Ticket, CommandError>>;
+
+    fn handle(&mut self, msg: StationCommand, _: &mut Context<Self>) -> Self::Result {
+        let addr = match self.station(&msg.station) {
+            Ok(addr) => addr,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        Box::pin(async move {
+            addr.send(ActOnTicket {
+                ticket: msg.ticket,
+                action: msg.action,
+            })
+            .await
+            .map_err(|_| CommandError::JournalUnavailable)?
+        })
+    }
+}
+
+impl Handler<StationTickets> for BranchActor {
+    type Result = ResponseFuture<Result<Vec<Ticket>, CommandError>>;
+
+    fn handle(&mut self, msg: StationTickets, _: &mut Context<Self>) -> Self::Result {
+        let addr = match self.station(&msg.0) {
+            Ok(addr) => addr,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        Box::pin(async move {
+            addr.send(LiveTickets)
+                .await
+                .map_err(|_| CommandError::JournalUnavailable)
+        })
+    }
+}
+
+impl Handler<Subscribe> for BranchActor {
+    type Result = Result<(), CommandError>;
+
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
+        match &msg.topic {
+            Topic::Station(s) => {
+                self.station(s)?.do_send(SubscribeStation(msg.subscriber));
+            }
+            topic => {
+                if let Topic::Table(t) = topic {
+                    self.configured()?.table(t)?;
+                }
+                let snapshot = Arc::new(self.snapshot(topic)?);
+                if msg.subscriber.push(Push::Snapshot {
+                    topic: topic.clone(),
+                    snapshot,
+                }) {
+                    self.subscribers.push((msg.topic, msg.subscriber));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Handler<UnsubscribeAll> for BranchActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: UnsubscribeAll, _: &mut Context<Self>) {
+        self.subscribers.retain(|(_, s)| s.id != msg.0);
+        for addr in self.stations.values() {
+            addr.do_send(Unsubscribe(msg.0));
+        }
+    }
+}
+
+impl Handler<BranchCommitted> for BranchActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: BranchCommitted, _: &mut Context<Self>) {
+        for envelope in msg.0 {
+            self.on_committed(envelope);
+        }
+    }
+}

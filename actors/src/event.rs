@@ -1,0 +1,117 @@
+//! Events: what happened, as stored in the journal and streamed to screens.
+//!
+//! A branch has one configuration stream (`branch/<id>`) and one stream per order
+//! (`order/<uuid>`). Every stored event carries its stream, its sequence number in the stream,
+//! the branch-wide position subscribers resume from, and the server time it was recorded.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId};
+use crate::journal::{NewEvent, StoredEvent};
+use crate::menu::BranchConfig;
+use crate::order::OrderChange;
+
+/// A change to a branch's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BranchEvent {
+    BranchConfigured {
+        config: BranchConfig,
+    },
+    /// The item is out of stock: every POS, tablet and QR menu refuses it.
+    ItemEightySixed {
+        item: ItemId,
+    },
+    ItemRestored {
+        item: ItemId,
+    },
+}
+
+/// A change to one order, with the table it is at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderEvent {
+    pub order_id: OrderId,
+    pub table: TableId,
+    #[serde(flatten)]
+    pub change: OrderChange,
+}
+
+/// Any domain event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Event {
+    Branch(BranchEvent),
+    Order(OrderEvent),
+}
+
+impl Event {
+    /// The event's type name, as stored beside it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Branch(BranchEvent::BranchConfigured { .. }) => "branch_configured",
+            Event::Branch(BranchEvent::ItemEightySixed { .. }) => "item_eighty_sixed",
+            Event::Branch(BranchEvent::ItemRestored { .. }) => "item_restored",
+            Event::Order(o) => o.change.kind(),
+        }
+    }
+
+    /// The stations whose screens must see this event.
+    pub fn stations(&self) -> Vec<&StationId> {
+        match self {
+            Event::Branch(_) => Vec::new(),
+            Event::Order(o) => o.change.stations(),
+        }
+    }
+
+    pub fn to_new(&self, at: DateTime<Utc>) -> NewEvent {
+        NewEvent {
+            kind: self.kind().to_owned(),
+            body: serde_json::to_value(self).expect("events serialize"),
+            at,
+        }
+    }
+}
+
+/// A committed event with its place in the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub stream: String,
+    pub seq: u64,
+    pub branch: BranchId,
+    pub position: u64,
+    pub at: DateTime<Utc>,
+    pub event: Event,
+}
+
+impl Envelope {
+    /// Decodes a stored event; fails only on a journal this version cannot read.
+    pub fn decode(stored: &StoredEvent) -> Result<Self, String> {
+        let event: Event = serde_json::from_value(stored.body.clone())
+            .map_err(|e| format!("event {}#{}: {e}", stored.stream, stored.seq))?;
+        let branch = BranchId::parse(stored.branch.clone()).map_err(|e| e.to_string())?;
+        Ok(Self {
+            stream: stored.stream.clone(),
+            seq: stored.seq,
+            branch,
+            position: stored.position,
+            at: stored.at,
+            event,
+        })
+    }
+
+    pub fn table(&self) -> Option<&TableId> {
+        match &self.event {
+            Event::Order(o) => Some(&o.table),
+            Event::Branch(_) => None,
+        }
+    }
+}
+
+pub fn branch_stream(branch: &BranchId) -> String {
+    format!("branch/{branch}")
+}
+
+pub fn order_stream(order: &OrderId) -> String {
+    format!("order/{order}")
+}

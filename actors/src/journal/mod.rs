@@ -1,0 +1,97 @@
+//! The journal: the source of truth. Every change is appended here before it is acknowledged.
+//!
+//! The trait is what the actors need; each store implements it and passes the same contract
+//! tests. Appends from many actors are group-committed by one writer; committed events also go,
+//! in commit order, to the commit feed that the branch actors project and publish from.
+
+mod sqlite;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+pub use sqlite::SqliteJournal;
+
+/// An event to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub kind: String,
+    pub body: Value,
+    pub at: DateTime<Utc>,
+}
+
+/// Events for one stream, appended together or not at all.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    pub branch: String,
+    pub stream: String,
+    /// The stream's length as the writer knows it; the append fails if the journal disagrees.
+    pub expected_seq: u64,
+    pub events: Vec<NewEvent>,
+    /// The stream ends with these events (a closed order); recovery no longer loads it.
+    pub closes_stream: bool,
+}
+
+/// An event as the journal holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub stream: String,
+    pub seq: u64,
+    pub branch: String,
+    pub position: u64,
+    pub kind: String,
+    pub body: Value,
+    pub at: DateTime<Utc>,
+}
+
+/// Why the journal could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JournalError {
+    /// Another writer appended to the stream first; reload it.
+    #[error("stream {stream} is at seq {actual}, not {expected}")]
+    Conflict {
+        stream: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("journal unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What the commit feed carries: the events of one append, in commit order.
+pub type Committed = Vec<StoredEvent>;
+
+/// The receiving end of the commit feed; one consumer takes it at start-up.
+pub type CommitFeed = mpsc::UnboundedReceiver<Committed>;
+
+/// The store of record.
+#[async_trait::async_trait]
+pub trait Journal: Send + Sync + 'static {
+    /// Appends events to a stream once the journal has them durably.
+    async fn append(&self, request: AppendRequest) -> Result<Vec<StoredEvent>, JournalError>;
+
+    /// Every event of one stream, in order.
+    async fn load_stream(&self, stream: &str) -> Result<Vec<StoredEvent>, JournalError>;
+
+    /// Every event of the branch's streams that are not closed, by position.
+    async fn load_open(&self, branch: &str) -> Result<Vec<StoredEvent>, JournalError>;
+
+    /// The branch's latest event of a kind.
+    async fn last_of_kind(
+        &self,
+        branch: &str,
+        kind: &str,
+    ) -> Result<Option<StoredEvent>, JournalError>;
+
+    /// The branch's events after a position, by position, at most `limit`.
+    async fn read_branch(
+        &self,
+        branch: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, JournalError>;
+
+    /// The branches that have a configuration stream.
+    async fn branches(&self) -> Result<Vec<String>, JournalError>;
+}

@@ -1,0 +1,362 @@
+//! The embedded journal: one SQLite file, no set-up.
+//!
+//! One writer thread owns the write connection and group-commits: it takes every append that is
+//! pending, writes them in one transaction (each in its own savepoint, so a conflict fails only
+//! its own append), commits with a full sync, and only then answers. A second thread serves reads
+//! from its own connection; WAL mode lets readers run beside the writer.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::thread;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{AppendRequest, CommitFeed, Committed, Journal, JournalError, StoredEvent};
+
+const SCHEMA: &str = include_str!("../../../migrations/sqlite/0001_journal.sql");
+const MAX_BATCH: usize = 512;
+
+type Reply<T> = oneshot::Sender<Result<T, JournalError>>;
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// The SQLite journal. Cheap to share behind an `Arc`.
+pub struct SqliteJournal {
+    appends: mpsc::UnboundedSender<(AppendRequest, Reply<Vec<StoredEvent>>)>,
+    reads: mpsc::UnboundedSender<ReadJob>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> JournalError {
+    JournalError::Unavailable(e.to_string())
+}
+
+fn open_connection(path: &Path) -> Result<Connection, JournalError> {
+    let conn = Connection::open(path).map_err(unavailable)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+    )
+    .map_err(unavailable)?;
+    Ok(conn)
+}
+
+impl SqliteJournal {
+    /// Opens (or creates) the journal file and starts its writer and reader threads.
+    pub fn open(path: &Path) -> Result<(Self, CommitFeed), JournalError> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(unavailable)?;
+            }
+        }
+        let writer = open_connection(path)?;
+        writer.execute_batch(SCHEMA).map_err(unavailable)?;
+        let reader = open_connection(path)?;
+
+        let (appends, append_rx) = mpsc::unbounded_channel();
+        let (feed_tx, feed) = mpsc::unbounded_channel();
+        thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || {
+                Writer {
+                    conn: writer,
+                    positions: HashMap::new(),
+                }
+                .run(append_rx, feed_tx)
+            })
+            .map_err(unavailable)?;
+
+        let (reads, mut read_rx) = mpsc::unbounded_channel::<ReadJob>();
+        thread::Builder::new()
+            .name("journal-reader".into())
+            .spawn(move || {
+                while let Some(job) = read_rx.blocking_recv() {
+                    job(&reader);
+                }
+            })
+            .map_err(unavailable)?;
+        Ok((Self { appends, reads }, feed))
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, JournalError> {
+        let (tx, rx) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let _ = tx.send(f(conn).map_err(unavailable));
+        });
+        self.reads
+            .send(job)
+            .map_err(|_| unavailable("journal reader stopped"))?;
+        rx.await
+            .map_err(|_| unavailable("journal reader stopped"))?
+    }
+}
+
+fn micros(at: &DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let body: String = row.get(5)?;
+    let at: i64 = row.get(6)?;
+    Ok(StoredEvent {
+        stream: row.get(0)?,
+        seq: row.get::<_, i64>(1)? as u64,
+        branch: row.get(2)?,
+        position: row.get::<_, i64>(3)? as u64,
+        kind: row.get(4)?,
+        body: serde_json::from_str(&body).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        at: DateTime::from_timestamp_micros(at).unwrap_or_default(),
+    })
+}
+
+const COLUMNS: &str = "e.stream, e.seq, e.branch, e.position, e.kind, e.body, e.at";
+
+fn query_events(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<StoredEvent>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, row_to_event)?;
+    rows.collect()
+}
+
+struct Writer {
+    conn: Connection,
+    /// Last position of each branch, as committed.
+    positions: HashMap<String, u64>,
+}
+
+type Pending = (AppendRequest, Reply<Vec<StoredEvent>>);
+
+impl Writer {
+    fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Pending>,
+        feed: mpsc::UnboundedSender<Committed>,
+    ) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let requests: Vec<&AppendRequest> = batch.iter().map(|(r, _)| r).collect();
+            match self.commit(&requests) {
+                Ok(results) => {
+                    for ((_, reply), result) in batch.into_iter().zip(results) {
+                        if let Ok(events) = &result {
+                            let _ = feed.send(events.clone());
+                        }
+                        let _ = reply.send(result);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "journal batch failed");
+                    self.positions.clear();
+                    for (_, reply) in batch {
+                        let _ = reply.send(Err(unavailable(&e)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn position(&mut self, branch: &str) -> rusqlite::Result<u64> {
+        if let Some(p) = self.positions.get(branch) {
+            return Ok(*p);
+        }
+        let p: i64 = self.conn.query_row(
+            "SELECT COALESCE(MAX(position), 0) FROM events WHERE branch = ?1",
+            [branch],
+            |r| r.get(0),
+        )?;
+        self.positions.insert(branch.to_owned(), p as u64);
+        Ok(p as u64)
+    }
+
+    /// Writes a batch in one transaction; a failed append rolls back only its savepoint.
+    #[allow(clippy::type_complexity)]
+    fn commit(
+        &mut self,
+        batch: &[&AppendRequest],
+    ) -> rusqlite::Result<Vec<Result<Vec<StoredEvent>, JournalError>>> {
+        let mut positions: HashMap<String, u64> = HashMap::new();
+        for r in batch {
+            if !positions.contains_key(&r.branch) {
+                let p = self.position(&r.branch)?;
+                positions.insert(r.branch.clone(), p);
+            }
+        }
+        let mut tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut results = Vec::with_capacity(batch.len());
+        for request in batch {
+            let sp = tx.savepoint()?;
+            let actual: u64 = sp
+                .query_row(
+                    "SELECT last_seq FROM streams WHERE stream = ?1",
+                    [&request.stream],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?
+                .unwrap_or(0) as u64;
+            if actual != request.expected_seq {
+                results.push(Err(JournalError::Conflict {
+                    stream: request.stream.clone(),
+                    expected: request.expected_seq,
+                    actual,
+                }));
+                continue;
+            }
+            let mut position = positions[&request.branch];
+            let mut stored = Vec::with_capacity(request.events.len());
+            {
+                let mut insert = sp.prepare_cached(
+                    "INSERT INTO events (branch, position, stream, seq, kind, body, at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?;
+                for (i, e) in request.events.iter().enumerate() {
+                    position += 1;
+                    let seq = request.expected_seq + 1 + i as u64;
+                    insert.execute(params![
+                        request.branch,
+                        position as i64,
+                        request.stream,
+                        seq as i64,
+                        e.kind,
+                        e.body.to_string(),
+                        micros(&e.at),
+                    ])?;
+                    stored.push(StoredEvent {
+                        stream: request.stream.clone(),
+                        seq,
+                        branch: request.branch.clone(),
+                        position,
+                        kind: e.kind.clone(),
+                        body: e.body.clone(),
+                        at: DateTime::from_timestamp_micros(micros(&e.at)).unwrap_or_default(),
+                    });
+                }
+            }
+            let last = request.expected_seq + request.events.len() as u64;
+            sp.execute(
+                "INSERT INTO streams (stream, branch, last_seq, closed) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq, \
+                 closed = excluded.closed",
+                params![
+                    request.stream,
+                    request.branch,
+                    last as i64,
+                    request.closes_stream
+                ],
+            )?;
+            sp.commit()?;
+            positions.insert(request.branch.clone(), position);
+            results.push(Ok(stored));
+        }
+        tx.commit()?;
+        self.positions.extend(positions);
+        Ok(results)
+    }
+}
+
+#[async_trait::async_trait]
+impl Journal for SqliteJournal {
+    async fn append(&self, request: AppendRequest) -> Result<Vec<StoredEvent>, JournalError> {
+        if request.events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (tx, rx) = oneshot::channel();
+        self.appends
+            .send((request, tx))
+            .map_err(|_| unavailable("journal writer stopped"))?;
+        rx.await
+            .map_err(|_| unavailable("journal writer stopped"))?
+    }
+
+    async fn load_stream(&self, stream: &str) -> Result<Vec<StoredEvent>, JournalError> {
+        let stream = stream.to_owned();
+        self.read(move |c| {
+            query_events(
+                c,
+                &format!("SELECT {COLUMNS} FROM events e WHERE e.stream = ?1 ORDER BY e.seq"),
+                [stream],
+            )
+        })
+        .await
+    }
+
+    async fn load_open(&self, branch: &str) -> Result<Vec<StoredEvent>, JournalError> {
+        let branch = branch.to_owned();
+        self.read(move |c| {
+            query_events(
+                c,
+                &format!(
+                    "SELECT {COLUMNS} FROM streams s JOIN events e ON e.stream = s.stream \
+                     WHERE s.branch = ?1 AND s.closed = 0 ORDER BY e.position"
+                ),
+                [branch],
+            )
+        })
+        .await
+    }
+
+    async fn last_of_kind(
+        &self,
+        branch: &str,
+        kind: &str,
+    ) -> Result<Option<StoredEvent>, JournalError> {
+        let (branch, kind) = (branch.to_owned(), kind.to_owned());
+        self.read(move |c| {
+            let mut events = query_events(
+                c,
+                &format!(
+                    "SELECT {COLUMNS} FROM events e WHERE e.branch = ?1 AND e.kind = ?2 \
+                     ORDER BY e.position DESC LIMIT 1"
+                ),
+                [branch, kind],
+            )?;
+            Ok(events.pop())
+        })
+        .await
+    }
+
+    async fn read_branch(
+        &self,
+        branch: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, JournalError> {
+        let branch = branch.to_owned();
+        self.read(move |c| {
+            query_events(
+                c,
+                &format!(
+                    "SELECT {COLUMNS} FROM events e WHERE e.branch = ?1 AND e.position > ?2 \
+                     ORDER BY e.position LIMIT ?3"
+                ),
+                params![branch, after as i64, limit as i64],
+            )
+        })
+        .await
+    }
+
+    async fn branches(&self) -> Result<Vec<String>, JournalError> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT DISTINCT branch FROM streams WHERE stream LIKE 'branch/%' ORDER BY branch",
+            )?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })
+        .await
+    }
+}

@@ -1,0 +1,19 @@
+//! The kitchen domain of the order-routing engine: branches, orders, tickets and stations,
+//! the actors that own them, and the journal they write to before anything is acknowledged.
+//!
+//! Nothing here knows HTTP, websocket frames or a database driver beyond the `Journal` trait.
+
+pub mod branch;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod journal;
+pub mod menu;
+pub mod order;
+pub mod registry;
+pub mod station;
+pub mod subscriber;
+pub mod table;
+
+pub use error::CommandError;
+pub use registry::Engine;

@@ -1,0 +1,384 @@
+//! A branch's configuration: its stations, menu, routing rules and tables, and its 86 list.
+//!
+//! The configuration is validated once when it is set; afterwards routing an item is a lookup.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{invalid, CommandError};
+use crate::ids::{CategoryId, ItemId, StationId, TableId};
+
+const NAME_MAX: usize = 100;
+
+/// What a station does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StationKind {
+    /// Prepares food or drink (grill, fryer, cold, bar, pastry).
+    #[default]
+    Cooking,
+    /// The expeditor: sees every ticket of an order and sends it out.
+    Expo,
+}
+
+/// A kitchen station.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Station {
+    pub id: StationId,
+    pub name: String,
+    #[serde(default)]
+    pub kind: StationKind,
+}
+
+/// A menu category and the stations its items go to unless an item says otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Category {
+    pub id: CategoryId,
+    pub name: String,
+    #[serde(default)]
+    pub stations: Vec<StationId>,
+}
+
+/// A menu item. Its own `stations`, when given, replace its category's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MenuItem {
+    pub id: ItemId,
+    pub name: String,
+    pub category: CategoryId,
+    #[serde(default)]
+    pub stations: Vec<StationId>,
+    #[serde(default)]
+    pub price_cents: u32,
+}
+
+/// Where orders are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TableKind {
+    #[default]
+    DineIn,
+    Counter,
+    Takeaway,
+    Delivery,
+    Qr,
+}
+
+/// A table, or a virtual one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Table {
+    pub id: TableId,
+    pub name: String,
+    #[serde(default)]
+    pub kind: TableKind,
+}
+
+/// Everything a manager sets for one branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BranchConfig {
+    pub name: String,
+    /// Offset of the branch's local time from UTC; the ticket number restarts each local day.
+    #[serde(default)]
+    pub utc_offset_minutes: i32,
+    pub stations: Vec<Station>,
+    pub categories: Vec<Category>,
+    pub items: Vec<MenuItem>,
+    pub tables: Vec<Table>,
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), CommandError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || name.chars().count() > NAME_MAX {
+        return Err(invalid(format!(
+            "{what} name must be 1 to {NAME_MAX} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn unique<'a, T: std::hash::Hash + Eq + std::fmt::Display + 'a>(
+    what: &str,
+    ids: impl Iterator<Item = &'a T>,
+) -> Result<(), CommandError> {
+    let mut seen = HashSet::new();
+    for id in ids {
+        if !seen.insert(id) {
+            return Err(invalid(format!("{what} '{id}' is listed twice")));
+        }
+    }
+    Ok(())
+}
+
+impl BranchConfig {
+    /// Checks the whole configuration; a branch only ever holds a valid one.
+    pub fn validate(&self) -> Result<(), CommandError> {
+        check_name("branch", &self.name)?;
+        if !(-720..=840).contains(&self.utc_offset_minutes) {
+            return Err(invalid("utc_offset_minutes must be between -720 and 840"));
+        }
+        if self.stations.len() > 64 || self.categories.len() > 500 {
+            return Err(invalid("at most 64 stations and 500 categories"));
+        }
+        if self.items.len() > 5000 || self.tables.len() > 2000 {
+            return Err(invalid("at most 5000 items and 2000 tables"));
+        }
+        unique("station", self.stations.iter().map(|s| &s.id))?;
+        unique("category", self.categories.iter().map(|c| &c.id))?;
+        unique("item", self.items.iter().map(|i| &i.id))?;
+        unique("table", self.tables.iter().map(|t| &t.id))?;
+        for s in &self.stations {
+            check_name("station", &s.name)?;
+        }
+        for t in &self.tables {
+            check_name("table", &t.name)?;
+        }
+        let expo = self
+            .stations
+            .iter()
+            .filter(|s| s.kind == StationKind::Expo)
+            .count();
+        if expo != 1 {
+            return Err(invalid("a branch needs exactly one expo station"));
+        }
+        let cooking: HashSet<&StationId> = self
+            .stations
+            .iter()
+            .filter(|s| s.kind == StationKind::Cooking)
+            .map(|s| &s.id)
+            .collect();
+        if cooking.is_empty() {
+            return Err(invalid("a branch needs at least one cooking station"));
+        }
+        let check_routes = |owner: &str, stations: &[StationId]| -> Result<(), CommandError> {
+            unique("station", stations.iter())?;
+            for s in stations {
+                if !cooking.contains(s) {
+                    return Err(invalid(format!(
+                        "{owner} routes to '{s}', which is not a cooking station of this branch"
+                    )));
+                }
+            }
+            Ok(())
+        };
+        let mut categories = HashMap::new();
+        for c in &self.categories {
+            check_name("category", &c.name)?;
+            check_routes(&format!("category '{}'", c.id), &c.stations)?;
+            categories.insert(&c.id, c);
+        }
+        for item in &self.items {
+            check_name("item", &item.name)?;
+            check_routes(&format!("item '{}'", item.id), &item.stations)?;
+            let Some(category) = categories.get(&item.category) else {
+                return Err(invalid(format!(
+                    "item '{}' names unknown category '{}'",
+                    item.id, item.category
+                )));
+            };
+            if item.stations.is_empty() && category.stations.is_empty() {
+                return Err(invalid(format!(
+                    "item '{}' routes to no station: give it or its category stations",
+                    item.id
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A menu item with the stations it is routed to, resolved once.
+#[derive(Debug, Clone)]
+pub struct RoutedItem {
+    pub item: MenuItem,
+    pub stations: Vec<StationId>,
+}
+
+/// A branch's live configuration: validated config, routing index and the 86 list.
+#[derive(Debug, Clone)]
+pub struct Branch {
+    config: BranchConfig,
+    items: HashMap<ItemId, RoutedItem>,
+    tables: HashMap<TableId, Table>,
+    stations: HashMap<StationId, Station>,
+    expo: StationId,
+    eighty_sixed: BTreeSet<ItemId>,
+}
+
+impl Branch {
+    /// Builds the live branch from a configuration, which must validate.
+    pub fn new(config: BranchConfig) -> Result<Self, CommandError> {
+        config.validate()?;
+        let categories: HashMap<_, _> = config.categories.iter().map(|c| (&c.id, c)).collect();
+        let items = config
+            .items
+            .iter()
+            .map(|item| {
+                let stations = if item.stations.is_empty() {
+                    categories[&item.category].stations.clone()
+                } else {
+                    item.stations.clone()
+                };
+                let routed = RoutedItem {
+                    item: item.clone(),
+                    stations,
+                };
+                (item.id.clone(), routed)
+            })
+            .collect();
+        let tables = config
+            .tables
+            .iter()
+            .map(|t| (t.id.clone(), t.clone()))
+            .collect();
+        let stations: HashMap<_, _> = config
+            .stations
+            .iter()
+            .map(|s| (s.id.clone(), s.clone()))
+            .collect();
+        let expo = config
+            .stations
+            .iter()
+            .find(|s| s.kind == StationKind::Expo)
+            .map(|s| s.id.clone())
+            .expect("validated: one expo station");
+        Ok(Self {
+            config,
+            items,
+            tables,
+            stations,
+            expo,
+            eighty_sixed: BTreeSet::new(),
+        })
+    }
+
+    /// Replaces the configuration, keeping the 86 list for items still on the menu.
+    pub fn reconfigure(&mut self, config: BranchConfig) -> Result<(), CommandError> {
+        let mut next = Branch::new(config)?;
+        next.eighty_sixed = self
+            .eighty_sixed
+            .iter()
+            .filter(|i| next.items.contains_key(*i))
+            .cloned()
+            .collect();
+        *self = next;
+        Ok(())
+    }
+
+    pub fn config(&self) -> &BranchConfig {
+        &self.config
+    }
+
+    pub fn item(&self, id: &ItemId) -> Result<&RoutedItem, CommandError> {
+        self.items
+            .get(id)
+            .ok_or_else(|| CommandError::UnknownItem(id.clone()))
+    }
+
+    pub fn table(&self, id: &TableId) -> Result<&Table, CommandError> {
+        self.tables
+            .get(id)
+            .ok_or_else(|| CommandError::UnknownTable(id.clone()))
+    }
+
+    pub fn station(&self, id: &StationId) -> Result<&Station, CommandError> {
+        self.stations
+            .get(id)
+            .ok_or_else(|| CommandError::UnknownStation(id.clone()))
+    }
+
+    pub fn stations(&self) -> impl Iterator<Item = &Station> {
+        self.config.stations.iter()
+    }
+
+    pub fn tables(&self) -> impl Iterator<Item = &Table> {
+        self.config.tables.iter()
+    }
+
+    pub fn expo(&self) -> &StationId {
+        &self.expo
+    }
+
+    pub fn is_86(&self, item: &ItemId) -> bool {
+        self.eighty_sixed.contains(item)
+    }
+
+    pub fn eighty_sixed(&self) -> &BTreeSet<ItemId> {
+        &self.eighty_sixed
+    }
+
+    pub fn set_86(&mut self, item: &ItemId, out: bool) {
+        if out {
+            self.eighty_sixed.insert(item.clone());
+        } else {
+            self.eighty_sixed.remove(item);
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn sample_config() -> BranchConfig {
+        serde_json::from_value(serde_json::json!({
+            "name": "Test Kitchen",
+            "stations": [
+                {"id": "grill", "name": "Grill"},
+                {"id": "fryer", "name": "Fryer"},
+                {"id": "cold", "name": "Cold"},
+                {"id": "expo", "name": "Expo", "kind": "expo"}
+            ],
+            "categories": [
+                {"id": "mains", "name": "Mains", "stations": ["grill"]},
+                {"id": "sides", "name": "Sides", "stations": ["fryer"]},
+                {"id": "starters", "name": "Starters", "stations": ["cold"]}
+            ],
+            "items": [
+                {"id": "burger", "name": "Burger", "category": "mains", "stations": ["grill", "fryer"]},
+                {"id": "steak", "name": "Steak", "category": "mains"},
+                {"id": "fries", "name": "Fries", "category": "sides"},
+                {"id": "salad", "name": "Salad", "category": "starters"}
+            ],
+            "tables": [
+                {"id": "t1", "name": "Table 1"},
+                {"id": "t2", "name": "Table 2"},
+                {"id": "counter", "name": "Counter", "kind": "counter"}
+            ]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn routes_items_by_item_then_category() {
+        let b = Branch::new(sample_config()).unwrap();
+        let burger = b.item(&ItemId::parse("burger").unwrap()).unwrap();
+        assert_eq!(burger.stations.len(), 2);
+        let steak = b.item(&ItemId::parse("steak").unwrap()).unwrap();
+        assert_eq!(steak.stations, vec![StationId::parse("grill").unwrap()]);
+        assert_eq!(b.expo().as_str(), "expo");
+    }
+
+    #[test]
+    fn refuses_broken_configs() {
+        let mut c = sample_config();
+        c.stations.retain(|s| s.kind != StationKind::Expo);
+        assert_eq!(Branch::new(c).unwrap_err().code(), "invalid_input");
+
+        let mut c = sample_config();
+        c.items[0].stations = vec![StationId::parse("expo").unwrap()];
+        assert!(Branch::new(c).is_err());
+
+        let mut c = sample_config();
+        c.categories[0].stations.clear();
+        assert!(Branch::new(c).is_err(), "steak would route nowhere");
+
+        let mut c = sample_config();
+        c.tables.push(c.tables[0].clone());
+        assert!(Branch::new(c).is_err());
+    }
+}

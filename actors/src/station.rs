@@ -1,0 +1,213 @@
+//! StationActor: the tickets of one station, and the screens that show them.
+//!
+//! It is a projection of the branch's committed events, fed in position order by the branch
+//! actor, so its snapshot and the events that follow it never overlap or leave a gap. Station
+//! commands (start, bump, recall) are checked here and carried out by the order's table actor.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::branch::{BranchActor, ChangeOrder};
+use crate::error::CommandError;
+use crate::event::{Envelope, Event};
+use crate::ids::{OrderId, StationId, TicketId};
+use crate::order::{OrderChange, OrderCommand, Ticket};
+use crate::subscriber::{Push, Snapshot, Subscriber, Topic};
+
+/// A committed event that concerns this station.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StationEvent(pub Arc<Envelope>);
+
+/// A station-level command on a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketAction {
+    Start,
+    Bump,
+    Recall,
+}
+
+/// Starts, bumps or recalls one of this station's tickets.
+#[derive(Message)]
+#[rtype(result = "Result<Ticket, CommandError>")]
+pub struct ActOnTicket {
+    pub ticket: TicketId,
+    pub action: TicketAction,
+}
+
+/// The station's live tickets, oldest first.
+#[derive(Message)]
+#[rtype(result = "Vec<Ticket>")]
+pub struct LiveTickets;
+
+/// Sends a screen the station's snapshot, then every event after it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscribeStation(pub Subscriber);
+
+/// Stops sending to a screen.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe(pub u64);
+
+/// One station's screen state.
+pub struct StationActor {
+    station: StationId,
+    branch: Addr<BranchActor>,
+    /// Every ticket of this station that belongs to an open order, bumped ones included so
+    /// they can be recalled.
+    tickets: HashMap<TicketId, Ticket>,
+    position: u64,
+    subscribers: Vec<Subscriber>,
+}
+
+impl StationActor {
+    pub fn new(
+        station: StationId,
+        branch: Addr<BranchActor>,
+        tickets: Vec<Ticket>,
+        position: u64,
+    ) -> Self {
+        let tickets = tickets.into_iter().map(|t| (t.id, t)).collect();
+        Self {
+            station,
+            branch,
+            tickets,
+            position,
+            subscribers: Vec::new(),
+        }
+    }
+
+    fn live(&self) -> Vec<Ticket> {
+        let mut live: Vec<Ticket> = self
+            .tickets
+            .values()
+            .filter(|t| t.is_live())
+            .cloned()
+            .collect();
+        live.sort_by(|a, b| {
+            a.fired_at
+                .cmp(&b.fired_at)
+                .then(a.ticket_no.cmp(&b.ticket_no))
+        });
+        live
+    }
+
+    fn close_order(&mut self, order: OrderId) {
+        self.tickets.retain(|_, t| t.order_id != order);
+    }
+}
+
+impl Actor for StationActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<StationEvent> for StationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StationEvent, _: &mut Context<Self>) {
+        let envelope = msg.0;
+        self.position = envelope.position;
+        let Event::Order(order_event) = &envelope.event else {
+            return;
+        };
+        let change = &order_event.change;
+        match change {
+            OrderChange::CourseFired { tickets, .. } => {
+                for t in tickets.iter().filter(|t| t.station == self.station) {
+                    self.tickets.insert(t.id, t.clone());
+                }
+            }
+            OrderChange::LineVoided { tickets, .. } => {
+                for r in tickets.iter().filter(|r| r.station == self.station) {
+                    if let Some(t) = self.tickets.get_mut(&r.ticket_id) {
+                        t.apply(change, envelope.at);
+                    }
+                }
+            }
+            OrderChange::OrderClosed {} => {
+                self.close_order(order_event.order_id);
+                return;
+            }
+            other => {
+                if let Some(t) = other.ticket_id().and_then(|id| self.tickets.get_mut(id)) {
+                    t.apply(change, envelope.at);
+                }
+            }
+        }
+        let topic = Topic::Station(self.station.clone());
+        self.subscribers.retain(|s| {
+            s.push(Push::Event {
+                topic: topic.clone(),
+                envelope: envelope.clone(),
+            })
+        });
+    }
+}
+
+impl Handler<SubscribeStation> for StationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SubscribeStation, _: &mut Context<Self>) {
+        let topic = Topic::Station(self.station.clone());
+        let snapshot = Snapshot::Station {
+            station: self.station.clone(),
+            position: self.position,
+            tickets: self.live(),
+        };
+        if msg.0.push(Push::Snapshot {
+            topic,
+            snapshot: Arc::new(snapshot),
+        }) {
+            self.subscribers.push(msg.0);
+        }
+    }
+}
+
+impl Handler<Unsubscribe> for StationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) {
+        self.subscribers.retain(|s| s.id != msg.0);
+    }
+}
+
+impl Handler<LiveTickets> for StationActor {
+    type Result = MessageResult<LiveTickets>;
+
+    fn handle(&mut self, _: LiveTickets, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.live())
+    }
+}
+
+impl Handler<ActOnTicket> for StationActor {
+    type Result = ResponseFuture<Result<Ticket, CommandError>>;
+
+    fn handle(&mut self, msg: ActOnTicket, _: &mut Context<Self>) -> Self::Result {
+        let Some(ticket) = self.tickets.get(&msg.ticket) else {
+            return Box::pin(async move { Err(CommandError::UnknownTicket(msg.ticket)) });
+        };
+        let command = match msg.action {
+            TicketAction::Start => OrderCommand::StartTicket { ticket: msg.ticket },
+            TicketAction::Bump => OrderCommand::BumpTicket { ticket: msg.ticket },
+            TicketAction::Recall => OrderCommand::RecallTicket { ticket: msg.ticket },
+        };
+        let change = ChangeOrder {
+            order: ticket.order_id,
+            command,
+        };
+        let branch = self.branch.clone();
+        Box::pin(async move {
+            let order = branch
+                .send(change)
+                .await
+                .map_err(|_| CommandError::JournalUnavailable)??;
+            order
+                .ticket(&msg.ticket)
+                .cloned()
+                .ok_or(CommandError::UnknownTicket(msg.ticket))
+        })
+    }
+}

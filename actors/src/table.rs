@@ -1,0 +1,200 @@
+//! TableActor: the single writer of the orders at one table.
+//!
+//! A command is decided against the in-memory order, its events are appended to the journal,
+//! and only once the journal has committed them are they applied and the caller answered.
+//! While an append is in flight the table takes no other command, so decisions never race.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use chrono::{NaiveDate, Utc};
+
+use crate::error::CommandError;
+use crate::event::{order_stream, Envelope, Event, OrderEvent};
+use crate::ids::{BranchId, OrderId, TableId};
+use crate::journal::{AppendRequest, Journal, JournalError, StoredEvent};
+use crate::menu::Branch;
+use crate::order::{Order, OrderChange, OrderCommand};
+
+/// Opens a new order at this table.
+#[derive(Message)]
+#[rtype(result = "Result<Order, CommandError>")]
+pub struct OpenOrderAt {
+    pub order_id: OrderId,
+    pub ticket_no: u32,
+    pub day: NaiveDate,
+    pub guests: Option<u16>,
+}
+
+/// Carries out a command on one of this table's orders.
+#[derive(Message)]
+#[rtype(result = "Result<Order, CommandError>")]
+pub struct ExecuteOrder {
+    pub order_id: OrderId,
+    pub command: OrderCommand,
+    pub branch: Arc<Branch>,
+}
+
+/// Reads one open order of this table.
+#[derive(Message)]
+#[rtype(result = "Result<Order, CommandError>")]
+pub struct ReadOrder(pub OrderId);
+
+/// The single writer of one table's orders.
+pub struct TableActor {
+    branch: BranchId,
+    table: TableId,
+    journal: Arc<dyn Journal>,
+    orders: HashMap<OrderId, Order>,
+}
+
+impl TableActor {
+    pub fn new(
+        branch: BranchId,
+        table: TableId,
+        journal: Arc<dyn Journal>,
+        orders: Vec<Order>,
+    ) -> Self {
+        let orders = orders.into_iter().map(|o| (o.id, o)).collect();
+        Self {
+            branch,
+            table,
+            journal,
+            orders,
+        }
+    }
+
+    /// Journals the changes for one order, then applies them and answers with the order.
+    fn commit(
+        &mut self,
+        order_id: OrderId,
+        expected_seq: u64,
+        changes: Vec<OrderChange>,
+    ) -> AtomicResponse<Self, Result<Order, CommandError>> {
+        let now = Utc::now();
+        let closes_stream = changes
+            .iter()
+            .any(|c| matches!(c, OrderChange::OrderClosed {}));
+        let events = changes
+            .into_iter()
+            .map(|change| {
+                Event::Order(OrderEvent {
+                    order_id,
+                    table: self.table.clone(),
+                    change,
+                })
+            })
+            .map(|e| e.to_new(now))
+            .collect();
+        let request = AppendRequest {
+            branch: self.branch.to_string(),
+            stream: order_stream(&order_id),
+            expected_seq,
+            events,
+            closes_stream,
+        };
+        let journal = self.journal.clone();
+        AtomicResponse::new(Box::pin(async move { journal.append(request).await }.into_actor(self).map(
+            move |result, act, ctx| match result {
+                Ok(stored) => Ok(act.apply(order_id, &stored)),
+                Err(JournalError::Conflict { .. }) => {
+                    tracing::warn!(%order_id, "order stream moved under this writer; reloading");
+                    act.reload(order_id, ctx);
+                    Err(CommandError::Conflict)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "journal append failed");
+                    Err(CommandError::JournalUnavailable)
+                }
+            },
+        )))
+    }
+
+    fn apply(&mut self, order_id: OrderId, stored: &[StoredEvent]) -> Order {
+        for s in stored {
+            let envelope = Envelope::decode(s).expect("events this writer wrote decode");
+            let Event::Order(e) = envelope.event else {
+                continue;
+            };
+            let order = self
+                .orders
+                .entry(order_id)
+                .or_insert_with(|| Order::opened(order_id, e.table.clone(), &e.change, s.at));
+            order.apply(&e.change, s.at);
+            order.seq = s.seq;
+            order.position = s.position;
+        }
+        let order = self.orders[&order_id].clone();
+        if order.is_closed() {
+            self.orders.remove(&order_id);
+        }
+        order
+    }
+
+    /// Rebuilds an order from the journal after another writer appended to it.
+    fn reload(&mut self, order_id: OrderId, ctx: &mut Context<Self>) {
+        let journal = self.journal.clone();
+        let stream = order_stream(&order_id);
+        ctx.wait(
+            async move { journal.load_stream(&stream).await }
+                .into_actor(self)
+                .map(move |loaded, act, _| {
+                    act.orders.remove(&order_id);
+                    match loaded {
+                        Ok(events) => {
+                            if !events.is_empty() {
+                                act.apply(order_id, &events);
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, %order_id, "reload failed"),
+                    }
+                }),
+        );
+    }
+}
+
+impl Actor for TableActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<OpenOrderAt> for TableActor {
+    type Result = AtomicResponse<Self, Result<Order, CommandError>>;
+
+    fn handle(&mut self, msg: OpenOrderAt, _: &mut Context<Self>) -> Self::Result {
+        let change = OrderChange::OrderOpened {
+            ticket_no: msg.ticket_no,
+            day: msg.day,
+            guests: msg.guests,
+        };
+        self.commit(msg.order_id, 0, vec![change])
+    }
+}
+
+impl Handler<ExecuteOrder> for TableActor {
+    type Result = AtomicResponse<Self, Result<Order, CommandError>>;
+
+    fn handle(&mut self, msg: ExecuteOrder, _: &mut Context<Self>) -> Self::Result {
+        let decided = match self.orders.get(&msg.order_id) {
+            None => Err(CommandError::UnknownOrder(msg.order_id)),
+            Some(order) => order
+                .decide(&msg.command, &msg.branch, Utc::now())
+                .map(|changes| (order.seq, changes)),
+        };
+        match decided {
+            Ok((seq, changes)) => self.commit(msg.order_id, seq, changes),
+            Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+        }
+    }
+}
+
+impl Handler<ReadOrder> for TableActor {
+    type Result = Result<Order, CommandError>;
+
+    fn handle(&mut self, msg: ReadOrder, _: &mut Context<Self>) -> Self::Result {
+        self.orders
+            .get(&msg.0)
+            .cloned()
+            .ok_or(CommandError::UnknownOrder(msg.0))
+    }
+}

@@ -1,0 +1,23 @@
+-- The embedded journal. Applied on every start; each statement is idempotent.
+CREATE TABLE IF NOT EXISTS events (
+    branch   TEXT    NOT NULL,
+    position INTEGER NOT NULL,
+    stream   TEXT    NOT NULL,
+    seq      INTEGER NOT NULL,
+    kind     TEXT    NOT NULL,
+    body     TEXT    NOT NULL,
+    at       INTEGER NOT NULL, -- microseconds since the Unix epoch, UTC
+    PRIMARY KEY (branch, position),
+    UNIQUE (stream, seq)
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS events_by_kind ON events (branch, kind, position);
+
+CREATE TABLE IF NOT EXISTS streams (
+    stream   TEXT    PRIMARY KEY,
+    branch   TEXT    NOT NULL,
+    last_seq INTEGER NOT NULL,
+    closed   INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS streams_open ON streams (branch, closed);
