@@ -352,6 +352,7 @@ pub struct Order {
     pub guests: Option<u16>,
     pub opened_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
+    #[serde(with = "lines_as_list")]
     pub lines: BTreeMap<LineId, Line>,
     pub tickets: Vec<Ticket>,
     pub fires: u32,
@@ -861,5 +862,28 @@ fn line_word(s: LineStatus) -> &'static str {
         LineStatus::Ready => "ready",
         LineStatus::Served => "served",
         LineStatus::Voided => "voided",
+    }
+}
+
+/// Lines travel as a list in line order; in memory they are keyed by id.
+mod lines_as_list {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{Line, LineId};
+
+    pub fn serialize<S: Serializer>(
+        lines: &BTreeMap<LineId, Line>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(lines.values())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<LineId, Line>, D::Error> {
+        let lines = Vec::<Line>::deserialize(d)?;
+        Ok(lines.into_iter().map(|l| (l.id, l)).collect())
     }
 }

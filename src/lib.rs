@@ -1,0 +1,8 @@
+//! The order-routing engine's server: settings, start-up, the HTTP and websocket edge.
+
+pub mod error;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+pub mod ws;

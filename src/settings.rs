@@ -1,0 +1,55 @@
+//! Layered settings: `config/default.toml` (built in), then `config/<RAIL_ENV>.toml` when it
+//! exists, then environment variables (`RAIL_` prefixed, plus plain `PORT`).
+
+use std::path::PathBuf;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Everything the server is started with.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub host: String,
+    pub port: u16,
+    pub journal_path: PathBuf,
+    pub demo: bool,
+    pub log_format: LogFormat,
+    pub max_body_bytes: usize,
+    pub ws_queue: usize,
+    pub ws_ping_seconds: u64,
+}
+
+impl Settings {
+    /// Reads the layers from the process environment.
+    pub fn load() -> Result<Self, config::ConfigError> {
+        let env = std::env::var("RAIL_ENV").unwrap_or_else(|_| "development".into());
+        let dir = std::env::var("RAIL_CONFIG_DIR").unwrap_or_else(|_| "config".into());
+        let mut builder = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .add_source(File::with_name(&format!("{dir}/{env}")).required(false))
+            .add_source(Environment::with_prefix("RAIL").try_parsing(true));
+        if let Ok(port) = std::env::var("PORT") {
+            builder = builder.set_override("port", port)?;
+        }
+        builder.build()?.try_deserialize()
+    }
+
+    /// The built-in defaults alone, for tests that adjust them.
+    pub fn defaults() -> Self {
+        Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .expect("built-in defaults are valid")
+    }
+}

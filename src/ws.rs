@@ -1,0 +1,390 @@
+//! The websocket edge: one session actor per connection.
+//!
+//! A session owns its socket, its subscriptions and a bounded queue of pushes. Domain actors
+//! push into the queue without waiting; a writer task drains it onto the socket. When the queue
+//! is full the screen is too slow: it is closed with a reason and resumes when it reconnects.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{AggregatedMessage as WsMessage, CloseCode, CloseReason, ProtocolError};
+use rail_actors::branch::{StationCommand, Subscribe, UnsubscribeAll};
+use rail_actors::ids::{BranchId, StationId, TableId, TicketId};
+use rail_actors::order::Ticket;
+use rail_actors::station::TicketAction;
+use rail_actors::subscriber::{Push, Subscriber, Topic};
+use rail_actors::{CommandError, Engine};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, Notify};
+
+use crate::settings::Settings;
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// A frame a client sends.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Follow a station, a table, or (naming neither) the whole branch.
+    Subscribe {
+        #[serde(default)]
+        id: Option<String>,
+        branch: BranchId,
+        #[serde(default)]
+        station: Option<StationId>,
+        #[serde(default)]
+        table: Option<TableId>,
+    },
+    Start(TicketFrame),
+    Bump(TicketFrame),
+    Recall(TicketFrame),
+}
+
+/// A station command on a ticket, with the client's id for the answer.
+#[derive(Debug, Deserialize)]
+pub struct TicketFrame {
+    pub id: String,
+    pub branch: BranchId,
+    pub station: StationId,
+    pub ticket: TicketId,
+}
+
+/// A frame the server sends.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame<'a> {
+    Snapshot {
+        topic: &'a Topic,
+        snapshot: &'a rail_actors::subscriber::Snapshot,
+    },
+    Event {
+        topic: &'a Topic,
+        branch: &'a BranchId,
+        stream: &'a str,
+        seq: u64,
+        position: u64,
+        at: chrono::DateTime<chrono::Utc>,
+        event: &'a rail_actors::event::Event,
+    },
+    Subscribed {
+        id: Option<&'a str>,
+        topic: &'a Topic,
+    },
+    Ack {
+        id: &'a str,
+        ticket: &'a Ticket,
+    },
+    Error {
+        id: Option<&'a str>,
+        code: &'a str,
+        message: &'a str,
+    },
+}
+
+impl ServerFrame<'_> {
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).expect("frames serialize")
+    }
+}
+
+fn push_frame(push: &Push) -> String {
+    match push {
+        Push::Snapshot { topic, snapshot } => ServerFrame::Snapshot { topic, snapshot }.to_text(),
+        Push::Event { topic, envelope } => ServerFrame::Event {
+            topic,
+            branch: &envelope.branch,
+            stream: &envelope.stream,
+            seq: envelope.seq,
+            position: envelope.position,
+            at: envelope.at,
+            event: &envelope.event,
+        }
+        .to_text(),
+    }
+}
+
+fn error_frame(id: Option<&str>, code: &str, message: &str) -> String {
+    ServerFrame::Error { id, code, message }.to_text()
+}
+
+/// Upgrades `/ws` to a websocket and starts its session.
+pub async fn endpoint(
+    req: HttpRequest,
+    body: web::Payload,
+    engine: web::Data<Engine>,
+    settings: web::Data<Settings>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let stream = stream
+        .max_frame_size(settings.max_body_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(settings.max_body_bytes);
+    let (queue, pushes) = mpsc::channel(settings.ws_queue.max(1));
+    let (replies, reply_rx) = mpsc::unbounded_channel();
+    let overflow = Arc::new(Notify::new());
+    actix_web::rt::spawn(write_loop(
+        session.clone(),
+        pushes,
+        reply_rx,
+        overflow.clone(),
+    ));
+    let ping_every = Duration::from_secs(settings.ws_ping_seconds.max(1));
+    WsSession::create(move |ctx| {
+        ctx.add_stream(stream);
+        WsSession {
+            id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+            engine: engine.get_ref().clone(),
+            socket: session,
+            queue,
+            overflow,
+            replies,
+            branches: HashSet::new(),
+            last_seen: Instant::now(),
+            ping_every,
+        }
+    });
+    Ok(response)
+}
+
+/// Drains a session's queue onto its socket, in order, until either side goes away.
+async fn write_loop(
+    mut socket: actix_ws::Session,
+    mut pushes: mpsc::Receiver<Push>,
+    mut replies: mpsc::UnboundedReceiver<String>,
+    overflow: Arc<Notify>,
+) {
+    loop {
+        let text = tokio::select! {
+            biased;
+            _ = overflow.notified() => {
+                let reason = CloseReason {
+                    code: CloseCode::Policy,
+                    description: Some("slow_consumer: reconnect and resubscribe".into()),
+                };
+                let _ = socket.close(Some(reason)).await;
+                return;
+            }
+            Some(reply) = replies.recv() => reply,
+            Some(push) = pushes.recv() => push_frame(&push),
+            else => return,
+        };
+        if socket.text(text).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One websocket connection.
+pub struct WsSession {
+    id: u64,
+    engine: Engine,
+    socket: actix_ws::Session,
+    queue: mpsc::Sender<Push>,
+    overflow: Arc<Notify>,
+    replies: mpsc::UnboundedSender<String>,
+    branches: HashSet<BranchId>,
+    last_seen: Instant,
+    ping_every: Duration,
+}
+
+impl WsSession {
+    fn reply(&self, text: String) {
+        let _ = self.replies.send(text);
+    }
+
+    fn close(&self, ctx: &mut Context<Self>, code: CloseCode, why: &str) {
+        let socket = self.socket.clone();
+        let reason = CloseReason {
+            code,
+            description: Some(why.into()),
+        };
+        actix_web::rt::spawn(async move {
+            let _ = socket.close(Some(reason)).await;
+        });
+        ctx.stop();
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        let frame: ClientFrame = match serde_json::from_str(text) {
+            Ok(frame) => frame,
+            Err(e) => {
+                let id = serde_json::from_str::<serde_json::Value>(text)
+                    .ok()
+                    .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
+                self.reply(error_frame(
+                    id.as_deref(),
+                    "malformed_frame",
+                    &e.to_string(),
+                ));
+                return;
+            }
+        };
+        match frame {
+            ClientFrame::Subscribe {
+                id,
+                branch,
+                station,
+                table,
+            } => {
+                let topic = match (station, table) {
+                    (Some(_), Some(_)) => {
+                        let msg = "subscribe to a station or a table, not both";
+                        self.reply(error_frame(id.as_deref(), "invalid_input", msg));
+                        return;
+                    }
+                    (Some(s), None) => Topic::Station(s),
+                    (None, Some(t)) => Topic::Table(t),
+                    (None, None) => Topic::Branch,
+                };
+                self.subscribe(id, branch, topic, ctx);
+            }
+            ClientFrame::Start(t) => self.ticket(t, TicketAction::Start, ctx),
+            ClientFrame::Bump(t) => self.ticket(t, TicketAction::Bump, ctx),
+            ClientFrame::Recall(t) => self.ticket(t, TicketAction::Recall, ctx),
+        }
+    }
+
+    fn subscribe(
+        &mut self,
+        id: Option<String>,
+        branch: BranchId,
+        topic: Topic,
+        ctx: &mut Context<Self>,
+    ) {
+        let engine = self.engine.clone();
+        let subscriber = Subscriber::new(self.id, self.queue.clone(), self.overflow.clone());
+        let replies = self.replies.clone();
+        let b = branch.clone();
+        let ask = async move {
+            engine
+                .ask(
+                    &b,
+                    Subscribe {
+                        topic: topic.clone(),
+                        subscriber,
+                    },
+                )
+                .await?
+                .map(|_| topic)
+        };
+        ctx.spawn(
+            ask.into_actor(self).map(
+                move |result: Result<Topic, CommandError>, act, _| match result {
+                    Ok(topic) => {
+                        act.branches.insert(branch);
+                        let _ = replies.send(
+                            ServerFrame::Subscribed {
+                                id: id.as_deref(),
+                                topic: &topic,
+                            }
+                            .to_text(),
+                        );
+                    }
+                    Err(e) => {
+                        let _ = replies.send(error_frame(id.as_deref(), e.code(), &e.to_string()));
+                    }
+                },
+            ),
+        );
+    }
+
+    fn ticket(&mut self, frame: TicketFrame, action: TicketAction, ctx: &mut Context<Self>) {
+        if frame.id.is_empty() || frame.id.len() > 64 {
+            self.reply(error_frame(
+                None,
+                "invalid_input",
+                "id must be 1 to 64 characters",
+            ));
+            return;
+        }
+        let engine = self.engine.clone();
+        let replies = self.replies.clone();
+        let command = StationCommand {
+            station: frame.station,
+            ticket: frame.ticket,
+            action,
+        };
+        let branch = frame.branch;
+        let id = frame.id;
+        ctx.spawn(
+            async move {
+                let text = match engine.ask(&branch, command).await.and_then(|r| r) {
+                    Ok(ticket) => ServerFrame::Ack {
+                        id: &id,
+                        ticket: &ticket,
+                    }
+                    .to_text(),
+                    Err(e) => error_frame(Some(&id), e.code(), &e.to_string()),
+                };
+                let _ = replies.send(text);
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Actor for WsSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.ping_every, |act, ctx| {
+            if act.last_seen.elapsed() > act.ping_every * 3 {
+                act.close(ctx, CloseCode::Away, "idle: no pong received");
+                return;
+            }
+            let mut socket = act.socket.clone();
+            actix_web::rt::spawn(async move {
+                let _ = socket.ping(b"").await;
+            });
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        for branch in self.branches.drain() {
+            let engine = self.engine.clone();
+            let id = self.id;
+            actix::spawn(async move {
+                let _ = engine.ask(&branch, UnsubscribeAll(id)).await;
+            });
+        }
+    }
+}
+
+impl StreamHandler<Result<WsMessage, ProtocolError>> for WsSession {
+    fn handle(&mut self, msg: Result<WsMessage, ProtocolError>, ctx: &mut Context<Self>) {
+        self.last_seen = Instant::now();
+        match msg {
+            Ok(WsMessage::Text(text)) => self.on_text(&text, ctx),
+            Ok(WsMessage::Ping(bytes)) => {
+                let mut socket = self.socket.clone();
+                actix_web::rt::spawn(async move {
+                    let _ = socket.pong(&bytes).await;
+                });
+            }
+            Ok(WsMessage::Pong(_)) => {}
+            Ok(WsMessage::Binary(_)) => {
+                self.reply(error_frame(
+                    None,
+                    "unsupported_frame",
+                    "send JSON text frames",
+                ));
+            }
+            Ok(WsMessage::Close(_)) => ctx.stop(),
+            Err(ProtocolError::Overflow) => {
+                self.close(ctx, CloseCode::Size, "frame_too_large");
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "websocket protocol error");
+                self.close(ctx, CloseCode::Protocol, "protocol_error");
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
