@@ -181,6 +181,13 @@ impl Ws {
             .unwrap();
     }
 
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream
+            .send(Message::text(text.to_owned()))
+            .await
+            .unwrap();
+    }
+
     /// The next JSON frame, or None when the socket closed. Panics after `WAIT`.
     pub async fn next(&mut self) -> Option<Value> {
         self.next_within(WAIT)
