@@ -16,6 +16,7 @@ use crate::settings::Settings;
 use crate::{routes, ws};
 
 const DEMO_BRANCH: &str = include_str!("../config/demo-branch.json");
+const BOARD: &str = include_str!("../static/board.html");
 
 /// The demo branch's id.
 pub const DEMO_ID: &str = "demo";
@@ -74,6 +75,7 @@ impl Application {
                         )
                         .into()
                     }))
+                    .route("/", web::get().to(board))
                     .route(
                         "/healthz",
                         web::get().to(|| async { HttpResponse::Ok().body("ok") }),
@@ -105,6 +107,13 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The kitchen board: every station of a branch, live, in one page.
+async fn board() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(BOARD)
 }
 
 /// Configures the demo branch unless it already exists.
