@@ -487,10 +487,9 @@ impl Handler<ChangeOrder> for BranchActor {
     type Result = ResponseFuture<Result<Order, CommandError>>;
 
     fn handle(&mut self, msg: ChangeOrder, _: &mut Context<Self>) -> Self::Result {
-        let target = self.configured().and_then(|branch| {
-            let table = self.order_tables.get(&msg.order).cloned();
-            Ok((branch, table))
-        });
+        let target = self
+            .configured()
+            .map(|branch| (branch, self.order_tables.get(&msg.order).cloned()));
         match target {
             Err(e) => Box::pin(async move { Err(e) }),
             Ok((_, None)) => {

@@ -491,17 +491,16 @@ impl Order {
                 "an order holds at most {MAX_LINES_PER_ORDER} lines"
             )));
         }
-        let mut next = self.lines.keys().next_back().copied().unwrap_or(0);
+        let first = self.lines.keys().next_back().copied().unwrap_or(0) + 1;
         let mut added = Vec::with_capacity(lines.len());
-        for new in lines {
+        for (id, new) in (first..).zip(lines) {
             new.validate()?;
             let routed = branch.item(&new.item)?;
             if branch.is_86(&new.item) {
                 return Err(CommandError::EightySixed(new.item.clone()));
             }
-            next += 1;
             added.push(Line {
-                id: next,
+                id,
                 item: new.item.clone(),
                 name: routed.item.name.clone(),
                 quantity: new.quantity,

@@ -1,2 +1,529 @@
-#[test]
-fn stub() {}
+//! Property tests of the pure order domain.
+//!
+//! Random command sequences are decided and applied against one order of a fixed branch, the
+//! way the table actor does it, with every accepted change also written to an in-memory
+//! "journal" of serialized events. After every step the order must satisfy the kitchen's
+//! invariants; at the end, replaying the journal must rebuild exactly the live order.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use proptest::prelude::*;
+use proptest::sample::Index;
+use proptest::test_runner::TestCaseError;
+use rail_actors::event::{Event, OrderEvent};
+use rail_actors::ids::{ItemId, LineId, OrderId, TableId, TicketId};
+use rail_actors::journal::NewEvent;
+use rail_actors::menu::{Branch, BranchConfig, StationKind};
+use rail_actors::order::{
+    LineStatus, NewLine, Order, OrderChange, OrderCommand, Ticket, TicketStatus, MAX_QUANTITY,
+};
+use serde_json::json;
+
+/// Items the generator orders from; the last one is not on the menu.
+const ITEMS: [&str; 7] = [
+    "burger", "steak", "fries", "salad", "soda", "shake", "unicorn",
+];
+
+fn branch() -> Branch {
+    let config: BranchConfig = serde_json::from_value(json!({
+        "name": "Property Kitchen",
+        "stations": [
+            {"id": "grill", "name": "Grill"},
+            {"id": "fryer", "name": "Fryer"},
+            {"id": "cold", "name": "Cold"},
+            {"id": "bar", "name": "Bar"},
+            {"id": "expo", "name": "Expo", "kind": "expo"}
+        ],
+        "categories": [
+            {"id": "mains", "name": "Mains", "stations": ["grill"]},
+            {"id": "sides", "name": "Sides", "stations": ["fryer"]},
+            {"id": "starters", "name": "Starters", "stations": ["cold"]},
+            {"id": "drinks", "name": "Drinks", "stations": ["bar"]},
+            {"id": "desserts", "name": "Desserts", "stations": ["cold"]}
+        ],
+        "items": [
+            {"id": "burger", "name": "Burger", "category": "mains", "stations": ["grill", "fryer"]},
+            {"id": "steak", "name": "Steak", "category": "mains"},
+            {"id": "fries", "name": "Fries", "category": "sides"},
+            {"id": "salad", "name": "Salad", "category": "starters"},
+            {"id": "soda", "name": "Soda", "category": "drinks"},
+            {"id": "shake", "name": "Shake", "category": "desserts", "stations": ["bar"]}
+        ],
+        "tables": [{"id": "t1", "name": "Table 1"}]
+    }))
+    .expect("the fixture is a branch config");
+    Branch::new(config).expect("the fixture validates")
+}
+
+fn item(index: usize) -> ItemId {
+    ItemId::parse(ITEMS[index]).expect("fixture item ids are slugs")
+}
+
+#[derive(Debug, Clone)]
+enum TicketPick {
+    /// One of the order's tickets, whatever they are when the step runs.
+    Existing(Index),
+    /// A ticket the order never had.
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TicketAction {
+    Start,
+    Bump,
+    Recall,
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// (index into `ITEMS`, quantity, course) per line.
+    Add(Vec<(usize, u16, u8)>),
+    Void(LineId),
+    Fire(Option<u8>),
+    Ticket(TicketAction, TicketPick),
+    Serve(Option<Vec<LineId>>),
+    Close,
+    /// Not an order command: 86 the item, or restore it.
+    Toggle86(usize),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let pick = || {
+        prop_oneof![
+            9 => any::<Index>().prop_map(TicketPick::Existing),
+            1 => Just(TicketPick::Unknown),
+        ]
+    };
+    let quantity = prop_oneof![3 => 1u16..=MAX_QUANTITY, 1 => 0u16..=120];
+    let line = (0..ITEMS.len(), quantity, 1u8..=3);
+    let line_id = 1 as LineId..=8;
+    prop_oneof![
+        4 => prop::collection::vec(line, 1..=3).prop_map(Step::Add),
+        1 => line_id.clone().prop_map(Step::Void),
+        3 => prop::option::of(1u8..=3).prop_map(Step::Fire),
+        2 => pick().prop_map(|p| Step::Ticket(TicketAction::Start, p)),
+        5 => pick().prop_map(|p| Step::Ticket(TicketAction::Bump, p)),
+        1 => pick().prop_map(|p| Step::Ticket(TicketAction::Recall, p)),
+        2 => prop::option::of(prop::collection::vec(line_id, 0..=3)).prop_map(Step::Serve),
+        1 => Just(Step::Close),
+        1 => (0..ITEMS.len()).prop_map(Step::Toggle86),
+    ]
+}
+
+/// The command a step stands for, given the order as it is now.
+fn command(step: &Step, order: &Order) -> Option<OrderCommand> {
+    let ticket = |pick: &TicketPick| match pick {
+        TicketPick::Existing(i) if !order.tickets.is_empty() => {
+            order.tickets[i.index(order.tickets.len())].id
+        }
+        _ => TicketId::new(),
+    };
+    Some(match step {
+        Step::Add(lines) => OrderCommand::AddLines(
+            lines
+                .iter()
+                .map(|&(i, quantity, course)| NewLine {
+                    item: item(i),
+                    quantity,
+                    modifiers: Vec::new(),
+                    note: None,
+                    seat: None,
+                    course,
+                })
+                .collect(),
+        ),
+        Step::Void(line) => OrderCommand::VoidLine {
+            line: *line,
+            reason: None,
+        },
+        Step::Fire(course) => OrderCommand::Fire { course: *course },
+        Step::Ticket(TicketAction::Start, p) => OrderCommand::StartTicket { ticket: ticket(p) },
+        Step::Ticket(TicketAction::Bump, p) => OrderCommand::BumpTicket { ticket: ticket(p) },
+        Step::Ticket(TicketAction::Recall, p) => OrderCommand::RecallTicket { ticket: ticket(p) },
+        Step::Serve(lines) => OrderCommand::Serve {
+            lines: lines.clone(),
+        },
+        Step::Close => OrderCommand::Close,
+        Step::Toggle86(_) => return None,
+    })
+}
+
+/// What the test remembers across steps.
+#[derive(Default)]
+struct History {
+    /// Fires whose expo ticket was bumped at least once.
+    expo_bumped: BTreeSet<u32>,
+    /// The highest line id ever handed out.
+    last_line: LineId,
+}
+
+fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(at.timestamp_micros()).expect("in range")
+}
+
+fn fail(message: impl std::fmt::Display) -> TestCaseError {
+    TestCaseError::fail(message.to_string())
+}
+
+fn done(t: &Ticket) -> bool {
+    matches!(t.status, TicketStatus::Bumped | TicketStatus::Voided)
+}
+
+/// Whether the oracle expects a command to be accepted, where it can say so simply.
+fn expected_outcome(command: &OrderCommand, order: &Order, branch: &Branch) -> Option<bool> {
+    if order.is_closed() {
+        return Some(false);
+    }
+    match command {
+        OrderCommand::AddLines(lines) => Some(lines.iter().all(|l| {
+            (1..=MAX_QUANTITY).contains(&l.quantity)
+                && branch.item(&l.item).is_ok()
+                && !branch.is_86(&l.item)
+        })),
+        OrderCommand::Fire { course } => {
+            let held: Vec<_> = order
+                .lines
+                .values()
+                .filter(|l| l.status == LineStatus::Held && course.is_none_or(|c| c == l.course))
+                .collect();
+            Some(!held.is_empty() && held.iter().all(|l| !branch.is_86(&l.item)))
+        }
+        OrderCommand::Close => Some(
+            order
+                .lines
+                .values()
+                .all(|l| matches!(l.status, LineStatus::Served | LineStatus::Voided)),
+        ),
+        OrderCommand::Serve { lines: None } => {
+            Some(order.lines.values().any(|l| l.status == LineStatus::Ready))
+        }
+        _ => None,
+    }
+}
+
+/// Checks a change `decide` returned against the order it is about to be applied to.
+fn check_change(
+    order: &Order,
+    change: &OrderChange,
+    history: &mut History,
+) -> Result<(), TestCaseError> {
+    match change {
+        OrderChange::LinesAdded { lines } => {
+            prop_assert!(!lines.is_empty());
+            for line in lines {
+                prop_assert_eq!(line.id, history.last_line + 1, "line ids are dense");
+                prop_assert!(!order.lines.contains_key(&line.id), "line id reused");
+                prop_assert_eq!(line.status, LineStatus::Held);
+                history.last_line = line.id;
+            }
+        }
+        OrderChange::OrderReady { fire_no, lines } => {
+            for id in lines {
+                let line = order
+                    .lines
+                    .get(id)
+                    .ok_or_else(|| fail(format!("order_ready names unknown line {id}")))?;
+                prop_assert_ne!(
+                    line.status,
+                    LineStatus::Voided,
+                    "ready lists voided line {}",
+                    id
+                );
+                prop_assert_eq!(line.fire_no, Some(*fire_no));
+            }
+        }
+        OrderChange::LinesServed { lines } => {
+            prop_assert!(!lines.is_empty());
+            for id in lines {
+                prop_assert_eq!(order.lines[id].status, LineStatus::Ready);
+            }
+        }
+        OrderChange::TicketBumped { ticket_id, .. } => {
+            let t = order
+                .ticket(ticket_id)
+                .ok_or_else(|| fail("bumped an unknown ticket"))?;
+            if t.kind == StationKind::Expo {
+                history.expo_bumped.insert(t.fire_no);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The kitchen's invariants, which hold after every step.
+fn check_invariants(
+    order: &Order,
+    branch: &Branch,
+    history: &History,
+) -> Result<(), TestCaseError> {
+    for (id, line) in &order.lines {
+        prop_assert_eq!(*id, line.id);
+        prop_assert!(*id <= history.last_line);
+        prop_assert!((1..=MAX_QUANTITY).contains(&line.quantity));
+        match line.status {
+            LineStatus::Held => prop_assert_eq!(line.fire_no, None),
+            LineStatus::Voided => {}
+            _ => prop_assert!(
+                line.fire_no.is_some_and(|f| (1..=order.fires).contains(&f)),
+                "line {} is {:?} with fire {:?}",
+                id,
+                line.status,
+                line.fire_no
+            ),
+        }
+        if matches!(line.status, LineStatus::Ready | LineStatus::Served) {
+            let fire = line.fire_no.unwrap_or_default();
+            prop_assert!(
+                history.expo_bumped.contains(&fire),
+                "line {} is {:?} but expo never sent fire {}",
+                id,
+                line.status,
+                fire
+            );
+        }
+    }
+
+    let ids: BTreeSet<TicketId> = order.tickets.iter().map(|t| t.id).collect();
+    prop_assert_eq!(ids.len(), order.tickets.len(), "ticket ids are unique");
+
+    let mut by_fire: BTreeMap<u32, Vec<&Ticket>> = BTreeMap::new();
+    for t in &order.tickets {
+        by_fire.entry(t.fire_no).or_default().push(t);
+    }
+    let fires: Vec<u32> = by_fire.keys().copied().collect();
+    prop_assert_eq!(
+        fires,
+        (1..=order.fires).collect::<Vec<_>>(),
+        "fires are dense"
+    );
+
+    for t in &order.tickets {
+        prop_assert!(!t.lines.is_empty(), "ticket {} has no lines", t.id);
+        prop_assert_eq!(t.order_id, order.id);
+        prop_assert_eq!(&t.table, &order.table);
+        prop_assert_eq!(t.ticket_no, order.ticket_no);
+        let station = branch
+            .station(&t.station)
+            .map_err(|e| fail(format!("ticket at {}: {e}", t.station)))?;
+        prop_assert_eq!(station.kind, t.kind);
+        prop_assert_eq!(
+            t.status == TicketStatus::Bumped,
+            t.bumped_at.is_some(),
+            "bumped_at of a {:?} ticket",
+            t.status
+        );
+        if t.kind == StationKind::Expo {
+            prop_assert_ne!(
+                t.status,
+                TicketStatus::Started,
+                "expo tickets are never started"
+            );
+        }
+        for tl in &t.lines {
+            let line = order
+                .lines
+                .get(&tl.line_id)
+                .ok_or_else(|| fail(format!("ticket line {} is not an order line", tl.line_id)))?;
+            prop_assert_eq!(&tl.item, &line.item);
+            prop_assert_eq!(line.fire_no, Some(t.fire_no));
+            prop_assert_eq!(
+                tl.voided,
+                line.status == LineStatus::Voided,
+                "line {} is {:?} but its line on a {} ticket says voided={}",
+                line.id,
+                line.status,
+                t.station,
+                tl.voided
+            );
+            if t.kind == StationKind::Cooking {
+                let routed = branch
+                    .item(&tl.item)
+                    .map_err(|e| fail(format!("fired line {}: {e}", tl.line_id)))?;
+                prop_assert!(
+                    routed.stations.contains(&t.station),
+                    "{} went to {}, which it is not routed to",
+                    tl.item,
+                    t.station
+                );
+            }
+        }
+        if t.status == TicketStatus::Voided {
+            prop_assert!(
+                t.lines.iter().all(|l| l.voided),
+                "voided ticket with live lines"
+            );
+        }
+    }
+
+    for (fire, tickets) in &by_fire {
+        let expos: Vec<&&Ticket> = tickets
+            .iter()
+            .filter(|t| t.kind == StationKind::Expo)
+            .collect();
+        prop_assert_eq!(
+            expos.len(),
+            1,
+            "fire {} has {} expo tickets",
+            fire,
+            expos.len()
+        );
+        let expo = expos[0];
+        prop_assert_eq!(&expo.station, branch.expo());
+        let cooking: Vec<&&Ticket> = tickets
+            .iter()
+            .filter(|t| t.kind == StationKind::Cooking)
+            .collect();
+        let cooking_done = cooking.iter().all(|t| done(t));
+        if expo.status == TicketStatus::Bumped {
+            prop_assert!(cooking_done, "expo sent fire {} with parts cooking", fire);
+        }
+        if expo.is_live() {
+            prop_assert_eq!(
+                expo.parts_ready,
+                cooking_done,
+                "expo of fire {} says parts_ready={}",
+                fire,
+                expo.parts_ready
+            );
+        }
+        let stations: BTreeSet<_> = cooking.iter().map(|t| &t.station).collect();
+        prop_assert_eq!(stations.len(), cooking.len(), "one ticket a station a fire");
+
+        // Every line of the fire is on the expo ticket and on a ticket of each of its stations.
+        let fired: BTreeSet<LineId> = order
+            .lines
+            .values()
+            .filter(|l| l.fire_no == Some(*fire))
+            .map(|l| l.id)
+            .collect();
+        let on_expo: BTreeSet<LineId> = expo.lines.iter().map(|l| l.line_id).collect();
+        prop_assert_eq!(&on_expo, &fired);
+        for id in &fired {
+            let line = &order.lines[id];
+            let routed = branch
+                .item(&line.item)
+                .map_err(|e| fail(format!("fired line {id}: {e}")))?;
+            for station in &routed.stations {
+                let there = cooking
+                    .iter()
+                    .any(|t| &t.station == station && t.lines.iter().any(|l| l.line_id == *id));
+                prop_assert!(there, "line {} never reached {}", id, station);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rebuilds an order from its serialized events, as recovery does.
+fn replay(journal: &[NewEvent]) -> Result<Order, TestCaseError> {
+    let mut replayed: Option<Order> = None;
+    for stored in journal {
+        let event: Event = serde_json::from_value(stored.body.clone())
+            .map_err(|e| fail(format!("{} does not decode: {e}", stored.body)))?;
+        prop_assert_eq!(event.kind(), stored.kind.as_str());
+        let Event::Order(e) = event else {
+            return Err(fail(format!("{} decoded as a branch event", stored.body)));
+        };
+        replayed
+            .get_or_insert_with(|| Order::opened(e.order_id, e.table.clone(), &e.change, stored.at))
+            .apply(&e.change, stored.at);
+    }
+    replayed.ok_or_else(|| fail("empty journal"))
+}
+
+fn record(
+    journal: &mut Vec<NewEvent>,
+    order: &Order,
+    change: &OrderChange,
+    at: DateTime<Utc>,
+) -> Result<(), TestCaseError> {
+    let event = Event::Order(OrderEvent {
+        order_id: order.id,
+        table: order.table.clone(),
+        change: change.clone(),
+    });
+    let new = event.to_new(at);
+    let decoded: Event = serde_json::from_value(new.body.clone())
+        .map_err(|e| fail(format!("{} does not decode: {e}", new.body)))?;
+    prop_assert_eq!(&decoded, &event, "event survives serialization");
+    journal.push(new);
+    Ok(())
+}
+
+fn run(steps: &[Step]) -> Result<(), TestCaseError> {
+    let mut branch = branch();
+    let start = Utc.with_ymd_and_hms(2024, 5, 17, 18, 30, 0).unwrap() + Duration::nanoseconds(987);
+    let clock = |n: usize| start + Duration::nanoseconds(1_234_567_891 * n as i64);
+
+    let opened = OrderChange::OrderOpened {
+        ticket_no: 42,
+        day: NaiveDate::from_ymd_opt(2024, 5, 17).unwrap(),
+        guests: Some(4),
+    };
+    let table = TableId::parse("t1").unwrap();
+    let at = micros(clock(0));
+    let mut order = Order::opened(OrderId::new(), table, &opened, at);
+    order.apply(&opened, at);
+    let mut journal = Vec::new();
+    record(&mut journal, &order, &opened, at)?;
+    let mut history = History::default();
+
+    for (n, step) in steps.iter().enumerate() {
+        // `decide` sees the clock as it is; the journal stores microseconds, and the live
+        // order applies what the journal stored.
+        let now = clock(n + 1);
+        let at = micros(now);
+        if let Step::Toggle86(i) = step {
+            let item = item(*i);
+            let out = !branch.is_86(&item);
+            branch.set_86(&item, out);
+        }
+        if let Some(command) = command(step, &order) {
+            let before = order.clone();
+            let expected = expected_outcome(&command, &order, &branch);
+            let decided = order.decide(&command, &branch, now);
+            if let Some(ok) = expected {
+                prop_assert_eq!(
+                    decided.is_ok(),
+                    ok,
+                    "{:?} gave {:?}",
+                    command,
+                    decided.as_ref().err()
+                );
+            }
+            match decided {
+                Ok(changes) => {
+                    prop_assert!(!changes.is_empty(), "{:?} accepted with no change", command);
+                    for change in &changes {
+                        check_change(&order, change, &mut history)?;
+                        record(&mut journal, &order, change, at)?;
+                        order.apply(change, at);
+                    }
+                }
+                Err(_) => prop_assert_eq!(&order, &before, "a refusal changed the order"),
+            }
+        }
+        check_invariants(&order, &branch, &history)?;
+    }
+
+    let replayed = replay(&journal)?;
+    prop_assert_eq!(
+        replayed,
+        order,
+        "replaying the journal rebuilds the live order"
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn decided_changes_keep_the_kitchen_consistent(
+        steps in prop::collection::vec(step(), 0..=40)
+    ) {
+        run(&steps)?;
+    }
+}
