@@ -1,0 +1,271 @@
+//! For random kitchen sessions run through the real actors and the SQLite journal, a fresh
+//! engine recovered from the journal holds exactly the live engine's open orders and tickets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use rail_actors::branch::{
+    ChangeOrder, GetOrder, OpenOrder, OpenOrders, SetEightySix, StationCommand, StationTickets,
+};
+use rail_actors::ids::{BranchId, ItemId, OrderId, StationId, TableId};
+use rail_actors::journal::SqliteJournal;
+use rail_actors::menu::BranchConfig;
+use rail_actors::order::{NewLine, Order, OrderCommand, Ticket};
+use rail_actors::station::TicketAction;
+use rail_actors::Engine;
+
+const ITEMS: [&str; 4] = ["burger", "steak", "fries", "salad"];
+const TABLES: [&str; 3] = ["t1", "t2", "counter"];
+const STATIONS: [&str; 4] = ["grill", "fryer", "cold", "expo"];
+
+fn config() -> BranchConfig {
+    serde_json::from_value(serde_json::json!({
+        "name": "Replay Kitchen",
+        "stations": [
+            {"id": "grill", "name": "Grill"}, {"id": "fryer", "name": "Fryer"},
+            {"id": "cold", "name": "Cold"}, {"id": "expo", "name": "Expo", "kind": "expo"}
+        ],
+        "categories": [
+            {"id": "mains", "name": "Mains", "stations": ["grill"]},
+            {"id": "sides", "name": "Sides", "stations": ["fryer"]},
+            {"id": "starters", "name": "Starters", "stations": ["cold"]}
+        ],
+        "items": [
+            {"id": "burger", "name": "Burger", "category": "mains", "stations": ["grill", "fryer"]},
+            {"id": "steak", "name": "Steak", "category": "mains"},
+            {"id": "fries", "name": "Fries", "category": "sides"},
+            {"id": "salad", "name": "Salad", "category": "starters"}
+        ],
+        "tables": [
+            {"id": "t1", "name": "Table 1"}, {"id": "t2", "name": "Table 2"},
+            {"id": "counter", "name": "Counter", "kind": "counter"}
+        ]
+    }))
+    .unwrap()
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Open(usize),
+    Add {
+        order: usize,
+        item: usize,
+        quantity: u16,
+        course: u8,
+    },
+    Void {
+        order: usize,
+        line: u32,
+    },
+    Fire {
+        order: usize,
+        course: Option<u8>,
+    },
+    Ticket {
+        order: usize,
+        ticket: usize,
+        action: u8,
+    },
+    Serve(usize),
+    Close(usize),
+    EightySix {
+        item: usize,
+        out: bool,
+    },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        2 => (0..TABLES.len()).prop_map(Step::Open),
+        4 => (0..8usize, 0..ITEMS.len(), prop_oneof![9 => 1u16..4, 1 => Just(0u16)], 1u8..3)
+            .prop_map(|(order, item, quantity, course)| Step::Add { order, item, quantity, course }),
+        1 => (0..8usize, 1u32..6).prop_map(|(order, line)| Step::Void { order, line }),
+        3 => (0..8usize, proptest::option::of(1u8..3)).prop_map(|(order, course)| Step::Fire { order, course }),
+        6 => (0..8usize, 0..8usize, 0u8..3)
+            .prop_map(|(order, ticket, action)| Step::Ticket { order, ticket, action }),
+        1 => (0..8usize).prop_map(Step::Serve),
+        1 => (0..8usize).prop_map(Step::Close),
+        1 => (0..ITEMS.len(), any::<bool>()).prop_map(|(item, out)| Step::EightySix { item, out }),
+    ]
+}
+
+/// What screens could see: open orders and each station's live tickets.
+#[derive(Debug, PartialEq)]
+struct Live {
+    orders: Vec<Order>,
+    stations: Vec<Vec<Ticket>>,
+}
+
+fn branch() -> BranchId {
+    BranchId::parse("replay").unwrap()
+}
+
+async fn live(engine: &Engine) -> Live {
+    let b = branch();
+    let orders = engine.ask(&b, OpenOrders).await.unwrap().unwrap();
+    let mut stations = Vec::new();
+    for s in STATIONS {
+        let station = StationId::parse(s).unwrap();
+        // Stations are fed after commit; wait until the projection has caught up with the orders.
+        let expected: Vec<Ticket> = {
+            let mut t: Vec<Ticket> = orders
+                .iter()
+                .flat_map(|o| o.tickets.iter())
+                .filter(|t| t.station == station && t.is_live())
+                .cloned()
+                .collect();
+            t.sort_by_key(|t| (t.fired_at, t.ticket_no));
+            t
+        };
+        let mut tickets = Vec::new();
+        for _ in 0..200 {
+            tickets = engine
+                .ask(&b, StationTickets(station.clone()))
+                .await
+                .unwrap()
+                .unwrap();
+            if tickets == expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            tickets, expected,
+            "station {s} projection differs from its orders"
+        );
+        stations.push(tickets);
+    }
+    Live { orders, stations }
+}
+
+async fn run(engine: &Engine, script: &[Step]) {
+    let b = branch();
+    let mut orders: Vec<OrderId> = Vec::new();
+    let pick =
+        |orders: &[OrderId], i: usize| (!orders.is_empty()).then(|| orders[i % orders.len()]);
+    for step in script {
+        let change = |order: OrderId, command: OrderCommand| ChangeOrder { order, command };
+        match step.clone() {
+            Step::Open(t) => {
+                let table = TableId::parse(TABLES[t]).unwrap();
+                if let Ok(Ok(o)) = engine
+                    .ask(
+                        &b,
+                        OpenOrder {
+                            table,
+                            guests: None,
+                        },
+                    )
+                    .await
+                {
+                    orders.push(o.id);
+                }
+            }
+            Step::Add {
+                order,
+                item,
+                quantity,
+                course,
+            } => {
+                let Some(id) = pick(&orders, order) else {
+                    continue;
+                };
+                let line = NewLine {
+                    item: ItemId::parse(ITEMS[item]).unwrap(),
+                    quantity,
+                    modifiers: vec!["no onion".into()],
+                    note: None,
+                    seat: Some(1),
+                    course,
+                };
+                let _ = engine
+                    .ask(&b, change(id, OrderCommand::AddLines(vec![line])))
+                    .await;
+            }
+            Step::Void { order, line } => {
+                let Some(id) = pick(&orders, order) else {
+                    continue;
+                };
+                let cmd = OrderCommand::VoidLine { line, reason: None };
+                let _ = engine.ask(&b, change(id, cmd)).await;
+            }
+            Step::Fire { order, course } => {
+                let Some(id) = pick(&orders, order) else {
+                    continue;
+                };
+                let _ = engine
+                    .ask(&b, change(id, OrderCommand::Fire { course }))
+                    .await;
+            }
+            Step::Ticket {
+                order,
+                ticket,
+                action,
+            } => {
+                let Some(id) = pick(&orders, order) else {
+                    continue;
+                };
+                let Ok(Ok(o)) = engine.ask(&b, GetOrder(id)).await else {
+                    continue;
+                };
+                if o.tickets.is_empty() {
+                    continue;
+                }
+                let t = &o.tickets[ticket % o.tickets.len()];
+                let action = [
+                    TicketAction::Start,
+                    TicketAction::Bump,
+                    TicketAction::Recall,
+                ][action as usize];
+                let cmd = StationCommand {
+                    station: t.station.clone(),
+                    ticket: t.id,
+                    action,
+                };
+                let _ = engine.ask(&b, cmd).await;
+            }
+            Step::Serve(order) => {
+                let Some(id) = pick(&orders, order) else {
+                    continue;
+                };
+                let _ = engine
+                    .ask(&b, change(id, OrderCommand::Serve { lines: None }))
+                    .await;
+            }
+            Step::Close(order) => {
+                let Some(id) = pick(&orders, order) else {
+                    continue;
+                };
+                let _ = engine.ask(&b, change(id, OrderCommand::Close)).await;
+            }
+            Step::EightySix { item, out } => {
+                let item = ItemId::parse(ITEMS[item]).unwrap();
+                let _ = engine.ask(&b, SetEightySix { item, out }).await;
+            }
+        }
+    }
+}
+
+async fn start(path: &std::path::Path) -> Engine {
+    let (journal, feed) = SqliteJournal::open(path).unwrap();
+    Engine::start(Arc::new(journal), feed).await.unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn recovered_engine_matches_the_live_one(script in prop::collection::vec(step(), 1..60)) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let before = actix::System::new().block_on(async {
+            let engine = start(&path).await;
+            engine.configure(branch(), config()).await.unwrap();
+            run(&engine, &script).await;
+            live(&engine).await
+        });
+        let after = actix::System::new().block_on(async { live(&start(&path).await).await });
+        prop_assert_eq!(before, after);
+    }
+}
