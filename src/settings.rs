@@ -27,6 +27,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub ws_queue: usize,
     pub ws_ping_seconds: u64,
+    pub shutdown_drain_seconds: u64,
+    pub shutdown_seconds: u64,
 }
 
 impl Settings {

@@ -1,14 +1,22 @@
 //! Builds the application: journal, engine, HTTP server. Tests build the same thing on port 0.
+//!
+//! Stopping: on SIGTERM (or SIGINT) the replica reports not ready at once, keeps serving for
+//! the drain period while load balancers take it out, then closes websockets with a reconnect
+//! hint, lets in-flight requests (and so their journal appends) finish, and exits within
+//! `shutdown_seconds`.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use rail_actors::ids::BranchId;
 use rail_actors::journal::{Journal, SqliteJournal};
 use rail_actors::menu::BranchConfig;
-use rail_actors::Engine;
+use rail_actors::{metrics, Engine};
+use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
 use crate::error::{json_error, ApiError};
@@ -21,11 +29,44 @@ const BOARD: &str = include_str!("../static/board.html");
 /// The demo branch's id.
 pub const DEMO_ID: &str = "demo";
 
+/// Whether this replica takes traffic, and the signal that tells sockets to go.
+#[derive(Clone)]
+pub struct Lifecycle {
+    ready: Arc<AtomicBool>,
+    stopping: watch::Sender<bool>,
+}
+
+impl Lifecycle {
+    fn new() -> Self {
+        Self {
+            ready: Arc::new(AtomicBool::new(false)),
+            stopping: watch::Sender::new(false),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+        metrics::set_ready(ready);
+    }
+
+    /// Resolves when the server starts closing its sockets.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+}
+
 /// A running server and what it serves.
 pub struct Application {
     port: u16,
     server: Server,
+    handle: ServerHandle,
     engine: Engine,
+    lifecycle: Lifecycle,
+    drain: Duration,
 }
 
 impl Application {
@@ -38,6 +79,8 @@ impl Application {
                 settings.journal_path.display()
             );
         }
+        let lifecycle = Lifecycle::new();
+        metrics::set_ready(false);
         let (journal, feed) = SqliteJournal::open(&settings.journal_path)?;
         let journal: Arc<dyn Journal> = Arc::new(journal);
         let engine = Engine::start(journal, feed)
@@ -50,14 +93,31 @@ impl Application {
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
         let port = listener.local_addr()?.port();
         let max_body = settings.max_body_bytes;
+        let drain = Duration::from_secs(settings.shutdown_drain_seconds);
+        let limit = Duration::from_secs(settings.shutdown_seconds.max(1));
+        metrics::set_shutdown_limit(limit);
         let engine_data = web::Data::new(engine.clone());
         let settings_data = web::Data::new(settings);
+        let lifecycle_data = web::Data::new(lifecycle.clone());
         let server =
             HttpServer::new(move || {
                 App::new()
+                    .wrap_fn(|req, srv| {
+                        let started = Instant::now();
+                        let method = req.method().to_string();
+                        let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+                        let res = srv.call(req);
+                        async move {
+                            let res = res.await?;
+                            let status = res.status().as_u16();
+                            metrics::http_request(&method, &route, status, started.elapsed());
+                            Ok(res)
+                        }
+                    })
                     .wrap(TracingLogger::default())
                     .app_data(engine_data.clone())
                     .app_data(settings_data.clone())
+                    .app_data(lifecycle_data.clone())
                     .app_data(
                         web::JsonConfig::default()
                             .limit(max_body)
@@ -80,19 +140,28 @@ impl Application {
                         "/healthz",
                         web::get().to(|| async { HttpResponse::Ok().body("ok") }),
                     )
+                    .route("/readyz", web::get().to(readyz))
+                    .route("/metrics", web::get().to(metrics_text))
                     .route("/ws", web::get().to(ws::endpoint))
                     .configure(routes::configure)
                     .default_service(web::to(|| async {
                         Err::<HttpResponse, _>(ApiError::not_found("not_found", "no such endpoint"))
                     }))
             })
+            .disable_signals()
+            .shutdown_timeout(limit.saturating_sub(drain).as_secs().max(1))
             .listen(listener)?
             .run();
+        let handle = server.handle();
+        lifecycle.set_ready(true);
         tracing::info!(port, "listening");
         Ok(Self {
             port,
             server,
+            handle,
             engine,
+            lifecycle,
+            drain,
         })
     }
 
@@ -104,9 +173,50 @@ impl Application {
         &self.engine
     }
 
+    /// Serves until SIGTERM or SIGINT, then stops as the module says.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Self {
+            server,
+            handle,
+            lifecycle,
+            drain,
+            ..
+        } = self;
+        actix_web::rt::spawn(async move {
+            wait_for_signal().await;
+            stop(handle, lifecycle, drain).await;
+        });
+        let started = Instant::now();
+        let result = server.await;
+        tracing::info!(took_ms = started.elapsed().as_millis() as u64, "stopped");
+        result
     }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The stop sequence: not ready, drain, close sockets, finish in-flight requests.
+async fn stop(handle: ServerHandle, lifecycle: Lifecycle, drain: Duration) {
+    tracing::info!(
+        drain_ms = drain.as_millis() as u64,
+        "stopping: no longer ready"
+    );
+    lifecycle.set_ready(false);
+    tokio::time::sleep(drain).await;
+    let _ = lifecycle.stopping.send(true);
+    handle.stop(true).await;
 }
 
 /// The kitchen board: every station of a branch, live, in one page.
@@ -114,6 +224,24 @@ async fn board() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(BOARD)
+}
+
+/// Ready when recovery is done, the replica is not stopping, and the journal answers.
+async fn readyz(lifecycle: web::Data<Lifecycle>, engine: web::Data<Engine>) -> HttpResponse {
+    if !lifecycle.is_ready() {
+        return HttpResponse::ServiceUnavailable().body("stopping");
+    }
+    let ping = tokio::time::timeout(Duration::from_secs(2), engine.journal().ping()).await;
+    match ping {
+        Ok(Ok(())) => HttpResponse::Ok().body("ready"),
+        _ => HttpResponse::ServiceUnavailable().body("journal unavailable"),
+    }
+}
+
+async fn metrics_text() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(metrics::render())
 }
 
 /// Configures the demo branch unless it already exists.

@@ -17,11 +17,15 @@ use rail_actors::ids::{BranchId, StationId, TableId, TicketId};
 use rail_actors::order::Ticket;
 use rail_actors::station::TicketAction;
 use rail_actors::subscriber::{Push, Subscriber, Topic};
-use rail_actors::{CommandError, Engine};
+use rail_actors::{metrics, CommandError, Engine};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::settings::Settings;
+use crate::startup::Lifecycle;
+
+/// Devices do not authenticate yet: every connection counts as anonymous.
+const ROLE: &str = "anonymous";
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
@@ -117,6 +121,7 @@ pub async fn endpoint(
     body: web::Payload,
     engine: web::Data<Engine>,
     settings: web::Data<Settings>,
+    lifecycle: web::Data<Lifecycle>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let stream = stream
@@ -126,12 +131,15 @@ pub async fn endpoint(
     let (queue, pushes) = mpsc::channel(settings.ws_queue.max(1));
     let (replies, reply_rx) = mpsc::unbounded_channel();
     let overflow = Arc::new(Notify::new());
-    actix_web::rt::spawn(write_loop(
+    let stopping = lifecycle.stopping();
+    let writer = write_loop(
         session.clone(),
         pushes,
         reply_rx,
         overflow.clone(),
-    ));
+        stopping,
+    );
+    actix_web::rt::spawn(writer);
     let ping_every = Duration::from_secs(settings.ws_ping_seconds.max(1));
     WsSession::create(move |ctx| {
         ctx.add_stream(stream);
@@ -156,11 +164,21 @@ async fn write_loop(
     mut pushes: mpsc::Receiver<Push>,
     mut replies: mpsc::UnboundedReceiver<String>,
     overflow: Arc<Notify>,
+    mut stopping: watch::Receiver<bool>,
 ) {
     loop {
         let text = tokio::select! {
             biased;
+            _ = stopping.wait_for(|s| *s) => {
+                let reason = CloseReason {
+                    code: CloseCode::Restart,
+                    description: Some("server restarting: reconnect and resubscribe".into()),
+                };
+                let _ = socket.close(Some(reason)).await;
+                return;
+            }
             _ = overflow.notified() => {
+                metrics::slow_consumer_closed();
                 let reason = CloseReason {
                     code: CloseCode::Policy,
                     description: Some("slow_consumer: reconnect and resubscribe".into()),
@@ -169,12 +187,21 @@ async fn write_loop(
                 return;
             }
             Some(reply) = replies.recv() => reply,
-            Some(push) = pushes.recv() => push_frame(&push),
+            Some(push) = pushes.recv() => {
+                if let Push::Event { topic: Topic::Station(station), envelope } = &push {
+                    if envelope.event.kind() == "course_fired" {
+                        let age = chrono::Utc::now() - envelope.at;
+                        metrics::fire_reached_screen(station.as_str(), age.to_std().unwrap_or_default());
+                    }
+                }
+                push_frame(&push)
+            }
             else => return,
         };
         if socket.text(text).await.is_err() {
             return;
         }
+        metrics::ws_frame_sent();
     }
 }
 
@@ -331,6 +358,7 @@ impl Actor for WsSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        metrics::ws_connected(ROLE);
         ctx.run_interval(self.ping_every, |act, ctx| {
             if act.last_seen.elapsed() > act.ping_every * 3 {
                 act.close(ctx, CloseCode::Away, "idle: no pong received");
@@ -344,6 +372,7 @@ impl Actor for WsSession {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        metrics::ws_disconnected(ROLE);
         for branch in self.branches.drain() {
             let engine = self.engine.clone();
             let id = self.id;

@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::error::{invalid, CommandError};
 use crate::event::{branch_stream, order_stream, BranchEvent, Envelope, Event};
 use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId};
-use crate::journal::{AppendRequest, Journal, JournalError};
+use crate::journal::{append_recorded, AppendRequest, Journal, JournalError};
 use crate::menu::{Branch, BranchConfig};
 use crate::order::{Order, OrderChange, OrderCommand, Ticket};
 use crate::station::{
@@ -253,8 +253,13 @@ impl BranchActor {
                 .filter(|t| t.station == station.id)
                 .cloned()
                 .collect();
-            let actor =
-                StationActor::new(station.id.clone(), ctx.address(), tickets, self.position);
+            let actor = StationActor::new(
+                self.id.clone(),
+                station.id.clone(),
+                ctx.address(),
+                tickets,
+                self.position,
+            );
             self.stations.insert(station.id.clone(), actor.start());
         }
     }
@@ -303,7 +308,7 @@ impl BranchActor {
         };
         let journal = self.journal.clone();
         AtomicResponse::new(Box::pin(
-            async move { journal.append(request).await }
+            async move { append_recorded(journal.as_ref(), request).await }
                 .into_actor(self)
                 .map(move |result, act, ctx| {
                     let stored = result.map_err(|e| match e {
@@ -326,10 +331,12 @@ impl BranchActor {
         if let Event::Order(e) = &envelope.event {
             match &e.change {
                 OrderChange::OrderOpened { .. } => {
+                    crate::metrics::order_opened();
                     let order = Order::opened(e.order_id, e.table.clone(), &e.change, envelope.at);
                     self.view.insert(e.order_id, order);
                 }
                 OrderChange::OrderClosed {} => {
+                    crate::metrics::order_closed();
                     if let Some(order) = self.view.remove(&e.order_id) {
                         stations.extend(order.tickets.iter().map(|t| t.station.clone()));
                         stations.dedup();
@@ -347,6 +354,7 @@ impl BranchActor {
                 order.position = envelope.position;
             }
         }
+        crate::metrics::orders_open(self.id.as_str(), self.view.len());
         stations.sort();
         stations.dedup();
         for s in stations {
@@ -395,6 +403,7 @@ impl Actor for BranchActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        crate::metrics::orders_open(self.id.as_str(), self.view.len());
         self.start_stations(ctx);
         let tables: Vec<TableId> = self.order_tables.values().cloned().collect();
         for t in tables {

@@ -9,6 +9,7 @@ pub mod event;
 pub mod ids;
 pub mod journal;
 pub mod menu;
+pub mod metrics;
 pub mod order;
 pub mod registry;
 pub mod station;

@@ -6,13 +6,15 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
+use chrono::Utc;
 
 use crate::branch::{BranchActor, ChangeOrder};
 use crate::error::CommandError;
 use crate::event::{Envelope, Event};
-use crate::ids::{OrderId, StationId, TicketId};
+use crate::ids::{BranchId, OrderId, StationId, TicketId};
 use crate::order::{OrderChange, OrderCommand, Ticket};
 use crate::subscriber::{Push, Snapshot, Subscriber, Topic};
 
@@ -54,6 +56,7 @@ pub struct Unsubscribe(pub u64);
 
 /// One station's screen state.
 pub struct StationActor {
+    branch_id: BranchId,
     station: StationId,
     branch: Addr<BranchActor>,
     /// Every ticket of this station that belongs to an open order, bumped ones included so
@@ -65,6 +68,7 @@ pub struct StationActor {
 
 impl StationActor {
     pub fn new(
+        branch_id: BranchId,
         station: StationId,
         branch: Addr<BranchActor>,
         tickets: Vec<Ticket>,
@@ -72,6 +76,7 @@ impl StationActor {
     ) -> Self {
         let tickets = tickets.into_iter().map(|t| (t.id, t)).collect();
         Self {
+            branch_id,
             station,
             branch,
             tickets,
@@ -95,6 +100,28 @@ impl StationActor {
         live
     }
 
+    /// Publishes what the station's screens show to the metrics.
+    fn record(&self) {
+        let now = Utc::now();
+        let oldest = self
+            .tickets
+            .values()
+            .filter(|t| t.is_live())
+            .map(|t| t.fired_at)
+            .min();
+        let live = self.tickets.values().filter(|t| t.is_live()).count();
+        let age = oldest
+            .and_then(|o| (now - o).to_std().ok())
+            .unwrap_or_default();
+        crate::metrics::station_state(
+            self.branch_id.as_str(),
+            self.station.as_str(),
+            live,
+            age,
+            self.subscribers.len(),
+        );
+    }
+
     fn close_order(&mut self, order: OrderId) {
         self.tickets.retain(|_, t| t.order_id != order);
     }
@@ -102,6 +129,11 @@ impl StationActor {
 
 impl Actor for StationActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.record();
+        ctx.run_interval(Duration::from_secs(1), |act, _| act.record());
+    }
 }
 
 impl Handler<StationEvent> for StationActor {
@@ -129,7 +161,17 @@ impl Handler<StationEvent> for StationActor {
             }
             OrderChange::OrderClosed {} => {
                 self.close_order(order_event.order_id);
+                self.record();
                 return;
+            }
+            OrderChange::TicketBumped { ticket_id, .. } => {
+                if let Some(t) = self.tickets.get_mut(ticket_id) {
+                    t.apply(change, envelope.at);
+                    if let Ok(cooked) = (envelope.at - t.fired_at).to_std() {
+                        let (branch, station) = (self.branch_id.as_str(), self.station.as_str());
+                        crate::metrics::ticket_bumped(branch, station, cooked);
+                    }
+                }
             }
             other => {
                 if let Some(t) = other.ticket_id().and_then(|id| self.tickets.get_mut(id)) {
@@ -144,6 +186,7 @@ impl Handler<StationEvent> for StationActor {
                 envelope: envelope.clone(),
             })
         });
+        self.record();
     }
 }
 
@@ -163,6 +206,7 @@ impl Handler<SubscribeStation> for StationActor {
         }) {
             self.subscribers.push(msg.0);
         }
+        self.record();
     }
 }
 
@@ -171,6 +215,7 @@ impl Handler<Unsubscribe> for StationActor {
 
     fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) {
         self.subscribers.retain(|s| s.id != msg.0);
+        self.record();
     }
 }
 

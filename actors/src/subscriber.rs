@@ -91,6 +91,7 @@ impl Subscriber {
         match self.tx.try_send(push) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
+                crate::metrics::ws_push_dropped();
                 self.overflow.notify_one();
                 false
             }

@@ -13,7 +13,7 @@ use chrono::{NaiveDate, Utc};
 use crate::error::CommandError;
 use crate::event::{order_stream, Envelope, Event, OrderEvent};
 use crate::ids::{BranchId, OrderId, TableId};
-use crate::journal::{AppendRequest, Journal, JournalError, StoredEvent};
+use crate::journal::{append_recorded, AppendRequest, Journal, JournalError, StoredEvent};
 use crate::menu::Branch;
 use crate::order::{Order, OrderChange, OrderCommand};
 
@@ -95,7 +95,7 @@ impl TableActor {
             closes_stream,
         };
         let journal = self.journal.clone();
-        AtomicResponse::new(Box::pin(async move { journal.append(request).await }.into_actor(self).map(
+        AtomicResponse::new(Box::pin(async move { append_recorded(journal.as_ref(), request).await }.into_actor(self).map(
             move |result, act, ctx| match result {
                 Ok(stored) => Ok(act.apply(order_id, &stored)),
                 Err(JournalError::Conflict { .. }) => {

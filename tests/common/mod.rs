@@ -1,8 +1,11 @@
 //! The test harness: the real server on a free port, driven over real HTTP and websockets.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
 use rail::settings::Settings;
@@ -237,5 +240,96 @@ impl Ws {
                 Ok(Some(_)) => continue,
             }
         }
+    }
+}
+
+/// The server binary in its own process, to be killed or stopped by signal.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Server {
+    pub async fn start(journal: &Path) -> Self {
+        Self::start_with(journal, &[]).await
+    }
+
+    pub async fn start_with(journal: &Path, env: &[(&str, &str)]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_rail"))
+            .env_remove("DATABASE_URL")
+            .env("RAIL_HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("RAIL_JOURNAL_PATH", journal)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("server binary starts");
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(res) = server
+                .client
+                .get(format!("{}/healthz", server.base))
+                .send()
+                .await
+            {
+                if res.status() == StatusCode::OK {
+                    return server;
+                }
+            }
+            assert!(Instant::now() < deadline, "server did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        let res = self
+            .client
+            .post(format!("{}/api/v1/branches/demo{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = read(res).await;
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let res = self
+            .client
+            .get(format!("{}/api/v1/branches/demo{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = read(res).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        body
+    }
+
+    /// Everything a screen or tablet could see: open orders and each station's live tickets.
+    pub async fn live_state(&self) -> Value {
+        let mut stations = serde_json::Map::new();
+        for s in ["grill", "fryer", "cold", "bar", "pastry", "expo"] {
+            stations.insert(s.into(), self.get(&format!("/stations/{s}/tickets")).await);
+        }
+        json!({ "orders": self.get("/orders").await, "stations": stations })
+    }
+
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().unwrap();
     }
 }

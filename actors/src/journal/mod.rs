@@ -65,6 +65,22 @@ pub type Committed = Vec<StoredEvent>;
 /// The receiving end of the commit feed; one consumer takes it at start-up.
 pub type CommitFeed = mpsc::UnboundedReceiver<Committed>;
 
+/// Appends through any journal, recording how long the caller waited and what failed.
+pub async fn append_recorded(
+    journal: &dyn Journal,
+    request: AppendRequest,
+) -> Result<Vec<StoredEvent>, JournalError> {
+    let started = std::time::Instant::now();
+    let result = journal.append(request).await;
+    crate::metrics::journal_append(started.elapsed());
+    match &result {
+        Err(JournalError::Conflict { .. }) => crate::metrics::journal_error("conflict"),
+        Err(JournalError::Unavailable(_)) => crate::metrics::journal_error("unavailable"),
+        Ok(_) => {}
+    }
+    result
+}
+
 /// The store of record.
 #[async_trait::async_trait]
 pub trait Journal: Send + Sync + 'static {
@@ -94,4 +110,9 @@ pub trait Journal: Send + Sync + 'static {
 
     /// The branches that have a configuration stream.
     async fn branches(&self) -> Result<Vec<String>, JournalError>;
+
+    /// Whether the journal answers at all (readiness).
+    async fn ping(&self) -> Result<(), JournalError> {
+        self.branches().await.map(|_| ())
+    }
 }

@@ -148,6 +148,7 @@ impl Writer {
                 }
             }
             let requests: Vec<&AppendRequest> = batch.iter().map(|(r, _)| r).collect();
+            crate::metrics::journal_batch(requests.len());
             match self.commit(&requests) {
                 Ok(results) => {
                     for ((_, reply), result) in batch.into_iter().zip(results) {
