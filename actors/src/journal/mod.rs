@@ -4,6 +4,7 @@
 //! tests. Appends from many actors are group-committed by one writer; committed events also go,
 //! in commit order, to the commit feed that the branch actors project and publish from.
 
+mod postgres;
 mod sqlite;
 
 use chrono::{DateTime, Utc};
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+pub use postgres::PostgresJournal;
 pub use sqlite::SqliteJournal;
 
 /// An event to append.

@@ -1,0 +1,503 @@
+//! The Postgres journal: the chain's store of record, shared by every replica.
+//!
+//! One writer task group-commits: it takes every append pending, and commits them in one
+//! transaction of a handful of statements whatever the batch size (compare-and-set of the
+//! stream heads, one position range per branch, one multi-row insert of the events). A
+//! conflicted append fails alone; a failed or timed-out batch fails every append in it with
+//! `Unavailable`, drops its connection and the next batch takes a fresh one from the pool.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::NoTls;
+
+use super::{AppendRequest, CommitFeed, Committed, Journal, JournalError, StoredEvent};
+
+mod embedded {
+    refinery::embed_migrations!("../migrations/postgres");
+}
+
+const MAX_BATCH: usize = 1024;
+
+type Reply = oneshot::Sender<Result<Vec<StoredEvent>, JournalError>>;
+type Pending = (AppendRequest, Reply);
+
+/// The Postgres journal. Cheap to share behind an `Arc`.
+pub struct PostgresJournal {
+    pool: Pool,
+    appends: mpsc::UnboundedSender<Pending>,
+    timeout: Duration,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> JournalError {
+    JournalError::Unavailable(e.to_string())
+}
+
+/// The first day of the month `months` after the one holding `day`.
+fn month_start(day: NaiveDate, months: i32) -> NaiveDate {
+    let index = day.year() * 12 + day.month0() as i32 + months;
+    NaiveDate::from_ymd_opt(index.div_euclid(12), index.rem_euclid(12) as u32 + 1, 1)
+        .expect("a valid month")
+}
+
+/// Creates the monthly partition holding `month` unless it exists.
+async fn ensure_partition(client: &Object, month: NaiveDate) -> Result<(), tokio_postgres::Error> {
+    let next = month_start(month, 1);
+    let sql = format!(
+        "CREATE TABLE IF NOT EXISTS events_{:04}_{:02} PARTITION OF events \
+         FOR VALUES FROM ('{month}') TO ('{next}')",
+        month.year(),
+        month.month()
+    );
+    client.batch_execute(&sql).await
+}
+
+impl PostgresJournal {
+    /// Connects, applies the migrations, makes this month's and the next two months'
+    /// partitions, and starts the writer. `timeout` bounds every wait on the database.
+    pub async fn connect(url: &str, timeout: Duration) -> Result<(Self, CommitFeed), JournalError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(unavailable)?;
+        config.connect_timeout(timeout);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(8)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(unavailable)?;
+        let mut client = pool.get().await.map_err(unavailable)?;
+        embedded::migrations::runner()
+            .run_async(&mut **client)
+            .await
+            .map_err(unavailable)?;
+        let today = Utc::now().date_naive();
+        for m in 0..3 {
+            ensure_partition(&client, month_start(today, m))
+                .await
+                .map_err(unavailable)?;
+        }
+        drop(client);
+
+        let (appends, rx) = mpsc::unbounded_channel();
+        let (feed_tx, feed) = mpsc::unbounded_channel();
+        let writer = Writer {
+            pool: pool.clone(),
+            conn: None,
+            timeout,
+            partitions: BTreeSet::new(),
+        };
+        tokio::spawn(writer.run(rx, feed_tx));
+        Ok((
+            Self {
+                pool,
+                appends,
+                timeout,
+            },
+            feed,
+        ))
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, JournalError> {
+        let work = async {
+            let client = self.pool.get().await.map_err(unavailable)?;
+            let stmt = client.prepare_cached(sql).await.map_err(unavailable)?;
+            client.query(&stmt, params).await.map_err(unavailable)
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| unavailable("timed out"))?
+    }
+}
+
+const COLUMNS: &str = "e.stream, e.seq, e.branch, e.position, e.kind, e.body, e.at";
+
+fn row_event(row: &tokio_postgres::Row) -> StoredEvent {
+    StoredEvent {
+        stream: row.get(0),
+        seq: row.get::<_, i64>(1) as u64,
+        branch: row.get(2),
+        position: row.get::<_, i64>(3) as u64,
+        kind: row.get(4),
+        body: row.get(5),
+        at: row.get(6),
+    }
+}
+
+struct Writer {
+    pool: Pool,
+    conn: Option<Object>,
+    timeout: Duration,
+    /// Months known to have a partition.
+    partitions: BTreeSet<NaiveDate>,
+}
+
+type Outcome = Result<Vec<StoredEvent>, JournalError>;
+
+impl Writer {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Pending>,
+        feed: mpsc::UnboundedSender<Committed>,
+    ) {
+        let mut deferred: VecDeque<Pending> = VecDeque::new();
+        loop {
+            let first = match deferred.pop_front() {
+                Some(p) => p,
+                None => match rx.recv().await {
+                    Some(p) => p,
+                    None => return,
+                },
+            };
+            // One append per stream in a batch; a second waits for the next batch.
+            let mut streams = HashSet::from([first.0.stream.clone()]);
+            let mut batch = vec![first];
+            let mut later = VecDeque::new();
+            while batch.len() < MAX_BATCH {
+                let Some(next) = deferred.pop_front().or_else(|| rx.try_recv().ok()) else {
+                    break;
+                };
+                if streams.insert(next.0.stream.clone()) {
+                    batch.push(next);
+                } else {
+                    later.push_back(next);
+                }
+            }
+            later.extend(deferred.drain(..));
+            deferred = later;
+
+            let requests: Vec<&AppendRequest> = batch.iter().map(|(r, _)| r).collect();
+            crate::metrics::journal_batch(requests.len());
+            let outcome = tokio::time::timeout(self.timeout, self.commit(&requests)).await;
+            let outcome = match outcome {
+                Ok(Ok(results)) => Ok(results),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(unavailable("the database did not answer in time")),
+            };
+            match outcome {
+                Ok(results) => {
+                    for ((_, reply), result) in batch.into_iter().zip(results) {
+                        if let Ok(events) = &result {
+                            let _ = feed.send(events.clone());
+                        }
+                        let _ = reply.send(result);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "journal batch failed");
+                    self.conn = None;
+                    for (_, reply) in batch {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn commit(&mut self, batch: &[&AppendRequest]) -> Result<Vec<Outcome>, JournalError> {
+        if self.conn.is_none() {
+            self.conn = Some(self.pool.get().await.map_err(unavailable)?);
+        }
+        let months: BTreeSet<NaiveDate> = batch
+            .iter()
+            .flat_map(|r| r.events.iter().map(|e| month_start(e.at.date_naive(), 0)))
+            .collect();
+        let conn = self.conn.as_mut().expect("connected above");
+        for month in months.difference(&self.partitions.clone()) {
+            ensure_partition(conn, *month).await.map_err(unavailable)?;
+            self.partitions.insert(*month);
+        }
+        let tx = conn.transaction().await.map_err(unavailable)?;
+
+        // Compare-and-set every stream head: existing streams, then new ones.
+        let (old, new): (Vec<&&AppendRequest>, Vec<&&AppendRequest>) =
+            batch.iter().partition(|r| r.expected_seq > 0);
+        let mut won: HashSet<String> = HashSet::new();
+        if !old.is_empty() {
+            let stmt = tx
+                .prepare_cached(
+                    "UPDATE streams s SET last_seq = r.new_seq, closed = r.closes \
+                     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bool[]) \
+                       AS r(stream, expected, new_seq, closes) \
+                     WHERE s.stream = r.stream AND s.last_seq = r.expected RETURNING s.stream",
+                )
+                .await
+                .map_err(unavailable)?;
+            let streams: Vec<&str> = old.iter().map(|r| r.stream.as_str()).collect();
+            let expected: Vec<i64> = old.iter().map(|r| r.expected_seq as i64).collect();
+            let new_seq: Vec<i64> = old
+                .iter()
+                .map(|r| (r.expected_seq + r.events.len() as u64) as i64)
+                .collect();
+            let closes: Vec<bool> = old.iter().map(|r| r.closes_stream).collect();
+            for row in tx
+                .query(&stmt, &[&streams, &expected, &new_seq, &closes])
+                .await
+                .map_err(unavailable)?
+            {
+                won.insert(row.get(0));
+            }
+        }
+        if !new.is_empty() {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO streams (stream, branch, last_seq, closed) \
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bool[]) \
+                     ON CONFLICT (stream) DO NOTHING RETURNING stream",
+                )
+                .await
+                .map_err(unavailable)?;
+            let streams: Vec<&str> = new.iter().map(|r| r.stream.as_str()).collect();
+            let branches: Vec<&str> = new.iter().map(|r| r.branch.as_str()).collect();
+            let last: Vec<i64> = new.iter().map(|r| r.events.len() as i64).collect();
+            let closes: Vec<bool> = new.iter().map(|r| r.closes_stream).collect();
+            for row in tx
+                .query(&stmt, &[&streams, &branches, &last, &closes])
+                .await
+                .map_err(unavailable)?
+            {
+                won.insert(row.get(0));
+            }
+        }
+
+        // One dense range of positions per branch, under the branch head's row lock.
+        let mut counts: HashMap<&str, i64> = HashMap::new();
+        for r in batch.iter().filter(|r| won.contains(&r.stream)) {
+            *counts.entry(r.branch.as_str()).or_default() += r.events.len() as i64;
+        }
+        let mut next_position: HashMap<String, u64> = HashMap::new();
+        if !counts.is_empty() {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO branch_heads (branch, position) \
+                     SELECT * FROM unnest($1::text[], $2::bigint[]) \
+                     ON CONFLICT (branch) DO UPDATE \
+                       SET position = branch_heads.position + excluded.position \
+                     RETURNING branch, position",
+                )
+                .await
+                .map_err(unavailable)?;
+            let branches: Vec<&str> = counts.keys().copied().collect();
+            let sizes: Vec<i64> = branches.iter().map(|b| counts[b]).collect();
+            for row in tx
+                .query(&stmt, &[&branches, &sizes])
+                .await
+                .map_err(unavailable)?
+            {
+                let branch: String = row.get(0);
+                let head = row.get::<_, i64>(1);
+                let first = head - counts[branch.as_str()] + 1;
+                next_position.insert(branch, first as u64);
+            }
+        }
+
+        // Every event of the batch in one insert.
+        let mut results = Vec::with_capacity(batch.len());
+        let mut rows: Vec<StoredEvent> = Vec::new();
+        let mut lost = Vec::new();
+        for r in batch {
+            if !won.contains(&r.stream) {
+                lost.push(r.stream.clone());
+                results.push(None);
+                continue;
+            }
+            let position = next_position.get_mut(&r.branch).expect("allocated above");
+            let stored: Vec<StoredEvent> = r
+                .events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let p = *position;
+                    *position += 1;
+                    StoredEvent {
+                        stream: r.stream.clone(),
+                        seq: r.expected_seq + 1 + i as u64,
+                        branch: r.branch.clone(),
+                        position: p,
+                        kind: e.kind.clone(),
+                        body: e.body.clone(),
+                        at: DateTime::from_timestamp_micros(e.at.timestamp_micros())
+                            .unwrap_or_default(),
+                    }
+                })
+                .collect();
+            rows.extend(stored.iter().cloned());
+            results.push(Some(stored));
+        }
+        if !rows.is_empty() {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO events (branch, position, stream, seq, kind, body, at) \
+                     SELECT b, p, s, q, k, body::jsonb, at FROM unnest($1::text[], $2::bigint[], \
+                       $3::text[], $4::bigint[], $5::text[], $6::text[], $7::timestamptz[]) \
+                       AS t(b, p, s, q, k, body, at)",
+                )
+                .await
+                .map_err(unavailable)?;
+            let branch: Vec<&str> = rows.iter().map(|e| e.branch.as_str()).collect();
+            let position: Vec<i64> = rows.iter().map(|e| e.position as i64).collect();
+            let stream: Vec<&str> = rows.iter().map(|e| e.stream.as_str()).collect();
+            let seq: Vec<i64> = rows.iter().map(|e| e.seq as i64).collect();
+            let kind: Vec<&str> = rows.iter().map(|e| e.kind.as_str()).collect();
+            let body: Vec<String> = rows.iter().map(|e| e.body.to_string()).collect();
+            let at: Vec<DateTime<Utc>> = rows.iter().map(|e| e.at).collect();
+            tx.execute(
+                &stmt,
+                &[&branch, &position, &stream, &seq, &kind, &body, &at],
+            )
+            .await
+            .map_err(unavailable)?;
+        }
+
+        // Conflicts: read where the losing streams really are.
+        let mut actual: HashMap<String, u64> = HashMap::new();
+        if !lost.is_empty() {
+            let rows = tx
+                .query(
+                    "SELECT stream, last_seq FROM streams WHERE stream = ANY($1)",
+                    &[&lost],
+                )
+                .await
+                .map_err(unavailable)?;
+            for row in rows {
+                actual.insert(row.get(0), row.get::<_, i64>(1) as u64);
+            }
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(batch
+            .iter()
+            .zip(results)
+            .map(|(r, stored)| {
+                stored.ok_or_else(|| JournalError::Conflict {
+                    stream: r.stream.clone(),
+                    expected: r.expected_seq,
+                    actual: actual.get(&r.stream).copied().unwrap_or(0),
+                })
+            })
+            .collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl Journal for PostgresJournal {
+    async fn append(&self, request: AppendRequest) -> Result<Vec<StoredEvent>, JournalError> {
+        if request.events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (tx, rx) = oneshot::channel();
+        self.appends
+            .send((request, tx))
+            .map_err(|_| unavailable("journal writer stopped"))?;
+        rx.await
+            .map_err(|_| unavailable("journal writer stopped"))?
+    }
+
+    async fn load_stream(&self, stream: &str) -> Result<Vec<StoredEvent>, JournalError> {
+        let sql = format!("SELECT {COLUMNS} FROM events e WHERE e.stream = $1 ORDER BY e.seq");
+        Ok(self
+            .query(&sql, &[&stream])
+            .await?
+            .iter()
+            .map(row_event)
+            .collect())
+    }
+
+    async fn load_open(&self, branch: &str) -> Result<Vec<StoredEvent>, JournalError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM streams s JOIN events e ON e.stream = s.stream \
+             WHERE s.branch = $1 AND NOT s.closed ORDER BY e.position"
+        );
+        Ok(self
+            .query(&sql, &[&branch])
+            .await?
+            .iter()
+            .map(row_event)
+            .collect())
+    }
+
+    async fn last_of_kind(
+        &self,
+        branch: &str,
+        kind: &str,
+    ) -> Result<Option<StoredEvent>, JournalError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events e WHERE e.branch = $1 AND e.kind = $2 \
+             ORDER BY e.position DESC LIMIT 1"
+        );
+        Ok(self
+            .query(&sql, &[&branch, &kind])
+            .await?
+            .first()
+            .map(row_event))
+    }
+
+    async fn read_branch(
+        &self,
+        branch: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, JournalError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events e WHERE e.branch = $1 AND e.position > $2 \
+             ORDER BY e.position LIMIT $3"
+        );
+        let (after, limit) = (after as i64, limit as i64);
+        Ok(self
+            .query(&sql, &[&branch, &after, &limit])
+            .await?
+            .iter()
+            .map(row_event)
+            .collect())
+    }
+
+    async fn branches(&self) -> Result<Vec<String>, JournalError> {
+        let sql =
+            "SELECT DISTINCT branch FROM streams WHERE stream LIKE 'branch/%' ORDER BY branch";
+        Ok(self
+            .query(sql, &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<(), JournalError> {
+        self.query("SELECT 1", &[]).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_roll_over_years() {
+        let d = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        assert_eq!(
+            month_start(d, 0),
+            NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()
+        );
+        assert_eq!(
+            month_start(d, 2),
+            NaiveDate::from_ymd_opt(2027, 1, 1).unwrap()
+        );
+        assert_eq!(
+            month_start(d, -11),
+            NaiveDate::from_ymd_opt(2025, 12, 1).unwrap()
+        );
+    }
+}
