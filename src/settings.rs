@@ -29,6 +29,11 @@ pub struct Settings {
     pub ws_ping_seconds: u64,
     pub shutdown_drain_seconds: u64,
     pub shutdown_seconds: u64,
+    /// The Postgres journal, from `DATABASE_URL`; the embedded file when unset.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Longest wait on the database before a command fails with `journal_unavailable`.
+    pub journal_timeout_ms: u64,
 }
 
 impl Settings {
@@ -42,6 +47,9 @@ impl Settings {
             .add_source(Environment::with_prefix("RAIL").try_parsing(true));
         if let Ok(port) = std::env::var("PORT") {
             builder = builder.set_override("port", port)?;
+        }
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            builder = builder.set_override("database_url", url)?;
         }
         builder.build()?.try_deserialize()
     }

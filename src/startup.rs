@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use rail_actors::ids::BranchId;
-use rail_actors::journal::{Journal, SqliteJournal};
+use rail_actors::journal::{Journal, PostgresJournal, SqliteJournal};
 use rail_actors::menu::BranchConfig;
 use rail_actors::{metrics, Engine};
 use tokio::sync::watch;
@@ -72,17 +72,21 @@ pub struct Application {
 impl Application {
     /// Opens the journal, recovers every branch, and binds the HTTP server.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        if std::env::var_os("DATABASE_URL").is_some() {
-            anyhow::bail!(
-                "DATABASE_URL is set, but this build journals to the embedded SQLite file only; \
-                 unset it to use {}",
-                settings.journal_path.display()
-            );
-        }
         let lifecycle = Lifecycle::new();
         metrics::set_ready(false);
-        let (journal, feed) = SqliteJournal::open(&settings.journal_path)?;
-        let journal: Arc<dyn Journal> = Arc::new(journal);
+        let (journal, feed): (Arc<dyn Journal>, _) = match &settings.database_url {
+            Some(url) => {
+                let timeout = Duration::from_millis(settings.journal_timeout_ms.max(1));
+                let (journal, feed) = PostgresJournal::connect(url, timeout).await?;
+                tracing::info!("journal: postgres");
+                (Arc::new(journal), feed)
+            }
+            None => {
+                let (journal, feed) = SqliteJournal::open(&settings.journal_path)?;
+                tracing::info!(path = %settings.journal_path.display(), "journal: embedded");
+                (Arc::new(journal), feed)
+            }
+        };
         let engine = Engine::start(journal, feed)
             .await
             .map_err(anyhow::Error::msg)?;
