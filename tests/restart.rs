@@ -18,8 +18,7 @@ fn ticket_at<'a>(order: &'a Value, station: &str, fire: u64) -> &'a str {
 
 #[tokio::test]
 async fn open_orders_and_live_tickets_survive_a_kill() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("journal.db");
+    let journal = common::TestJournal::fresh().await;
     let server = Server::start(&journal).await;
 
     // Table 1: two courses, the first partly cooked, one line voided.

@@ -56,8 +56,7 @@ async fn waiter(base: String, table: &'static str, stop: Arc<AtomicBool>) -> Vec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_drains_and_loses_nothing_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("journal.db");
+    let journal = common::TestJournal::fresh().await;
     let limit = LIMIT_SECONDS.to_string();
     let env = [
         ("RAIL_SHUTDOWN_DRAIN_SECONDS", "1"),

@@ -183,6 +183,9 @@ impl Ticket {
                     TicketStatus::Started
                 };
                 self.bumped_at = None;
+                if self.kind == StationKind::Cooking && self.started_at.is_none() {
+                    self.started_at = Some(at);
+                }
             }
             OrderChange::TicketVoided { .. } => self.status = TicketStatus::Voided,
             OrderChange::ExpoReady { .. } => self.parts_ready = true,
@@ -704,6 +707,11 @@ impl Order {
                 "ticket is {}, only a bumped ticket can be recalled",
                 status_word(t.status)
             )));
+        }
+        if t.lines.iter().all(|l| l.voided) {
+            return Err(CommandError::InvalidTransition(
+                "every line of this ticket was voided; there is nothing to recall".into(),
+            ));
         }
         let recalled = OrderChange::TicketRecalled {
             ticket_id: t.id,

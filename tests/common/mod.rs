@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use std::time::Instant;
@@ -18,13 +18,64 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const WAIT: Duration = Duration::from_secs(5);
 
-/// A server started in this process on its own journal file.
+/// Where a test's journal lives: a fresh SQLite file, or a fresh Postgres database when
+/// `RAIL_TEST_JOURNAL=postgres` (the server at `TEST_DATABASE_URL`, by default the local one).
+pub enum Store {
+    File(PathBuf),
+    Postgres(String),
+}
+
+/// A journal of a test's own, removed (file) or left for `scripts/test` to drop (database).
+pub struct TestJournal {
+    pub store: Store,
+    _dir: tempfile::TempDir,
+}
+
+impl TestJournal {
+    pub async fn fresh() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = match std::env::var("RAIL_TEST_JOURNAL").as_deref() {
+            Ok("postgres") => Store::Postgres(fresh_database().await),
+            Ok("embedded") | Err(_) => Store::File(dir.path().join("journal.db")),
+            Ok(other) => {
+                panic!("RAIL_TEST_JOURNAL must be 'embedded' or 'postgres', not '{other}'")
+            }
+        };
+        Self { store, _dir: dir }
+    }
+
+    /// The environment a server process needs to use this journal.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        match &self.store {
+            Store::File(path) => vec![("RAIL_JOURNAL_PATH", path.display().to_string())],
+            Store::Postgres(url) => vec![("DATABASE_URL", url.clone())],
+        }
+    }
+}
+
+/// Creates an empty database named for one test and returns its URL.
+async fn fresh_database() -> String {
+    let admin = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.unwrap_or_else(|e| {
+        panic!("RAIL_TEST_JOURNAL=postgres, but Postgres at {admin} is not reachable ({e}); scripts/test starts it")
+    });
+    tokio::spawn(conn);
+    let name = format!("rail_test_{}", uuid::Uuid::new_v4().simple());
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{name}")
+}
+
+/// A server started in this process on a journal of its own.
 pub struct TestApp {
     pub base: String,
     pub ws_url: String,
     pub client: reqwest::Client,
-    pub journal_path: PathBuf,
-    _dir: Option<tempfile::TempDir>,
+    pub journal: TestJournal,
 }
 
 impl TestApp {
@@ -34,13 +85,15 @@ impl TestApp {
     }
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let journal = TestJournal::fresh().await;
         let mut settings = Settings::defaults();
         settings.host = "127.0.0.1".into();
         settings.port = 0;
-        settings.journal_path = dir.path().join("journal.db");
+        match &journal.store {
+            Store::File(path) => settings.journal_path = path.clone(),
+            Store::Postgres(url) => settings.database_url = Some(url.clone()),
+        }
         adjust(&mut settings);
-        let journal_path = settings.journal_path.clone();
         let app = Application::build(settings).await.expect("server starts");
         let port = app.port();
         actix_web::rt::spawn(app.run_until_stopped());
@@ -48,8 +101,7 @@ impl TestApp {
             base: format!("http://127.0.0.1:{port}"),
             ws_url: format!("ws://127.0.0.1:{port}/ws"),
             client: reqwest::Client::new(),
-            journal_path,
-            _dir: Some(dir),
+            journal,
         }
     }
 
@@ -251,11 +303,11 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn start(journal: &Path) -> Self {
+    pub async fn start(journal: &TestJournal) -> Self {
         Self::start_with(journal, &[]).await
     }
 
-    pub async fn start_with(journal: &Path, env: &[(&str, &str)]) -> Self {
+    pub async fn start_with(journal: &TestJournal, env: &[(&str, &str)]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -265,7 +317,8 @@ impl Server {
             .env_remove("DATABASE_URL")
             .env("RAIL_HOST", "127.0.0.1")
             .env("PORT", port.to_string())
-            .env("RAIL_JOURNAL_PATH", journal)
+            .env_remove("RAIL_JOURNAL_PATH")
+            .envs(journal.env())
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
