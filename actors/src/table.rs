@@ -4,7 +4,7 @@
 //! and only once the journal has committed them are they applied and the caller answered.
 //! While an append is in flight the table takes no other command, so decisions never race.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -47,6 +47,8 @@ pub struct TableActor {
     table: TableId,
     journal: Arc<dyn Journal>,
     orders: HashMap<OrderId, Order>,
+    /// Orders whose last append failed: the journal may hold more than memory does.
+    stale: HashSet<OrderId>,
 }
 
 impl TableActor {
@@ -62,6 +64,7 @@ impl TableActor {
             table,
             journal,
             orders,
+            stale: HashSet::new(),
         }
     }
 
@@ -71,7 +74,7 @@ impl TableActor {
         order_id: OrderId,
         expected_seq: u64,
         changes: Vec<OrderChange>,
-    ) -> AtomicResponse<Self, Result<Order, CommandError>> {
+    ) -> ResponseActFuture<Self, Result<Order, CommandError>> {
         let now = Utc::now();
         let closes_stream = changes
             .iter()
@@ -95,20 +98,20 @@ impl TableActor {
             closes_stream,
         };
         let journal = self.journal.clone();
-        AtomicResponse::new(Box::pin(async move { append_recorded(journal.as_ref(), request).await }.into_actor(self).map(
-            move |result, act, ctx| match result {
-                Ok(stored) => Ok(act.apply(order_id, &stored)),
-                Err(JournalError::Conflict { .. }) => {
-                    tracing::warn!(%order_id, "order stream moved under this writer; reloading");
-                    act.reload(order_id, ctx);
-                    Err(CommandError::Conflict)
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "journal append failed");
-                    Err(CommandError::JournalUnavailable)
-                }
-            },
-        )))
+        let append = async move { append_recorded(journal.as_ref(), request).await };
+        Box::pin(append.into_actor(self).map(move |result, act, _| match result {
+            Ok(stored) => Ok(act.apply(order_id, &stored)),
+            Err(e) => {
+                // The journal may or may not hold the append: read it back before the next
+                // command on this order.
+                tracing::warn!(error = %e, %order_id, "append failed; the order reloads first");
+                act.stale.insert(order_id);
+                Err(match e {
+                    JournalError::Conflict { .. } => CommandError::Conflict,
+                    JournalError::Unavailable(_) => CommandError::JournalUnavailable,
+                })
+            }
+        }))
     }
 
     fn apply(&mut self, order_id: OrderId, stored: &[StoredEvent]) -> Order {
@@ -131,27 +134,6 @@ impl TableActor {
         }
         order
     }
-
-    /// Rebuilds an order from the journal after another writer appended to it.
-    fn reload(&mut self, order_id: OrderId, ctx: &mut Context<Self>) {
-        let journal = self.journal.clone();
-        let stream = order_stream(&order_id);
-        ctx.wait(
-            async move { journal.load_stream(&stream).await }
-                .into_actor(self)
-                .map(move |loaded, act, _| {
-                    act.orders.remove(&order_id);
-                    match loaded {
-                        Ok(events) => {
-                            if !events.is_empty() {
-                                act.apply(order_id, &events);
-                            }
-                        }
-                        Err(e) => tracing::error!(error = %e, %order_id, "reload failed"),
-                    }
-                }),
-        );
-    }
 }
 
 impl Actor for TableActor {
@@ -167,14 +149,16 @@ impl Handler<OpenOrderAt> for TableActor {
             day: msg.day,
             guests: msg.guests,
         };
-        self.commit(msg.order_id, 0, vec![change])
+        AtomicResponse::new(self.commit(msg.order_id, 0, vec![change]))
     }
 }
 
-impl Handler<ExecuteOrder> for TableActor {
-    type Result = AtomicResponse<Self, Result<Order, CommandError>>;
-
-    fn handle(&mut self, msg: ExecuteOrder, _: &mut Context<Self>) -> Self::Result {
+impl TableActor {
+    /// Decides a command against the order and commits what it changes.
+    fn execute(
+        &mut self,
+        msg: ExecuteOrder,
+    ) -> ResponseActFuture<Self, Result<Order, CommandError>> {
         let decided = match self.orders.get(&msg.order_id) {
             None => Err(CommandError::UnknownOrder(msg.order_id)),
             Some(order) => order
@@ -183,8 +167,39 @@ impl Handler<ExecuteOrder> for TableActor {
         };
         match decided {
             Ok((seq, changes)) => self.commit(msg.order_id, seq, changes),
-            Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+            Err(e) => Box::pin(fut::ready(Err(e))),
         }
+    }
+}
+
+impl Handler<ExecuteOrder> for TableActor {
+    type Result = AtomicResponse<Self, Result<Order, CommandError>>;
+
+    fn handle(&mut self, msg: ExecuteOrder, _: &mut Context<Self>) -> Self::Result {
+        if !self.stale.contains(&msg.order_id) {
+            return AtomicResponse::new(self.execute(msg));
+        }
+        // Rebuild the order from the journal, then carry on as usual.
+        let journal = self.journal.clone();
+        let order_id = msg.order_id;
+        let stream = order_stream(&order_id);
+        let reload = async move { journal.load_stream(&stream).await };
+        AtomicResponse::new(Box::pin(reload.into_actor(self).then(
+            move |loaded, act, _| match loaded {
+                Ok(events) => {
+                    act.stale.remove(&order_id);
+                    act.orders.remove(&order_id);
+                    if !events.is_empty() {
+                        act.apply(order_id, &events);
+                    }
+                    act.execute(msg)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, %order_id, "reload failed");
+                    Box::pin(fut::ready(Err(CommandError::JournalUnavailable)))
+                }
+            },
+        )))
     }
 }
 

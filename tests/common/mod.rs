@@ -1,6 +1,8 @@
 //! The test harness: the real server on a free port, driven over real HTTP and websockets.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -54,7 +56,7 @@ impl TestJournal {
 }
 
 /// Creates an empty database named for one test and returns its URL.
-async fn fresh_database() -> String {
+pub async fn fresh_database() -> String {
     let admin = std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.unwrap_or_else(|e| {
