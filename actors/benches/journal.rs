@@ -1,0 +1,297 @@
+//! Journal benchmark: durable events/s and append latency through the Postgres journal, beside
+//! a raw baseline measured in the same run on the same server (batched multi-row inserts from
+//! one connection, no engine), and recovery time of 100,000 open lines on both journals.
+//!
+//! `cargo bench -p rail-actors --bench journal` (Postgres at TEST_DATABASE_URL, by default the
+//! local one). `BENCH_SECONDS` sets each phase's length (default 10).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rail_actors::branch::recover;
+use rail_actors::event::{branch_stream, order_stream, BranchEvent, Event, OrderEvent};
+use rail_actors::ids::{BranchId, ItemId, OrderId, TableId};
+use rail_actors::journal::{AppendRequest, Journal, NewEvent, PostgresJournal, SqliteJournal};
+use rail_actors::menu::{Branch, BranchConfig};
+use rail_actors::order::{NewLine, Order, OrderChange, OrderCommand};
+use serde_json::json;
+
+const STREAMS: usize = 256;
+const EVENTS_PER_APPEND: usize = 2;
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+async fn fresh_database(name: &str) -> String {
+    let admin = admin_url();
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.expect("postgres");
+    tokio::spawn(conn);
+    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{name}")
+}
+
+/// A body the size of a real ticket event (~350 bytes).
+fn body(i: u64) -> serde_json::Value {
+    json!({"type": "ticket_bumped", "order_id": "6f1c2f4e-3f7e-4a55-9b8e-2d5c1d0b7a11",
+           "table": "t12", "ticket_id": "0b9f6a52-7b8c-4f0e-9d3a-5e6f7a8b9c0d",
+           "station": "grill", "n": i, "note": "no onion, sauce on the side, well done"})
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Closed loop: each of STREAMS writers appends to its own stream as fast as it is answered.
+async fn engine_throughput(journal: Arc<dyn Journal>, seconds: u64) -> (f64, Vec<Duration>) {
+    let stop = Instant::now() + Duration::from_secs(seconds);
+    let events = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..STREAMS)
+        .map(|w| {
+            let journal = journal.clone();
+            let events = events.clone();
+            tokio::spawn(async move {
+                let mut seq = 0u64;
+                let mut latencies = Vec::new();
+                while Instant::now() < stop {
+                    let request = AppendRequest {
+                        branch: "bench".into(),
+                        stream: format!("order/throughput-{w}"),
+                        expected_seq: seq,
+                        events: (0..EVENTS_PER_APPEND)
+                            .map(|i| NewEvent { kind: "ticket_bumped".into(), body: body(seq + i as u64), at: Utc::now() })
+                            .collect(),
+                        closes_stream: false,
+                    };
+                    let started = Instant::now();
+                    journal.append(request).await.expect("append");
+                    latencies.push(started.elapsed());
+                    seq += EVENTS_PER_APPEND as u64;
+                    events.fetch_add(EVENTS_PER_APPEND as u64, Ordering::Relaxed);
+                }
+                latencies
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    let rate = events.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64().max(seconds as f64);
+    latencies.sort();
+    (rate, latencies)
+}
+
+/// Open loop at a fixed event rate: latency of each append as a caller waits for it.
+async fn engine_latency_at(journal: Arc<dyn Journal>, events_per_second: u64, seconds: u64) -> Vec<Duration> {
+    let appends_per_second = events_per_second / EVENTS_PER_APPEND as u64;
+    let interval = Duration::from_secs_f64(1.0 / appends_per_second as f64);
+    let total = appends_per_second * seconds;
+    let seqs: Arc<Vec<AtomicU64>> = Arc::new((0..STREAMS).map(|_| AtomicU64::new(0)).collect());
+    let locks: Arc<Vec<tokio::sync::Mutex<()>>> = Arc::new((0..STREAMS).map(|_| tokio::sync::Mutex::new(())).collect());
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::with_capacity(total as usize);
+    for n in 0..total {
+        ticker.tick().await;
+        let (journal, seqs, locks) = (journal.clone(), seqs.clone(), locks.clone());
+        tasks.push(tokio::spawn(async move {
+            let w = n as usize % STREAMS;
+            let _one_writer = locks[w].lock().await;
+            let seq = seqs[w].load(Ordering::SeqCst);
+            let request = AppendRequest {
+                branch: "latency".into(),
+                stream: format!("order/latency-{w}"),
+                expected_seq: seq,
+                events: (0..EVENTS_PER_APPEND)
+                    .map(|i| NewEvent { kind: "ticket_bumped".into(), body: body(seq + i as u64), at: Utc::now() })
+                    .collect(),
+                closes_stream: false,
+            };
+            let started = Instant::now();
+            journal.append(request).await.expect("append");
+            seqs[w].store(seq + EVENTS_PER_APPEND as u64, Ordering::SeqCst);
+            started.elapsed()
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.push(t.await.unwrap());
+    }
+    latencies.sort();
+    latencies
+}
+
+/// The raw baseline: one connection, multi-row inserts of 512 events a transaction.
+async fn raw_baseline(url: &str, seconds: u64) -> f64 {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let insert = client
+        .prepare(
+            "INSERT INTO events (branch, position, stream, seq, kind, body, at) \
+             SELECT b, p, s, q, k, body::jsonb, at FROM unnest($1::text[], $2::bigint[], \
+               $3::text[], $4::bigint[], $5::text[], $6::text[], $7::timestamptz[]) \
+               AS t(b, p, s, q, k, body, at)",
+        )
+        .await
+        .unwrap();
+    let stop = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut position = 0i64;
+    while Instant::now() < stop {
+        let n = 512;
+        let branch = vec!["raw"; n];
+        let positions: Vec<i64> = (position + 1..=position + n as i64).collect();
+        let streams: Vec<String> = (0..n).map(|i| format!("raw/{}", (position as usize + i) / 8)).collect();
+        let seqs: Vec<i64> = positions.clone();
+        let kinds = vec!["ticket_bumped"; n];
+        let bodies: Vec<String> = positions.iter().map(|p| body(*p as u64).to_string()).collect();
+        let at = vec![Utc::now(); n];
+        client.batch_execute("BEGIN").await.unwrap();
+        client.execute(&insert, &[&branch, &positions, &streams, &seqs, &kinds, &bodies, &at]).await.unwrap();
+        client.batch_execute("COMMIT").await.unwrap();
+        position += n as i64;
+    }
+    position as f64 / started.elapsed().as_secs_f64()
+}
+
+fn bench_branch() -> BranchConfig {
+    serde_json::from_value(json!({
+        "name": "Bench", "stations": [
+            {"id": "grill", "name": "Grill"}, {"id": "fryer", "name": "Fryer"},
+            {"id": "expo", "name": "Expo", "kind": "expo"}],
+        "categories": [{"id": "mains", "name": "Mains", "stations": ["grill"]}],
+        "items": [{"id": "burger", "name": "Burger", "category": "mains", "stations": ["grill", "fryer"]},
+                  {"id": "steak", "name": "Steak", "category": "mains"}],
+        "tables": (0..50).map(|t| json!({"id": format!("t{t}"), "name": format!("Table {t}")})).collect::<Vec<_>>()
+    }))
+    .unwrap()
+}
+
+/// Writes 2,000 open orders of 50 lines each (added in rounds of 10, half fired), as the
+/// table actors would, then times recovery of the branch.
+async fn recovery(journal: Arc<dyn Journal>) -> (usize, usize, Duration) {
+    let branch_id = BranchId::parse("recovery").unwrap();
+    let config = bench_branch();
+    let branch = Branch::new(config.clone()).unwrap();
+    let at = Utc::now();
+    let configured = Event::Branch(BranchEvent::BranchConfigured { config }).to_new(at);
+    journal
+        .append(AppendRequest {
+            branch: branch_id.to_string(),
+            stream: branch_stream(&branch_id),
+            expected_seq: 0,
+            events: vec![configured],
+            closes_stream: false,
+        })
+        .await
+        .unwrap();
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (journal, branch, branch_id) = (journal.clone(), branch.clone(), branch_id.clone());
+            tokio::spawn(async move {
+                for n in (w..2000).step_by(8) {
+                    let id = OrderId::new();
+                    let table = TableId::parse(format!("t{}", n % 50)).unwrap();
+                    let opened = OrderChange::OrderOpened { ticket_no: n as u32 + 1, day: at.date_naive(), guests: Some(4) };
+                    let mut order = Order::opened(id, table.clone(), &opened, at);
+                    let mut changes = vec![opened];
+                    for round in 0..5 {
+                        let lines = (0..10)
+                            .map(|i| NewLine {
+                                item: ItemId::parse(if i % 2 == 0 { "burger" } else { "steak" }).unwrap(),
+                                quantity: 1,
+                                modifiers: vec!["no onion".into()],
+                                note: None,
+                                seat: Some(i + 1),
+                                course: 1 + (round % 2) as u8,
+                            })
+                            .collect();
+                        for c in order.decide(&OrderCommand::AddLines(lines), &branch, at).unwrap() {
+                            order.apply(&c, at);
+                            changes.push(c);
+                        }
+                    }
+                    for c in order.decide(&OrderCommand::Fire { course: Some(1) }, &branch, at).unwrap() {
+                        order.apply(&c, at);
+                        changes.push(c);
+                    }
+                    let events = changes
+                        .into_iter()
+                        .map(|change| Event::Order(OrderEvent { order_id: id, table: table.clone(), change }).to_new(at))
+                        .collect();
+                    let request = AppendRequest {
+                        branch: branch_id.to_string(),
+                        stream: order_stream(&id),
+                        expected_seq: 0,
+                        events,
+                        closes_stream: false,
+                    };
+                    journal.append(request).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let started = Instant::now();
+    let recovered = recover(journal.as_ref(), &branch_id).await.unwrap();
+    let took = started.elapsed();
+    let lines = recovered.orders.iter().map(|o| o.lines.len()).sum();
+    (recovered.orders.len(), lines, took)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let url = fresh_database("rail_bench").await;
+    let (journal, _feed) = PostgresJournal::connect(&url, Duration::from_secs(5)).await.unwrap();
+    let journal: Arc<dyn Journal> = Arc::new(journal);
+
+    println!("journal benchmark, {seconds} s a phase, {STREAMS} writers, {EVENTS_PER_APPEND} events an append");
+    let raw = raw_baseline(&url, seconds).await;
+    let (rate, latencies) = engine_throughput(journal.clone(), seconds).await;
+    println!("postgres raw baseline (1 connection, 512-row inserts): {raw:>9.0} events/s");
+    println!(
+        "postgres journal, closed loop:                        {rate:>9.0} events/s ({:.0}% of raw); append p50 {} p99 {}",
+        100.0 * rate / raw,
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99))
+    );
+    let latencies = engine_latency_at(journal.clone(), 5000, seconds).await;
+    println!(
+        "postgres journal at 5,000 events/s: append p50 {} p99 {} max {} ({} appends)",
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99)),
+        ms(*latencies.last().unwrap()),
+        latencies.len()
+    );
+
+    let (orders, lines, took) = recovery(journal.clone()).await;
+    println!("postgres recovery: {orders} open orders, {lines} lines in {}", ms(took));
+    let dir = tempfile::tempdir().unwrap();
+    let (sqlite, _feed) = SqliteJournal::open(&dir.path().join("bench.db")).unwrap();
+    let sqlite: Arc<dyn Journal> = Arc::new(sqlite);
+    let (sqlite_rate, sqlite_latencies) = engine_throughput(sqlite.clone(), seconds).await;
+    println!(
+        "embedded journal, closed loop: {sqlite_rate:.0} events/s; append p50 {} p99 {}",
+        ms(percentile(&sqlite_latencies, 0.5)),
+        ms(percentile(&sqlite_latencies, 0.99))
+    );
+    let (orders, lines, took) = recovery(sqlite).await;
+    println!("embedded recovery: {orders} open orders, {lines} lines in {}", ms(took));
+}
