@@ -28,10 +28,18 @@ fn admin_url() -> String {
 
 async fn fresh_database(name: &str) -> String {
     let admin = admin_url();
-    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.expect("postgres");
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .expect("postgres");
     tokio::spawn(conn);
-    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
     let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
     format!("{base}/{name}")
 }
@@ -67,7 +75,11 @@ async fn engine_throughput(journal: Arc<dyn Journal>, seconds: u64) -> (f64, Vec
                         stream: format!("order/throughput-{w}"),
                         expected_seq: seq,
                         events: (0..EVENTS_PER_APPEND)
-                            .map(|i| NewEvent { kind: "ticket_bumped".into(), body: body(seq + i as u64), at: Utc::now() })
+                            .map(|i| NewEvent {
+                                kind: "ticket_bumped".into(),
+                                body: body(seq + i as u64),
+                                at: Utc::now(),
+                            })
                             .collect(),
                         closes_stream: false,
                     };
@@ -86,18 +98,24 @@ async fn engine_throughput(journal: Arc<dyn Journal>, seconds: u64) -> (f64, Vec
     for t in tasks {
         latencies.extend(t.await.unwrap());
     }
-    let rate = events.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64().max(seconds as f64);
+    let rate =
+        events.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64().max(seconds as f64);
     latencies.sort();
     (rate, latencies)
 }
 
 /// Open loop at a fixed event rate: latency of each append as a caller waits for it.
-async fn engine_latency_at(journal: Arc<dyn Journal>, events_per_second: u64, seconds: u64) -> Vec<Duration> {
+async fn engine_latency_at(
+    journal: Arc<dyn Journal>,
+    events_per_second: u64,
+    seconds: u64,
+) -> Vec<Duration> {
     let appends_per_second = events_per_second / EVENTS_PER_APPEND as u64;
     let interval = Duration::from_secs_f64(1.0 / appends_per_second as f64);
     let total = appends_per_second * seconds;
     let seqs: Arc<Vec<AtomicU64>> = Arc::new((0..STREAMS).map(|_| AtomicU64::new(0)).collect());
-    let locks: Arc<Vec<tokio::sync::Mutex<()>>> = Arc::new((0..STREAMS).map(|_| tokio::sync::Mutex::new(())).collect());
+    let locks: Arc<Vec<tokio::sync::Mutex<()>>> =
+        Arc::new((0..STREAMS).map(|_| tokio::sync::Mutex::new(())).collect());
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = Vec::with_capacity(total as usize);
@@ -113,7 +131,11 @@ async fn engine_latency_at(journal: Arc<dyn Journal>, events_per_second: u64, se
                 stream: format!("order/latency-{w}"),
                 expected_seq: seq,
                 events: (0..EVENTS_PER_APPEND)
-                    .map(|i| NewEvent { kind: "ticket_bumped".into(), body: body(seq + i as u64), at: Utc::now() })
+                    .map(|i| NewEvent {
+                        kind: "ticket_bumped".into(),
+                        body: body(seq + i as u64),
+                        at: Utc::now(),
+                    })
                     .collect(),
                 closes_stream: false,
             };
@@ -133,7 +155,9 @@ async fn engine_latency_at(journal: Arc<dyn Journal>, events_per_second: u64, se
 
 /// The raw baseline: one connection, multi-row inserts of 512 events a transaction.
 async fn raw_baseline(url: &str, seconds: u64) -> f64 {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(conn);
     let insert = client
         .prepare(
@@ -151,13 +175,24 @@ async fn raw_baseline(url: &str, seconds: u64) -> f64 {
         let n = 512;
         let branch = vec!["raw"; n];
         let positions: Vec<i64> = (position + 1..=position + n as i64).collect();
-        let streams: Vec<String> = (0..n).map(|i| format!("raw/{}", (position as usize + i) / 8)).collect();
+        let streams: Vec<String> = (0..n)
+            .map(|i| format!("raw/{}", (position as usize + i) / 8))
+            .collect();
         let seqs: Vec<i64> = positions.clone();
         let kinds = vec!["ticket_bumped"; n];
-        let bodies: Vec<String> = positions.iter().map(|p| body(*p as u64).to_string()).collect();
+        let bodies: Vec<String> = positions
+            .iter()
+            .map(|p| body(*p as u64).to_string())
+            .collect();
         let at = vec![Utc::now(); n];
         client.batch_execute("BEGIN").await.unwrap();
-        client.execute(&insert, &[&branch, &positions, &streams, &seqs, &kinds, &bodies, &at]).await.unwrap();
+        client
+            .execute(
+                &insert,
+                &[&branch, &positions, &streams, &seqs, &kinds, &bodies, &at],
+            )
+            .await
+            .unwrap();
         client.batch_execute("COMMIT").await.unwrap();
         position += n as i64;
     }
@@ -202,13 +237,18 @@ async fn recovery(journal: Arc<dyn Journal>) -> (usize, usize, Duration) {
                 for n in (w..2000).step_by(8) {
                     let id = OrderId::new();
                     let table = TableId::parse(format!("t{}", n % 50)).unwrap();
-                    let opened = OrderChange::OrderOpened { ticket_no: n as u32 + 1, day: at.date_naive(), guests: Some(4) };
+                    let opened = OrderChange::OrderOpened {
+                        ticket_no: n as u32 + 1,
+                        day: at.date_naive(),
+                        guests: Some(4),
+                    };
                     let mut order = Order::opened(id, table.clone(), &opened, at);
                     let mut changes = vec![opened];
                     for round in 0..5 {
                         let lines = (0..10)
                             .map(|i| NewLine {
-                                item: ItemId::parse(if i % 2 == 0 { "burger" } else { "steak" }).unwrap(),
+                                item: ItemId::parse(if i % 2 == 0 { "burger" } else { "steak" })
+                                    .unwrap(),
                                 quantity: 1,
                                 modifiers: vec!["no onion".into()],
                                 note: None,
@@ -216,18 +256,31 @@ async fn recovery(journal: Arc<dyn Journal>) -> (usize, usize, Duration) {
                                 course: 1 + (round % 2) as u8,
                             })
                             .collect();
-                        for c in order.decide(&OrderCommand::AddLines(lines), &branch, at).unwrap() {
+                        for c in order
+                            .decide(&OrderCommand::AddLines(lines), &branch, at)
+                            .unwrap()
+                        {
                             order.apply(&c, at);
                             changes.push(c);
                         }
                     }
-                    for c in order.decide(&OrderCommand::Fire { course: Some(1) }, &branch, at).unwrap() {
+                    for c in order
+                        .decide(&OrderCommand::Fire { course: Some(1) }, &branch, at)
+                        .unwrap()
+                    {
                         order.apply(&c, at);
                         changes.push(c);
                     }
                     let events = changes
                         .into_iter()
-                        .map(|change| Event::Order(OrderEvent { order_id: id, table: table.clone(), change }).to_new(at))
+                        .map(|change| {
+                            Event::Order(OrderEvent {
+                                order_id: id,
+                                table: table.clone(),
+                                change,
+                            })
+                            .to_new(at)
+                        })
                         .collect();
                     let request = AppendRequest {
                         branch: branch_id.to_string(),
@@ -257,9 +310,14 @@ fn ms(d: Duration) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     let url = fresh_database("rail_bench").await;
-    let (journal, _feed) = PostgresJournal::connect(&url, Duration::from_secs(5)).await.unwrap();
+    let (journal, _feed) = PostgresJournal::connect(&url, Duration::from_secs(5))
+        .await
+        .unwrap();
     let journal: Arc<dyn Journal> = Arc::new(journal);
 
     println!("journal benchmark, {seconds} s a phase, {STREAMS} writers, {EVENTS_PER_APPEND} events an append");
@@ -282,7 +340,10 @@ async fn main() {
     );
 
     let (orders, lines, took) = recovery(journal.clone()).await;
-    println!("postgres recovery: {orders} open orders, {lines} lines in {}", ms(took));
+    println!(
+        "postgres recovery: {orders} open orders, {lines} lines in {}",
+        ms(took)
+    );
     let dir = tempfile::tempdir().unwrap();
     let (sqlite, _feed) = SqliteJournal::open(&dir.path().join("bench.db")).unwrap();
     let sqlite: Arc<dyn Journal> = Arc::new(sqlite);
@@ -293,5 +354,8 @@ async fn main() {
         ms(percentile(&sqlite_latencies, 0.99))
     );
     let (orders, lines, took) = recovery(sqlite).await;
-    println!("embedded recovery: {orders} open orders, {lines} lines in {}", ms(took));
+    println!(
+        "embedded recovery: {orders} open orders, {lines} lines in {}",
+        ms(took)
+    );
 }

@@ -130,21 +130,22 @@ pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBr
         .map_err(|e| e.to_string())?;
     let mut recovered = RecoveredBranch::default();
     let mut orders: HashMap<OrderId, Order> = HashMap::new();
-    for s in &stored {
+    for s in stored {
         let envelope = Envelope::decode(s)?;
-        recovered.position = recovered.position.max(s.position);
+        let (seq, position, at) = (envelope.seq, envelope.position, envelope.at);
+        recovered.position = recovered.position.max(position);
         match envelope.event {
             Event::Branch(e) => {
-                recovered.config_seq = s.seq;
+                recovered.config_seq = seq;
                 apply_branch_event(&mut recovered.branch, &e)?;
             }
             Event::Order(e) => {
                 let order = orders
                     .entry(e.order_id)
-                    .or_insert_with(|| Order::opened(e.order_id, e.table.clone(), &e.change, s.at));
-                order.apply(&e.change, s.at);
-                order.seq = s.seq;
-                order.position = s.position;
+                    .or_insert_with(|| Order::opened(e.order_id, e.table.clone(), &e.change, at));
+                order.apply(&e.change, at);
+                order.seq = seq;
+                order.position = position;
             }
         }
     }
@@ -156,7 +157,7 @@ pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBr
         .map_err(|e| e.to_string())?;
     if let Some(s) = last {
         recovered.position = recovered.position.max(s.position);
-        if let Event::Order(e) = Envelope::decode(&s)?.event {
+        if let Event::Order(e) = Envelope::decode(s)?.event {
             if let OrderChange::OrderOpened { ticket_no, day, .. } = e.change {
                 recovered.last_ticket = Some((day, ticket_no));
             }
@@ -548,7 +549,7 @@ impl BranchActor {
                 let Ok(Envelope {
                     event: Event::Order(e),
                     ..
-                }) = Envelope::decode(s)
+                }) = Envelope::decode(s.clone())
                 else {
                     continue;
                 };

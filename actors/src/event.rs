@@ -86,12 +86,12 @@ pub struct Envelope {
 
 impl Envelope {
     /// Decodes a stored event; fails only on a journal this version cannot read.
-    pub fn decode(stored: &StoredEvent) -> Result<Self, String> {
-        let event: Event = serde_json::from_value(stored.body.clone())
+    pub fn decode(stored: StoredEvent) -> Result<Self, String> {
+        let event: Event = serde_json::from_value(stored.body)
             .map_err(|e| format!("event {}#{}: {e}", stored.stream, stored.seq))?;
-        let branch = BranchId::parse(stored.branch.clone()).map_err(|e| e.to_string())?;
+        let branch = BranchId::parse(stored.branch).map_err(|e| e.to_string())?;
         Ok(Self {
-            stream: stored.stream.clone(),
+            stream: stored.stream,
             seq: stored.seq,
             branch,
             position: stored.position,

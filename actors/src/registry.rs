@@ -109,7 +109,7 @@ impl Handler<FeedCommitted> for BranchRegistry {
         };
         let envelopes = msg
             .0
-            .iter()
+            .into_iter()
             .filter_map(|s| match Envelope::decode(s) {
                 Ok(e) => Some(Arc::new(e)),
                 Err(e) => {

@@ -116,7 +116,7 @@ impl TableActor {
 
     fn apply(&mut self, order_id: OrderId, stored: &[StoredEvent]) -> Order {
         for s in stored {
-            let envelope = Envelope::decode(s).expect("events this writer wrote decode");
+            let envelope = Envelope::decode(s.clone()).expect("events this writer wrote decode");
             let Event::Order(e) = envelope.event else {
                 continue;
             };
