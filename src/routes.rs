@@ -132,6 +132,7 @@ async fn open_order(
             OpenOrder {
                 table: body.table,
                 guests: body.guests,
+                span: tracing::Span::current(),
             },
         )
         .await??;
@@ -153,7 +154,14 @@ async fn change(engine: &Engine, branch: &str, order: &str, command: OrderComman
     let branch = branch_id(branch)?;
     let order = order_id(order)?;
     let order = engine
-        .ask(&branch, ChangeOrder { order, command })
+        .ask(
+            &branch,
+            ChangeOrder {
+                order,
+                command,
+                span: tracing::Span::current(),
+            },
+        )
         .await??;
     Ok(HttpResponse::Ok().json(order))
 }
@@ -297,6 +305,7 @@ async fn ticket_action(
                 station,
                 ticket,
                 action,
+                span: tracing::Span::current(),
             },
         )
         .await??;

@@ -330,10 +330,17 @@ impl WsSession {
         }
         let engine = self.engine.clone();
         let replies = self.replies.clone();
+        let span = tracing::info_span!(
+            "ws_command",
+            request_id = %uuid::Uuid::new_v4(),
+            session = self.id,
+            action = ?action,
+        );
         let command = StationCommand {
             station: frame.station,
             ticket: frame.ticket,
             action,
+            span,
         };
         let branch = frame.branch;
         let id = frame.id;

@@ -203,3 +203,81 @@ async fn a_real_prometheus_scrapes_the_engine() {
     }
     prometheus.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn json_logs_follow_a_request_into_the_actors_and_hold_no_bodies() {
+    let journal = common::TestJournal::fresh().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("rail.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rail"))
+        .env_remove("DATABASE_URL")
+        .env_remove("RAIL_JOURNAL_PATH")
+        .envs(journal.env())
+        .env("RAIL_HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("RAIL_LOG_FORMAT", "json")
+        .env("RUST_LOG", "rail_actors=debug,info")
+        .stdout(log)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}/api/v1/branches/demo");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let order: Value = loop {
+        if let Ok(res) = client
+            .post(format!("{base}/orders"))
+            .json(&json!({"table": "t1"}))
+            .send()
+            .await
+        {
+            break res.json().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let id = order["id"].as_str().unwrap();
+    let secret = "SEAT-NOTE-guest-allergic-to-sesame";
+    let res = client
+        .post(format!("{base}/orders/{id}/lines"))
+        .json(&json!({"lines": [{"item": "fries", "note": secret}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every log line is JSON"))
+        .collect();
+    let committed: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "committed" && l["fields"]["order_id"] == id)
+        .collect();
+    assert_eq!(committed.len(), 2, "an actor log line for each command");
+    for line in &committed {
+        let request = line["span"]["request_id"]
+            .as_str()
+            .expect("the request id reaches the actor");
+        assert_eq!(request.len(), 36);
+        assert!(line["span"]["http.route"]
+            .as_str()
+            .unwrap()
+            .contains("/orders"));
+    }
+    assert_ne!(
+        committed[0]["span"]["request_id"],
+        committed[1]["span"]["request_id"]
+    );
+    assert!(!text.contains(secret), "a request body reached the logs");
+}

@@ -60,6 +60,8 @@ pub struct GetBranchInfo;
 pub struct OpenOrder {
     pub table: TableId,
     pub guests: Option<u16>,
+    /// The request this command belongs to, followed into the actors' logs.
+    pub span: tracing::Span,
 }
 
 /// Carries out a command on an open order.
@@ -68,6 +70,8 @@ pub struct OpenOrder {
 pub struct ChangeOrder {
     pub order: OrderId,
     pub command: OrderCommand,
+    /// The request this command belongs to, followed into the actors' logs.
+    pub span: tracing::Span,
 }
 
 /// Reads an order, open or closed.
@@ -87,6 +91,8 @@ pub struct StationCommand {
     pub station: StationId,
     pub ticket: crate::ids::TicketId,
     pub action: TicketAction,
+    /// The request this command belongs to, followed into the actors' logs.
+    pub span: tracing::Span,
 }
 
 /// Reads a station's live tickets.
@@ -473,6 +479,7 @@ impl Handler<OpenOrder> for BranchActor {
                 ticket_no,
                 day: today,
                 guests: msg.guests,
+                span: msg.span.clone(),
             })
         })();
         let open = match prepared {
@@ -517,6 +524,7 @@ impl Handler<ChangeOrder> for BranchActor {
                     order_id: msg.order,
                     command: msg.command,
                     branch,
+                    span: msg.span,
                 };
                 Box::pin(async move {
                     addr.send(exec)
@@ -622,6 +630,7 @@ impl Handler<StationCommand> for BranchActor {
             addr.send(ActOnTicket {
                 ticket: msg.ticket,
                 action: msg.action,
+                span: msg.span,
             })
             .await
             .map_err(|_| CommandError::JournalUnavailable)?

@@ -37,6 +37,7 @@ pub enum TicketAction {
 pub struct ActOnTicket {
     pub ticket: TicketId,
     pub action: TicketAction,
+    pub span: tracing::Span,
 }
 
 /// The station's live tickets, oldest first.
@@ -242,6 +243,7 @@ impl Handler<ActOnTicket> for StationActor {
         let change = ChangeOrder {
             order: ticket.order_id,
             command,
+            span: msg.span,
         };
         let branch = self.branch.clone();
         Box::pin(async move {

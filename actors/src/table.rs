@@ -25,6 +25,7 @@ pub struct OpenOrderAt {
     pub ticket_no: u32,
     pub day: NaiveDate,
     pub guests: Option<u16>,
+    pub span: tracing::Span,
 }
 
 /// Carries out a command on one of this table's orders.
@@ -34,6 +35,7 @@ pub struct ExecuteOrder {
     pub order_id: OrderId,
     pub command: OrderCommand,
     pub branch: Arc<Branch>,
+    pub span: tracing::Span,
 }
 
 /// Reads one open order of this table.
@@ -74,7 +76,9 @@ impl TableActor {
         order_id: OrderId,
         expected_seq: u64,
         changes: Vec<OrderChange>,
+        span: tracing::Span,
     ) -> ResponseActFuture<Self, Result<Order, CommandError>> {
+        let kinds: Vec<&'static str> = changes.iter().map(OrderChange::kind).collect();
         let now = Utc::now();
         let closes_stream = changes
             .iter()
@@ -99,9 +103,15 @@ impl TableActor {
         };
         let journal = self.journal.clone();
         let append = async move { append_recorded(journal.as_ref(), request).await };
+        let append = tracing::Instrument::instrument(append, span.clone());
         Box::pin(append.into_actor(self).map(move |result, act, _| match result {
-            Ok(stored) => Ok(act.apply(order_id, &stored)),
+            Ok(stored) => {
+                let _request = span.enter();
+                tracing::debug!(%order_id, events = ?kinds, "committed");
+                Ok(act.apply(order_id, &stored))
+            }
             Err(e) => {
+                let _request = span.enter();
                 // The journal may or may not hold the append: read it back before the next
                 // command on this order.
                 tracing::warn!(error = %e, %order_id, "append failed; the order reloads first");
@@ -149,7 +159,7 @@ impl Handler<OpenOrderAt> for TableActor {
             day: msg.day,
             guests: msg.guests,
         };
-        AtomicResponse::new(self.commit(msg.order_id, 0, vec![change]))
+        AtomicResponse::new(self.commit(msg.order_id, 0, vec![change], msg.span))
     }
 }
 
@@ -166,7 +176,7 @@ impl TableActor {
                 .map(|changes| (order.seq, changes)),
         };
         match decided {
-            Ok((seq, changes)) => self.commit(msg.order_id, seq, changes),
+            Ok((seq, changes)) => self.commit(msg.order_id, seq, changes, msg.span),
             Err(e) => Box::pin(fut::ready(Err(e))),
         }
     }

@@ -145,7 +145,11 @@ async fn run(engine: &Engine, script: &[Step]) {
     let pick =
         |orders: &[OrderId], i: usize| (!orders.is_empty()).then(|| orders[i % orders.len()]);
     for step in script {
-        let change = |order: OrderId, command: OrderCommand| ChangeOrder { order, command };
+        let change = |order: OrderId, command: OrderCommand| ChangeOrder {
+            order,
+            command,
+            span: tracing::Span::none(),
+        };
         match step.clone() {
             Step::Open(t) => {
                 let table = TableId::parse(TABLES[t]).unwrap();
@@ -155,6 +159,7 @@ async fn run(engine: &Engine, script: &[Step]) {
                         OpenOrder {
                             table,
                             guests: None,
+                            span: tracing::Span::none(),
                         },
                     )
                     .await
@@ -222,6 +227,7 @@ async fn run(engine: &Engine, script: &[Step]) {
                     station: t.station.clone(),
                     ticket: t.id,
                     action,
+                    span: tracing::Span::none(),
                 };
                 let _ = engine.ask(&b, cmd).await;
             }
