@@ -49,7 +49,7 @@ pub fn status_of(e: &CommandError) -> StatusCode {
     match e {
         UnknownBranch(_) | UnknownTable(_) | UnknownItem(_) | UnknownStation(_)
         | UnknownOrder(_) | UnknownLine(_) | UnknownTicket(_) => StatusCode::NOT_FOUND,
-        Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Invalid(_) | IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         JournalUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         WrongStation { .. }
         | EightySixed(_)

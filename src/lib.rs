@@ -1,6 +1,7 @@
 //! The order-routing engine's server: settings, start-up, the HTTP and websocket edge.
 
 pub mod error;
+pub mod idempotency;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -1,7 +1,7 @@
 //! The REST API under `/api/v1`: parse, ask the branch, answer. No kitchen rules live here.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use rail_actors::branch::{
     ChangeOrder, GetBranchInfo, GetOrder, OpenOrder, OpenOrders, SetEightySix, StationCommand,
     StationTickets,
@@ -12,9 +12,10 @@ use rail_actors::order::{NewLine, OrderCommand};
 use rail_actors::station::TicketAction;
 use rail_actors::Engine;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{json_error, ApiError};
+use crate::idempotency;
 
 type ApiResult = Result<HttpResponse, ApiError>;
 
@@ -111,7 +112,7 @@ async fn restore_item(engine: web::Data<Engine>, path: web::Path<(String, String
     set_86(&engine, path.into_inner(), false).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct OpenOrderBody {
     table: TableId,
@@ -120,18 +121,21 @@ struct OpenOrderBody {
 }
 
 async fn open_order(
+    req: HttpRequest,
     engine: web::Data<Engine>,
     path: web::Path<String>,
     body: web::Json<OpenOrderBody>,
 ) -> ApiResult {
     let branch = branch_id(&path)?;
     let body = body.into_inner();
+    let idempotency = idempotency::from_request(&req, &body)?;
     let order = engine
         .ask(
             &branch,
             OpenOrder {
                 table: body.table,
                 guests: body.guests,
+                idempotency,
                 span: tracing::Span::current(),
             },
         )
@@ -150,15 +154,23 @@ async fn get_order(engine: web::Data<Engine>, path: web::Path<(String, String)>)
     Ok(HttpResponse::Ok().json(engine.ask(&branch, GetOrder(order)).await??))
 }
 
-async fn change(engine: &Engine, branch: &str, order: &str, command: OrderCommand) -> ApiResult {
+async fn change(
+    req: &HttpRequest,
+    engine: &Engine,
+    branch: &str,
+    order: &str,
+    command: OrderCommand,
+) -> ApiResult {
     let branch = branch_id(branch)?;
     let order = order_id(order)?;
+    let idempotency = idempotency::from_request(req, &command)?;
     let order = engine
         .ask(
             &branch,
             ChangeOrder {
                 order,
                 command,
+                idempotency,
                 span: tracing::Span::current(),
             },
         )
@@ -173,15 +185,19 @@ struct AddLinesBody {
 }
 
 async fn add_lines(
+    req: HttpRequest,
     engine: web::Data<Engine>,
     path: web::Path<(String, String)>,
     body: web::Json<AddLinesBody>,
 ) -> ApiResult {
     change(
+        &req,
         &engine,
         &path.0,
         &path.1,
-        OrderCommand::AddLines(body.into_inner().lines),
+        OrderCommand::AddLines {
+            lines: body.into_inner().lines,
+        },
     )
     .await
 }
@@ -194,6 +210,7 @@ struct VoidBody {
 }
 
 async fn void_line(
+    req: HttpRequest,
     engine: web::Data<Engine>,
     path: web::Path<(String, String, String)>,
     body: web::Bytes,
@@ -204,6 +221,7 @@ async fn void_line(
         .map_err(|_| ApiError::not_found("unknown_line", format!("no line '{line}'")))?;
     let body: VoidBody = body_or_default(&body)?;
     change(
+        &req,
         &engine,
         &branch,
         &order,
@@ -223,12 +241,14 @@ struct FireBody {
 }
 
 async fn fire(
+    req: HttpRequest,
     engine: web::Data<Engine>,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> ApiResult {
     let body: FireBody = body_or_default(&body)?;
     change(
+        &req,
         &engine,
         &path.0,
         &path.1,
@@ -247,12 +267,14 @@ struct ServeBody {
 }
 
 async fn serve(
+    req: HttpRequest,
     engine: web::Data<Engine>,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> ApiResult {
     let body: ServeBody = body_or_default(&body)?;
     change(
+        &req,
         &engine,
         &path.0,
         &path.1,
@@ -261,8 +283,12 @@ async fn serve(
     .await
 }
 
-async fn close(engine: web::Data<Engine>, path: web::Path<(String, String)>) -> ApiResult {
-    change(&engine, &path.0, &path.1, OrderCommand::Close).await
+async fn close(
+    req: HttpRequest,
+    engine: web::Data<Engine>,
+    path: web::Path<(String, String)>,
+) -> ApiResult {
+    change(&req, &engine, &path.0, &path.1, OrderCommand::Close).await
 }
 
 async fn station_tickets(
@@ -284,6 +310,7 @@ pub fn ticket_action_named(name: &str) -> Option<TicketAction> {
 }
 
 async fn ticket_action(
+    req: HttpRequest,
     engine: web::Data<Engine>,
     path: web::Path<(String, String, String, String)>,
 ) -> ApiResult {
@@ -298,6 +325,7 @@ async fn ticket_action(
             "a ticket can be started, bumped or recalled",
         )
     })?;
+    let idempotency = idempotency::from_request(&req, &())?;
     let ticket = engine
         .ask(
             &branch,
@@ -305,6 +333,7 @@ async fn ticket_action(
                 station,
                 ticket,
                 action,
+                idempotency,
                 span: tracing::Span::current(),
             },
         )

@@ -34,6 +34,8 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// Longest wait on the database before a command fails with `journal_unavailable`.
     pub journal_timeout_ms: u64,
+    /// Days an idempotency key answers retries before it is forgotten (at least 7).
+    pub idempotency_days: u32,
 }
 
 impl Settings {

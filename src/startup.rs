@@ -93,6 +93,7 @@ impl Application {
         if settings.demo {
             ensure_demo(&engine).await?;
         }
+        forget_old_keys(engine.journal().clone(), settings.idempotency_days.max(7));
 
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
         let port = listener.local_addr()?.port();
@@ -221,6 +222,21 @@ async fn stop(handle: ServerHandle, lifecycle: Lifecycle, drain: Duration) {
     tokio::time::sleep(drain).await;
     let _ = lifecycle.stopping.send(true);
     handle.stop(true).await;
+}
+
+/// Forgets idempotency keys older than their lifetime, hourly.
+fn forget_old_keys(journal: Arc<dyn Journal>, days: u32) {
+    actix_web::rt::spawn(async move {
+        let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            hourly.tick().await;
+            let before = chrono::Utc::now() - chrono::Duration::days(days.into());
+            match journal.forget_keys(before).await {
+                Ok(n) => tracing::debug!(forgotten = n, "old idempotency keys forgotten"),
+                Err(e) => tracing::warn!(error = %e, "could not forget old idempotency keys"),
+            }
+        }
+    });
 }
 
 /// The kitchen board: every station of a branch, live, in one page.

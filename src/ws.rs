@@ -14,6 +14,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage as WsMessage, CloseCode, CloseReason, ProtocolError};
 use rail_actors::branch::{StationCommand, Subscribe, UnsubscribeAll};
 use rail_actors::ids::{BranchId, StationId, TableId, TicketId};
+use rail_actors::journal::KeyRecord;
 use rail_actors::order::Ticket;
 use rail_actors::station::TicketAction;
 use rail_actors::subscriber::{Push, Subscriber, Topic};
@@ -320,14 +321,6 @@ impl WsSession {
     }
 
     fn ticket(&mut self, frame: TicketFrame, action: TicketAction, ctx: &mut Context<Self>) {
-        if frame.id.is_empty() || frame.id.len() > 64 {
-            self.reply(error_frame(
-                None,
-                "invalid_input",
-                "id must be 1 to 64 characters",
-            ));
-            return;
-        }
         let engine = self.engine.clone();
         let replies = self.replies.clone();
         let span = tracing::info_span!(
@@ -336,10 +329,21 @@ impl WsSession {
             session = self.id,
             action = ?action,
         );
+        if !crate::idempotency::valid_key(&frame.id) {
+            let msg = "id must be 1 to 128 visible ASCII characters";
+            self.reply(error_frame(None, "invalid_input", msg));
+            return;
+        }
+        let target = format!("ws {action:?} {} {}", frame.station, frame.ticket);
+        let idempotency = KeyRecord {
+            key: frame.id.clone(),
+            fingerprint: crate::idempotency::fingerprint(&target, &()),
+        };
         let command = StationCommand {
             station: frame.station,
             ticket: frame.ticket,
             action,
+            idempotency: Some(idempotency),
             span,
         };
         let branch = frame.branch;

@@ -82,6 +82,7 @@ async fn engine_throughput(journal: Arc<dyn Journal>, seconds: u64) -> (f64, Vec
                             })
                             .collect(),
                         closes_stream: false,
+                        idempotency: None,
                     };
                     let started = Instant::now();
                     journal.append(request).await.expect("append");
@@ -138,6 +139,7 @@ async fn engine_latency_at(
                     })
                     .collect(),
                 closes_stream: false,
+                idempotency: None,
             };
             let started = Instant::now();
             journal.append(request).await.expect("append");
@@ -227,6 +229,7 @@ async fn recovery(journal: Arc<dyn Journal>) -> (usize, usize, Duration) {
             expected_seq: 0,
             events: vec![configured],
             closes_stream: false,
+            idempotency: None,
         })
         .await
         .unwrap();
@@ -257,7 +260,7 @@ async fn recovery(journal: Arc<dyn Journal>) -> (usize, usize, Duration) {
                             })
                             .collect();
                         for c in order
-                            .decide(&OrderCommand::AddLines(lines), &branch, at)
+                            .decide(&OrderCommand::AddLines { lines }, &branch, at)
                             .unwrap()
                         {
                             order.apply(&c, at);
@@ -288,6 +291,7 @@ async fn recovery(journal: Arc<dyn Journal>) -> (usize, usize, Duration) {
                         expected_seq: 0,
                         events,
                         closes_stream: false,
+                        idempotency: None,
                     };
                     journal.append(request).await.unwrap();
                 }

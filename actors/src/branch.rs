@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::error::{invalid, CommandError};
 use crate::event::{branch_stream, order_stream, BranchEvent, Envelope, Event};
 use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId};
-use crate::journal::{append_recorded, AppendRequest, Journal, JournalError};
+use crate::journal::{append_recorded, AppendRequest, Journal, JournalError, KeyRecord};
 use crate::menu::{Branch, BranchConfig};
 use crate::order::{Order, OrderChange, OrderCommand, Ticket};
 use crate::station::{
@@ -60,6 +60,8 @@ pub struct GetBranchInfo;
 pub struct OpenOrder {
     pub table: TableId,
     pub guests: Option<u16>,
+    /// The client's idempotency key and a digest of its request.
+    pub idempotency: Option<KeyRecord>,
     /// The request this command belongs to, followed into the actors' logs.
     pub span: tracing::Span,
 }
@@ -70,6 +72,8 @@ pub struct OpenOrder {
 pub struct ChangeOrder {
     pub order: OrderId,
     pub command: OrderCommand,
+    /// The client's idempotency key and a digest of its request.
+    pub idempotency: Option<KeyRecord>,
     /// The request this command belongs to, followed into the actors' logs.
     pub span: tracing::Span,
 }
@@ -91,6 +95,8 @@ pub struct StationCommand {
     pub station: StationId,
     pub ticket: crate::ids::TicketId,
     pub action: TicketAction,
+    /// The client's idempotency key and a digest of its request.
+    pub idempotency: Option<KeyRecord>,
     /// The request this command belongs to, followed into the actors' logs.
     pub span: tracing::Span,
 }
@@ -312,6 +318,7 @@ impl BranchActor {
             expected_seq: self.config_seq,
             events: vec![Event::Branch(event.clone()).to_new(Utc::now())],
             closes_stream: false,
+            idempotency: None,
         };
         let journal = self.journal.clone();
         AtomicResponse::new(Box::pin(
@@ -319,7 +326,9 @@ impl BranchActor {
                 .into_actor(self)
                 .map(move |result, act, ctx| {
                     let stored = result.map_err(|e| match e {
-                        JournalError::Conflict { .. } => CommandError::Conflict,
+                        JournalError::Conflict { .. } | JournalError::DuplicateKey(_) => {
+                            CommandError::Conflict
+                        }
                         JournalError::Unavailable(_) => CommandError::JournalUnavailable,
                     })?;
                     act.config_seq = stored.last().map(|s| s.seq).unwrap_or(act.config_seq);
@@ -479,6 +488,7 @@ impl Handler<OpenOrder> for BranchActor {
                 ticket_no,
                 day: today,
                 guests: msg.guests,
+                idempotency: msg.idempotency.clone(),
                 span: msg.span.clone(),
             })
         })();
@@ -510,11 +520,31 @@ impl Handler<ChangeOrder> for BranchActor {
         match target {
             Err(e) => Box::pin(async move { Err(e) }),
             Ok((_, None)) => {
+                // A closed order: a retry of the command that closed it gets its answer again.
                 let read = self.read_closed(msg.order);
+                let journal = self.journal.clone();
+                let branch = self.id.to_string();
                 Box::pin(async move {
-                    match read.await {
-                        Ok(order) if order.is_closed() => Err(CommandError::OrderClosed),
-                        Ok(_) | Err(_) => Err(CommandError::UnknownOrder(msg.order)),
+                    let order = match read.await {
+                        Ok(order) if order.is_closed() => order,
+                        Ok(_) | Err(_) => return Err(CommandError::UnknownOrder(msg.order)),
+                    };
+                    let Some(key) = msg.idempotency else {
+                        return Err(CommandError::OrderClosed);
+                    };
+                    let stored = journal
+                        .idempotency_key(&branch, &key.key)
+                        .await
+                        .map_err(|_| CommandError::JournalUnavailable)?;
+                    match stored {
+                        Some(s) if s.fingerprint != key.fingerprint => {
+                            Err(CommandError::IdempotencyKeyReused)
+                        }
+                        Some(s) if s.stream == order_stream(&order.id) && s.seq == order.seq => {
+                            crate::metrics::idempotent_replay();
+                            Ok(order)
+                        }
+                        _ => Err(CommandError::OrderClosed),
                     }
                 })
             }
@@ -524,6 +554,7 @@ impl Handler<ChangeOrder> for BranchActor {
                     order_id: msg.order,
                     command: msg.command,
                     branch,
+                    idempotency: msg.idempotency,
                     span: msg.span,
                 };
                 Box::pin(async move {
@@ -630,6 +661,7 @@ impl Handler<StationCommand> for BranchActor {
             addr.send(ActOnTicket {
                 ticket: msg.ticket,
                 action: msg.action,
+                idempotency: msg.idempotency,
                 span: msg.span,
             })
             .await

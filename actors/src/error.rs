@@ -44,6 +44,8 @@ pub enum CommandError {
     JournalUnavailable,
     #[error("the order was changed elsewhere; nothing was saved, try again")]
     Conflict,
+    #[error("this idempotency key was already used for a different request")]
+    IdempotencyKeyReused,
 }
 
 impl CommandError {
@@ -68,6 +70,7 @@ impl CommandError {
             Self::OrderNotFinished(_) => "order_not_finished",
             Self::JournalUnavailable => "journal_unavailable",
             Self::Conflict => "conflict",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
         }
     }
 

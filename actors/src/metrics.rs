@@ -31,6 +31,7 @@ struct Metrics {
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     ready: IntGauge,
+    idempotent_replays: IntCounter,
     shutdown_seconds: Gauge,
 }
 
@@ -95,6 +96,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         http_duration: register(&r, HistogramVec::new(
             h("rail_http_request_duration_seconds", "Time to answer an HTTP request, by route.", latency),
             &["method", "route"]).unwrap()),
+        idempotent_replays: register(&r, IntCounter::new("rail_idempotent_replays_total", "Retries answered with the first answer to their idempotency key.").unwrap()),
         ready: register(&r, IntGauge::new("rail_ready", "1 when this replica has recovered and takes traffic, 0 otherwise.").unwrap()),
         shutdown_seconds: register(&r, Gauge::new("rail_shutdown_limit_seconds", "The time this replica allows itself to stop after SIGTERM.").unwrap()),
         registry: r,
@@ -215,6 +217,10 @@ pub fn http_request(method: &str, route: &str, status: u16, took: Duration) {
         .http_duration
         .with_label_values(&[method, route])
         .observe(took.as_secs_f64());
+}
+
+pub fn idempotent_replay() {
+    METRICS.idempotent_replays.inc();
 }
 
 pub fn set_ready(ready: bool) {

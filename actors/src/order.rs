@@ -318,9 +318,12 @@ impl OrderChange {
 }
 
 /// What can be done to an open order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
 pub enum OrderCommand {
-    AddLines(Vec<NewLine>),
+    AddLines {
+        lines: Vec<NewLine>,
+    },
     VoidLine {
         line: LineId,
         reason: Option<String>,
@@ -415,7 +418,7 @@ impl Order {
             return Err(CommandError::OrderClosed);
         }
         match command {
-            OrderCommand::AddLines(lines) => self.decide_add(lines, branch),
+            OrderCommand::AddLines { lines } => self.decide_add(lines, branch),
             OrderCommand::VoidLine { line, reason } => self.decide_void(*line, reason),
             OrderCommand::Fire { course } => self.decide_fire(*course, branch, now),
             OrderCommand::StartTicket { ticket } => {

@@ -37,6 +37,7 @@ pub enum TicketAction {
 pub struct ActOnTicket {
     pub ticket: TicketId,
     pub action: TicketAction,
+    pub idempotency: Option<crate::journal::KeyRecord>,
     pub span: tracing::Span,
 }
 
@@ -243,6 +244,7 @@ impl Handler<ActOnTicket> for StationActor {
         let change = ChangeOrder {
             order: ticket.order_id,
             command,
+            idempotency: msg.idempotency,
             span: msg.span,
         };
         let branch = self.branch.clone();

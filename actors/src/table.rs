@@ -3,6 +3,11 @@
 //! A command is decided against the in-memory order, its events are appended to the journal,
 //! and only once the journal has committed them are they applied and the caller answered.
 //! While an append is in flight the table takes no other command, so decisions never race.
+//!
+//! A command may carry an idempotency key. The key is stored with the command's events in the
+//! same transaction; a retry with the same key gets the order as that first command left it
+//! (rebuilt from the journal up to its events), and the same key with another command is
+//! refused.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -13,9 +18,14 @@ use chrono::{NaiveDate, Utc};
 use crate::error::CommandError;
 use crate::event::{order_stream, Envelope, Event, OrderEvent};
 use crate::ids::{BranchId, OrderId, TableId};
-use crate::journal::{append_recorded, AppendRequest, Journal, JournalError, StoredEvent};
+use crate::journal::{
+    append_recorded, AppendRequest, Journal, JournalError, KeyRecord, StoredEvent, StoredKey,
+};
 use crate::menu::Branch;
 use crate::order::{Order, OrderChange, OrderCommand};
+
+/// Keys this table remembers without asking the journal.
+const RECENT_KEYS: usize = 4096;
 
 /// Opens a new order at this table.
 #[derive(Message)]
@@ -25,6 +35,7 @@ pub struct OpenOrderAt {
     pub ticket_no: u32,
     pub day: NaiveDate,
     pub guests: Option<u16>,
+    pub idempotency: Option<KeyRecord>,
     pub span: tracing::Span,
 }
 
@@ -35,6 +46,7 @@ pub struct ExecuteOrder {
     pub order_id: OrderId,
     pub command: OrderCommand,
     pub branch: Arc<Branch>,
+    pub idempotency: Option<KeyRecord>,
     pub span: tracing::Span,
 }
 
@@ -51,6 +63,8 @@ pub struct TableActor {
     orders: HashMap<OrderId, Order>,
     /// Orders whose last append failed: the journal may hold more than memory does.
     stale: HashSet<OrderId>,
+    /// Idempotency keys this table stored, as the journal holds them.
+    recent_keys: HashMap<String, StoredKey>,
 }
 
 impl TableActor {
@@ -67,6 +81,7 @@ impl TableActor {
             journal,
             orders,
             stale: HashSet::new(),
+            recent_keys: HashMap::new(),
         }
     }
 
@@ -76,6 +91,7 @@ impl TableActor {
         order_id: OrderId,
         expected_seq: u64,
         changes: Vec<OrderChange>,
+        idempotency: Option<KeyRecord>,
         span: tracing::Span,
     ) -> ResponseActFuture<Self, Result<Order, CommandError>> {
         let kinds: Vec<&'static str> = changes.iter().map(OrderChange::kind).collect();
@@ -100,6 +116,7 @@ impl TableActor {
             expected_seq,
             events,
             closes_stream,
+            idempotency: idempotency.clone(),
         };
         let journal = self.journal.clone();
         let append = async move { append_recorded(journal.as_ref(), request).await };
@@ -108,7 +125,15 @@ impl TableActor {
             Ok(stored) => {
                 let _request = span.enter();
                 tracing::debug!(%order_id, events = ?kinds, "committed");
+                if let (Some(k), Some(last)) = (idempotency, stored.last()) {
+                    act.remember_key(k, last);
+                }
                 Ok(act.apply(order_id, &stored))
+            }
+            Err(JournalError::DuplicateKey(_)) => {
+                // A concurrent retry stored the key first; this one changed nothing, and the
+                // caller's next retry reads the first answer.
+                Err(CommandError::Conflict)
             }
             Err(e) => {
                 let _request = span.enter();
@@ -117,7 +142,9 @@ impl TableActor {
                 tracing::warn!(error = %e, %order_id, "append failed; the order reloads first");
                 act.stale.insert(order_id);
                 Err(match e {
-                    JournalError::Conflict { .. } => CommandError::Conflict,
+                    JournalError::Conflict { .. } | JournalError::DuplicateKey(_) => {
+                        CommandError::Conflict
+                    }
                     JournalError::Unavailable(_) => CommandError::JournalUnavailable,
                 })
             }
@@ -144,6 +171,90 @@ impl TableActor {
         }
         order
     }
+
+    fn remember_key(&mut self, record: KeyRecord, last: &StoredEvent) {
+        if self.recent_keys.len() >= RECENT_KEYS {
+            self.recent_keys.clear();
+        }
+        let stored = StoredKey {
+            fingerprint: record.fingerprint,
+            stream: last.stream.clone(),
+            seq: last.seq,
+        };
+        self.recent_keys.insert(record.key, stored);
+    }
+
+    /// Runs a command once per idempotency key: a key seen before answers with the order as
+    /// its first command left it; an unknown key (or none) runs the command.
+    fn once(
+        &mut self,
+        key: Option<KeyRecord>,
+        run: impl FnOnce(&mut Self) -> ResponseActFuture<Self, Result<Order, CommandError>> + 'static,
+    ) -> ResponseActFuture<Self, Result<Order, CommandError>> {
+        let Some(key) = key else { return run(self) };
+        if let Some(stored) = self.recent_keys.get(&key.key).cloned() {
+            return self.answer_again(&key, stored);
+        }
+        let journal = self.journal.clone();
+        let branch = self.branch.to_string();
+        let name = key.key.clone();
+        let lookup = async move { journal.idempotency_key(&branch, &name).await };
+        Box::pin(
+            lookup
+                .into_actor(self)
+                .then(move |found, act, _| match found {
+                    Ok(Some(stored)) => act.answer_again(&key, stored),
+                    Ok(None) => run(act),
+                    Err(_) => Box::pin(fut::ready(Err(CommandError::JournalUnavailable))),
+                }),
+        )
+    }
+
+    /// The first answer to a key: the order rebuilt up to the events its command appended.
+    fn answer_again(
+        &mut self,
+        key: &KeyRecord,
+        stored: StoredKey,
+    ) -> ResponseActFuture<Self, Result<Order, CommandError>> {
+        if stored.fingerprint != key.fingerprint {
+            return Box::pin(fut::ready(Err(CommandError::IdempotencyKeyReused)));
+        }
+        crate::metrics::idempotent_replay();
+        let in_memory = self.orders.values().find(|o| {
+            order_stream(&o.id) == stored.stream
+                && o.seq == stored.seq
+                && !self.stale.contains(&o.id)
+        });
+        if let Some(order) = in_memory {
+            return Box::pin(fut::ready(Ok(order.clone())));
+        }
+        let journal = self.journal.clone();
+        let load = async move {
+            let events = journal
+                .load_stream(&stored.stream)
+                .await
+                .map_err(|_| CommandError::JournalUnavailable)?;
+            let mut order: Option<Order> = None;
+            for s in events.into_iter().take_while(|s| s.seq <= stored.seq) {
+                let (seq, position, at) = (s.seq, s.position, s.at);
+                let Ok(Envelope {
+                    event: Event::Order(e),
+                    ..
+                }) = Envelope::decode(s)
+                else {
+                    continue;
+                };
+                let o = order.get_or_insert_with(|| {
+                    Order::opened(e.order_id, e.table.clone(), &e.change, at)
+                });
+                o.apply(&e.change, at);
+                o.seq = seq;
+                o.position = position;
+            }
+            order.ok_or(CommandError::Conflict)
+        };
+        Box::pin(fut::wrap_future(load))
+    }
 }
 
 impl Actor for TableActor {
@@ -159,7 +270,12 @@ impl Handler<OpenOrderAt> for TableActor {
             day: msg.day,
             guests: msg.guests,
         };
-        AtomicResponse::new(self.commit(msg.order_id, 0, vec![change], msg.span))
+        let (order_id, key, span) = (msg.order_id, msg.idempotency, msg.span);
+        let run = {
+            let key = key.clone();
+            move |act: &mut Self| act.commit(order_id, 0, vec![change], key, span)
+        };
+        AtomicResponse::new(self.once(key, run))
     }
 }
 
@@ -176,9 +292,45 @@ impl TableActor {
                 .map(|changes| (order.seq, changes)),
         };
         match decided {
-            Ok((seq, changes)) => self.commit(msg.order_id, seq, changes, msg.span),
+            Ok((seq, changes)) => {
+                self.commit(msg.order_id, seq, changes, msg.idempotency, msg.span)
+            }
             Err(e) => Box::pin(fut::ready(Err(e))),
         }
+    }
+}
+
+impl TableActor {
+    /// Runs a command, first rebuilding its order from the journal if an append failed.
+    fn execute_fresh(
+        &mut self,
+        msg: ExecuteOrder,
+    ) -> ResponseActFuture<Self, Result<Order, CommandError>> {
+        if !self.stale.contains(&msg.order_id) {
+            return self.execute(msg);
+        }
+        let journal = self.journal.clone();
+        let order_id = msg.order_id;
+        let stream = order_stream(&order_id);
+        let reload = async move { journal.load_stream(&stream).await };
+        Box::pin(
+            reload
+                .into_actor(self)
+                .then(move |loaded, act, _| match loaded {
+                    Ok(events) => {
+                        act.stale.remove(&order_id);
+                        act.orders.remove(&order_id);
+                        if !events.is_empty() {
+                            act.apply(order_id, &events);
+                        }
+                        act.execute(msg)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, %order_id, "reload failed");
+                        Box::pin(fut::ready(Err(CommandError::JournalUnavailable)))
+                    }
+                }),
+        )
     }
 }
 
@@ -186,30 +338,8 @@ impl Handler<ExecuteOrder> for TableActor {
     type Result = AtomicResponse<Self, Result<Order, CommandError>>;
 
     fn handle(&mut self, msg: ExecuteOrder, _: &mut Context<Self>) -> Self::Result {
-        if !self.stale.contains(&msg.order_id) {
-            return AtomicResponse::new(self.execute(msg));
-        }
-        // Rebuild the order from the journal, then carry on as usual.
-        let journal = self.journal.clone();
-        let order_id = msg.order_id;
-        let stream = order_stream(&order_id);
-        let reload = async move { journal.load_stream(&stream).await };
-        AtomicResponse::new(Box::pin(reload.into_actor(self).then(
-            move |loaded, act, _| match loaded {
-                Ok(events) => {
-                    act.stale.remove(&order_id);
-                    act.orders.remove(&order_id);
-                    if !events.is_empty() {
-                        act.apply(order_id, &events);
-                    }
-                    act.execute(msg)
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, %order_id, "reload failed");
-                    Box::pin(fut::ready(Err(CommandError::JournalUnavailable)))
-                }
-            },
-        )))
+        let key = msg.idempotency.clone();
+        AtomicResponse::new(self.once(key, move |act| act.execute_fresh(msg)))
     }
 }
 

@@ -148,6 +148,7 @@ async fn run(engine: &Engine, script: &[Step]) {
         let change = |order: OrderId, command: OrderCommand| ChangeOrder {
             order,
             command,
+            idempotency: None,
             span: tracing::Span::none(),
         };
         match step.clone() {
@@ -159,6 +160,7 @@ async fn run(engine: &Engine, script: &[Step]) {
                         OpenOrder {
                             table,
                             guests: None,
+                            idempotency: None,
                             span: tracing::Span::none(),
                         },
                     )
@@ -185,7 +187,7 @@ async fn run(engine: &Engine, script: &[Step]) {
                     course,
                 };
                 let _ = engine
-                    .ask(&b, change(id, OrderCommand::AddLines(vec![line])))
+                    .ask(&b, change(id, OrderCommand::AddLines { lines: vec![line] }))
                     .await;
             }
             Step::Void { order, line } => {
@@ -227,6 +229,7 @@ async fn run(engine: &Engine, script: &[Step]) {
                     station: t.station.clone(),
                     ticket: t.id,
                     action,
+                    idempotency: None,
                     span: tracing::Span::none(),
                 };
                 let _ = engine.ask(&b, cmd).await;

@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use rail_actors::event::{branch_stream, order_stream};
 use rail_actors::ids::{BranchId, OrderId};
 use rail_actors::journal::{
-    AppendRequest, CommitFeed, Committed, Journal, JournalError, NewEvent, PostgresJournal,
-    SqliteJournal, StoredEvent,
+    AppendRequest, CommitFeed, Committed, Journal, JournalError, KeyRecord, NewEvent,
+    PostgresJournal, SqliteJournal, StoredEvent, StoredKey,
 };
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -52,6 +52,7 @@ mod contract {
             expected_seq,
             events,
             closes_stream: false,
+            idempotency: None,
         }
     }
 
@@ -552,6 +553,67 @@ mod contract {
 
     /// The feed carries every committed append once, each branch's in position order, and
     /// never one that failed.
+    /// A key is stored with its append; a second append with the key writes nothing.
+    pub async fn idempotency_keys_are_stored_with_their_append(journal: &dyn Journal) {
+        let stream = new_order_stream();
+        let key = |k: &str, print: &str| KeyRecord {
+            key: k.into(),
+            fingerprint: print.into(),
+        };
+        let mut first = request("b1", &stream, 0, events("order_opened", 2));
+        first.idempotency = Some(key("k-1", "aaa"));
+        journal.append(first).await.expect("first append");
+        let stored = journal
+            .idempotency_key("b1", "k-1")
+            .await
+            .unwrap()
+            .expect("key stored");
+        assert_eq!(
+            stored,
+            StoredKey {
+                fingerprint: "aaa".into(),
+                stream: stream.clone(),
+                seq: 2
+            }
+        );
+        assert_eq!(
+            journal.idempotency_key("b2", "k-1").await.unwrap(),
+            None,
+            "scoped by branch"
+        );
+
+        let mut again = request("b1", &stream, 2, events("lines_added", 1));
+        again.idempotency = Some(key("k-1", "bbb"));
+        let refused = journal.append(again).await.unwrap_err();
+        assert_eq!(refused, JournalError::DuplicateKey("k-1".into()));
+        assert_eq!(
+            journal.load_stream(&stream).await.unwrap().len(),
+            2,
+            "nothing written"
+        );
+
+        // A conflicted append does not keep its key.
+        let mut stale = request("b1", &stream, 0, events("lines_added", 1));
+        stale.idempotency = Some(key("k-2", "ccc"));
+        assert!(matches!(
+            journal.append(stale).await,
+            Err(JournalError::Conflict { .. })
+        ));
+        assert_eq!(journal.idempotency_key("b1", "k-2").await.unwrap(), None);
+
+        let forgotten = journal
+            .forget_keys(Utc::now() - chrono::Duration::days(7))
+            .await
+            .unwrap();
+        assert_eq!(forgotten, 0, "keys live at least as long as asked");
+        let forgotten = journal
+            .forget_keys(Utc::now() + chrono::Duration::seconds(1))
+            .await
+            .unwrap();
+        assert_eq!(forgotten, 1);
+        assert_eq!(journal.idempotency_key("b1", "k-1").await.unwrap(), None);
+    }
+
     pub async fn feed_carries_each_commit_once(journal: Arc<dyn Journal>, mut feed: CommitFeed) {
         const CONTESTED: usize = 10;
         const RIVALS: usize = 5;
@@ -754,6 +816,12 @@ macro_rules! contract_suite {
             async fn reopen_keeps_everything() {
                 let db = <$store>::new().await;
                 contract::reopen_keeps_everything(|| db.open()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn idempotency_keys_are_stored_with_their_append() {
+                let (journal, _feed) = <$store>::new().await.open().await;
+                contract::idempotency_keys_are_stored_with_their_append(journal.as_ref()).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

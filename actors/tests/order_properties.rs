@@ -144,8 +144,8 @@ fn command(step: &Step, order: &Order) -> Option<OrderCommand> {
         among[i.index(among.len())].id
     };
     Some(match step {
-        Step::Add(lines) => OrderCommand::AddLines(
-            lines
+        Step::Add(lines) => OrderCommand::AddLines {
+            lines: lines
                 .iter()
                 .map(|&(i, quantity, course)| NewLine {
                     item: item(i),
@@ -156,7 +156,7 @@ fn command(step: &Step, order: &Order) -> Option<OrderCommand> {
                     course,
                 })
                 .collect(),
-        ),
+        },
         Step::Void(line) => OrderCommand::VoidLine {
             line: *line,
             reason: None,
@@ -205,7 +205,7 @@ fn expected_outcome(command: &OrderCommand, order: &Order, branch: &Branch) -> O
         return Some(false);
     }
     match command {
-        OrderCommand::AddLines(lines) => Some(lines.iter().all(|l| {
+        OrderCommand::AddLines { lines } => Some(lines.iter().all(|l| {
             (1..=MAX_QUANTITY).contains(&l.quantity)
                 && branch.item(&l.item).is_ok()
                 && !branch.is_86(&l.item)

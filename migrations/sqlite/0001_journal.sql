@@ -21,3 +21,16 @@ CREATE TABLE IF NOT EXISTS streams (
 ) WITHOUT ROWID;
 
 CREATE INDEX IF NOT EXISTS streams_open ON streams (branch, closed);
+
+-- Idempotency keys, stored in the same transaction as the events their request appended.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    branch      TEXT    NOT NULL,
+    key         TEXT    NOT NULL,
+    fingerprint TEXT    NOT NULL,
+    stream      TEXT    NOT NULL,
+    seq         INTEGER NOT NULL,
+    at          INTEGER NOT NULL, -- microseconds since the Unix epoch, UTC
+    PRIMARY KEY (branch, key)
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys (at);

@@ -33,6 +33,25 @@ pub struct AppendRequest {
     pub events: Vec<NewEvent>,
     /// The stream ends with these events (a closed order); recovery no longer loads it.
     pub closes_stream: bool,
+    /// The client's idempotency key, stored with the append in the same transaction.
+    pub idempotency: Option<KeyRecord>,
+}
+
+/// An idempotency key and what the request that first used it looked like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub key: String,
+    /// A digest of the request; the same key with another request is refused.
+    pub fingerprint: String,
+}
+
+/// What a stored idempotency key answers: the request it was first used for, and where in
+/// which stream that request's events ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub fingerprint: String,
+    pub stream: String,
+    pub seq: u64,
 }
 
 /// An event as the journal holds it.
@@ -59,6 +78,9 @@ pub enum JournalError {
     },
     #[error("journal unavailable: {0}")]
     Unavailable(String),
+    /// The idempotency key was stored by another append first; read it back.
+    #[error("idempotency key {0} is already used")]
+    DuplicateKey(String),
 }
 
 /// What the commit feed carries: the events of one append, in commit order.
@@ -78,6 +100,7 @@ pub async fn append_recorded(
     match &result {
         Err(JournalError::Conflict { .. }) => crate::metrics::journal_error("conflict"),
         Err(JournalError::Unavailable(_)) => crate::metrics::journal_error("unavailable"),
+        Err(JournalError::DuplicateKey(_)) => {}
         Ok(_) => {}
     }
     result
@@ -112,6 +135,16 @@ pub trait Journal: Send + Sync + 'static {
 
     /// The branches that have a configuration stream.
     async fn branches(&self) -> Result<Vec<String>, JournalError>;
+
+    /// The record of a branch's idempotency key, if it was used.
+    async fn idempotency_key(
+        &self,
+        branch: &str,
+        key: &str,
+    ) -> Result<Option<StoredKey>, JournalError>;
+
+    /// Forgets idempotency keys stored before a time; returns how many.
+    async fn forget_keys(&self, before: DateTime<Utc>) -> Result<u64, JournalError>;
 
     /// Whether the journal answers at all (readiness).
     async fn ping(&self) -> Result<(), JournalError> {

@@ -14,7 +14,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
-use super::{AppendRequest, CommitFeed, Committed, Journal, JournalError, StoredEvent};
+use super::{AppendRequest, CommitFeed, Committed, Journal, JournalError, StoredEvent, StoredKey};
 
 mod embedded {
     refinery::embed_migrations!("../migrations/postgres");
@@ -163,15 +163,25 @@ impl Writer {
                     None => return,
                 },
             };
-            // One append per stream in a batch; a second waits for the next batch.
+            // One append per stream (and per idempotency key) in a batch; a second waits for
+            // the next batch.
+            let key = |r: &AppendRequest| {
+                r.idempotency
+                    .as_ref()
+                    .map(|k| (r.branch.clone(), k.key.clone()))
+            };
             let mut streams = HashSet::from([first.0.stream.clone()]);
+            let mut keys: HashSet<(String, String)> = key(&first.0).into_iter().collect();
             let mut batch = vec![first];
             let mut later = VecDeque::new();
             while batch.len() < MAX_BATCH {
                 let Some(next) = deferred.pop_front().or_else(|| rx.try_recv().ok()) else {
                     break;
                 };
-                if streams.insert(next.0.stream.clone()) {
+                let next_key = key(&next.0);
+                let key_free = next_key.as_ref().is_none_or(|k| !keys.contains(k));
+                if key_free && streams.insert(next.0.stream.clone()) {
+                    keys.extend(next_key);
                     batch.push(next);
                 } else {
                     later.push_back(next);
@@ -223,9 +233,47 @@ impl Writer {
         }
         let tx = conn.transaction().await.map_err(unavailable)?;
 
+        // Idempotency keys first: an append whose key another stored first goes no further.
+        let keyed: Vec<&&AppendRequest> =
+            batch.iter().filter(|r| r.idempotency.is_some()).collect();
+        let mut stored_keys: HashSet<(String, String)> = HashSet::new();
+        if !keyed.is_empty() {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO idempotency_keys (branch, key, fingerprint, stream, seq) \
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) \
+                     ON CONFLICT (branch, key) DO NOTHING RETURNING branch, key",
+                )
+                .await
+                .map_err(unavailable)?;
+            let record = |r: &AppendRequest| r.idempotency.clone().expect("keyed");
+            let branches: Vec<&str> = keyed.iter().map(|r| r.branch.as_str()).collect();
+            let keys: Vec<String> = keyed.iter().map(|r| record(r).key).collect();
+            let prints: Vec<String> = keyed.iter().map(|r| record(r).fingerprint).collect();
+            let streams: Vec<&str> = keyed.iter().map(|r| r.stream.as_str()).collect();
+            let seqs: Vec<i64> = keyed
+                .iter()
+                .map(|r| (r.expected_seq + r.events.len() as u64) as i64)
+                .collect();
+            let rows = tx
+                .query(&stmt, &[&branches, &keys, &prints, &streams, &seqs])
+                .await
+                .map_err(unavailable)?;
+            for row in rows {
+                stored_keys.insert((row.get(0), row.get(1)));
+            }
+        }
+        let key_lost = |r: &AppendRequest| {
+            r.idempotency
+                .as_ref()
+                .is_some_and(|k| !stored_keys.contains(&(r.branch.clone(), k.key.clone())))
+        };
+
         // Compare-and-set every stream head: existing streams, then new ones.
-        let (old, new): (Vec<&&AppendRequest>, Vec<&&AppendRequest>) =
-            batch.iter().partition(|r| r.expected_seq > 0);
+        let (old, new): (Vec<&&AppendRequest>, Vec<&&AppendRequest>) = batch
+            .iter()
+            .filter(|r| !key_lost(r))
+            .partition(|r| r.expected_seq > 0);
         let mut won: HashSet<String> = HashSet::new();
         if !old.is_empty() {
             let stmt = tx
@@ -363,6 +411,26 @@ impl Writer {
             .map_err(unavailable)?;
         }
 
+        // Keys of appends that lost their stream are not theirs to keep.
+        let (orphan_branches, orphan_keys): (Vec<&str>, Vec<&str>) = batch
+            .iter()
+            .filter(|r| !won.contains(&r.stream) && !key_lost(r))
+            .filter_map(|r| {
+                r.idempotency
+                    .as_ref()
+                    .map(|k| (r.branch.as_str(), k.key.as_str()))
+            })
+            .unzip();
+        if !orphan_keys.is_empty() {
+            tx.execute(
+                "DELETE FROM idempotency_keys k USING unnest($1::text[], $2::text[]) AS o(branch, key) \
+                 WHERE k.branch = o.branch AND k.key = o.key",
+                &[&orphan_branches, &orphan_keys],
+            )
+            .await
+            .map_err(unavailable)?;
+        }
+
         // Conflicts: read where the losing streams really are.
         let mut actual: HashMap<String, u64> = HashMap::new();
         if !lost.is_empty() {
@@ -382,6 +450,14 @@ impl Writer {
             .iter()
             .zip(results)
             .map(|(r, stored)| {
+                if key_lost(r) {
+                    let key = r
+                        .idempotency
+                        .as_ref()
+                        .map(|k| k.key.clone())
+                        .unwrap_or_default();
+                    return Err(JournalError::DuplicateKey(key));
+                }
                 stored.ok_or_else(|| JournalError::Conflict {
                     stream: r.stream.clone(),
                     expected: r.expected_seq,
@@ -473,6 +549,37 @@ impl Journal for PostgresJournal {
             .iter()
             .map(|r| r.get(0))
             .collect())
+    }
+
+    async fn idempotency_key(
+        &self,
+        branch: &str,
+        key: &str,
+    ) -> Result<Option<StoredKey>, JournalError> {
+        let sql =
+            "SELECT fingerprint, stream, seq FROM idempotency_keys WHERE branch = $1 AND key = $2";
+        Ok(self
+            .query(sql, &[&branch, &key])
+            .await?
+            .first()
+            .map(|r| StoredKey {
+                fingerprint: r.get(0),
+                stream: r.get(1),
+                seq: r.get::<_, i64>(2) as u64,
+            }))
+    }
+
+    async fn forget_keys(&self, before: DateTime<Utc>) -> Result<u64, JournalError> {
+        let work = async {
+            let client = self.pool.get().await.map_err(unavailable)?;
+            client
+                .execute("DELETE FROM idempotency_keys WHERE at < $1", &[&before])
+                .await
+                .map_err(unavailable)
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| unavailable("timed out"))?
     }
 
     async fn ping(&self) -> Result<(), JournalError> {

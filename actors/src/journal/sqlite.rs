@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{AppendRequest, CommitFeed, Committed, Journal, JournalError, StoredEvent};
+use super::{AppendRequest, CommitFeed, Committed, Journal, JournalError, StoredEvent, StoredKey};
 
 const SCHEMA: &str = include_str!("../../../migrations/sqlite/0001_journal.sql");
 const MAX_BATCH: usize = 512;
@@ -217,6 +217,31 @@ impl Writer {
                 }));
                 continue;
             }
+            if let Some(record) = &request.idempotency {
+                let last = request.expected_seq + request.events.len() as u64;
+                let stored = sp.execute(
+                    "INSERT INTO idempotency_keys (branch, key, fingerprint, stream, seq, at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        request.branch,
+                        record.key,
+                        record.fingerprint,
+                        request.stream,
+                        last as i64,
+                        micros(&Utc::now()),
+                    ],
+                );
+                match stored {
+                    Ok(_) => {}
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        results.push(Err(JournalError::DuplicateKey(record.key.clone())));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             let mut position = positions[&request.branch];
             let mut stored = Vec::with_capacity(request.events.len());
             {
@@ -346,6 +371,39 @@ impl Journal for SqliteJournal {
                 ),
                 params![branch, after as i64, limit as i64],
             )
+        })
+        .await
+    }
+
+    async fn idempotency_key(
+        &self,
+        branch: &str,
+        key: &str,
+    ) -> Result<Option<StoredKey>, JournalError> {
+        let (branch, key) = (branch.to_owned(), key.to_owned());
+        self.read(move |c| {
+            c.query_row(
+                "SELECT fingerprint, stream, seq FROM idempotency_keys WHERE branch = ?1 AND key = ?2",
+                [branch, key],
+                |r| {
+                    Ok(StoredKey {
+                        fingerprint: r.get(0)?,
+                        stream: r.get(1)?,
+                        seq: r.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn forget_keys(&self, before: DateTime<Utc>) -> Result<u64, JournalError> {
+        // Deletes go through the writer's file lock like any write; a short one.
+        let before = micros(&before);
+        self.read(move |c| {
+            c.execute("DELETE FROM idempotency_keys WHERE at < ?1", [before])
+                .map(|n| n as u64)
         })
         .await
     }
