@@ -43,6 +43,9 @@ pub enum ClientFrame {
         station: Option<StationId>,
         #[serde(default)]
         table: Option<TableId>,
+        /// The last position this client saw: resume after it instead of a snapshot.
+        #[serde(default)]
+        after: Option<u64>,
     },
     Start(TicketFrame),
     Bump(TicketFrame),
@@ -65,6 +68,8 @@ pub enum ServerFrame<'a> {
     Snapshot {
         topic: &'a Topic,
         snapshot: &'a rail_actors::subscriber::Snapshot,
+        /// The resume asked for could not be served: replace what you had with this.
+        reset: bool,
     },
     Event {
         topic: &'a Topic,
@@ -98,7 +103,16 @@ impl ServerFrame<'_> {
 
 fn push_frame(push: &Push) -> String {
     match push {
-        Push::Snapshot { topic, snapshot } => ServerFrame::Snapshot { topic, snapshot }.to_text(),
+        Push::Snapshot {
+            topic,
+            snapshot,
+            reset,
+        } => ServerFrame::Snapshot {
+            topic,
+            snapshot,
+            reset: *reset,
+        }
+        .to_text(),
         Push::Event { topic, envelope } => ServerFrame::Event {
             topic,
             branch: &envelope.branch,
@@ -257,6 +271,7 @@ impl WsSession {
                 branch,
                 station,
                 table,
+                after,
             } => {
                 let topic = match (station, table) {
                     (Some(_), Some(_)) => {
@@ -268,7 +283,7 @@ impl WsSession {
                     (None, Some(t)) => Topic::Table(t),
                     (None, None) => Topic::Branch,
                 };
-                self.subscribe(id, branch, topic, ctx);
+                self.subscribe(id, branch, topic, after, ctx);
             }
             ClientFrame::Start(t) => self.ticket(t, TicketAction::Start, ctx),
             ClientFrame::Bump(t) => self.ticket(t, TicketAction::Bump, ctx),
@@ -281,6 +296,7 @@ impl WsSession {
         id: Option<String>,
         branch: BranchId,
         topic: Topic,
+        after: Option<u64>,
         ctx: &mut Context<Self>,
     ) {
         let engine = self.engine.clone();
@@ -294,6 +310,7 @@ impl WsSession {
                     Subscribe {
                         topic: topic.clone(),
                         subscriber,
+                        after,
                     },
                 )
                 .await?

@@ -24,8 +24,11 @@ use crate::station::{
     ActOnTicket, LiveTickets, StationActor, StationEvent, SubscribeStation, TicketAction,
     Unsubscribe,
 };
-use crate::subscriber::{Push, Snapshot, Subscriber, Topic};
+use crate::subscriber::{self, History, Push, Snapshot, Subscriber, Topic};
 use crate::table::{ExecuteOrder, OpenOrderAt, ReadOrder, TableActor};
+
+/// Events a branch keeps for table and branch screens that reconnect.
+const BRANCH_HISTORY: usize = 16384;
 
 /// What a branch is, as managers and screens read it.
 #[derive(Debug, Clone, Serialize)]
@@ -112,6 +115,8 @@ pub struct StationTickets(pub StationId);
 pub struct Subscribe {
     pub topic: Topic,
     pub subscriber: Subscriber,
+    /// Resume after this position (the last one the client saw) instead of a snapshot.
+    pub after: Option<u64>,
 }
 
 /// Stops every subscription of a subscriber in this branch.
@@ -209,6 +214,8 @@ pub struct BranchActor {
     position: u64,
     last_ticket: Option<(NaiveDate, u32)>,
     subscribers: Vec<(Topic, Subscriber)>,
+    /// The branch's latest events, for table and branch screens that reconnect.
+    history: History,
 }
 
 impl BranchActor {
@@ -231,6 +238,7 @@ impl BranchActor {
             position: recovered.position,
             last_ticket: recovered.last_ticket,
             subscribers: Vec::new(),
+            history: History::new(BRANCH_HISTORY, recovered.position),
         }
     }
 
@@ -343,6 +351,7 @@ impl BranchActor {
 
     fn on_committed(&mut self, envelope: Arc<Envelope>) {
         self.position = envelope.position;
+        self.history.record(envelope.clone());
         let mut stations: Vec<StationId> = envelope.event.stations().into_iter().cloned().collect();
         if let Event::Order(e) = &envelope.event {
             match &e.change {
@@ -692,17 +701,18 @@ impl Handler<Subscribe> for BranchActor {
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
         match &msg.topic {
             Topic::Station(s) => {
-                self.station(s)?.do_send(SubscribeStation(msg.subscriber));
+                self.station(s)?.do_send(SubscribeStation {
+                    subscriber: msg.subscriber,
+                    after: msg.after,
+                });
             }
             topic => {
                 if let Topic::Table(t) = topic {
                     self.configured()?.table(t)?;
                 }
-                let snapshot = Arc::new(self.snapshot(topic)?);
-                if msg.subscriber.push(Push::Snapshot {
-                    topic: topic.clone(),
-                    snapshot,
-                }) {
+                let snapshot = self.snapshot(topic)?;
+                let (sub, head) = (&msg.subscriber, self.position);
+                if subscriber::start(sub, topic, msg.after, &self.history, head, || snapshot) {
                     self.subscribers.push((msg.topic, msg.subscriber));
                 }
             }

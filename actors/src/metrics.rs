@@ -32,6 +32,8 @@ struct Metrics {
     http_duration: HistogramVec,
     ready: IntGauge,
     idempotent_replays: IntCounter,
+    resumes: IntCounterVec,
+    resets: IntCounter,
     shutdown_seconds: Gauge,
 }
 
@@ -96,6 +98,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         http_duration: register(&r, HistogramVec::new(
             h("rail_http_request_duration_seconds", "Time to answer an HTTP request, by route.", latency),
             &["method", "route"]).unwrap()),
+        resumes: register(&r, IntCounterVec::new(
+            Opts::new("rail_ws_resumes_total", "Reconnecting screens served exactly what they missed, by source."),
+            &["source"]).unwrap()),
+        resets: register(&r, IntCounter::new("rail_ws_resets_total", "Reconnecting screens sent a fresh snapshot because what they missed is too old.").unwrap()),
         idempotent_replays: register(&r, IntCounter::new("rail_idempotent_replays_total", "Retries answered with the first answer to their idempotency key.").unwrap()),
         ready: register(&r, IntGauge::new("rail_ready", "1 when this replica has recovered and takes traffic, 0 otherwise.").unwrap()),
         shutdown_seconds: register(&r, Gauge::new("rail_shutdown_limit_seconds", "The time this replica allows itself to stop after SIGTERM.").unwrap()),
@@ -112,6 +118,7 @@ fn touch_known_series() {
         METRICS.orders.with_label_values(&[event]);
     }
     METRICS.ws_connections.with_label_values(&["anonymous"]);
+    METRICS.resumes.with_label_values(&["history"]);
 }
 
 /// The metrics in Prometheus' text format.
@@ -217,6 +224,14 @@ pub fn http_request(method: &str, route: &str, status: u16, took: Duration) {
         .http_duration
         .with_label_values(&[method, route])
         .observe(took.as_secs_f64());
+}
+
+pub fn resume_served(source: &str) {
+    METRICS.resumes.with_label_values(&[source]).inc();
+}
+
+pub fn resume_reset() {
+    METRICS.resets.inc();
 }
 
 pub fn idempotent_replay() {

@@ -16,7 +16,10 @@ use crate::error::CommandError;
 use crate::event::{Envelope, Event};
 use crate::ids::{BranchId, OrderId, StationId, TicketId};
 use crate::order::{OrderChange, OrderCommand, Ticket};
-use crate::subscriber::{Push, Snapshot, Subscriber, Topic};
+use crate::subscriber::{History, Push, Snapshot, Subscriber, Topic};
+
+/// Events a station keeps for screens that reconnect.
+const STATION_HISTORY: usize = 4096;
 
 /// A committed event that concerns this station.
 #[derive(Message)]
@@ -49,7 +52,11 @@ pub struct LiveTickets;
 /// Sends a screen the station's snapshot, then every event after it.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SubscribeStation(pub Subscriber);
+pub struct SubscribeStation {
+    pub subscriber: Subscriber,
+    /// Resume after this position instead of starting from a snapshot.
+    pub after: Option<u64>,
+}
 
 /// Stops sending to a screen.
 #[derive(Message)]
@@ -66,6 +73,8 @@ pub struct StationActor {
     tickets: HashMap<TicketId, Ticket>,
     position: u64,
     subscribers: Vec<Subscriber>,
+    /// What this station's screens were sent lately, for screens that reconnect.
+    history: History,
 }
 
 impl StationActor {
@@ -84,6 +93,7 @@ impl StationActor {
             tickets,
             position,
             subscribers: Vec::new(),
+            history: History::new(STATION_HISTORY, position),
         }
     }
 
@@ -181,6 +191,7 @@ impl Handler<StationEvent> for StationActor {
                 }
             }
         }
+        self.history.record(envelope.clone());
         let topic = Topic::Station(self.station.clone());
         self.subscribers.retain(|s| {
             s.push(Push::Event {
@@ -197,16 +208,14 @@ impl Handler<SubscribeStation> for StationActor {
 
     fn handle(&mut self, msg: SubscribeStation, _: &mut Context<Self>) {
         let topic = Topic::Station(self.station.clone());
-        let snapshot = Snapshot::Station {
+        let snapshot = || Snapshot::Station {
             station: self.station.clone(),
             position: self.position,
             tickets: self.live(),
         };
-        if msg.0.push(Push::Snapshot {
-            topic,
-            snapshot: Arc::new(snapshot),
-        }) {
-            self.subscribers.push(msg.0);
+        let (sub, after) = (msg.subscriber, msg.after);
+        if crate::subscriber::start(&sub, &topic, after, &self.history, self.position, snapshot) {
+            self.subscribers.push(sub);
         }
         self.record();
     }

@@ -4,6 +4,7 @@
 //! the subscriber is dropped and told why through its overflow signal, so a slow screen can
 //! never slow an actor. The session that owns the queue turns pushes into frames.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -62,9 +63,12 @@ pub enum Snapshot {
 /// What a subscriber is sent.
 #[derive(Debug, Clone)]
 pub enum Push {
+    /// The topic's state. `reset` when the client asked to resume from a position this
+    /// replica can no longer replay: drop what you had and start from this.
     Snapshot {
         topic: Topic,
         snapshot: Arc<Snapshot>,
+        reset: bool,
     },
     Event {
         topic: Topic,
@@ -98,4 +102,71 @@ impl Subscriber {
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
+}
+
+/// The recent events of a topic holder, so a screen that reconnects gets exactly what it
+/// missed instead of a fresh snapshot.
+#[derive(Debug)]
+pub struct History {
+    events: VecDeque<Arc<Envelope>>,
+    capacity: usize,
+    /// Every event at or below this position has left the history (or was never in it).
+    floor: u64,
+}
+
+impl History {
+    /// A history that starts at `position`: it can replay what comes after it.
+    pub fn new(capacity: usize, position: u64) -> Self {
+        Self {
+            events: VecDeque::with_capacity(capacity.min(1024)),
+            capacity,
+            floor: position,
+        }
+    }
+
+    pub fn record(&mut self, envelope: Arc<Envelope>) {
+        if self.events.len() == self.capacity {
+            if let Some(old) = self.events.pop_front() {
+                self.floor = old.position;
+            }
+        }
+        self.events.push_back(envelope);
+    }
+
+    /// The events after `after`, when the history still holds all of them.
+    pub fn since(&self, after: u64, head: u64) -> Option<impl Iterator<Item = &Arc<Envelope>>> {
+        (after >= self.floor && after <= head)
+            .then(|| self.events.iter().filter(move |e| e.position > after))
+    }
+}
+
+/// Starts a subscription: the events after `after` from the history when it covers them,
+/// else a snapshot (marked as a reset when a resume was asked for). False when the subscriber
+/// is already gone.
+pub fn start(
+    subscriber: &Subscriber,
+    topic: &Topic,
+    after: Option<u64>,
+    history: &History,
+    head: u64,
+    snapshot: impl FnOnce() -> Snapshot,
+) -> bool {
+    if let Some(after) = after {
+        if let Some(missed) = history.since(after, head) {
+            crate::metrics::resume_served("history");
+            return missed.filter(|e| topic.matches(e)).all(|e| {
+                subscriber.push(Push::Event {
+                    topic: topic.clone(),
+                    envelope: e.clone(),
+                })
+            });
+        }
+        crate::metrics::resume_reset();
+    }
+    let snapshot = Arc::new(snapshot());
+    subscriber.push(Push::Snapshot {
+        topic: topic.clone(),
+        snapshot,
+        reset: after.is_some(),
+    })
 }
