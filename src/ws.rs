@@ -28,6 +28,9 @@ use crate::startup::Lifecycle;
 /// Devices do not authenticate yet: every connection counts as anonymous.
 const ROLE: &str = "anonymous";
 
+/// How long a close frame may wait behind a stalled socket before the socket is dropped.
+const CLOSE_WAIT: Duration = Duration::from_secs(30);
+
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
 /// A frame a client sends.
@@ -181,25 +184,25 @@ async fn write_loop(
     overflow: Arc<Notify>,
     mut stopping: watch::Receiver<bool>,
 ) {
+    let close = |socket: actix_ws::Session, code: CloseCode, why: &str| {
+        // The close frame waits behind what the socket already holds; the writer does not.
+        let reason = CloseReason {
+            code,
+            description: Some(why.into()),
+        };
+        actix_web::rt::spawn(async move {
+            let _ = tokio::time::timeout(CLOSE_WAIT, socket.close(Some(reason))).await;
+        });
+    };
     loop {
         let text = tokio::select! {
             biased;
             _ = stopping.wait_for(|s| *s) => {
-                let reason = CloseReason {
-                    code: CloseCode::Restart,
-                    description: Some("server restarting: reconnect and resubscribe".into()),
-                };
-                let _ = socket.close(Some(reason)).await;
-                return;
+                return close(socket, CloseCode::Restart, "server restarting: reconnect and resubscribe");
             }
             _ = overflow.notified() => {
                 metrics::slow_consumer_closed();
-                let reason = CloseReason {
-                    code: CloseCode::Policy,
-                    description: Some("slow_consumer: reconnect and resubscribe".into()),
-                };
-                let _ = socket.close(Some(reason)).await;
-                return;
+                return close(socket, CloseCode::Policy, "slow_consumer: reconnect and resubscribe");
             }
             Some(reply) = replies.recv() => reply,
             Some(push) = pushes.recv() => {
@@ -213,8 +216,17 @@ async fn write_loop(
             }
             else => return,
         };
-        if socket.text(text).await.is_err() {
-            return;
+        // A socket that stops draining must not hold the writer: the overflow signal wins.
+        tokio::select! {
+            sent = socket.text(text) => {
+                if sent.is_err() {
+                    return;
+                }
+            }
+            _ = overflow.notified() => {
+                metrics::slow_consumer_closed();
+                return close(socket, CloseCode::Policy, "slow_consumer: reconnect and resubscribe");
+            }
         }
         metrics::ws_frame_sent();
     }

@@ -89,6 +89,11 @@ impl Subscriber {
         Self { id, tx, overflow }
     }
 
+    /// How many pushes the queue can take right now.
+    pub fn room(&self) -> usize {
+        self.tx.capacity()
+    }
+
     /// Queues a push without waiting. False when the subscriber is gone or too slow; the
     /// caller then forgets it.
     pub fn push(&self, push: Push) -> bool {
@@ -153,13 +158,18 @@ pub fn start(
 ) -> bool {
     if let Some(after) = after {
         if let Some(missed) = history.since(after, head) {
-            crate::metrics::resume_served("history");
-            return missed.filter(|e| topic.matches(e)).all(|e| {
-                subscriber.push(Push::Event {
-                    topic: topic.clone(),
-                    envelope: e.clone(),
-                })
-            });
+            let missed: Vec<&Arc<Envelope>> = missed.filter(|e| topic.matches(e)).collect();
+            // More than the queue takes at once would close the screen as slow: it gets a
+            // snapshot instead.
+            if missed.len() < subscriber.room() {
+                crate::metrics::resume_served("history");
+                return missed.into_iter().all(|e| {
+                    subscriber.push(Push::Event {
+                        topic: topic.clone(),
+                        envelope: e.clone(),
+                    })
+                });
+            }
         }
         crate::metrics::resume_reset();
     }
