@@ -162,3 +162,96 @@ async fn a_flaky_screen_sees_every_ticket_exactly_once_in_order() {
         .unwrap();
     assert!(served.as_f64().unwrap() >= 10.0, "{served}");
 }
+
+/// After a crash the history is gone, so a screen's missed events come from the journal.
+#[tokio::test]
+async fn a_screen_resumes_from_the_journal_after_a_restart() {
+    let journal = common::TestJournal::fresh().await;
+    let server = common::Server::start(&journal).await;
+    let fire = |server: &common::Server, order: String| {
+        let (client, base) = (server.client.clone(), server.base.clone());
+        async move {
+            let api = format!("{base}/api/v1/branches/demo/orders/{order}");
+            let lines = json!({"lines": [{"item": "steak"}]});
+            assert!(client
+                .post(format!("{api}/lines"))
+                .json(&lines)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .is_success());
+            let res = client
+                .post(format!("{api}/fire"))
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            let fired: Value = res.json().await.unwrap();
+            let t = fired["tickets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|t| t["station"] == "grill");
+            t.unwrap()["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let order = server.post("/orders", json!({"table": "t1"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ws_url = |s: &common::Server| s.base.replace("http://", "ws://") + "/ws";
+    let (stream, _) = tokio_tungstenite::connect_async(ws_url(&server))
+        .await
+        .unwrap();
+    let mut screen = Ws { stream };
+    screen
+        .send(json!({"type": "subscribe", "branch": "demo", "station": "grill"}))
+        .await;
+    screen.next_of("snapshot").await;
+    let mut seen = vec![fire(&server, order.clone()).await];
+    let last = screen.next_event().await["position"].as_u64().unwrap();
+    drop(screen);
+    for _ in 0..5 {
+        seen.push(fire(&server, order.clone()).await);
+    }
+    server.kill();
+
+    let server = common::Server::start(&journal).await;
+    for _ in 0..5 {
+        seen.push(fire(&server, order.clone()).await);
+    }
+    let (stream, _) = tokio_tungstenite::connect_async(ws_url(&server))
+        .await
+        .unwrap();
+    let mut screen = Ws { stream };
+    screen
+        .send(json!({"type": "subscribe", "branch": "demo", "station": "grill", "after": last}))
+        .await;
+    let mut got = vec![seen[0].clone()];
+    let mut position = last;
+    while got.len() < seen.len() {
+        let frame = screen.next().await.expect("socket open");
+        assert_ne!(
+            frame["type"], "snapshot",
+            "resumed from the journal, not a snapshot: {frame}"
+        );
+        if frame["type"] != "event" {
+            continue;
+        }
+        let p = frame["position"].as_u64().unwrap();
+        assert!(p > position, "in order, no repeats");
+        position = p;
+        if frame["event"]["type"] == "course_fired" {
+            let t = frame["event"]["tickets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["station"] == "grill");
+            got.push(t.unwrap()["id"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(got, seen);
+    server.kill();
+}

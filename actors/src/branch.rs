@@ -24,7 +24,7 @@ use crate::station::{
     ActOnTicket, LiveTickets, StationActor, StationEvent, SubscribeStation, TicketAction,
     Unsubscribe,
 };
-use crate::subscriber::{self, History, Push, Snapshot, Subscriber, Topic};
+use crate::subscriber::{read_missed, Audience, Joined, Snapshot, Subscriber, Topic};
 use crate::table::{ExecuteOrder, OpenOrderAt, ReadOrder, TableActor};
 
 /// Events a branch keeps for table and branch screens that reconnect.
@@ -213,9 +213,8 @@ pub struct BranchActor {
     view: HashMap<OrderId, Order>,
     position: u64,
     last_ticket: Option<(NaiveDate, u32)>,
-    subscribers: Vec<(Topic, Subscriber)>,
-    /// The branch's latest events, for table and branch screens that reconnect.
-    history: History,
+    /// Table and branch screens, and the branch's latest events for those that reconnect.
+    audience: Audience,
 }
 
 impl BranchActor {
@@ -237,8 +236,7 @@ impl BranchActor {
             view,
             position: recovered.position,
             last_ticket: recovered.last_ticket,
-            subscribers: Vec::new(),
-            history: History::new(BRANCH_HISTORY, recovered.position),
+            audience: Audience::new(BRANCH_HISTORY, recovered.position),
         }
     }
 
@@ -280,6 +278,7 @@ impl BranchActor {
                 ctx.address(),
                 tickets,
                 self.position,
+                self.journal.clone(),
             );
             self.stations.insert(station.id.clone(), actor.start());
         }
@@ -351,7 +350,6 @@ impl BranchActor {
 
     fn on_committed(&mut self, envelope: Arc<Envelope>) {
         self.position = envelope.position;
-        self.history.record(envelope.clone());
         let mut stations: Vec<StationId> = envelope.event.stations().into_iter().cloned().collect();
         if let Event::Order(e) = &envelope.event {
             match &e.change {
@@ -387,13 +385,7 @@ impl BranchActor {
                 addr.do_send(StationEvent(envelope.clone()));
             }
         }
-        self.subscribers.retain(|(topic, sub)| {
-            !topic.matches(&envelope)
-                || sub.push(Push::Event {
-                    topic: topic.clone(),
-                    envelope: envelope.clone(),
-                })
-        });
+        self.audience.deliver(&envelope);
     }
 
     fn snapshot(&self, topic: &Topic) -> Result<Snapshot, CommandError> {
@@ -698,7 +690,7 @@ impl Handler<StationTickets> for BranchActor {
 impl Handler<Subscribe> for BranchActor {
     type Result = Result<(), CommandError>;
 
-    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
         match &msg.topic {
             Topic::Station(s) => {
                 self.station(s)?.do_send(SubscribeStation {
@@ -711,9 +703,22 @@ impl Handler<Subscribe> for BranchActor {
                     self.configured()?.table(t)?;
                 }
                 let snapshot = self.snapshot(topic)?;
-                let (sub, head) = (&msg.subscriber, self.position);
-                if subscriber::start(sub, topic, msg.after, &self.history, head, || snapshot) {
-                    self.subscribers.push((msg.topic, msg.subscriber));
+                let (topic, head) = (topic.clone(), self.position);
+                let joined = self
+                    .audience
+                    .join(msg.subscriber, topic, msg.after, head, || snapshot);
+                if let Joined::FromJournal {
+                    subscriber,
+                    after,
+                    head,
+                } = joined
+                {
+                    let read = read_missed(self.journal.clone(), self.id.to_string(), after, head);
+                    ctx.spawn(read.into_actor(self).map(move |missed, act, _| {
+                        let topic = act.audience.catching_up_on(subscriber).cloned();
+                        let snapshot = topic.and_then(|t| act.snapshot(&t).ok());
+                        act.audience.caught_up(subscriber, missed, snapshot);
+                    }));
                 }
             }
         }
@@ -725,7 +730,7 @@ impl Handler<UnsubscribeAll> for BranchActor {
     type Result = ();
 
     fn handle(&mut self, msg: UnsubscribeAll, _: &mut Context<Self>) {
-        self.subscribers.retain(|(_, s)| s.id != msg.0);
+        self.audience.leave(msg.0);
         for addr in self.stations.values() {
             addr.do_send(Unsubscribe(msg.0));
         }

@@ -15,8 +15,9 @@ use crate::branch::{BranchActor, ChangeOrder};
 use crate::error::CommandError;
 use crate::event::{Envelope, Event};
 use crate::ids::{BranchId, OrderId, StationId, TicketId};
+use crate::journal::Journal;
 use crate::order::{OrderChange, OrderCommand, Ticket};
-use crate::subscriber::{History, Push, Snapshot, Subscriber, Topic};
+use crate::subscriber::{read_missed, Audience, Joined, Snapshot, Subscriber, Topic};
 
 /// Events a station keeps for screens that reconnect.
 const STATION_HISTORY: usize = 4096;
@@ -72,9 +73,9 @@ pub struct StationActor {
     /// they can be recalled.
     tickets: HashMap<TicketId, Ticket>,
     position: u64,
-    subscribers: Vec<Subscriber>,
-    /// What this station's screens were sent lately, for screens that reconnect.
-    history: History,
+    /// The station's screens, and what they were sent lately for those that reconnect.
+    audience: Audience,
+    journal: Arc<dyn Journal>,
 }
 
 impl StationActor {
@@ -84,6 +85,7 @@ impl StationActor {
         branch: Addr<BranchActor>,
         tickets: Vec<Ticket>,
         position: u64,
+        journal: Arc<dyn Journal>,
     ) -> Self {
         let tickets = tickets.into_iter().map(|t| (t.id, t)).collect();
         Self {
@@ -92,8 +94,16 @@ impl StationActor {
             branch,
             tickets,
             position,
-            subscribers: Vec::new(),
-            history: History::new(STATION_HISTORY, position),
+            audience: Audience::new(STATION_HISTORY, position),
+            journal,
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::Station {
+            station: self.station.clone(),
+            position: self.position,
+            tickets: self.live(),
         }
     }
 
@@ -130,7 +140,7 @@ impl StationActor {
             self.station.as_str(),
             live,
             age,
-            self.subscribers.len(),
+            self.audience.len(),
         );
     }
 
@@ -191,14 +201,7 @@ impl Handler<StationEvent> for StationActor {
                 }
             }
         }
-        self.history.record(envelope.clone());
-        let topic = Topic::Station(self.station.clone());
-        self.subscribers.retain(|s| {
-            s.push(Push::Event {
-                topic: topic.clone(),
-                envelope: envelope.clone(),
-            })
-        });
+        self.audience.deliver(&envelope);
         self.record();
     }
 }
@@ -206,16 +209,29 @@ impl Handler<StationEvent> for StationActor {
 impl Handler<SubscribeStation> for StationActor {
     type Result = ();
 
-    fn handle(&mut self, msg: SubscribeStation, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: SubscribeStation, ctx: &mut Context<Self>) {
         let topic = Topic::Station(self.station.clone());
-        let snapshot = || Snapshot::Station {
-            station: self.station.clone(),
-            position: self.position,
-            tickets: self.live(),
-        };
-        let (sub, after) = (msg.subscriber, msg.after);
-        if crate::subscriber::start(&sub, &topic, after, &self.history, self.position, snapshot) {
-            self.subscribers.push(sub);
+        let snapshot = self.snapshot();
+        let joined = self
+            .audience
+            .join(msg.subscriber, topic, msg.after, self.position, || snapshot);
+        if let Joined::FromJournal {
+            subscriber,
+            after,
+            head,
+        } = joined
+        {
+            let read = read_missed(
+                self.journal.clone(),
+                self.branch_id.to_string(),
+                after,
+                head,
+            );
+            ctx.spawn(read.into_actor(self).map(move |missed, act, _| {
+                let snapshot = act.snapshot();
+                act.audience.caught_up(subscriber, missed, Some(snapshot));
+                act.record();
+            }));
         }
         self.record();
     }
@@ -225,7 +241,7 @@ impl Handler<Unsubscribe> for StationActor {
     type Result = ();
 
     fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) {
-        self.subscribers.retain(|s| s.id != msg.0);
+        self.audience.leave(msg.0);
         self.record();
     }
 }

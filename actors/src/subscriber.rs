@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::event::Envelope;
 use crate::ids::{ItemId, StationId, TableId};
+use crate::journal::Journal;
 use crate::menu::BranchConfig;
 use crate::order::{Order, Ticket};
 
@@ -145,38 +146,224 @@ impl History {
     }
 }
 
-/// Starts a subscription: the events after `after` from the history when it covers them,
-/// else a snapshot (marked as a reset when a resume was asked for). False when the subscriber
-/// is already gone.
-pub fn start(
-    subscriber: &Subscriber,
-    topic: &Topic,
-    after: Option<u64>,
-    history: &History,
+/// Resumes older than this many positions are not read back from the journal.
+const MAX_JOURNAL_RESUME: u64 = 100_000;
+
+/// What a topic holder must do after a screen asked to join.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Joined {
+    /// The screen has its snapshot or its missed events and is live.
+    Live,
+    /// The screen's queue is closed: it is gone.
+    Gone,
+    /// What it missed is no longer in the history: read the journal after `after` up to
+    /// `head`, then call [`Audience::caught_up`].
+    FromJournal {
+        subscriber: u64,
+        after: u64,
+        head: u64,
+    },
+}
+
+/// A screen waiting for its missed events to come back from the journal; live events that
+/// arrive meanwhile wait here.
+#[derive(Debug)]
+struct CatchingUp {
+    topic: Topic,
+    subscriber: Subscriber,
+    after: u64,
     head: u64,
-    snapshot: impl FnOnce() -> Snapshot,
-) -> bool {
-    if let Some(after) = after {
-        if let Some(missed) = history.since(after, head) {
-            let missed: Vec<&Arc<Envelope>> = missed.filter(|e| topic.matches(e)).collect();
-            // More than the queue takes at once would close the screen as slow: it gets a
-            // snapshot instead.
-            if missed.len() < subscriber.room() {
-                crate::metrics::resume_served("history");
-                return missed.into_iter().all(|e| {
-                    subscriber.push(Push::Event {
-                        topic: topic.clone(),
-                        envelope: e.clone(),
-                    })
-                });
-            }
+    waiting: Vec<Arc<Envelope>>,
+}
+
+/// The screens of one topic holder (a station, or a branch's tables and overview), its recent
+/// history, and the screens catching up from the journal.
+#[derive(Debug)]
+pub struct Audience {
+    live: Vec<(Topic, Subscriber)>,
+    catching_up: Vec<CatchingUp>,
+    history: History,
+}
+
+impl Audience {
+    pub fn new(history: usize, position: u64) -> Self {
+        Self {
+            live: Vec::new(),
+            catching_up: Vec::new(),
+            history: History::new(history, position),
         }
-        crate::metrics::resume_reset();
     }
-    let snapshot = Arc::new(snapshot());
-    subscriber.push(Push::Snapshot {
-        topic: topic.clone(),
-        snapshot,
-        reset: after.is_some(),
-    })
+
+    /// Screens connected, catching up or live.
+    pub fn len(&self) -> usize {
+        self.live.len() + self.catching_up.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sends a committed event to every screen whose topic it belongs to.
+    pub fn deliver(&mut self, envelope: &Arc<Envelope>) {
+        self.history.record(envelope.clone());
+        self.live.retain(|(topic, sub)| {
+            !topic.matches(envelope)
+                || sub.push(Push::Event {
+                    topic: topic.clone(),
+                    envelope: envelope.clone(),
+                })
+        });
+        for c in self
+            .catching_up
+            .iter_mut()
+            .filter(|c| c.topic.matches(envelope))
+        {
+            c.waiting.push(envelope.clone());
+        }
+    }
+
+    /// A screen joins: the events after `after` from the history when it covers them, else
+    /// a snapshot (marked as a reset when the resume cannot be served), or a read of the
+    /// journal when what it missed is older than the history but not too old.
+    pub fn join(
+        &mut self,
+        subscriber: Subscriber,
+        topic: Topic,
+        after: Option<u64>,
+        head: u64,
+        snapshot: impl FnOnce() -> Snapshot,
+    ) -> Joined {
+        if let Some(after) = after {
+            let missed: Option<Vec<Arc<Envelope>>> = self
+                .history
+                .since(after, head)
+                .map(|missed| missed.filter(|e| topic.matches(e)).cloned().collect());
+            if let Some(missed) = missed {
+                // More than the queue takes at once would close the screen as slow.
+                if missed.len() < subscriber.room() {
+                    crate::metrics::resume_served("history");
+                    let pushed = missed.into_iter().all(|e| {
+                        subscriber.push(Push::Event {
+                            topic: topic.clone(),
+                            envelope: e,
+                        })
+                    });
+                    return self.keep(pushed, topic, subscriber);
+                }
+            } else if after < head && head - after <= MAX_JOURNAL_RESUME {
+                let id = subscriber.id;
+                self.catching_up.push(CatchingUp {
+                    topic,
+                    subscriber,
+                    after,
+                    head,
+                    waiting: Vec::new(),
+                });
+                return Joined::FromJournal {
+                    subscriber: id,
+                    after,
+                    head,
+                };
+            }
+            crate::metrics::resume_reset();
+        }
+        let snapshot = Arc::new(snapshot());
+        let reset = after.is_some();
+        let pushed = subscriber.push(Push::Snapshot {
+            topic: topic.clone(),
+            snapshot,
+            reset,
+        });
+        self.keep(pushed, topic, subscriber)
+    }
+
+    fn keep(&mut self, pushed: bool, topic: Topic, subscriber: Subscriber) -> Joined {
+        if pushed {
+            self.live.push((topic, subscriber));
+            Joined::Live
+        } else {
+            Joined::Gone
+        }
+    }
+
+    /// The journal's answer for a screen catching up: its missed events (then what arrived
+    /// meanwhile), or a reset snapshot when the read failed or is more than its queue takes.
+    pub fn caught_up(
+        &mut self,
+        subscriber: u64,
+        read: Result<Vec<Arc<Envelope>>, ()>,
+        snapshot: Option<Snapshot>,
+    ) {
+        let Some(i) = self
+            .catching_up
+            .iter()
+            .position(|c| c.subscriber.id == subscriber)
+        else {
+            return;
+        };
+        let c = self.catching_up.swap_remove(i);
+        let missed: Option<Vec<Arc<Envelope>>> = read.ok().map(|events| {
+            events
+                .into_iter()
+                .filter(|e| e.position > c.after && e.position <= c.head && c.topic.matches(e))
+                .chain(c.waiting.iter().cloned())
+                .collect()
+        });
+        let pushed = match missed {
+            Some(missed) if missed.len() < c.subscriber.room() => {
+                crate::metrics::resume_served("journal");
+                missed.into_iter().all(|e| {
+                    c.subscriber.push(Push::Event {
+                        topic: c.topic.clone(),
+                        envelope: e,
+                    })
+                })
+            }
+            _ => {
+                crate::metrics::resume_reset();
+                snapshot.is_some_and(|snapshot| {
+                    let snapshot = Arc::new(snapshot);
+                    c.subscriber.push(Push::Snapshot {
+                        topic: c.topic.clone(),
+                        snapshot,
+                        reset: true,
+                    })
+                })
+            }
+        };
+        self.keep(pushed, c.topic, c.subscriber);
+    }
+
+    /// The topic of a screen catching up from the journal.
+    pub fn catching_up_on(&self, subscriber: u64) -> Option<&Topic> {
+        self.catching_up
+            .iter()
+            .find(|c| c.subscriber.id == subscriber)
+            .map(|c| &c.topic)
+    }
+
+    /// A screen leaves.
+    pub fn leave(&mut self, subscriber: u64) {
+        self.live.retain(|(_, s)| s.id != subscriber);
+        self.catching_up.retain(|c| c.subscriber.id != subscriber);
+    }
+}
+
+/// Reads back from the journal what a screen missed: the branch's events after `after` up to
+/// `head`, decoded.
+pub async fn read_missed(
+    journal: Arc<dyn Journal>,
+    branch: String,
+    after: u64,
+    head: u64,
+) -> Result<Vec<Arc<Envelope>>, ()> {
+    let limit = usize::try_from(head.saturating_sub(after)).map_err(|_| ())?;
+    let stored = journal
+        .read_branch(&branch, after, limit)
+        .await
+        .map_err(|_| ())?;
+    stored
+        .into_iter()
+        .map(|s| Envelope::decode(s).map(Arc::new).map_err(|_| ()))
+        .collect()
 }
