@@ -27,6 +27,12 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub ws_queue: usize,
     pub ws_ping_seconds: u64,
+    /// Origins allowed to open websockets besides the server's own.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    pub ws_messages_per_second: u32,
+    pub ws_message_burst: u32,
+    pub ws_connections_per_address: u32,
     pub shutdown_drain_seconds: u64,
     pub shutdown_seconds: u64,
     /// The Postgres journal, from `DATABASE_URL`; the embedded file when unset.
@@ -46,7 +52,12 @@ impl Settings {
         let mut builder = Config::builder()
             .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
             .add_source(File::with_name(&format!("{dir}/{env}")).required(false))
-            .add_source(Environment::with_prefix("RAIL").try_parsing(true));
+            .add_source(
+                Environment::with_prefix("RAIL")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("allowed_origins"),
+            );
         if let Ok(port) = std::env::var("PORT") {
             builder = builder.set_override("port", port)?;
         }

@@ -104,6 +104,7 @@ impl Application {
         let engine_data = web::Data::new(engine.clone());
         let settings_data = web::Data::new(settings);
         let lifecycle_data = web::Data::new(lifecycle.clone());
+        let addresses = web::Data::new(ws::Addresses::default());
         let server =
             HttpServer::new(move || {
                 App::new()
@@ -123,6 +124,7 @@ impl Application {
                     .app_data(engine_data.clone())
                     .app_data(settings_data.clone())
                     .app_data(lifecycle_data.clone())
+                    .app_data(addresses.clone())
                     .app_data(
                         web::JsonConfig::default()
                             .limit(max_body)

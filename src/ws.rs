@@ -4,12 +4,14 @@
 //! push into the queue without waiting; a writer task drains it onto the socket. When the queue
 //! is full the screen is too slow: it is closed with a reason and resumes when it reconnects.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage as WsMessage, CloseCode, CloseReason, ProtocolError};
 use rail_actors::branch::{StationCommand, Subscribe, UnsubscribeAll};
@@ -22,6 +24,7 @@ use rail_actors::{metrics, CommandError, Engine};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Notify};
 
+use crate::error::ApiError;
 use crate::settings::Settings;
 use crate::startup::Lifecycle;
 
@@ -140,7 +143,24 @@ pub async fn endpoint(
     engine: web::Data<Engine>,
     settings: web::Data<Settings>,
     lifecycle: web::Data<Lifecycle>,
+    addresses: web::Data<Addresses>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    if !origin_allowed(&req, &settings.allowed_origins) {
+        let msg = "websockets from this origin are not allowed";
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "origin_not_allowed", msg).into());
+    }
+    let address = req.peer_addr().map(|a| a.ip());
+    let slot = match address {
+        Some(ip) => Some(
+            addresses
+                .take(ip, settings.ws_connections_per_address)
+                .ok_or_else(|| {
+                    let msg = "too many open websockets from this address";
+                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_connections", msg)
+                })?,
+        ),
+        None => None,
+    };
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let stream = stream
         .max_frame_size(settings.max_body_bytes)
@@ -171,6 +191,8 @@ pub async fn endpoint(
             branches: HashSet::new(),
             last_seen: Instant::now(),
             ping_every,
+            rate: Bucket::new(settings.ws_messages_per_second, settings.ws_message_burst),
+            _slot: slot,
         }
     });
     Ok(response)
@@ -243,6 +265,102 @@ pub struct WsSession {
     branches: HashSet<BranchId>,
     last_seen: Instant,
     ping_every: Duration,
+    rate: Bucket,
+    /// This connection's place under its address's cap, given back when it closes.
+    _slot: Option<Slot>,
+}
+
+/// Whether a handshake's `Origin` (browsers send one) is this server or an allowed one.
+fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if allowed.iter().any(|a| a == origin) {
+        return true;
+    }
+    let host = req.connection_info().host().to_owned();
+    origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| authority == host)
+}
+
+/// Open websockets per client address.
+#[derive(Clone, Default)]
+pub struct Addresses(Arc<Mutex<HashMap<IpAddr, u32>>>);
+
+impl Addresses {
+    /// A place for one more connection from `ip`, if it is under `cap`.
+    fn take(&self, ip: IpAddr, cap: u32) -> Option<Slot> {
+        let mut open = self.0.lock().expect("address counts");
+        let n = open.entry(ip).or_default();
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            ip,
+            addresses: self.clone(),
+        })
+    }
+}
+
+/// One connection's place; dropping it frees the place.
+pub struct Slot {
+    ip: IpAddr,
+    addresses: Addresses,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.addresses.0.lock().expect("address counts");
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A token bucket: `rate` frames a second, bursts up to `burst`.
+struct Bucket {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    at: Instant,
+    /// Frames refused in a row; a client that keeps flooding is closed.
+    refused: u32,
+}
+
+impl Bucket {
+    fn new(rate: u32, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            tokens: burst,
+            rate: f64::from(rate.max(1)),
+            burst,
+            at: Instant::now(),
+            refused: 0,
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.refused = 0;
+            true
+        } else {
+            self.refused += 1;
+            false
+        }
+    }
 }
 
 impl WsSession {
@@ -263,6 +381,13 @@ impl WsSession {
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        if !self.rate.take() {
+            if self.rate.refused > self.rate.burst as u32 {
+                return self.close(ctx, CloseCode::Policy, "rate_limited");
+            }
+            let msg = "too many frames; slow down";
+            return self.reply(error_frame(None, "rate_limited", msg));
+        }
         let frame: ClientFrame = match serde_json::from_str(text) {
             Ok(frame) => frame,
             Err(e) => {

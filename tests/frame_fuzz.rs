@@ -64,7 +64,7 @@ fn any_frame() -> impl Strategy<Value = String> {
 
 #[actix_web::test]
 async fn random_frames_never_crash_or_change_anything() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(|s| s.ws_messages_per_second = 100_000).await;
     let before = app.journal().await;
     let mut runner = TestRunner::new(Config {
         rng_seed: proptest::test_runner::RngSeed::Fixed(7),
