@@ -180,6 +180,9 @@ pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBr
             }
         }
     }
+    // Events of orders closed since are not loaded, but the position is the branch's own.
+    let head = journal.head(id.as_str()).await.map_err(|e| e.to_string())?;
+    recovered.position = recovered.position.max(head);
     Ok(recovered)
 }
 
@@ -346,6 +349,13 @@ impl BranchActor {
                     act.info()
                 }),
         ))
+    }
+
+    /// Applies a committed event unless it was already (a gap read back may overlap).
+    fn on_committed_once(&mut self, envelope: Arc<Envelope>) {
+        if envelope.position > self.position {
+            self.on_committed(envelope);
+        }
     }
 
     fn on_committed(&mut self, envelope: Arc<Envelope>) {
@@ -708,16 +718,16 @@ impl Handler<Subscribe> for BranchActor {
                     .audience
                     .join(msg.subscriber, topic, msg.after, head, || snapshot);
                 if let Joined::FromJournal {
-                    subscriber,
+                    ticket,
                     after,
                     head,
                 } = joined
                 {
                     let read = read_missed(self.journal.clone(), self.id.to_string(), after, head);
                     ctx.spawn(read.into_actor(self).map(move |missed, act, _| {
-                        let topic = act.audience.catching_up_on(subscriber).cloned();
+                        let topic = act.audience.catching_up_on(ticket).cloned();
                         let snapshot = topic.and_then(|t| act.snapshot(&t).ok());
-                        act.audience.caught_up(subscriber, missed, snapshot);
+                        act.audience.caught_up(ticket, missed, snapshot);
                     }));
                 }
             }
@@ -740,9 +750,24 @@ impl Handler<UnsubscribeAll> for BranchActor {
 impl Handler<BranchCommitted> for BranchActor {
     type Result = ();
 
-    fn handle(&mut self, msg: BranchCommitted, _: &mut Context<Self>) {
-        for envelope in msg.0 {
-            self.on_committed(envelope);
+    fn handle(&mut self, msg: BranchCommitted, ctx: &mut Context<Self>) {
+        let Some(first) = msg.0.first() else { return };
+        if first.position > self.position + 1 {
+            // Positions are dense: the journal committed something this replica was not told
+            // of (an append whose commit timed out, yet went through). Read it back first,
+            // and take no other message until the screens have it, in order.
+            let (after, upto) = (self.position, first.position - 1);
+            tracing::warn!(branch = %self.id, after, upto, "filling a gap in the commit feed");
+            let read = read_missed(self.journal.clone(), self.id.to_string(), after, upto);
+            ctx.wait(read.into_actor(self).map(move |missed, act, _| {
+                match missed {
+                    Ok(missed) => missed.into_iter().for_each(|e| act.on_committed_once(e)),
+                    Err(()) => tracing::error!(branch = %act.id, "could not read a gap back"),
+                }
+                msg.0.into_iter().for_each(|e| act.on_committed_once(e));
+            }));
+            return;
         }
+        msg.0.into_iter().for_each(|e| self.on_committed_once(e));
     }
 }

@@ -98,6 +98,11 @@ fn check_name(what: &str, name: &str) -> Result<(), CommandError> {
             "{what} name must be 1 to {NAME_MAX} characters"
         )));
     }
+    if name.chars().any(char::is_control) {
+        return Err(invalid(format!(
+            "{what} name must not hold control characters"
+        )));
+    }
     Ok(())
 }
 

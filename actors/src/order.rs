@@ -377,7 +377,12 @@ impl Order {
                 day,
                 guests,
             } => (*ticket_no, *day, *guests),
-            other => panic!("an order starts with order_opened, not {}", other.kind()),
+            // A journal whose opening event could not be read: keep the order, unnumbered,
+            // rather than lose it.
+            other => {
+                tracing::error!(order = %id, first = other.kind(), "order has no readable order_opened");
+                (0, at.date_naive(), None)
+            }
         };
         Self {
             id,

@@ -216,7 +216,7 @@ impl Handler<SubscribeStation> for StationActor {
             .audience
             .join(msg.subscriber, topic, msg.after, self.position, || snapshot);
         if let Joined::FromJournal {
-            subscriber,
+            ticket,
             after,
             head,
         } = joined
@@ -229,7 +229,7 @@ impl Handler<SubscribeStation> for StationActor {
             );
             ctx.spawn(read.into_actor(self).map(move |missed, act, _| {
                 let snapshot = act.snapshot();
-                act.audience.caught_up(subscriber, missed, Some(snapshot));
+                act.audience.caught_up(ticket, missed, Some(snapshot));
                 act.record();
             }));
         }

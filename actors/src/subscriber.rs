@@ -147,7 +147,7 @@ impl History {
 }
 
 /// Resumes older than this many positions are not read back from the journal.
-const MAX_JOURNAL_RESUME: u64 = 100_000;
+const MAX_JOURNAL_RESUME: u64 = 10_000;
 
 /// What a topic holder must do after a screen asked to join.
 #[derive(Debug, PartialEq, Eq)]
@@ -159,7 +159,8 @@ pub enum Joined {
     /// What it missed is no longer in the history: read the journal after `after` up to
     /// `head`, then call [`Audience::caught_up`].
     FromJournal {
-        subscriber: u64,
+        /// Names this catch-up (a session may have several) in [`Audience::caught_up`].
+        ticket: u64,
         after: u64,
         head: u64,
     },
@@ -169,6 +170,7 @@ pub enum Joined {
 /// arrive meanwhile wait here.
 #[derive(Debug)]
 struct CatchingUp {
+    ticket: u64,
     topic: Topic,
     subscriber: Subscriber,
     after: u64,
@@ -182,6 +184,7 @@ struct CatchingUp {
 pub struct Audience {
     live: Vec<(Topic, Subscriber)>,
     catching_up: Vec<CatchingUp>,
+    next_ticket: u64,
     history: History,
 }
 
@@ -190,6 +193,7 @@ impl Audience {
         Self {
             live: Vec::new(),
             catching_up: Vec::new(),
+            next_ticket: 0,
             history: History::new(history, position),
         }
     }
@@ -251,8 +255,10 @@ impl Audience {
                     return self.keep(pushed, topic, subscriber);
                 }
             } else if after < head && head - after <= MAX_JOURNAL_RESUME {
-                let id = subscriber.id;
+                self.next_ticket += 1;
+                let ticket = self.next_ticket;
                 self.catching_up.push(CatchingUp {
+                    ticket,
                     topic,
                     subscriber,
                     after,
@@ -260,7 +266,7 @@ impl Audience {
                     waiting: Vec::new(),
                 });
                 return Joined::FromJournal {
-                    subscriber: id,
+                    ticket,
                     after,
                     head,
                 };
@@ -290,15 +296,11 @@ impl Audience {
     /// meanwhile), or a reset snapshot when the read failed or is more than its queue takes.
     pub fn caught_up(
         &mut self,
-        subscriber: u64,
+        ticket: u64,
         read: Result<Vec<Arc<Envelope>>, ()>,
         snapshot: Option<Snapshot>,
     ) {
-        let Some(i) = self
-            .catching_up
-            .iter()
-            .position(|c| c.subscriber.id == subscriber)
-        else {
+        let Some(i) = self.catching_up.iter().position(|c| c.ticket == ticket) else {
             return;
         };
         let c = self.catching_up.swap_remove(i);
@@ -335,10 +337,10 @@ impl Audience {
     }
 
     /// The topic of a screen catching up from the journal.
-    pub fn catching_up_on(&self, subscriber: u64) -> Option<&Topic> {
+    pub fn catching_up_on(&self, ticket: u64) -> Option<&Topic> {
         self.catching_up
             .iter()
-            .find(|c| c.subscriber.id == subscriber)
+            .find(|c| c.ticket == ticket)
             .map(|c| &c.topic)
     }
 

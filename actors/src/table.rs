@@ -128,11 +128,12 @@ impl TableActor {
                 if let (Some(k), Some(last)) = (idempotency, stored.last()) {
                     act.remember_key(k, last);
                 }
-                Ok(act.apply(order_id, &stored))
+                act.apply(order_id, &stored).ok_or(CommandError::Conflict)
             }
             Err(JournalError::DuplicateKey(_)) => {
                 // A concurrent retry stored the key first; this one changed nothing, and the
-                // caller's next retry reads the first answer.
+                // caller's next retry reads the first answer once the order is read back.
+                act.stale.insert(order_id);
                 Err(CommandError::Conflict)
             }
             Err(e) => {
@@ -151,9 +152,15 @@ impl TableActor {
         }))
     }
 
-    fn apply(&mut self, order_id: OrderId, stored: &[StoredEvent]) -> Order {
+    fn apply(&mut self, order_id: OrderId, stored: &[StoredEvent]) -> Option<Order> {
         for s in stored {
-            let envelope = Envelope::decode(s.clone()).expect("events this writer wrote decode");
+            let envelope = match Envelope::decode(s.clone()) {
+                Ok(envelope) => envelope,
+                Err(e) => {
+                    tracing::error!(error = %e, %order_id, "unreadable order event skipped");
+                    continue;
+                }
+            };
             let Event::Order(e) = envelope.event else {
                 continue;
             };
@@ -165,11 +172,11 @@ impl TableActor {
             order.seq = s.seq;
             order.position = s.position;
         }
-        let order = self.orders[&order_id].clone();
+        let order = self.orders.get(&order_id)?.clone();
         if order.is_closed() {
             self.orders.remove(&order_id);
         }
-        order
+        Some(order)
     }
 
     fn remember_key(&mut self, record: KeyRecord, last: &StoredEvent) {

@@ -133,6 +133,9 @@ pub trait Journal: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<StoredEvent>, JournalError>;
 
+    /// The branch's last committed position (0 before its first event).
+    async fn head(&self, branch: &str) -> Result<u64, JournalError>;
+
     /// The branches that have a configuration stream.
     async fn branches(&self) -> Result<Vec<String>, JournalError>;
 

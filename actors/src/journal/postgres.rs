@@ -209,7 +209,10 @@ impl Writer {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "journal batch failed");
-                    self.conn = None;
+                    // The connection may be wedged or mid-statement: it leaves the pool.
+                    if let Some(conn) = self.conn.take() {
+                        drop(deadpool_postgres::Object::take(conn));
+                    }
                     for (_, reply) in batch {
                         let _ = reply.send(Err(e.clone()));
                     }
@@ -538,6 +541,12 @@ impl Journal for PostgresJournal {
             .iter()
             .map(row_event)
             .collect())
+    }
+
+    async fn head(&self, branch: &str) -> Result<u64, JournalError> {
+        let sql = "SELECT position FROM branch_heads WHERE branch = $1";
+        let rows = self.query(sql, &[&branch]).await?;
+        Ok(rows.first().map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
     }
 
     async fn branches(&self) -> Result<Vec<String>, JournalError> {

@@ -408,6 +408,19 @@ impl Journal for SqliteJournal {
         .await
     }
 
+    async fn head(&self, branch: &str) -> Result<u64, JournalError> {
+        let branch = branch.to_owned();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT COALESCE(MAX(position), 0) FROM events WHERE branch = ?1",
+                [branch],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|p| p as u64)
+        })
+        .await
+    }
+
     async fn branches(&self) -> Result<Vec<String>, JournalError> {
         self.read(|c| {
             let mut stmt = c.prepare(
