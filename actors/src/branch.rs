@@ -335,11 +335,16 @@ impl BranchActor {
             async move { append_recorded(journal.as_ref(), request).await }
                 .into_actor(self)
                 .map(move |result, act, ctx| {
-                    let stored = result.map_err(|e| match e {
-                        JournalError::Conflict { .. } | JournalError::DuplicateKey(_) => {
-                            CommandError::Conflict
+                    let stored = result.map_err(|e| {
+                        // The journal may hold more than memory does: read the configuration
+                        // back before the next command.
+                        act.reload_config(ctx);
+                        match e {
+                            JournalError::Conflict { .. } | JournalError::DuplicateKey(_) => {
+                                CommandError::Conflict
+                            }
+                            JournalError::Unavailable(_) => CommandError::JournalUnavailable,
                         }
-                        JournalError::Unavailable(_) => CommandError::JournalUnavailable,
                     })?;
                     act.config_seq = stored.last().map(|s| s.seq).unwrap_or(act.config_seq);
                     let mut branch = act.branch.as_deref().cloned();
@@ -349,6 +354,35 @@ impl BranchActor {
                     act.info()
                 }),
         ))
+    }
+
+    /// Rebuilds the configuration from its stream, holding other messages until done.
+    fn reload_config(&mut self, ctx: &mut Context<Self>) {
+        let journal = self.journal.clone();
+        let stream = branch_stream(&self.id);
+        let load = async move { journal.load_stream(&stream).await };
+        ctx.wait(load.into_actor(self).map(|loaded, act, ctx| {
+            let Ok(stored) = loaded else { return };
+            let mut branch = None;
+            let mut seq = 0;
+            for s in stored {
+                seq = s.seq;
+                if let Ok(Envelope {
+                    event: Event::Branch(e),
+                    ..
+                }) = Envelope::decode(s)
+                {
+                    if let Err(e) = apply_branch_event(&mut branch, &e) {
+                        tracing::error!(error = %e, "configuration event could not be applied");
+                    }
+                }
+            }
+            act.config_seq = seq;
+            if branch.is_some() {
+                act.branch = branch.map(Arc::new);
+                act.start_stations(ctx);
+            }
+        }));
     }
 
     /// Applies a committed event unless it was already (a gap read back may overlap).
@@ -445,6 +479,10 @@ impl Handler<Configure> for BranchActor {
     fn handle(&mut self, msg: Configure, _: &mut Context<Self>) -> Self::Result {
         if let Err(e) = msg.0.validate() {
             return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
+        }
+        if self.branch.as_ref().is_some_and(|b| *b.config() == msg.0) {
+            // Unchanged: nothing to journal (devices may sync the menu often).
+            return AtomicResponse::new(Box::pin(fut::ready(self.info())));
         }
         self.commit_branch_event(BranchEvent::BranchConfigured { config: msg.0 })
     }
