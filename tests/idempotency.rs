@@ -102,12 +102,43 @@ async fn retries_get_the_first_answer_and_change_nothing() {
     assert_eq!(first_ack, second_ack);
     assert_eq!(second_ack["ticket"]["status"], "bumped");
 
+    // The kitchen finishes, the guests leave: retries still get their first answers.
+    let ticket_at = |station: &str| {
+        let t = fired["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["station"] == station);
+        t.unwrap()["id"].as_str().unwrap().to_owned()
+    };
+    for station in ["fryer", "expo"] {
+        let path = format!("{B}/stations/{station}/tickets/{}/bump", ticket_at(station));
+        let (status, body) = app.post(&path, json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, _) = app.post(&format!("{o}/serve"), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, closed) = post_keyed(&app, &format!("{o}/close"), "close-1", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{closed}");
+    let (status, again) = post_keyed(&app, &format!("{o}/close"), "close-1", json!({})).await;
+    assert_eq!((status, &again), (StatusCode::OK, &closed));
+    let (status, late_fire) = post_keyed(&app, &format!("{o}/fire"), "fire-1", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{late_fire}");
+    assert_eq!(
+        late_fire, fired,
+        "a retry after the order closed gets the first answer"
+    );
+    let late_bump = json!({"type": "bump", "id": "bump-7f3a", "branch": "demo", "station": "grill", "ticket": ticket});
+    grill.send(late_bump).await;
+    assert_eq!(grill.next_of("ack").await, first_ack);
+
     let journal = kinds(&app.journal().await);
     for (kind, count) in [
         ("order_opened", 1),
         ("lines_added", 1),
         ("course_fired", 1),
-        ("ticket_bumped", 1),
+        ("ticket_bumped", 3),
+        ("order_closed", 1),
     ] {
         assert_eq!(
             journal.iter().filter(|k| *k == kind).count(),

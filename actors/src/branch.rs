@@ -581,18 +581,8 @@ impl Handler<ChangeOrder> for BranchActor {
                     let Some(key) = msg.idempotency else {
                         return Err(CommandError::OrderClosed);
                     };
-                    let stored = journal
-                        .idempotency_key(&branch, &key.key)
-                        .await
-                        .map_err(|_| CommandError::JournalUnavailable)?;
-                    match stored {
-                        Some(s) if s.fingerprint != key.fingerprint => {
-                            Err(CommandError::IdempotencyKeyReused)
-                        }
-                        Some(s) if s.stream == order_stream(&order.id) && s.seq == order.seq => {
-                            crate::metrics::idempotent_replay();
-                            Ok(order)
-                        }
+                    match crate::table::first_answer(journal, &branch, &key).await? {
+                        Some(first) if first.id == order.id => Ok(first),
                         _ => Err(CommandError::OrderClosed),
                     }
                 })

@@ -259,7 +259,20 @@ impl Handler<ActOnTicket> for StationActor {
 
     fn handle(&mut self, msg: ActOnTicket, _: &mut Context<Self>) -> Self::Result {
         let Some(ticket) = self.tickets.get(&msg.ticket) else {
-            return Box::pin(async move { Err(CommandError::UnknownTicket(msg.ticket)) });
+            // Its order may have closed since a command the client is retrying: that command
+            // gets its first answer again.
+            let journal = self.journal.clone();
+            let branch = self.branch_id.to_string();
+            return Box::pin(async move {
+                let unknown = CommandError::UnknownTicket(msg.ticket);
+                let Some(key) = msg.idempotency else {
+                    return Err(unknown);
+                };
+                let first = crate::table::first_answer(journal, &branch, &key).await?;
+                first
+                    .and_then(|order| order.ticket(&msg.ticket).cloned())
+                    .ok_or(unknown)
+            });
         };
         let command = match msg.action {
             TicketAction::Start => OrderCommand::StartTicket { ticket: msg.ticket },

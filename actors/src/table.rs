@@ -235,32 +235,57 @@ impl TableActor {
         if let Some(order) = in_memory {
             return Box::pin(fut::ready(Ok(order.clone())));
         }
-        let journal = self.journal.clone();
-        let load = async move {
-            let events = journal
-                .load_stream(&stored.stream)
-                .await
-                .map_err(|_| CommandError::JournalUnavailable)?;
-            let mut order: Option<Order> = None;
-            for s in events.into_iter().take_while(|s| s.seq <= stored.seq) {
-                let (seq, position, at) = (s.seq, s.position, s.at);
-                let Ok(Envelope {
-                    event: Event::Order(e),
-                    ..
-                }) = Envelope::decode(s)
-                else {
-                    continue;
-                };
-                let o = order.get_or_insert_with(|| {
-                    Order::opened(e.order_id, e.table.clone(), &e.change, at)
-                });
-                o.apply(&e.change, at);
-                o.seq = seq;
-                o.position = position;
-            }
-            order.ok_or(CommandError::Conflict)
+        Box::pin(fut::wrap_future(order_as_of(self.journal.clone(), stored)))
+    }
+}
+
+/// The order as the command that stored a key left it: rebuilt from the journal up to the
+/// last event that command appended.
+pub(crate) async fn order_as_of(
+    journal: Arc<dyn Journal>,
+    stored: StoredKey,
+) -> Result<Order, CommandError> {
+    let events = journal
+        .load_stream(&stored.stream)
+        .await
+        .map_err(|_| CommandError::JournalUnavailable)?;
+    let mut order: Option<Order> = None;
+    for s in events.into_iter().take_while(|s| s.seq <= stored.seq) {
+        let (seq, position, at) = (s.seq, s.position, s.at);
+        let Ok(Envelope {
+            event: Event::Order(e),
+            ..
+        }) = Envelope::decode(s)
+        else {
+            continue;
         };
-        Box::pin(fut::wrap_future(load))
+        let o =
+            order.get_or_insert_with(|| Order::opened(e.order_id, e.table.clone(), &e.change, at));
+        o.apply(&e.change, at);
+        o.seq = seq;
+        o.position = position;
+    }
+    order.ok_or(CommandError::Conflict)
+}
+
+/// The first answer to a key this branch stored, if it stored it: refused when the key was
+/// used for another request.
+pub(crate) async fn first_answer(
+    journal: Arc<dyn Journal>,
+    branch: &str,
+    key: &KeyRecord,
+) -> Result<Option<Order>, CommandError> {
+    let stored = journal
+        .idempotency_key(branch, &key.key)
+        .await
+        .map_err(|_| CommandError::JournalUnavailable)?;
+    match stored {
+        None => Ok(None),
+        Some(s) if s.fingerprint != key.fingerprint => Err(CommandError::IdempotencyKeyReused),
+        Some(s) => {
+            crate::metrics::idempotent_replay();
+            order_as_of(journal, s).await.map(Some)
+        }
     }
 }
 
