@@ -10,7 +10,7 @@ mod sqlite;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 pub use postgres::PostgresJournal;
 pub use sqlite::SqliteJournal;
@@ -88,6 +88,26 @@ pub type Committed = Vec<StoredEvent>;
 
 /// The receiving end of the commit feed; one consumer takes it at start-up.
 pub type CommitFeed = mpsc::UnboundedReceiver<Committed>;
+
+/// An append waiting for its journal's writer, with where to send the outcome.
+pub(crate) type Pending = (
+    AppendRequest,
+    oneshot::Sender<Result<Vec<StoredEvent>, JournalError>>,
+);
+
+/// Hands an append to a journal's single writer and waits for its commit.
+pub(crate) async fn enqueue(
+    writer: &mpsc::UnboundedSender<Pending>,
+    request: AppendRequest,
+) -> Result<Vec<StoredEvent>, JournalError> {
+    if request.events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stopped = || JournalError::Unavailable("journal writer stopped".into());
+    let (tx, rx) = oneshot::channel();
+    writer.send((request, tx)).map_err(|_| stopped())?;
+    rx.await.map_err(|_| stopped())?
+}
 
 /// Appends through any journal, recording how long the caller waited and what failed.
 pub async fn append_recorded(

@@ -11,19 +11,18 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_postgres::NoTls;
 
-use super::{AppendRequest, CommitFeed, Committed, Journal, JournalError, StoredEvent, StoredKey};
+use super::{
+    AppendRequest, CommitFeed, Committed, Journal, JournalError, Pending, StoredEvent, StoredKey,
+};
 
 mod embedded {
     refinery::embed_migrations!("../migrations/postgres");
 }
 
 const MAX_BATCH: usize = 1024;
-
-type Reply = oneshot::Sender<Result<Vec<StoredEvent>, JournalError>>;
-type Pending = (AppendRequest, Reply);
 
 /// The Postgres journal. Cheap to share behind an `Arc`.
 pub struct PostgresJournal {
@@ -474,15 +473,7 @@ impl Writer {
 #[async_trait::async_trait]
 impl Journal for PostgresJournal {
     async fn append(&self, request: AppendRequest) -> Result<Vec<StoredEvent>, JournalError> {
-        if request.events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (tx, rx) = oneshot::channel();
-        self.appends
-            .send((request, tx))
-            .map_err(|_| unavailable("journal writer stopped"))?;
-        rx.await
-            .map_err(|_| unavailable("journal writer stopped"))?
+        super::enqueue(&self.appends, request).await
     }
 
     async fn load_stream(&self, stream: &str) -> Result<Vec<StoredEvent>, JournalError> {

@@ -13,17 +13,18 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{AppendRequest, CommitFeed, Committed, Journal, JournalError, StoredEvent, StoredKey};
+use super::{
+    AppendRequest, CommitFeed, Committed, Journal, JournalError, Pending, StoredEvent, StoredKey,
+};
 
 const SCHEMA: &str = include_str!("../../../migrations/sqlite/0001_journal.sql");
 const MAX_BATCH: usize = 512;
 
-type Reply<T> = oneshot::Sender<Result<T, JournalError>>;
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 /// The SQLite journal. Cheap to share behind an `Arc`.
 pub struct SqliteJournal {
-    appends: mpsc::UnboundedSender<(AppendRequest, Reply<Vec<StoredEvent>>)>,
+    appends: mpsc::UnboundedSender<Pending>,
     reads: mpsc::UnboundedSender<ReadJob>,
 }
 
@@ -130,8 +131,6 @@ struct Writer {
     /// Last position of each branch, as committed.
     positions: HashMap<String, u64>,
 }
-
-type Pending = (AppendRequest, Reply<Vec<StoredEvent>>);
 
 impl Writer {
     fn run(
@@ -297,15 +296,7 @@ impl Writer {
 #[async_trait::async_trait]
 impl Journal for SqliteJournal {
     async fn append(&self, request: AppendRequest) -> Result<Vec<StoredEvent>, JournalError> {
-        if request.events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (tx, rx) = oneshot::channel();
-        self.appends
-            .send((request, tx))
-            .map_err(|_| unavailable("journal writer stopped"))?;
-        rx.await
-            .map_err(|_| unavailable("journal writer stopped"))?
+        super::enqueue(&self.appends, request).await
     }
 
     async fn load_stream(&self, stream: &str) -> Result<Vec<StoredEvent>, JournalError> {
