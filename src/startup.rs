@@ -156,6 +156,8 @@ impl Application {
                     }))
             })
             .disable_signals()
+            // Acks are small frames: Nagle would hold each one for the client's delayed ACK.
+            .tcp_nodelay(true)
             .shutdown_timeout(limit.saturating_sub(drain).as_secs().max(1))
             .listen(listener)?
             .run();

@@ -270,6 +270,12 @@ pub struct WsSession {
     _slot: Option<Slot>,
 }
 
+/// The `id` of a frame, if it has one, for an error about a frame that was not carried out.
+fn frame_id(text: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    value.get("id")?.as_str().map(str::to_owned)
+}
+
 /// Whether a handshake's `Origin` (browsers send one) is this server or an allowed one.
 fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
@@ -385,15 +391,14 @@ impl WsSession {
             if self.rate.refused > self.rate.burst as u32 {
                 return self.close(ctx, CloseCode::Policy, "rate_limited");
             }
-            let msg = "too many frames; slow down";
-            return self.reply(error_frame(None, "rate_limited", msg));
+            let msg = "too many frames; slow down and send it again";
+            let id = frame_id(text);
+            return self.reply(error_frame(id.as_deref(), "rate_limited", msg));
         }
         let frame: ClientFrame = match serde_json::from_str(text) {
             Ok(frame) => frame,
             Err(e) => {
-                let id = serde_json::from_str::<serde_json::Value>(text)
-                    .ok()
-                    .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
+                let id = frame_id(text);
                 self.reply(error_frame(
                     id.as_deref(),
                     "malformed_frame",

@@ -201,11 +201,8 @@ impl Writer {
         for request in batch {
             let sp = tx.savepoint()?;
             let actual: u64 = sp
-                .query_row(
-                    "SELECT last_seq FROM streams WHERE stream = ?1",
-                    [&request.stream],
-                    |r| r.get::<_, i64>(0),
-                )
+                .prepare_cached("SELECT last_seq FROM streams WHERE stream = ?1")?
+                .query_row([&request.stream], |r| r.get::<_, i64>(0))
                 .optional()?
                 .unwrap_or(0) as u64;
             if actual != request.expected_seq {
@@ -218,18 +215,19 @@ impl Writer {
             }
             if let Some(record) = &request.idempotency {
                 let last = request.expected_seq + request.events.len() as u64;
-                let stored = sp.execute(
-                    "INSERT INTO idempotency_keys (branch, key, fingerprint, stream, seq, at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
+                let stored = sp
+                    .prepare_cached(
+                        "INSERT INTO idempotency_keys (branch, key, fingerprint, stream, seq, at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
                         request.branch,
                         record.key,
                         record.fingerprint,
                         request.stream,
                         last as i64,
                         micros(&Utc::now()),
-                    ],
-                );
+                    ]);
                 match stored {
                     Ok(_) => {}
                     Err(rusqlite::Error::SqliteFailure(e, _))
@@ -272,17 +270,17 @@ impl Writer {
                 }
             }
             let last = request.expected_seq + request.events.len() as u64;
-            sp.execute(
+            sp.prepare_cached(
                 "INSERT INTO streams (stream, branch, last_seq, closed) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq, \
                  closed = excluded.closed",
-                params![
-                    request.stream,
-                    request.branch,
-                    last as i64,
-                    request.closes_stream
-                ],
-            )?;
+            )?
+            .execute(params![
+                request.stream,
+                request.branch,
+                last as i64,
+                request.closes_stream
+            ])?;
             sp.commit()?;
             positions.insert(request.branch.clone(), position);
             results.push(Ok(stored));

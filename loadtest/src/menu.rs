@@ -1,0 +1,192 @@
+//! The branches the load test configures for itself: `load-1..load-B`, each with S cooking
+//! stations and an expo, a menu routed across them (some items to two stations), and T tables.
+
+use anyhow::{bail, Context as _};
+use serde_json::{json, Value};
+
+const STATION_NAMES: [&str; 8] = [
+    "grill", "fryer", "cold", "saute", "wok", "pizza", "pastry", "bar",
+];
+const DISHES: [&str; 3] = ["special", "classic", "side"];
+pub const EXPO: &str = "expo";
+
+/// A menu item and the cooking stations (by index) it is routed to.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub id: String,
+    pub stations: Vec<usize>,
+}
+
+/// The shape every load branch shares; only the branch id differs.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub branches: Vec<String>,
+    /// Cooking stations; expo is station index `cooking.len()` where an index names one.
+    pub cooking: Vec<String>,
+    pub items: Vec<Item>,
+    pub tables: Vec<String>,
+}
+
+impl Layout {
+    pub fn new(branches: usize, stations: usize, tables: usize) -> Self {
+        let cooking: Vec<String> = (0..stations)
+            .map(|i| match STATION_NAMES.get(i) {
+                Some(name) => (*name).to_owned(),
+                None => format!("station-{}", i + 1),
+            })
+            .collect();
+        let mut items = Vec::new();
+        for (i, station) in cooking.iter().enumerate() {
+            for dish in DISHES {
+                items.push(Item {
+                    id: format!("{station}-{dish}"),
+                    stations: vec![i],
+                });
+            }
+            if stations > 1 {
+                // A plate two stations cook for: the burger of this kitchen.
+                let j = (i + 1) % stations;
+                items.push(Item {
+                    id: format!("{station}-{}-combo", cooking[j]),
+                    stations: vec![i, j],
+                });
+            }
+        }
+        Self {
+            branches: (1..=branches).map(|b| format!("load-{b}")).collect(),
+            cooking,
+            items,
+            tables: (1..=tables).map(|t| format!("t{t}")).collect(),
+        }
+    }
+
+    /// Every station, cooking then expo.
+    pub fn stations(&self) -> impl Iterator<Item = &str> {
+        self.cooking
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(EXPO))
+    }
+
+    /// The station's index (expo is last), if it is one of ours.
+    pub fn station_index(&self, station: &str) -> Option<usize> {
+        if station == EXPO {
+            return Some(self.cooking.len());
+        }
+        self.cooking.iter().position(|s| s == station)
+    }
+
+    /// The `PUT /api/v1/branches/{branch}` body.
+    pub fn config(&self, branch: &str) -> Value {
+        let mut stations: Vec<Value> = self
+            .cooking
+            .iter()
+            .map(|s| json!({"id": s, "name": title(s)}))
+            .collect();
+        stations.push(json!({"id": EXPO, "name": "Expo", "kind": "expo"}));
+        let categories: Vec<Value> = self
+            .cooking
+            .iter()
+            .map(|s| json!({"id": format!("{s}-menu"), "name": format!("{} menu", title(s)), "stations": [s]}))
+            .collect();
+        let items: Vec<Value> = self
+            .items
+            .iter()
+            .enumerate()
+            .map(|(n, item)| {
+                let home = &self.cooking[item.stations[0]];
+                let mut v = json!({
+                    "id": item.id,
+                    "name": title(&item.id),
+                    "category": format!("{home}-menu"),
+                    "price_cents": 500 + 100 * (n as u32 % 20),
+                });
+                if item.stations.len() > 1 {
+                    let routes: Vec<&str> = item
+                        .stations
+                        .iter()
+                        .map(|&i| self.cooking[i].as_str())
+                        .collect();
+                    v["stations"] = json!(routes);
+                }
+                v
+            })
+            .collect();
+        let tables: Vec<Value> = self
+            .tables
+            .iter()
+            .map(|t| json!({"id": t, "name": format!("Table {}", &t[1..])}))
+            .collect();
+        json!({
+            "name": format!("Load test {branch}"),
+            "stations": stations,
+            "categories": categories,
+            "items": items,
+            "tables": tables,
+        })
+    }
+
+    /// Configures every load branch on the server.
+    pub async fn configure(&self, client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+        if self.cooking.len() > 63 {
+            bail!("at most 63 cooking stations (the engine allows 64 stations with expo)");
+        }
+        if self.tables.len() > 2000 {
+            bail!("at most 2000 tables a branch");
+        }
+        for branch in &self.branches {
+            let url = format!("{base}/api/v1/branches/{branch}");
+            let res = client
+                .put(&url)
+                .json(&self.config(branch))
+                .send()
+                .await
+                .with_context(|| format!("PUT {url}"))?;
+            let status = res.status();
+            if !status.is_success() {
+                let body = res.text().await.unwrap_or_default();
+                bail!("configuring {branch} was refused: {status} {body}");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn title(slug: &str) -> String {
+    let words: Vec<String> = slug
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(f) => f.to_uppercase().chain(c).collect(),
+                None => String::new(),
+            }
+        })
+        .collect();
+    words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_some_items_to_two_stations() {
+        let l = Layout::new(2, 4, 10);
+        assert_eq!(l.branches, vec!["load-1", "load-2"]);
+        assert_eq!(l.items.len(), 16);
+        assert!(l.items.iter().any(|i| i.stations.len() == 2));
+        assert_eq!(l.station_index("expo"), Some(4));
+        assert_eq!(l.station_index("fryer"), Some(1));
+        let config = l.config("load-1");
+        assert_eq!(config["stations"].as_array().unwrap().len(), 5);
+        assert_eq!(config["tables"][9]["id"], "t10");
+        assert_eq!(config["items"][3]["stations"], json!(["grill", "fryer"]));
+    }
+
+    #[test]
+    fn one_station_has_no_combos() {
+        let l = Layout::new(1, 1, 1);
+        assert!(l.items.iter().all(|i| i.stations == vec![0]));
+    }
+}

@@ -1,0 +1,341 @@
+//! The report folder of a run: `report.json` (everything), `summary.txt` (what a person reads
+//! at a glance), `latency.svg` and `throughput.svg`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::charts::{self, Chart, Line};
+use crate::metrics::Measured;
+use crate::server::Memory;
+
+/// Everything a `run` found.
+pub struct RunReport {
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub config: Value,
+    pub counts: Value,
+    pub throughput: Value,
+    pub verification: Value,
+    pub verification_line: String,
+    pub measured: Measured,
+    pub memory_before: Option<Memory>,
+    pub memory_after: Option<Memory>,
+    /// (seconds since the load started, reading)
+    pub memory_samples: Vec<(f64, Memory)>,
+    pub failures: Vec<String>,
+    pub load_seconds: f64,
+}
+
+pub fn mib(bytes: u64) -> f64 {
+    (bytes as f64 / 1_048_576.0 * 10.0).round() / 10.0
+}
+
+/// 1234567 -> "1,234,567"
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn rate(x: f64) -> String {
+    if x >= 100.0 {
+        thousands(x.round() as u64)
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+fn memory_json(before: Option<Memory>, after: Option<Memory>, samples: &[(f64, Memory)]) -> Value {
+    if before.is_none() && samples.is_empty() {
+        return Value::Null;
+    }
+    let peak = samples
+        .iter()
+        .map(|(_, m)| m.peak_bytes)
+        .chain(after.map(|m| m.peak_bytes))
+        .max();
+    json!({
+        "rss_before_bytes": before.map(|m| m.rss_bytes),
+        "rss_after_bytes": after.map(|m| m.rss_bytes),
+        "rss_peak_bytes": peak,
+        "rss_peak_mib": peak.map(mib),
+        "samples": samples
+            .iter()
+            .map(|(t, m)| json!({"t_s": (t * 10.0).round() / 10.0, "rss_bytes": m.rss_bytes, "peak_bytes": m.peak_bytes}))
+            .collect::<Vec<_>>(),
+    })
+}
+
+impl RunReport {
+    pub fn to_json(&self, passed: bool) -> Value {
+        let m = &self.measured;
+        json!({
+            "kind": "run",
+            "passed": passed,
+            "failures": self.failures,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "config": self.config,
+            "counts": self.counts,
+            "throughput": self.throughput,
+            "latency_ms": m.latency_json(),
+            "verification": self.verification,
+            "errors": m.errors,
+            "errors_by_command": m.errors_by_command,
+            "error_samples": m.error_samples,
+            "server_memory": memory_json(self.memory_before, self.memory_after, &self.memory_samples),
+            "series": m.series,
+        })
+    }
+
+    pub fn summary(&self, passed: bool, out: &Path) -> String {
+        let m = &self.measured;
+        let c = &self.config;
+        let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
+        let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
+        let mut s = String::new();
+        let elapsed = (self.finished_at - self.started_at).num_milliseconds() as f64 / 1000.0;
+        let _ = writeln!(
+            s,
+            "rail loadtest run: {}   ({}, {elapsed:.1} s)",
+            if passed { "PASSED" } else { "FAILED" },
+            self.started_at.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        let _ = writeln!(s, "server        {}", c["server"].as_str().unwrap_or("?"));
+        let _ = writeln!(
+            s,
+            "workload      {} branches x {} tables x {} stations (+expo), {} screens a station; seed {}, {} arrivals, prep {}-{} ms",
+            c["branches"], c["tables"], c["stations"], c["screens_per_station"], c["seed"],
+            c["arrival"].as_str().unwrap_or("?"), c["prep_ms"][0], c["prep_ms"][1]
+        );
+        let counts = &self.counts;
+        let unfinished =
+            n(counts, "orders_in_flight_at_end") + n(counts, "orders_stalled_no_ready_notice");
+        let _ = writeln!(
+            s,
+            "orders        {}/s offered for {} s: {} opened ({}/s), {} completed, {} failed, {} unfinished, {} skipped",
+            rate(f(c, "orders_per_sec")),
+            c["duration_s"],
+            thousands(n(counts, "orders_opened")),
+            rate(f(&self.throughput, "orders_per_sec_opened")),
+            thousands(n(counts, "orders_completed")),
+            n(counts, "orders_failed"),
+            unfinished,
+            n(counts, "orders_skipped_over_in_flight_cap"),
+        );
+        let drain = f(&self.throughput, "drain_seconds");
+        if drain > 2.0 {
+            let _ = writeln!(
+                s,
+                "backlog       the engine fell behind: orders in flight took {drain:.1} s after the last arrival to close{}",
+                if unfinished > 0 { " (and some never did)" } else { "" }
+            );
+        }
+        let _ = writeln!(
+            s,
+            "commands      {} acked ({}/s), {} failed   ack {}",
+            thousands(n(counts, "commands_acked")),
+            rate(f(&self.throughput, "commands_per_sec")),
+            thousands(n(counts, "commands_failed")),
+            m.ack_all.line()
+        );
+        for kind in ["fire", "bump"] {
+            if let Some(p) = m.ack_by_kind.get(kind) {
+                let _ = writeln!(s, "  {kind:<11} ack {}", p.line());
+            }
+        }
+        let _ = writeln!(
+            s,
+            "fire->screen  {}   (fire sent -> ticket on every screen of its station)",
+            m.fire_to_screen.line()
+        );
+        let _ = writeln!(
+            s,
+            "bump->waiter  {}   (expo's bump sent -> ready notice on the table's tablet)",
+            m.bump_to_waiter.line()
+        );
+        let _ = writeln!(
+            s,
+            "order         {}   (open -> close)",
+            m.order_duration.line()
+        );
+        let _ = writeln!(
+            s,
+            "frames        {} received by screens and tablets ({}/s)",
+            thousands(n(counts, "frames_received")),
+            rate(f(&self.throughput, "frames_per_sec"))
+        );
+        let _ = writeln!(s, "verify        {}", self.verification_line);
+        let errors = if m.errors.is_empty() {
+            "none".to_owned()
+        } else {
+            m.errors
+                .iter()
+                .map(|(k, v)| format!("{k} {}", thousands(*v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(s, "errors        {errors}");
+        let cpu =
+            |get: &dyn Fn(&crate::metrics::SecondPoint) -> Option<f64>| -> Option<(f64, f64)> {
+                let v: Vec<f64> = m.series.iter().filter_map(get).collect();
+                (!v.is_empty()).then(|| {
+                    (
+                        v.iter().sum::<f64>() / v.len() as f64,
+                        v.iter().copied().fold(0.0, f64::max),
+                    )
+                })
+            };
+        let cores = c["machine"]["cores"]
+            .as_u64()
+            .map_or(String::new(), |n| format!(" of the machine's {n}"));
+        let machine = cpu(&|p| p.cpu_machine_cores).map_or(String::new(), |(a, m)| {
+            format!("; machine busy {a:.2} ({m:.2})")
+        });
+        match (cpu(&|p| p.cpu_server_cores), cpu(&|p| p.cpu_loadtest_cores)) {
+            (Some((sa, sm)), Some((la, lm))) => {
+                let _ = writeln!(s, "cpu           cores on average (max): server {sa:.2} ({sm:.2}), loadtest {la:.2} ({lm:.2}){machine}{cores}");
+            }
+            (None, Some((la, lm))) => {
+                let _ = writeln!(s, "cpu           cores on average (max): loadtest {la:.2} ({lm:.2}){machine}{cores}; server not measured");
+            }
+            _ => {}
+        }
+        let mem = memory_json(self.memory_before, self.memory_after, &self.memory_samples);
+        if mem.is_null() {
+            let _ = writeln!(
+                s,
+                "memory        not measured (server not local: pass --server-pid)"
+            );
+        } else {
+            let b = |k: &str| {
+                mem[k]
+                    .as_u64()
+                    .map_or("?".into(), |v| format!("{} MiB", mib(v)))
+            };
+            let _ = writeln!(
+                s,
+                "memory        server RSS {} before the load, {} after, {} peak",
+                b("rss_before_bytes"),
+                b("rss_after_bytes"),
+                b("rss_peak_bytes")
+            );
+        }
+        if passed {
+            let _ = writeln!(s, "verdict       PASSED");
+        } else {
+            let _ = writeln!(s, "verdict       FAILED");
+            for failure in &self.failures {
+                let _ = writeln!(s, "  - {failure}");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "files         {}/ report.json summary.txt latency.svg throughput.svg",
+            out.display()
+        );
+        s
+    }
+
+    pub fn write(&self, out: &Path, passed: bool) -> anyhow::Result<()> {
+        std::fs::write(
+            out.join("report.json"),
+            serde_json::to_string_pretty(&self.to_json(passed))?,
+        )?;
+        std::fs::write(out.join("summary.txt"), self.summary(passed, out))?;
+        let series = &self.measured.series;
+        let pts = |get: &dyn Fn(&crate::metrics::SecondPoint) -> Option<f64>| -> Vec<(f64, f64)> {
+            series
+                .iter()
+                .filter_map(|p| get(p).map(|v| (p.second as f64 + 0.5, v)))
+                .collect()
+        };
+        charts::draw(
+            &out.join("latency.svg"),
+            Chart {
+                title: "Latency per second (ms)",
+                x_desc: "seconds since the first order",
+                y_desc: "ms",
+                lines: vec![
+                    Line::new(
+                        "fire->screen p50",
+                        charts::BLUE_DARK,
+                        pts(&|p| p.fire_to_screen_p50_ms),
+                    ),
+                    Line::new(
+                        "fire->screen p99",
+                        charts::BLUE_LIGHT,
+                        pts(&|p| p.fire_to_screen_p99_ms),
+                    ),
+                    Line::new(
+                        "command ack p50",
+                        charts::ORANGE_DARK,
+                        pts(&|p| p.ack_p50_ms),
+                    ),
+                    Line::new(
+                        "command ack p99",
+                        charts::ORANGE_LIGHT,
+                        pts(&|p| p.ack_p99_ms),
+                    ),
+                ],
+                right: None,
+                marker: Some((self.load_seconds, "last arrival")),
+            },
+        )?;
+        charts::draw(
+            &out.join("throughput.svg"),
+            Chart {
+                title: "Throughput per second",
+                x_desc: "seconds since the first order",
+                y_desc: "orders/s",
+                lines: vec![
+                    Line::new(
+                        "orders opened/s",
+                        charts::BLUE_DARK,
+                        pts(&|p| Some(p.orders_started as f64)),
+                    ),
+                    Line::new(
+                        "orders completed/s",
+                        charts::GREEN,
+                        pts(&|p| Some(p.orders_completed as f64)),
+                    ),
+                ],
+                right: Some((
+                    "frames/s",
+                    vec![Line::new(
+                        "frames received/s",
+                        charts::PURPLE,
+                        pts(&|p| Some(p.events as f64)),
+                    )],
+                )),
+                marker: Some((self.load_seconds, "last arrival")),
+            },
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_numbers_for_people() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(rate(12.345), "12.3");
+        assert_eq!(rate(1999.6), "2,000");
+        assert_eq!(mib(1_572_864), 1.5);
+    }
+}
