@@ -109,6 +109,31 @@ pub(crate) async fn enqueue(
     rx.await.map_err(|_| stopped())?
 }
 
+/// Answers every append of a committed (or failed) batch, and sends the committed ones to the
+/// commit feed in batch order, before their callers hear back.
+pub(crate) fn settle(
+    batch: Vec<Pending>,
+    outcome: Result<Vec<Result<Vec<StoredEvent>, JournalError>>, JournalError>,
+    feed: &mpsc::UnboundedSender<Committed>,
+) {
+    match outcome {
+        Ok(results) => {
+            for ((_, reply), result) in batch.into_iter().zip(results) {
+                if let Ok(events) = &result {
+                    let _ = feed.send(events.clone());
+                }
+                let _ = reply.send(result);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "journal batch failed");
+            for (_, reply) in batch {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
 /// Appends through any journal, recording how long the caller waited and what failed.
 pub async fn append_recorded(
     journal: &dyn Journal,

@@ -197,26 +197,13 @@ impl Writer {
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err(unavailable("the database did not answer in time")),
             };
-            match outcome {
-                Ok(results) => {
-                    for ((_, reply), result) in batch.into_iter().zip(results) {
-                        if let Ok(events) = &result {
-                            let _ = feed.send(events.clone());
-                        }
-                        let _ = reply.send(result);
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "journal batch failed");
-                    // The connection may be wedged or mid-statement: it leaves the pool.
-                    if let Some(conn) = self.conn.take() {
-                        drop(deadpool_postgres::Object::take(conn));
-                    }
-                    for (_, reply) in batch {
-                        let _ = reply.send(Err(e.clone()));
-                    }
+            if outcome.is_err() {
+                // The connection may be wedged or mid-statement: it leaves the pool.
+                if let Some(conn) = self.conn.take() {
+                    drop(deadpool_postgres::Object::take(conn));
                 }
             }
+            super::settle(batch, outcome, &feed);
         }
     }
 

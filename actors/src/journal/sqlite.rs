@@ -148,23 +148,12 @@ impl Writer {
             }
             let requests: Vec<&AppendRequest> = batch.iter().map(|(r, _)| r).collect();
             crate::metrics::journal_batch(requests.len());
-            match self.commit(&requests) {
-                Ok(results) => {
-                    for ((_, reply), result) in batch.into_iter().zip(results) {
-                        if let Ok(events) = &result {
-                            let _ = feed.send(events.clone());
-                        }
-                        let _ = reply.send(result);
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "journal batch failed");
-                    self.positions.clear();
-                    for (_, reply) in batch {
-                        let _ = reply.send(Err(unavailable(&e)));
-                    }
-                }
-            }
+            let outcome = self.commit(&requests).map_err(|e| {
+                // Positions are re-read from the file after a failed transaction.
+                self.positions.clear();
+                unavailable(e)
+            });
+            super::settle(batch, outcome, &feed);
         }
     }
 
