@@ -51,6 +51,25 @@ fn body(i: u64) -> serde_json::Value {
            "station": "grill", "n": i, "note": "no onion, sauce on the side, well done"})
 }
 
+/// EVENTS_PER_APPEND ticket events for one stream, as a table actor would append them.
+fn ticket_events(branch: &str, stream: String, seq: u64) -> AppendRequest {
+    let events = (0..EVENTS_PER_APPEND)
+        .map(|i| NewEvent {
+            kind: "ticket_bumped".into(),
+            body: body(seq + i as u64),
+            at: Utc::now(),
+        })
+        .collect();
+    AppendRequest {
+        branch: branch.into(),
+        stream,
+        expected_seq: seq,
+        events,
+        closes_stream: false,
+        idempotency: None,
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -70,20 +89,7 @@ async fn engine_throughput(journal: Arc<dyn Journal>, seconds: u64) -> (f64, Vec
                 let mut seq = 0u64;
                 let mut latencies = Vec::new();
                 while Instant::now() < stop {
-                    let request = AppendRequest {
-                        branch: "bench".into(),
-                        stream: format!("order/throughput-{w}"),
-                        expected_seq: seq,
-                        events: (0..EVENTS_PER_APPEND)
-                            .map(|i| NewEvent {
-                                kind: "ticket_bumped".into(),
-                                body: body(seq + i as u64),
-                                at: Utc::now(),
-                            })
-                            .collect(),
-                        closes_stream: false,
-                        idempotency: None,
-                    };
+                    let request = ticket_events("bench", format!("order/throughput-{w}"), seq);
                     let started = Instant::now();
                     journal.append(request).await.expect("append");
                     latencies.push(started.elapsed());
@@ -127,20 +133,7 @@ async fn engine_latency_at(
             let w = n as usize % STREAMS;
             let _one_writer = locks[w].lock().await;
             let seq = seqs[w].load(Ordering::SeqCst);
-            let request = AppendRequest {
-                branch: "latency".into(),
-                stream: format!("order/latency-{w}"),
-                expected_seq: seq,
-                events: (0..EVENTS_PER_APPEND)
-                    .map(|i| NewEvent {
-                        kind: "ticket_bumped".into(),
-                        body: body(seq + i as u64),
-                        at: Utc::now(),
-                    })
-                    .collect(),
-                closes_stream: false,
-                idempotency: None,
-            };
+            let request = ticket_events("latency", format!("order/latency-{w}"), seq);
             let started = Instant::now();
             journal.append(request).await.expect("append");
             seqs[w].store(seq + EVENTS_PER_APPEND as u64, Ordering::SeqCst);
