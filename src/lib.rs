@@ -1,5 +1,6 @@
 //! The order-routing engine's server: settings, start-up, the HTTP and websocket edge.
 
+pub mod auth;
 pub mod error;
 pub mod idempotency;
 pub mod routes;

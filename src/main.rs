@@ -1,11 +1,83 @@
+use clap::{Parser, Subcommand};
+use rail::auth::{Role, TokenRequest};
 use rail::settings::Settings;
-use rail::startup::Application;
+use rail::startup::{self, Application};
+use rail_actors::ids::{BranchId, StationId, TableId};
+
+/// Realtime order routing for restaurant kitchens.
+#[derive(Parser)]
+#[command(name = "rail", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine (the default).
+    Serve,
+    /// Print a device token signed with JWT_SECRET.
+    Token {
+        #[arg(long)]
+        branch: BranchId,
+        /// manager, pos, waiter, kitchen or guest.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// A kitchen screen's station.
+        #[arg(long)]
+        station: Option<StationId>,
+        /// A guest's table.
+        #[arg(long)]
+        table: Option<TableId>,
+        /// The device's name, shown in logs.
+        #[arg(long)]
+        device: Option<String>,
+        /// Lifetime in hours.
+        #[arg(long, default_value_t = 24)]
+        ttl_hours: u64,
+    },
+}
+
+fn parse_role(raw: &str) -> Result<Role, String> {
+    serde_json::from_value(serde_json::Value::String(raw.into()))
+        .map_err(|_| "one of manager, pos, waiter, kitchen, guest".into())
+}
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
     let settings = Settings::load()?;
-    rail::telemetry::init(settings.log_format);
-    let app = Application::build(settings).await?;
-    app.run_until_stopped().await?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            rail::telemetry::init(settings.log_format);
+            let app = Application::build(settings).await?;
+            app.run_until_stopped().await?;
+        }
+        Command::Token {
+            branch,
+            role,
+            station,
+            table,
+            device,
+            ttl_hours,
+        } => {
+            anyhow::ensure!(
+                settings.jwt_secret.is_some(),
+                "set JWT_SECRET to the deployment's secret to issue tokens"
+            );
+            let tokens = startup::device_tokens(&settings)?;
+            let request = TokenRequest {
+                role,
+                station,
+                table,
+                device,
+                ttl_seconds: Some(ttl_hours.saturating_mul(3600)),
+            };
+            let issued = tokens
+                .issue(&branch, &request)
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            println!("{}", issued.token);
+        }
+    }
     Ok(())
 }

@@ -1,7 +1,10 @@
 //! The REST API under `/api/v1`: parse, ask the branch, answer. No kitchen rules live here.
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use rail_actors::branch::{
     ChangeOrder, GetBranchInfo, GetOrder, OpenOrder, OpenOrders, SetEightySix, StationCommand,
     StationTickets,
@@ -14,6 +17,7 @@ use rail_actors::Engine;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{self, Act, Device, GuestOrdering, Role, TokenRequest, Tokens};
 use crate::error::{json_error, ApiError};
 use crate::idempotency;
 
@@ -22,6 +26,7 @@ type ApiResult = Result<HttpResponse, ApiError>;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1/branches/{branch}")
+            .wrap(from_fn(authenticate))
             .route("", web::put().to(put_branch))
             .route("", web::get().to(get_branch))
             .route("/86/{item}", web::put().to(eighty_six))
@@ -45,8 +50,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/stations/{station}/tickets/{ticket}/{action}",
                 web::post().to(ticket_action),
             )
-            .route("/events", web::get().to(events)),
+            .route("/events", web::get().to(events))
+            .route("/tokens", web::post().to(issue_token)),
     );
+}
+
+/// Every call under a branch needs a device of that branch: checked here, before routing
+/// reaches a handler, so no handler can forget it and a foreign branch learns nothing.
+async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let tokens = req
+        .app_data::<web::Data<Tokens>>()
+        .expect("tokens are configured")
+        .clone();
+    let device = auth::bearer(req.request())
+        .and_then(|token| tokens.verify(token))
+        .map_err(ApiError::from)?;
+    device.same_branch(req.match_info().get("branch").unwrap_or_default())?;
+    req.extensions_mut().insert(device);
+    next.call(req).await
 }
 
 pub fn branch_id(raw: &str) -> Result<BranchId, ApiError> {
@@ -78,10 +102,12 @@ fn body_or_default<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Api
 }
 
 async fn put_branch(
+    device: Device,
     engine: web::Data<Engine>,
     path: web::Path<String>,
     body: web::Json<BranchConfig>,
 ) -> ApiResult {
+    device.require(Act::ConfigureBranch)?;
     let branch = BranchId::parse(path.into_inner()).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -93,7 +119,12 @@ async fn put_branch(
     Ok(HttpResponse::Ok().json(info))
 }
 
-async fn get_branch(engine: web::Data<Engine>, path: web::Path<String>) -> ApiResult {
+async fn get_branch(
+    device: Device,
+    engine: web::Data<Engine>,
+    path: web::Path<String>,
+) -> ApiResult {
+    device.require(Act::ReadBranch)?;
     let branch = branch_id(&path)?;
     Ok(HttpResponse::Ok().json(engine.ask(&branch, GetBranchInfo).await??))
 }
@@ -104,11 +135,21 @@ async fn set_86(engine: &Engine, path: (String, String), out: bool) -> ApiResult
     Ok(HttpResponse::Ok().json(engine.ask(&branch, SetEightySix { item, out }).await??))
 }
 
-async fn eighty_six(engine: web::Data<Engine>, path: web::Path<(String, String)>) -> ApiResult {
+async fn eighty_six(
+    device: Device,
+    engine: web::Data<Engine>,
+    path: web::Path<(String, String)>,
+) -> ApiResult {
+    device.require(Act::EightySix)?;
     set_86(&engine, path.into_inner(), true).await
 }
 
-async fn restore_item(engine: web::Data<Engine>, path: web::Path<(String, String)>) -> ApiResult {
+async fn restore_item(
+    device: Device,
+    engine: web::Data<Engine>,
+    path: web::Path<(String, String)>,
+) -> ApiResult {
+    device.require(Act::EightySix)?;
     set_86(&engine, path.into_inner(), false).await
 }
 
@@ -122,10 +163,12 @@ struct OpenOrderBody {
 
 async fn open_order(
     req: HttpRequest,
+    device: Device,
     engine: web::Data<Engine>,
     path: web::Path<String>,
     body: web::Json<OpenOrderBody>,
 ) -> ApiResult {
+    device.require(Act::OpenOrder)?;
     let branch = branch_id(&path)?;
     let body = body.into_inner();
     let idempotency = idempotency::from_request(&req, &body)?;
@@ -143,19 +186,30 @@ async fn open_order(
     Ok(HttpResponse::Created().json(order))
 }
 
-async fn list_orders(engine: web::Data<Engine>, path: web::Path<String>) -> ApiResult {
+async fn list_orders(
+    device: Device,
+    engine: web::Data<Engine>,
+    path: web::Path<String>,
+) -> ApiResult {
+    device.require(Act::ListOrders)?;
     let branch = branch_id(&path)?;
     Ok(HttpResponse::Ok().json(engine.ask(&branch, OpenOrders).await??))
 }
 
-async fn get_order(engine: web::Data<Engine>, path: web::Path<(String, String)>) -> ApiResult {
+async fn get_order(
+    device: Device,
+    engine: web::Data<Engine>,
+    path: web::Path<(String, String)>,
+) -> ApiResult {
     let branch = branch_id(&path.0)?;
-    let order = order_id(&path.1)?;
-    Ok(HttpResponse::Ok().json(engine.ask(&branch, GetOrder(order)).await??))
+    let order = engine.ask(&branch, GetOrder(order_id(&path.1)?)).await??;
+    device.require(Act::ReadOrder(&order.table))?;
+    Ok(HttpResponse::Ok().json(order))
 }
 
 async fn change(
     req: &HttpRequest,
+    device: &Device,
     engine: &Engine,
     branch: &str,
     order: &str,
@@ -163,6 +217,17 @@ async fn change(
 ) -> ApiResult {
     let branch = branch_id(branch)?;
     let order = order_id(order)?;
+    if device.role() == Role::Guest && matches!(command, OrderCommand::AddLines { .. }) {
+        // A guest's phone may add to its own table's order, and only so fast.
+        let current = engine.ask(&branch, GetOrder(order)).await??;
+        device.require(Act::AddLines(&current.table))?;
+        let limiter = req
+            .app_data::<web::Data<GuestOrdering>>()
+            .expect("guest ordering limits are configured");
+        limiter.check(&branch, &current.table)?;
+    } else {
+        device.require(Act::ChangeOrder)?;
+    }
     let idempotency = idempotency::from_request(req, &command)?;
     let order = engine
         .ask(
@@ -186,12 +251,14 @@ struct AddLinesBody {
 
 async fn add_lines(
     req: HttpRequest,
+    device: Device,
     engine: web::Data<Engine>,
     path: web::Path<(String, String)>,
     body: web::Json<AddLinesBody>,
 ) -> ApiResult {
     change(
         &req,
+        &device,
         &engine,
         &path.0,
         &path.1,
@@ -211,6 +278,7 @@ struct VoidBody {
 
 async fn void_line(
     req: HttpRequest,
+    device: Device,
     engine: web::Data<Engine>,
     path: web::Path<(String, String, String)>,
     body: web::Bytes,
@@ -222,6 +290,7 @@ async fn void_line(
     let body: VoidBody = body_or_default(&body)?;
     change(
         &req,
+        &device,
         &engine,
         &branch,
         &order,
@@ -242,6 +311,7 @@ struct FireBody {
 
 async fn fire(
     req: HttpRequest,
+    device: Device,
     engine: web::Data<Engine>,
     path: web::Path<(String, String)>,
     body: web::Bytes,
@@ -249,6 +319,7 @@ async fn fire(
     let body: FireBody = body_or_default(&body)?;
     change(
         &req,
+        &device,
         &engine,
         &path.0,
         &path.1,
@@ -268,6 +339,7 @@ struct ServeBody {
 
 async fn serve(
     req: HttpRequest,
+    device: Device,
     engine: web::Data<Engine>,
     path: web::Path<(String, String)>,
     body: web::Bytes,
@@ -275,6 +347,7 @@ async fn serve(
     let body: ServeBody = body_or_default(&body)?;
     change(
         &req,
+        &device,
         &engine,
         &path.0,
         &path.1,
@@ -285,18 +358,29 @@ async fn serve(
 
 async fn close(
     req: HttpRequest,
+    device: Device,
     engine: web::Data<Engine>,
     path: web::Path<(String, String)>,
 ) -> ApiResult {
-    change(&req, &engine, &path.0, &path.1, OrderCommand::Close).await
+    change(
+        &req,
+        &device,
+        &engine,
+        &path.0,
+        &path.1,
+        OrderCommand::Close,
+    )
+    .await
 }
 
 async fn station_tickets(
+    device: Device,
     engine: web::Data<Engine>,
     path: web::Path<(String, String)>,
 ) -> ApiResult {
     let branch = branch_id(&path.0)?;
     let station = station_id(&path.1)?;
+    device.require(Act::ReadStation(&station))?;
     Ok(HttpResponse::Ok().json(engine.ask(&branch, StationTickets(station)).await??))
 }
 
@@ -311,12 +395,14 @@ pub fn ticket_action_named(name: &str) -> Option<TicketAction> {
 
 async fn ticket_action(
     req: HttpRequest,
+    device: Device,
     engine: web::Data<Engine>,
     path: web::Path<(String, String, String, String)>,
 ) -> ApiResult {
     let (branch, station, ticket, action) = path.into_inner();
     let branch = branch_id(&branch)?;
     let station = station_id(&station)?;
+    device.require(Act::ActOnTicket(&station))?;
     let ticket = TicketId::parse(&ticket)
         .ok_or_else(|| ApiError::not_found("unknown_ticket", format!("no ticket '{ticket}'")))?;
     let action = ticket_action_named(&action).ok_or_else(|| {
@@ -355,10 +441,12 @@ fn default_limit() -> usize {
 }
 
 async fn events(
+    device: Device,
     engine: web::Data<Engine>,
     path: web::Path<String>,
     query: web::Query<EventsQuery>,
 ) -> ApiResult {
+    device.require(Act::ReadJournal)?;
     let branch = branch_id(&path)?;
     engine.branch(&branch).await?;
     if query.limit == 0 || query.limit > 1000 {
@@ -374,4 +462,35 @@ async fn events(
         .await
         .map_err(|_| ApiError::from(rail_actors::CommandError::JournalUnavailable))?;
     Ok(HttpResponse::Ok().json(events))
+}
+
+async fn issue_token(
+    device: Device,
+    tokens: web::Data<Tokens>,
+    engine: web::Data<Engine>,
+    path: web::Path<String>,
+    body: web::Json<TokenRequest>,
+) -> ApiResult {
+    device.require(Act::IssueTokens)?;
+    let branch = branch_id(&path)?;
+    let request = body.into_inner();
+    let info = engine.ask(&branch, GetBranchInfo).await??;
+    if let Some(station) = &request.station {
+        if !info.config.stations.iter().any(|s| &s.id == station) {
+            return Err(rail_actors::CommandError::UnknownStation(station.clone()).into());
+        }
+    }
+    if let Some(table) = &request.table {
+        if !info.config.tables.iter().any(|t| &t.id == table) {
+            return Err(rail_actors::CommandError::UnknownTable(table.clone()).into());
+        }
+    }
+    let issued = tokens.issue(&branch, &request)?;
+    tracing::info!(
+        issued_by = %device.claims.sub,
+        device = %issued.device,
+        role = issued.role.as_str(),
+        "device token issued"
+    );
+    Ok(HttpResponse::Created().json(issued))
 }

@@ -42,6 +42,17 @@ pub struct Settings {
     pub journal_timeout_ms: u64,
     /// Days an idempotency key answers retries before it is forgotten (at least 7).
     pub idempotency_days: u32,
+    /// The key device tokens are signed with (`JWT_SECRET`, at least 32 bytes).
+    #[serde(default)]
+    pub jwt_secret: Option<String>,
+    /// Refuse to start without `JWT_SECRET` (production); otherwise a random one is made.
+    pub require_jwt_secret: bool,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    pub jwt_leeway_seconds: u64,
+    /// Lines a table's guests may add a minute through QR ordering.
+    pub guest_orders_per_minute: u32,
 }
 
 impl Settings {
@@ -63,6 +74,9 @@ impl Settings {
         }
         if let Ok(url) = std::env::var("DATABASE_URL") {
             builder = builder.set_override("database_url", url)?;
+        }
+        if let Ok(secret) = std::env::var("JWT_SECRET") {
+            builder = builder.set_override("jwt_secret", secret)?;
         }
         builder.build()?.try_deserialize()
     }

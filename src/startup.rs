@@ -12,15 +12,16 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::{web, App, HttpResponse, HttpServer};
-use rail_actors::ids::BranchId;
+use rail_actors::ids::{BranchId, StationId, TableId};
 use rail_actors::journal::{Journal, PostgresJournal, SqliteJournal};
 use rail_actors::menu::BranchConfig;
 use rail_actors::{metrics, Engine};
 use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
+use crate::auth::{GuestOrdering, Role, TokenRequest, Tokens};
 use crate::error::{json_error, ApiError};
-use crate::settings::Settings;
+use crate::settings::{LogFormat, Settings};
 use crate::{routes, ws};
 
 const DEMO_BRANCH: &str = include_str!("../config/demo-branch.json");
@@ -90,6 +91,7 @@ impl Application {
         let engine = Engine::start(journal, feed)
             .await
             .map_err(anyhow::Error::msg)?;
+        let tokens = web::Data::new(device_tokens(&settings)?);
         if settings.demo {
             ensure_demo(&engine).await?;
         }
@@ -105,6 +107,10 @@ impl Application {
         let settings_data = web::Data::new(settings);
         let lifecycle_data = web::Data::new(lifecycle.clone());
         let addresses = web::Data::new(ws::Addresses::default());
+        let demo_tokens = tokens.clone();
+        let guests = web::Data::new(GuestOrdering::new(settings_data.guest_orders_per_minute));
+        // The demo's device tokens go to a person at a terminal, never into collected logs.
+        let demo = settings_data.demo && settings_data.log_format == LogFormat::Human;
         let server =
             HttpServer::new(move || {
                 App::new()
@@ -125,6 +131,8 @@ impl Application {
                     .app_data(settings_data.clone())
                     .app_data(lifecycle_data.clone())
                     .app_data(addresses.clone())
+                    .app_data(tokens.clone())
+                    .app_data(guests.clone())
                     .app_data(
                         web::JsonConfig::default()
                             .limit(max_body)
@@ -164,6 +172,9 @@ impl Application {
         let handle = server.handle();
         lifecycle.set_ready(true);
         tracing::info!(port, "listening");
+        if demo {
+            print_demo_devices(&demo_tokens, port)?;
+        }
         Ok(Self {
             port,
             server,
@@ -277,5 +288,64 @@ async fn ensure_demo(engine: &Engine) -> anyhow::Result<()> {
     let config: BranchConfig = serde_json::from_str(DEMO_BRANCH)?;
     engine.configure(id, config).await?;
     tracing::info!(branch = DEMO_ID, "demo branch configured");
+    Ok(())
+}
+
+/// The device token keys: `JWT_SECRET`, or outside production a random secret for this run.
+pub fn device_tokens(settings: &Settings) -> anyhow::Result<Tokens> {
+    let leeway = Duration::from_secs(settings.jwt_leeway_seconds);
+    let secret = match &settings.jwt_secret {
+        Some(secret) => secret.clone(),
+        None if settings.require_jwt_secret => {
+            anyhow::bail!("JWT_SECRET is not set: devices could not authenticate")
+        }
+        None => {
+            tracing::warn!("JWT_SECRET is not set: tokens are signed with a random secret and last until the next restart");
+            random_secret()
+        }
+    };
+    Tokens::new(
+        secret.as_bytes(),
+        &settings.jwt_issuer,
+        &settings.jwt_audience,
+        leeway,
+    )
+}
+
+fn random_secret() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 48)
+}
+
+/// Prints (to standard error, beside the human log) a ready token for each demo device.
+fn print_demo_devices(tokens: &Tokens, port: u16) -> anyhow::Result<()> {
+    let branch = BranchId::parse(DEMO_ID)?;
+    let issue = |role: Role, station: Option<&str>, table: Option<&str>, device: &str| {
+        let request = TokenRequest {
+            role,
+            station: station.map(StationId::parse).transpose()?,
+            table: table.map(TableId::parse).transpose()?,
+            device: Some(device.to_owned()),
+            ttl_seconds: Some(7 * 24 * 3600),
+        };
+        anyhow::Ok(tokens.issue(&branch, &request)?.token)
+    };
+    let board = issue(Role::Manager, None, None, "demo-board")?;
+    let mut out = format!(
+        "\nDemo branch '{DEMO_ID}': open the kitchen board at\n  http://localhost:{port}/#token={board}\n\nDevice tokens (send 'Authorization: Bearer <token>'):\n"
+    );
+    let devices: [(&str, Role, Option<&str>, Option<&str>); 5] = [
+        ("manager", Role::Manager, None, None),
+        ("pos", Role::Pos, None, None),
+        ("waiter", Role::Waiter, None, None),
+        ("grill screen", Role::Kitchen, Some("grill"), None),
+        ("guest at qr-5", Role::Guest, None, Some("qr-5")),
+    ];
+    for (name, role, station, table) in devices {
+        let device = format!("demo-{}", name.replace(' ', "-"));
+        let token = issue(role, station, table, &device)?;
+        out.push_str(&format!("  {name:<14} {token}\n"));
+    }
+    eprintln!("{out}");
     Ok(())
 }

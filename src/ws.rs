@@ -24,12 +24,16 @@ use rail_actors::{metrics, CommandError, Engine};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Notify};
 
+use crate::auth::{self, Act, Device, TokenError, Tokens};
 use crate::error::ApiError;
 use crate::settings::Settings;
 use crate::startup::Lifecycle;
 
-/// Devices do not authenticate yet: every connection counts as anonymous.
-const ROLE: &str = "anonymous";
+/// How long a socket that did not authenticate in its handshake has to send an `auth` frame.
+/// The connections gauge's label for sockets that have not authenticated yet.
+const UNAUTHENTICATED: &str = "unauthenticated";
+
+const AUTH_WAIT: Duration = Duration::from_secs(10);
 
 /// How long a close frame may wait behind a stalled socket before the socket is dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(30);
@@ -40,11 +44,18 @@ static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
+    /// Authenticate (browsers cannot set headers on a websocket handshake), or renew the
+    /// token of an authenticated socket.
+    Auth {
+        token: String,
+    },
     /// Follow a station, a table, or (naming neither) the whole branch.
     Subscribe {
         #[serde(default)]
         id: Option<String>,
-        branch: BranchId,
+        /// The device's branch; when given it must be the token's.
+        #[serde(default)]
+        branch: Option<BranchId>,
         #[serde(default)]
         station: Option<StationId>,
         #[serde(default)]
@@ -62,7 +73,8 @@ pub enum ClientFrame {
 #[derive(Debug, Deserialize)]
 pub struct TicketFrame {
     pub id: String,
-    pub branch: BranchId,
+    #[serde(default)]
+    pub branch: Option<BranchId>,
     pub station: StationId,
     pub ticket: TicketId,
 }
@@ -71,6 +83,15 @@ pub struct TicketFrame {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame<'a> {
+    Authenticated {
+        branch: &'a BranchId,
+        role: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        station: Option<&'a StationId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        table: Option<&'a TableId>,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
     Snapshot {
         topic: &'a Topic,
         snapshot: &'a rail_actors::subscriber::Snapshot,
@@ -144,11 +165,19 @@ pub async fn endpoint(
     settings: web::Data<Settings>,
     lifecycle: web::Data<Lifecycle>,
     addresses: web::Data<Addresses>,
+    tokens: web::Data<Tokens>,
 ) -> Result<HttpResponse, actix_web::Error> {
     if !origin_allowed(&req, &settings.allowed_origins) {
         let msg = "websockets from this origin are not allowed";
         return Err(ApiError::new(StatusCode::FORBIDDEN, "origin_not_allowed", msg).into());
     }
+    // A token in the handshake is checked before the upgrade; without one, the socket has
+    // AUTH_WAIT to send an `auth` frame.
+    let device = match auth::bearer(&req) {
+        Ok(token) => Some(tokens.verify(token).map_err(ApiError::from)?),
+        Err(TokenError::Missing) => None,
+        Err(e) => return Err(ApiError::from(e).into()),
+    };
     let address = req.peer_addr().map(|a| a.ip());
     let slot = match address {
         Some(ip) => Some(
@@ -181,7 +210,7 @@ pub async fn endpoint(
     let ping_every = Duration::from_secs(settings.ws_ping_seconds.max(1));
     WsSession::create(move |ctx| {
         ctx.add_stream(stream);
-        WsSession {
+        let mut session = WsSession {
             id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
             engine: engine.get_ref().clone(),
             socket: session,
@@ -192,8 +221,23 @@ pub async fn endpoint(
             last_seen: Instant::now(),
             ping_every,
             rate: Bucket::new(settings.ws_messages_per_second, settings.ws_message_burst),
+            tokens: tokens.into_inner(),
+            device: None,
+            expiry: None,
             _slot: slot,
+        };
+        match device {
+            Some(device) => session.authenticated(device, ctx),
+            None => {
+                ctx.run_later(AUTH_WAIT, |act, ctx| {
+                    if act.device.is_none() {
+                        metrics::auth_refused("unauthenticated");
+                        act.close(ctx, CloseCode::Policy, "unauthenticated");
+                    }
+                });
+            }
         }
+        session
     });
     Ok(response)
 }
@@ -266,6 +310,11 @@ pub struct WsSession {
     last_seen: Instant,
     ping_every: Duration,
     rate: Bucket,
+    tokens: Arc<Tokens>,
+    /// Who is on the other end, once authenticated.
+    device: Option<Device>,
+    /// Closes the socket when its token expires.
+    expiry: Option<SpawnHandle>,
     /// This connection's place under its address's cap, given back when it closes.
     _slot: Option<Slot>,
 }
@@ -407,7 +456,18 @@ impl WsSession {
                 return;
             }
         };
+        let device = match (&frame, &self.device) {
+            (ClientFrame::Auth { token }, _) => return self.auth(token, ctx),
+            (_, Some(device)) => device.clone(),
+            (_, None) => {
+                metrics::auth_refused("unauthenticated");
+                let id = frame_id(text);
+                let msg = "authenticate first: send {\"type\":\"auth\",\"token\":...}";
+                return self.reply(error_frame(id.as_deref(), "unauthenticated", msg));
+            }
+        };
         match frame {
+            ClientFrame::Auth { .. } => unreachable!("handled above"),
             ClientFrame::Subscribe {
                 id,
                 branch,
@@ -415,6 +475,9 @@ impl WsSession {
                 table,
                 after,
             } => {
+                let Some(branch) = self.branch_of(&device, branch, id.as_deref()) else {
+                    return;
+                };
                 let topic = match (station, table) {
                     (Some(_), Some(_)) => {
                         let msg = "subscribe to a station or a table, not both";
@@ -425,12 +488,96 @@ impl WsSession {
                     (None, Some(t)) => Topic::Table(t),
                     (None, None) => Topic::Branch,
                 };
+                let act = match &topic {
+                    Topic::Station(s) => Act::FollowStation(s),
+                    Topic::Table(t) => Act::FollowTable(t),
+                    Topic::Branch => Act::FollowBranch,
+                };
+                if let Err(e) = device.require(act) {
+                    return self.reply(error_frame(id.as_deref(), e.code, &e.message));
+                }
                 self.subscribe(id, branch, topic, after, ctx);
             }
-            ClientFrame::Start(t) => self.ticket(t, TicketAction::Start, ctx),
-            ClientFrame::Bump(t) => self.ticket(t, TicketAction::Bump, ctx),
-            ClientFrame::Recall(t) => self.ticket(t, TicketAction::Recall, ctx),
+            ClientFrame::Start(t) => self.ticket(&device, t, TicketAction::Start, ctx),
+            ClientFrame::Bump(t) => self.ticket(&device, t, TicketAction::Bump, ctx),
+            ClientFrame::Recall(t) => self.ticket(&device, t, TicketAction::Recall, ctx),
         }
+    }
+
+    /// The branch a frame names, which must be the device's own; None after refusing it.
+    fn branch_of(
+        &self,
+        device: &Device,
+        named: Option<BranchId>,
+        id: Option<&str>,
+    ) -> Option<BranchId> {
+        match named {
+            Some(b) if &b != device.branch() => {
+                let e = auth::wrong_branch();
+                self.reply(error_frame(id, e.code, &e.message));
+                None
+            }
+            _ => Some(device.branch().clone()),
+        }
+    }
+
+    /// An `auth` frame: the first authentication, or a renewed token for the same device.
+    fn auth(&mut self, token: &str, ctx: &mut Context<Self>) {
+        let device = match self.tokens.verify(token) {
+            Ok(device) => device,
+            Err(e) => {
+                let e = ApiError::from(e);
+                self.reply(error_frame(None, e.code, &e.message));
+                if self.device.is_none() {
+                    self.close(ctx, CloseCode::Policy, e.code);
+                }
+                return;
+            }
+        };
+        if let Some(current) = &self.device {
+            let (a, b) = (&current.claims, &device.claims);
+            if a.branch != b.branch
+                || a.role != b.role
+                || a.station != b.station
+                || a.table != b.table
+            {
+                let msg = "a socket keeps its device: renew with a token for the same branch, role, station and table";
+                return self.reply(error_frame(None, "token_mismatch", msg));
+            }
+        }
+        self.authenticated(device, ctx);
+    }
+
+    /// Takes `device` as this socket's, tells the client, and closes the socket when the
+    /// token expires.
+    fn authenticated(&mut self, device: Device, ctx: &mut Context<Self>) {
+        let role = device.role().as_str();
+        match &self.device {
+            Some(old) => metrics::ws_disconnected(old.role().as_str()),
+            None => metrics::ws_disconnected(UNAUTHENTICATED),
+        }
+        metrics::ws_connected(role);
+        if let Some(handle) = self.expiry.take() {
+            ctx.cancel_future(handle);
+        }
+        let left = (device.expires_at() - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default()
+            + self.tokens.leeway();
+        self.expiry = Some(ctx.run_later(left, |act, ctx| {
+            act.close(ctx, CloseCode::Policy, "token_expired");
+        }));
+        self.reply(
+            ServerFrame::Authenticated {
+                branch: device.branch(),
+                role,
+                station: device.claims.station.as_ref(),
+                table: device.claims.table.as_ref(),
+                expires_at: device.expires_at(),
+            }
+            .to_text(),
+        );
+        self.device = Some(device);
     }
 
     fn subscribe(
@@ -479,7 +626,19 @@ impl WsSession {
         );
     }
 
-    fn ticket(&mut self, frame: TicketFrame, action: TicketAction, ctx: &mut Context<Self>) {
+    fn ticket(
+        &mut self,
+        device: &Device,
+        frame: TicketFrame,
+        action: TicketAction,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(branch) = self.branch_of(device, frame.branch.clone(), Some(&frame.id)) else {
+            return;
+        };
+        if let Err(e) = device.require(Act::ActOnTicket(&frame.station)) {
+            return self.reply(error_frame(Some(&frame.id), e.code, &e.message));
+        }
         let engine = self.engine.clone();
         let replies = self.replies.clone();
         let span = tracing::info_span!(
@@ -505,7 +664,6 @@ impl WsSession {
             idempotency: Some(idempotency),
             span,
         };
-        let branch = frame.branch;
         let id = frame.id;
         ctx.spawn(
             async move {
@@ -528,7 +686,7 @@ impl Actor for WsSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        metrics::ws_connected(ROLE);
+        metrics::ws_connected(UNAUTHENTICATED);
         ctx.run_interval(self.ping_every, |act, ctx| {
             if act.last_seen.elapsed() > act.ping_every * 3 {
                 act.close(ctx, CloseCode::Away, "idle: no pong received");
@@ -542,7 +700,11 @@ impl Actor for WsSession {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        metrics::ws_disconnected(ROLE);
+        let role = self
+            .device
+            .as_ref()
+            .map_or(UNAUTHENTICATED, |d| d.role().as_str());
+        metrics::ws_disconnected(role);
         for branch in self.branches.drain() {
             let engine = self.engine.clone();
             let id = self.id;

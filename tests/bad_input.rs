@@ -42,11 +42,11 @@ async fn bad_requests_are_refused_and_the_journal_is_unchanged() {
             "unknown_branch",
         ),
         (
-            "bad branch id",
+            "bad branch id (never this device's branch)",
             "/api/v1/branches/No%20Where/orders".into(),
             json!({"table": "t1"}),
-            StatusCode::NOT_FOUND,
-            "unknown_branch",
+            StatusCode::FORBIDDEN,
+            "wrong_branch",
         ),
         (
             "unknown table",
@@ -320,7 +320,7 @@ async fn bad_websocket_frames_get_error_frames_and_change_nothing() {
 
     ws.send(json!({"type": "subscribe", "id": "s2", "branch": "elsewhere"}))
         .await;
-    assert_eq!(ws.next_of("error").await["code"], "unknown_branch");
+    assert_eq!(ws.next_of("error").await["code"], "wrong_branch");
 
     let ticket = "00000000-0000-0000-0000-000000000000";
     ws.send(json!({"type": "start", "id": "k1", "branch": "demo", "station": "grill", "ticket": ticket})).await;

@@ -13,6 +13,7 @@ async fn post_keyed(app: &TestApp, path: &str, key: &str, body: Value) -> (Statu
     let res = app
         .client
         .post(format!("{}{path}", app.base))
+        .headers(common::auth_headers(path))
         .header("Idempotency-Key", key)
         .json(&body)
         .send()

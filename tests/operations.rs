@@ -223,11 +223,13 @@ async fn json_logs_follow_a_request_into_the_actors_and_hold_no_bodies() {
         .env("PORT", port.to_string())
         .env("RAIL_LOG_FORMAT", "json")
         .env("RUST_LOG", "rail_actors=debug,info")
+        .env("JWT_SECRET", common::SECRET)
         .stdout(log)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let client = reqwest::Client::new();
+    let token = common::manager("demo");
+    let client = common::client_as(&token);
     let base = format!("http://127.0.0.1:{port}/api/v1/branches/demo");
     let deadline = Instant::now() + Duration::from_secs(20);
     let order: Value = loop {
@@ -280,4 +282,10 @@ async fn json_logs_follow_a_request_into_the_actors_and_hold_no_bodies() {
         committed[1]["span"]["request_id"]
     );
     assert!(!text.contains(secret), "a request body reached the logs");
+    let signature = token.rsplit('.').next().unwrap();
+    assert!(!text.contains(signature), "a token reached the logs");
+    assert!(
+        !text.contains(common::SECRET),
+        "the signing secret reached the logs"
+    );
 }

@@ -202,9 +202,7 @@ async fn a_screen_resumes_from_the_journal_after_a_restart() {
         .unwrap()
         .to_owned();
     let ws_url = |s: &common::Server| s.base.replace("http://", "ws://") + "/ws";
-    let (stream, _) = tokio_tungstenite::connect_async(ws_url(&server))
-        .await
-        .unwrap();
+    let stream = common::ws_connect(&ws_url(&server)).await;
     let mut screen = Ws { stream };
     screen
         .send(json!({"type": "subscribe", "branch": "demo", "station": "grill"}))
@@ -222,9 +220,7 @@ async fn a_screen_resumes_from_the_journal_after_a_restart() {
     for _ in 0..5 {
         seen.push(fire(&server, order.clone()).await);
     }
-    let (stream, _) = tokio_tungstenite::connect_async(ws_url(&server))
-        .await
-        .unwrap();
+    let stream = common::ws_connect(&ws_url(&server)).await;
     let mut screen = Ws { stream };
     screen
         .send(json!({"type": "subscribe", "branch": "demo", "station": "grill", "after": last}))

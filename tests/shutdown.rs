@@ -17,7 +17,7 @@ const LIMIT_SECONDS: u64 = 5;
 
 /// Opens orders and adds lines until the server stops answering; returns what was acknowledged.
 async fn waiter(base: String, table: &'static str, stop: Arc<AtomicBool>) -> Vec<(String, usize)> {
-    let client = reqwest::Client::new();
+    let client = common::client();
     let mut acked = Vec::new();
     let api = format!("{base}/api/v1/branches/demo");
     while !stop.load(Ordering::SeqCst) {
@@ -65,7 +65,7 @@ async fn sigterm_under_load_drains_and_loses_nothing_acknowledged() {
     let mut server = Server::start_with(&journal, &env).await;
 
     let ws_url = server.base.replace("http://", "ws://") + "/ws";
-    let (mut screen, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    let mut screen = common::ws_connect(&ws_url).await;
     let sub = json!({"type": "subscribe", "branch": "demo", "station": "fryer"});
     screen.send(Message::text(sub.to_string())).await.unwrap();
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{TestApp, Ws};
 use futures_util::StreamExt;
+use rail::auth::Role;
 use serde_json::json;
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
@@ -23,14 +24,19 @@ async fn stalled_screen(app: &TestApp) -> Ws {
     let (stream, _) = tokio_tungstenite::client_async(app.ws_url.as_str(), stream)
         .await
         .unwrap();
-    Ws {
+    let mut ws = Ws {
         stream: tokio_tungstenite::WebSocketStream::from_raw_socket(
             tokio_tungstenite::MaybeTlsStream::Plain(stream.into_inner()),
             tokio_tungstenite::tungstenite::protocol::Role::Client,
             None,
         )
         .await,
-    }
+    };
+    // This one authenticates as a browser does: with its first frame.
+    let token = common::token_for("demo", Role::Kitchen, Some("grill"), None);
+    ws.send(json!({"type": "auth", "token": token})).await;
+    assert_eq!(ws.next_of("authenticated").await["role"], "kitchen");
+    ws
 }
 
 /// A heavy round: five steaks with every modifier a guest could think of (~30 KB a frame).

@@ -11,6 +11,10 @@ use tokio_tungstenite::tungstenite::{Error, Message};
 
 async fn handshake(app: &TestApp, origin: Option<&str>) -> Result<Ws, u16> {
     let mut request = app.ws_url.as_str().into_client_request().unwrap();
+    let bearer = format!("Bearer {}", common::manager("demo"));
+    request
+        .headers_mut()
+        .insert("Authorization", bearer.parse().unwrap());
     if let Some(origin) = origin {
         request
             .headers_mut()

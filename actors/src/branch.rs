@@ -32,6 +32,7 @@ const BRANCH_HISTORY: usize = 16384;
 
 /// What a branch is, as managers and screens read it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BranchInfo {
     pub id: BranchId,
     pub config: BranchConfig,

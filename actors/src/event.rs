@@ -14,6 +14,7 @@ use crate::order::OrderChange;
 
 /// A change to a branch's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BranchEvent {
     BranchConfigured {
@@ -30,6 +31,7 @@ pub enum BranchEvent {
 
 /// A change to one order, with the table it is at.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderEvent {
     pub order_id: OrderId,
     pub table: TableId,
@@ -39,6 +41,7 @@ pub struct OrderEvent {
 
 /// Any domain event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum Event {
     Branch(BranchEvent),

@@ -10,6 +10,8 @@ pub mod ids;
 pub mod journal;
 pub mod menu;
 pub mod metrics;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod order;
 pub mod registry;
 pub mod station;

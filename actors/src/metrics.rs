@@ -35,6 +35,8 @@ struct Metrics {
     resumes: IntCounterVec,
     resets: IntCounter,
     shutdown_seconds: Gauge,
+    auth_refused: IntCounterVec,
+    rate_limited: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -105,6 +107,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         idempotent_replays: register(&r, IntCounter::new("rail_idempotent_replays_total", "Retries answered with the first answer to their idempotency key.").unwrap()),
         ready: register(&r, IntGauge::new("rail_ready", "1 when this replica has recovered and takes traffic, 0 otherwise.").unwrap()),
         shutdown_seconds: register(&r, Gauge::new("rail_shutdown_limit_seconds", "The time this replica allows itself to stop after SIGTERM.").unwrap()),
+        auth_refused: register(&r, IntCounterVec::new(
+            Opts::new("rail_auth_refused_total", "Requests and frames refused by authentication or authorization, by reason."),
+            &["reason"]).unwrap()),
+        rate_limited: register(&r, IntCounterVec::new(
+            Opts::new("rail_rate_limited_total", "Requests and frames refused for coming too fast, by surface."),
+            &["surface"]).unwrap()),
         registry: r,
     }
 });
@@ -117,7 +125,27 @@ fn touch_known_series() {
     for event in ["opened", "closed"] {
         METRICS.orders.with_label_values(&[event]);
     }
-    METRICS.ws_connections.with_label_values(&["anonymous"]);
+    for role in [
+        "manager",
+        "pos",
+        "waiter",
+        "kitchen",
+        "guest",
+        "unauthenticated",
+    ] {
+        METRICS.ws_connections.with_label_values(&[role]);
+    }
+    for reason in [
+        "unauthenticated",
+        "invalid_token",
+        "forbidden",
+        "wrong_branch",
+    ] {
+        METRICS.auth_refused.with_label_values(&[reason]);
+    }
+    for surface in ["guest", "websocket"] {
+        METRICS.rate_limited.with_label_values(&[surface]);
+    }
     METRICS.resumes.with_label_values(&["history"]);
 }
 
@@ -193,6 +221,14 @@ pub fn ws_frame_sent() {
 
 pub fn ws_push_dropped() {
     METRICS.ws_dropped.inc();
+}
+
+pub fn auth_refused(reason: &str) {
+    METRICS.auth_refused.with_label_values(&[reason]).inc();
+}
+
+pub fn rate_limited(surface: &str) {
+    METRICS.rate_limited.with_label_values(&[surface]).inc();
 }
 
 pub fn slow_consumer_closed() {

@@ -23,19 +23,35 @@ const MAX_COURSE: u8 = 9;
 
 /// A line as a waiter asks for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewLine {
     pub item: ItemId,
     #[serde(default = "one")]
+    #[cfg_attr(feature = "openapi", schema(default = 1, minimum = 1, maximum = 99))]
     pub quantity: u16,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = modifiers_schema))]
     pub modifiers: Vec<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = note_schema))]
     pub note: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub seat: Option<u16>,
     #[serde(default = "first_course")]
+    #[cfg_attr(feature = "openapi", schema(default = 1, minimum = 1, maximum = 9))]
     pub course: u8,
+}
+
+#[cfg(feature = "openapi")]
+fn modifiers_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    crate::openapi::texts(MAX_TEXT, MAX_MODIFIERS)
+}
+
+#[cfg(feature = "openapi")]
+fn note_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    crate::openapi::optional_text(MAX_TEXT)
 }
 
 fn one() -> u16 {
@@ -85,6 +101,7 @@ impl NewLine {
 
 /// Where a line is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LineStatus {
     Held,
@@ -97,7 +114,9 @@ pub enum LineStatus {
 
 /// A line of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Line {
+    #[cfg_attr(feature = "openapi", schema(value_type = u32))]
     pub id: LineId,
     pub item: ItemId,
     pub name: String,
@@ -112,7 +131,9 @@ pub struct Line {
 
 /// A line as printed on a ticket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TicketLine {
+    #[cfg_attr(feature = "openapi", schema(value_type = u32))]
     pub line_id: LineId,
     pub item: ItemId,
     pub name: String,
@@ -126,6 +147,7 @@ pub struct TicketLine {
 
 /// Where a ticket is on its station's screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TicketStatus {
     New,
@@ -136,6 +158,7 @@ pub enum TicketStatus {
 
 /// What one station sees of one fire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Ticket {
     pub id: TicketId,
     pub order_id: OrderId,
@@ -202,6 +225,7 @@ impl Ticket {
 
 /// A ticket named in an event, with the station that shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TicketRef {
     pub ticket_id: TicketId,
     pub station: StationId,
@@ -209,6 +233,7 @@ pub struct TicketRef {
 
 /// What a command does to an order. Stored in the journal as the body of an order event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OrderChange {
     OrderOpened {
@@ -220,6 +245,7 @@ pub enum OrderChange {
         lines: Vec<Line>,
     },
     LineVoided {
+        #[cfg_attr(feature = "openapi", schema(value_type = u32))]
         line_id: LineId,
         reason: Option<String>,
         tickets: Vec<TicketRef>,
@@ -261,9 +287,11 @@ pub enum OrderChange {
     /// Expo bumped the fire: the waiter runs the food.
     OrderReady {
         fire_no: u32,
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<u32>))]
         lines: Vec<LineId>,
     },
     LinesServed {
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<u32>))]
         lines: Vec<LineId>,
     },
     OrderClosed {},
@@ -350,6 +378,7 @@ pub enum OrderCommand {
 
 /// An order and everything its fires sent to the kitchen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Order {
     pub id: OrderId,
     pub table: TableId,
@@ -359,6 +388,7 @@ pub struct Order {
     pub opened_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
     #[serde(with = "lines_as_list")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Line>))]
     pub lines: BTreeMap<LineId, Line>,
     pub tickets: Vec<Ticket>,
     pub fires: u32,

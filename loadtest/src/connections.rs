@@ -19,6 +19,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::auth::Tokens;
 use crate::charts::{self, Chart, Line};
 use crate::menu::Layout;
 use crate::metrics::{histogram, us, Percentiles};
@@ -147,7 +148,12 @@ async fn hold(
 ) -> anyhow::Result<Outcome> {
     let layout = Layout::new(args.branches, args.stations, args.tables);
     let http = reqwest::Client::new();
-    layout.configure(&http, &target.base).await?;
+    let tokens = Tokens::new(
+        &args.server.auth,
+        &target.jwt_secret,
+        Duration::from_secs(args.hold),
+    );
+    layout.configure(&http, &target.base, &tokens).await?;
     let t0 = Instant::now();
     let mut memory: Vec<(f64, usize, Memory)> = Vec::new();
     let before = target.memory();
@@ -188,6 +194,7 @@ async fn hold(
             futures_util::stream::iter(plan.iter().cloned().enumerate().map(|(n, (b, topic))| {
                 let (ws_url, branch) = (ws_url.clone(), layout.branches[b].clone());
                 let source = proto::source_address(&server_addr, n, per_address);
+                let token = tokens.socket(&branch, &topic, n);
                 let (connect_latency, errors, opened) =
                     (connect_latency.clone(), errors.clone(), opened.clone());
                 let quiet = args.quiet;
@@ -197,6 +204,7 @@ async fn hold(
                         &ws_url,
                         server_addr,
                         source,
+                        &token,
                         &branch,
                         &topic,
                         Duration::from_secs(60),
@@ -284,8 +292,10 @@ async fn hold(
     let probe_start = Instant::now();
     for branch in &layout.branches {
         let base = format!("{}/api/v1/branches/{branch}/orders", target.base);
+        let waiter = tokens.waiter(branch);
         let order: serde_json::Value = http
             .post(&base)
+            .bearer_auth(&waiter)
             .json(&json!({"table": probe_table}))
             .send()
             .await?
@@ -299,6 +309,7 @@ async fn hold(
             .map(|s| json!({"item": format!("{s}-special")}))
             .collect();
         http.post(format!("{base}/{id}/lines"))
+            .bearer_auth(&waiter)
             .json(&json!({ "lines": lines }))
             .send()
             .await?
@@ -309,6 +320,7 @@ async fn hold(
             .expect("lock")
             .insert(id.clone(), Instant::now());
         http.post(format!("{base}/{id}/fire"))
+            .bearer_auth(&waiter)
             .json(&json!({}))
             .send()
             .await?

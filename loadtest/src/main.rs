@@ -8,6 +8,7 @@
 //!
 //! Exit code: 0 passed, 1 the run failed its checks, 2 the run could not be carried out.
 
+mod auth;
 mod charts;
 mod connections;
 mod menu;

@@ -4,6 +4,8 @@
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 
+use crate::auth::Tokens;
+
 const STATION_NAMES: [&str; 8] = [
     "grill", "fryer", "cold", "saute", "wok", "pizza", "pastry", "bar",
 ];
@@ -126,8 +128,13 @@ impl Layout {
         })
     }
 
-    /// Configures every load branch on the server.
-    pub async fn configure(&self, client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    /// Configures every load branch on the server, as its manager.
+    pub async fn configure(
+        &self,
+        client: &reqwest::Client,
+        base: &str,
+        tokens: &Tokens,
+    ) -> anyhow::Result<()> {
         if self.cooking.len() > 63 {
             bail!("at most 63 cooking stations (the engine allows 64 stations with expo)");
         }
@@ -138,6 +145,7 @@ impl Layout {
             let url = format!("{base}/api/v1/branches/{branch}");
             let res = client
                 .put(&url)
+                .bearer_auth(tokens.manager(branch))
                 .json(&self.config(branch))
                 .send()
                 .await

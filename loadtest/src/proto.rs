@@ -12,6 +12,8 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::http::{header::AUTHORIZATION, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -190,17 +192,23 @@ pub async fn resolve(ws_url: &str) -> anyhow::Result<SocketAddr> {
         .ok_or_else(|| anyhow!("{authority} resolves to no address"))
 }
 
-/// Connects (from `source` when given), subscribes, and waits until the snapshot and the
-/// `subscribed` notice arrived.
+/// Connects (from `source` when given) with `token` in the handshake's `Authorization` header,
+/// subscribes, and waits until the snapshot and the `subscribed` notice arrived.
 pub async fn connect_subscribed(
     ws_url: &str,
     server: SocketAddr,
     source: Option<IpAddr>,
+    token: &str,
     branch: &str,
     topic: &Topic,
     limit: Duration,
 ) -> anyhow::Result<Socket> {
     let work = async {
+        let mut request = ws_url.into_client_request()?;
+        request.headers_mut().insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}"))?,
+        );
         let socket = match server {
             SocketAddr::V4(_) => TcpSocket::new_v4()?,
             SocketAddr::V6(_) => TcpSocket::new_v6()?,
@@ -216,7 +224,7 @@ pub async fn connect_subscribed(
             .with_context(|| format!("connecting to {server} from {source:?}"))?;
         tcp.set_nodelay(true)?;
         let (mut ws, _) = tokio_tungstenite::client_async_with_config(
-            ws_url,
+            request,
             MaybeTlsStream::Plain(tcp),
             Some(socket_config()),
         )

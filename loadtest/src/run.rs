@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::auth::Tokens;
 use crate::menu::Layout;
 use crate::metrics::Recorder;
 use crate::plan::{Arrival, OrderPlan, Planner, Shape};
@@ -166,6 +167,8 @@ struct Shared {
     layout: Layout,
     args: RunArgs,
     base: String,
+    /// A waiter's token, per branch.
+    waiter_tokens: Vec<String>,
     http: reqwest::Client,
     run_tag: String,
     plans: Mutex<HashMap<String, Arc<OrderPlan>>>,
@@ -189,10 +192,19 @@ impl Shared {
         }
     }
 
-    /// A mutating REST call, measured; the answer's body on success.
-    async fn call(&self, kind: &'static str, path: &str, body: Option<Value>) -> Option<String> {
+    /// A mutating REST call by a waiter of `branch`, measured; the answer's body on success.
+    async fn call(
+        &self,
+        kind: &'static str,
+        branch: usize,
+        path: &str,
+        body: Option<Value>,
+    ) -> Option<String> {
         let url = format!("{}{path}", self.base);
-        let mut req = self.http.post(&url);
+        let mut req = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.waiter_tokens[branch]);
         if let Some(body) = &body {
             req = req.json(body);
         }
@@ -379,7 +391,12 @@ async fn drive(
         .timeout(Duration::from_millis(args.request_timeout_ms))
         .tcp_nodelay(true)
         .build()?;
-    layout.configure(&http, &target.base).await?;
+    let tokens = Tokens::new(
+        &args.server.auth,
+        &target.jwt_secret,
+        Duration::from_secs(args.duration + args.drain_timeout),
+    );
+    layout.configure(&http, &target.base, &tokens).await?;
 
     // Every screen and tablet connects and has its snapshot before the first order.
     let mut screens = Vec::new();
@@ -408,15 +425,18 @@ async fn drive(
     let ws_url = target.ws_url.clone();
     let server_addr = proto::resolve(&ws_url).await?;
     let per_address = args.server.sockets_per_address;
-    let all: Vec<(String, Topic)> = screens
+    // Screens and tablets, each with its device's token.
+    let all: Vec<(&String, &Topic, String)> = screens
         .iter()
-        .map(|(_, b, t)| (b.clone(), t.clone()))
-        .chain(tablets.iter().map(|(_, b, t)| (b.clone(), t.clone())))
+        .map(|(_, b, t)| (b, t))
+        .chain(tablets.iter().map(|(_, b, t)| (b, t)))
+        .enumerate()
+        .map(|(n, (b, t))| (b, t, tokens.socket(b, t, n)))
         .collect();
     let mut sockets: Vec<Socket> =
-        futures_util::stream::iter(all.iter().enumerate().map(|(n, (branch, topic))| {
+        futures_util::stream::iter(all.iter().enumerate().map(|(n, (branch, topic, token))| {
             let source = proto::source_address(&server_addr, n, per_address);
-            proto::connect_subscribed(&ws_url, server_addr, source, branch, topic, limit)
+            proto::connect_subscribed(&ws_url, server_addr, source, token, branch, topic, limit)
         }))
         .buffered(100)
         .collect::<Vec<anyhow::Result<Socket>>>()
@@ -436,6 +456,7 @@ async fn drive(
         layout: layout.clone(),
         args: args.clone(),
         base: target.base.clone(),
+        waiter_tokens: layout.branches.iter().map(|b| tokens.waiter(b)).collect(),
         http,
         run_tag: format!(
             "lt{}",
@@ -798,6 +819,7 @@ async fn order_steps(shared: &Shared, plan: &Arc<OrderPlan>) -> Outcome {
     let Some(body) = shared
         .call(
             "open",
+            plan.branch,
             &orders,
             Some(json!({"table": table, "guests": plan.guests})),
         )
@@ -835,6 +857,7 @@ async fn order_steps(shared: &Shared, plan: &Arc<OrderPlan>) -> Outcome {
     if shared
         .call(
             "add_lines",
+            plan.branch,
             &format!("{order_path}/lines"),
             Some(json!({ "lines": lines })),
         )
@@ -869,6 +892,7 @@ async fn order_steps(shared: &Shared, plan: &Arc<OrderPlan>) -> Outcome {
         let Some(body) = shared
             .call(
                 "fire",
+                plan.branch,
                 &format!("{order_path}/fire"),
                 Some(json!({ "course": course })),
             )
@@ -932,6 +956,7 @@ async fn order_steps(shared: &Shared, plan: &Arc<OrderPlan>) -> Outcome {
         if shared
             .call(
                 "serve",
+                plan.branch,
                 &format!("{order_path}/serve"),
                 Some(json!({ "lines": lines })),
             )
@@ -945,7 +970,7 @@ async fn order_steps(shared: &Shared, plan: &Arc<OrderPlan>) -> Outcome {
         }
     }
     if shared
-        .call("close", &format!("{order_path}/close"), None)
+        .call("close", plan.branch, &format!("{order_path}/close"), None)
         .await
         .is_none()
     {

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, Context as _};
 use serde::Serialize;
 
+use crate::auth::AuthArgs;
+
 /// Which journal a spawned server runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -52,6 +54,8 @@ pub struct ServerArgs {
     /// the sockets are spread over 127.0.0.1, 127.0.0.2, ... this many to an address.
     #[arg(long, default_value_t = 250)]
     pub sockets_per_address: usize,
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 fn parse_env(raw: &str) -> Result<(String, String), String> {
@@ -79,6 +83,8 @@ pub struct Target {
     pub pid: Option<u32>,
     pub spawned: bool,
     pub description: String,
+    /// The key the server checks tokens with (`JWT_SECRET`).
+    pub jwt_secret: String,
     child: Option<Child>,
     scratch: Option<PathBuf>,
     database: Option<(String, String)>,
@@ -88,6 +94,7 @@ pub struct Target {
 impl Target {
     /// Reaches the server at `--server`, or starts one.
     pub async fn start(args: &ServerArgs, out: &Path) -> anyhow::Result<Self> {
+        let jwt_secret = args.auth.secret(args.server == "spawn")?;
         if args.server != "spawn" {
             let base = args.server.trim_end_matches('/').to_owned();
             if !base.starts_with("http://") {
@@ -96,6 +103,7 @@ impl Target {
             let ws_url = format!("ws://{}/ws", &base["http://".len()..]);
             let target = Self {
                 description: format!("external server {base}"),
+                jwt_secret,
                 base,
                 ws_url,
                 pid: args.server_pid,
@@ -138,6 +146,10 @@ impl Target {
             .env("RAIL_SHUTDOWN_DRAIN_SECONDS", "0")
             .env("RUST_LOG", "warn")
             .envs(args.server_env.iter().map(|(k, v)| (k, v)))
+            // After --server-env: the server checks the tokens this load test signs.
+            .env("JWT_SECRET", &jwt_secret)
+            .env("RAIL_JWT_ISSUER", &args.auth.jwt_issuer)
+            .env("RAIL_JWT_AUDIENCE", &args.auth.jwt_audience)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(out.join("server.log"))?);
@@ -174,6 +186,7 @@ impl Target {
             pid: Some(child.id()),
             spawned: true,
             description,
+            jwt_secret,
             child: Some(child),
             scratch: Some(scratch),
             database,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
+use rail::auth::{Role, TokenRequest};
 use rail::settings::Settings;
 use rail::startup::Application;
 use reqwest::StatusCode;
@@ -19,6 +20,82 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const WAIT: Duration = Duration::from_secs(5);
+
+/// The secret every test server signs device tokens with.
+pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+/// The test servers' token keys.
+pub fn tokens() -> rail::auth::Tokens {
+    rail::auth::Tokens::new(SECRET.as_bytes(), "rail", "rail", Duration::from_secs(30))
+        .expect("valid test secret")
+}
+
+/// A token for a device of `branch`.
+pub fn token_for(branch: &str, role: Role, station: Option<&str>, table: Option<&str>) -> String {
+    let request = TokenRequest {
+        role,
+        station: station.map(|s| s.parse().unwrap()),
+        table: table.map(|t| t.parse().unwrap()),
+        device: Some(format!("test-{}", role.as_str())),
+        ttl_seconds: Some(3600),
+    };
+    tokens()
+        .issue(&branch.parse().unwrap(), &request)
+        .expect("token issues")
+        .token
+}
+
+/// A manager's token for `branch`.
+pub fn manager(branch: &str) -> String {
+    token_for(branch, Role::Manager, None, None)
+}
+
+/// An HTTP client that speaks as the demo branch's manager unless a request says otherwise.
+pub fn client() -> reqwest::Client {
+    client_as(&manager("demo"))
+}
+
+/// An HTTP client that sends `token` with every request.
+pub fn client_as(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// The bearer header for a path's branch (`/api/v1/branches/{branch}/...`), as its manager.
+fn bearer_for(path: &str) -> Option<String> {
+    let branch = path
+        .strip_prefix("/api/v1/branches/")?
+        .split(['/', '?'])
+        .next()?;
+    rail_actors::ids::BranchId::parse(branch)
+        .ok()
+        .map(|_| format!("Bearer {}", manager(branch)))
+}
+
+/// Connects a websocket to `url` with `token` in the handshake.
+pub async fn ws_connect_as(url: &str, token: &str) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (stream, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("ws connects");
+    stream
+}
+
+/// Connects a websocket as the demo branch's manager.
+pub async fn ws_connect(url: &str) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+    ws_connect_as(url, &manager("demo")).await
+}
 
 /// Where a test's journal lives: a fresh SQLite file, or a fresh Postgres database when
 /// `RAIL_TEST_JOURNAL=postgres` (the server at `TEST_DATABASE_URL`, by default the local one).
@@ -95,6 +172,7 @@ impl TestApp {
             Store::File(path) => settings.journal_path = path.clone(),
             Store::Postgres(url) => settings.database_url = Some(url.clone()),
         }
+        settings.jwt_secret = Some(SECRET.into());
         adjust(&mut settings);
         let app = Application::build(settings).await.expect("server starts");
         let port = app.port();
@@ -102,7 +180,7 @@ impl TestApp {
         Self {
             base: format!("http://127.0.0.1:{port}"),
             ws_url: format!("ws://127.0.0.1:{port}/ws"),
-            client: reqwest::Client::new(),
+            client: client(),
             journal,
         }
     }
@@ -111,6 +189,7 @@ impl TestApp {
         let res = self
             .client
             .post(format!("{}{path}", self.base))
+            .headers(auth_headers(path))
             .json(&body)
             .send()
             .await
@@ -122,6 +201,7 @@ impl TestApp {
         let res = self
             .client
             .post(format!("{}{path}", self.base))
+            .headers(auth_headers(path))
             .header("content-type", "application/json")
             .body(body)
             .send()
@@ -134,6 +214,7 @@ impl TestApp {
         let res = self
             .client
             .put(format!("{}{path}", self.base))
+            .headers(auth_headers(path))
             .json(&body)
             .send()
             .await
@@ -145,6 +226,7 @@ impl TestApp {
         let res = self
             .client
             .get(format!("{}{path}", self.base))
+            .headers(auth_headers(path))
             .send()
             .await
             .unwrap();
@@ -201,11 +283,18 @@ impl TestApp {
         }
     }
 
+    /// A socket authenticated as the demo branch's manager.
     pub async fn ws(&self) -> Ws {
-        let (stream, _) = tokio_tungstenite::connect_async(&self.ws_url)
-            .await
-            .expect("ws connects");
-        Ws { stream }
+        Ws {
+            stream: ws_connect(&self.ws_url).await,
+        }
+    }
+
+    /// A socket authenticated with `token`.
+    pub async fn ws_as(&self, token: &str) -> Ws {
+        Ws {
+            stream: ws_connect_as(&self.ws_url, token).await,
+        }
     }
 
     /// A socket already following a station, its snapshot read.
@@ -216,6 +305,15 @@ impl TestApp {
         let snapshot = ws.next_of("snapshot").await;
         (ws, snapshot)
     }
+}
+
+/// The manager's bearer header for the branch a path names, if it names one.
+pub fn auth_headers(path: &str) -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(bearer) = bearer_for(path) {
+        headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().unwrap());
+    }
+    headers
 }
 
 pub async fn read(res: reqwest::Response) -> (StatusCode, Value) {
@@ -322,6 +420,7 @@ impl Server {
             .env_remove("RAIL_JOURNAL_PATH")
             .envs(journal.env())
             .env("RUST_LOG", "warn")
+            .env("JWT_SECRET", SECRET)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -330,7 +429,7 @@ impl Server {
         let server = Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::new(),
+            client: client(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

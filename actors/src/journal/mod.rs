@@ -56,12 +56,19 @@ pub struct StoredKey {
 
 /// An event as the journal holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredEvent {
+    /// `branch/<branch id>` or `order/<order id>`.
     pub stream: String,
+    /// The event's place in its stream, from 1.
     pub seq: u64,
     pub branch: String,
+    /// The event's place among all of the branch's events, from 1.
     pub position: u64,
+    /// The event's type name, the same as the body's `type`.
     pub kind: String,
+    /// The event as `Event::to_new` stored it.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::event::Event))]
     pub body: Value,
     pub at: DateTime<Utc>,
 }

@@ -1,0 +1,464 @@
+//! Who a device is and what it may do.
+//!
+//! Devices carry JWTs signed with the deployment's `JWT_SECRET`. Only HS256 is accepted,
+//! whatever a token's header says, and `exp`, `nbf`, `iss` and `aud` are always checked.
+//! A token names one branch and one role; every REST call, subscription and station command is
+//! checked against both before anything else happens, so a device of one branch learns nothing
+//! of another, not even whether it exists.
+
+use std::future::{ready, Ready};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Payload;
+use actix_web::http::{header, StatusCode};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rail_actors::ids::{BranchId, StationId, TableId};
+use rail_actors::metrics;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// Shortest secret accepted: HS256 is only as strong as its key.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// What a device is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Runs the branch: configuration, devices, reports.
+    Manager,
+    /// A counter terminal: takes and closes orders.
+    Pos,
+    /// A waiter's tablet: takes orders at tables, fires courses, hears when food is ready.
+    Waiter,
+    /// A kitchen display: follows and works a station's tickets (all stations without a claim).
+    Kitchen,
+    /// A guest's phone at a table (QR ordering): adds lines to its table's order.
+    Guest,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Manager => "manager",
+            Role::Pos => "pos",
+            Role::Waiter => "waiter",
+            Role::Kitchen => "kitchen",
+            Role::Guest => "guest",
+        }
+    }
+}
+
+/// A token's claims.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    /// The device's name, for people reading logs.
+    pub sub: String,
+    pub branch: BranchId,
+    pub role: Role,
+    /// A kitchen screen's station; without one it may follow every station.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub station: Option<StationId>,
+    /// A guest's table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableId>,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+/// What a device asks to do; checked by [`Device::may`].
+#[derive(Debug, Clone, Copy)]
+pub enum Act<'a> {
+    ConfigureBranch,
+    IssueTokens,
+    ReadJournal,
+    ReadBranch,
+    EightySix,
+    OpenOrder,
+    ListOrders,
+    /// Read one order, at this table.
+    ReadOrder(&'a TableId),
+    /// Add lines to an order at this table.
+    AddLines(&'a TableId),
+    /// Void, fire, serve or close.
+    ChangeOrder,
+    ReadStation(&'a StationId),
+    ActOnTicket(&'a StationId),
+    FollowStation(&'a StationId),
+    FollowTable(&'a TableId),
+    FollowBranch,
+}
+
+/// An authenticated device.
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub claims: Arc<Claims>,
+}
+
+impl Device {
+    pub fn branch(&self) -> &BranchId {
+        &self.claims.branch
+    }
+
+    pub fn role(&self) -> Role {
+        self.claims.role
+    }
+
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp(self.claims.exp, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// Whether this device's role allows `act` (the branch is checked separately).
+    pub fn may(&self, act: Act<'_>) -> bool {
+        use Role::*;
+        let role = self.claims.role;
+        let station_ok = |s: &StationId| self.claims.station.as_ref().is_none_or(|own| own == s);
+        let own_table = |t: &TableId| self.claims.table.as_ref() == Some(t);
+        match act {
+            Act::ConfigureBranch | Act::IssueTokens | Act::ReadJournal => role == Manager,
+            Act::ReadBranch => true,
+            Act::EightySix => matches!(role, Manager | Pos | Kitchen),
+            Act::OpenOrder | Act::ListOrders | Act::ChangeOrder | Act::FollowBranch => {
+                matches!(role, Manager | Pos | Waiter)
+            }
+            Act::ReadOrder(t) => match role {
+                Manager | Pos | Waiter | Kitchen => true,
+                Guest => own_table(t),
+            },
+            Act::AddLines(t) => match role {
+                Manager | Pos | Waiter => true,
+                Guest => own_table(t),
+                Kitchen => false,
+            },
+            Act::ReadStation(s) => match role {
+                Manager | Pos | Waiter => true,
+                Kitchen => station_ok(s),
+                Guest => false,
+            },
+            Act::ActOnTicket(s) | Act::FollowStation(s) => match role {
+                Manager => true,
+                Kitchen => station_ok(s),
+                Pos | Waiter | Guest => false,
+            },
+            Act::FollowTable(t) => match role {
+                Manager | Pos | Waiter => true,
+                Guest => own_table(t),
+                Kitchen => false,
+            },
+        }
+    }
+
+    /// Refuses with `403 forbidden` unless this device may do `act`.
+    pub fn require(&self, act: Act<'_>) -> Result<(), ApiError> {
+        if self.may(act) {
+            Ok(())
+        } else {
+            Err(forbidden(self.role()))
+        }
+    }
+
+    /// The branch a request names, when it is this device's branch.
+    pub fn same_branch(&self, named: &str) -> Result<(), ApiError> {
+        if named == self.branch().as_str() {
+            Ok(())
+        } else {
+            Err(wrong_branch())
+        }
+    }
+}
+
+pub fn forbidden(role: Role) -> ApiError {
+    metrics::auth_refused("forbidden");
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!("a {} device may not do this", role.as_str()),
+    )
+}
+
+pub fn wrong_branch() -> ApiError {
+    metrics::auth_refused("wrong_branch");
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "wrong_branch",
+        "this device belongs to another branch",
+    )
+}
+
+/// Why a token was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("no bearer token: send 'Authorization: Bearer <token>'")]
+    Missing,
+    #[error("the token is not valid: {0}")]
+    Invalid(String),
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        let code = match e {
+            TokenError::Missing => "unauthenticated",
+            TokenError::Invalid(_) => "invalid_token",
+        };
+        metrics::auth_refused(code);
+        ApiError::new(StatusCode::UNAUTHORIZED, code, e.to_string())
+    }
+}
+
+/// What a device token is issued for.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub role: Role,
+    /// A kitchen screen's station.
+    #[serde(default)]
+    pub station: Option<StationId>,
+    /// A guest's table (required for guests).
+    #[serde(default)]
+    pub table: Option<TableId>,
+    /// The device's name, shown in logs.
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Lifetime in seconds: 60 to 31,536,000 (a year); a day by default.
+    #[serde(default)]
+    #[schema(minimum = 60, maximum = 31536000)]
+    pub ttl_seconds: Option<u64>,
+}
+
+/// An issued token.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IssuedToken {
+    pub token: String,
+    pub branch: String,
+    pub role: Role,
+    pub station: Option<String>,
+    pub table: Option<String>,
+    pub device: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
+const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Signs and checks device tokens.
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    leeway: Duration,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tokens {
+    pub fn new(
+        secret: &[u8],
+        issuer: &str,
+        audience: &str,
+        leeway: Duration,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            secret.len() >= MIN_SECRET_BYTES,
+            "JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes"
+        );
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.leeway = leeway.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        Ok(Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            leeway,
+        })
+    }
+
+    /// The clock skew tolerated on a token's times.
+    pub fn leeway(&self) -> Duration {
+        self.leeway
+    }
+
+    /// Checks a token's signature, algorithm, times, issuer and audience.
+    pub fn verify(&self, token: &str) -> Result<Device, TokenError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| TokenError::Invalid(describe(&e)))?;
+        let claims = data.claims;
+        if claims.role == Role::Guest && claims.table.is_none() {
+            return Err(TokenError::Invalid("a guest token names no table".into()));
+        }
+        Ok(Device {
+            claims: Arc::new(claims),
+        })
+    }
+
+    /// Issues a token for a device of `branch`.
+    pub fn issue(
+        &self,
+        branch: &BranchId,
+        request: &TokenRequest,
+    ) -> Result<IssuedToken, ApiError> {
+        let invalid = |m: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", m);
+        let ttl = match request.ttl_seconds {
+            None => DEFAULT_TTL,
+            Some(s) if (60..=MAX_TTL.as_secs()).contains(&s) => Duration::from_secs(s),
+            Some(_) => return Err(invalid("ttl_seconds must be 60 to 31536000")),
+        };
+        match request.role {
+            Role::Guest if request.table.is_none() => {
+                return Err(invalid("a guest token needs its table"))
+            }
+            Role::Guest | Role::Kitchen => {}
+            _ if request.station.is_some() => {
+                return Err(invalid("only kitchen devices have a station"))
+            }
+            _ => {}
+        }
+        if request.role != Role::Guest && request.table.is_some() {
+            return Err(invalid("only guest devices have a table"));
+        }
+        if request.role == Role::Guest && request.station.is_some() {
+            return Err(invalid("only kitchen devices have a station"));
+        }
+        let device = match &request.device {
+            Some(d) if d.is_empty() || d.len() > 64 || d.chars().any(char::is_control) => {
+                return Err(invalid("device must be 1 to 64 printable characters"))
+            }
+            Some(d) => d.clone(),
+            None => format!(
+                "{}-{}",
+                request.role.as_str(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+        };
+        let now = Utc::now().timestamp();
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: device.clone(),
+            branch: branch.clone(),
+            role: request.role,
+            station: request.station.clone(),
+            table: request.table.clone(),
+            iat: now,
+            nbf: now,
+            exp: now + ttl.as_secs() as i64,
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })?;
+        Ok(IssuedToken {
+            token,
+            branch: branch.to_string(),
+            role: request.role,
+            station: request.station.as_ref().map(ToString::to_string),
+            table: request.table.as_ref().map(ToString::to_string),
+            device,
+            expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or_default(),
+        })
+    }
+}
+
+fn describe(e: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind::*;
+    match e.kind() {
+        ExpiredSignature => "it has expired".into(),
+        ImmatureSignature => "it is not valid yet".into(),
+        InvalidAudience => "it is for another audience".into(),
+        InvalidIssuer => "it is from another issuer".into(),
+        InvalidSignature => "its signature does not match".into(),
+        InvalidAlgorithm | InvalidAlgorithmName => "only HS256 tokens are accepted".into(),
+        MissingRequiredClaim(c) => format!("it has no '{c}' claim"),
+        _ => "it is malformed".into(),
+    }
+}
+
+/// The bearer token of a request's `Authorization` header.
+pub fn bearer(req: &HttpRequest) -> Result<&str, TokenError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or(TokenError::Missing)?;
+    let value = value
+        .to_str()
+        .map_err(|_| TokenError::Invalid("the Authorization header is not text".into()))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(TokenError::Missing),
+    }
+}
+
+/// A handler's device: put in the request by the API scope's guard.
+impl FromRequest for Device {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.extensions()
+                .get::<Device>()
+                .cloned()
+                .ok_or_else(|| TokenError::Missing.into()),
+        )
+    }
+}
+
+/// How fast guests' phones may add to their table's order (QR ordering is open to anyone
+/// at the table, so a script must not be able to flood the kitchen).
+pub struct GuestOrdering {
+    limiter: governor::DefaultKeyedRateLimiter<(BranchId, TableId)>,
+}
+
+impl GuestOrdering {
+    /// `per_minute` additions a table, in bursts of up to the same number.
+    pub fn new(per_minute: u32) -> Self {
+        let per_minute = std::num::NonZeroU32::new(per_minute.max(1)).expect("at least one");
+        Self {
+            limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(per_minute)),
+        }
+    }
+
+    /// Refuses with `429 rate_limited` when this table's guests are over their rate.
+    pub fn check(&self, branch: &BranchId, table: &TableId) -> Result<(), ApiError> {
+        let key = (branch.clone(), table.clone());
+        self.limiter.check_key(&key).map_err(|_| {
+            metrics::rate_limited("guest");
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "this table is ordering too fast; wait a minute and try again",
+            )
+        })?;
+        if self.limiter.len() > 10_000 {
+            self.limiter.retain_recent();
+        }
+        Ok(())
+    }
+}
