@@ -18,6 +18,7 @@ async fn kitchen_board_takes_an_order_from_fire_to_served() {
     let out = tokio::process::Command::new("node")
         .arg(dir.join("board.mjs"))
         .arg(&app.base)
+        .arg(common::manager("demo"))
         .arg(&screenshot)
         .output()
         .await

@@ -2,8 +2,8 @@
 // bump it, expo sends it, the waiter marks it served. Usage: node board.mjs <base-url> [png]
 import { chromium } from "playwright-core";
 
-const [base, screenshot] = process.argv.slice(2);
-if (!base) throw new Error("usage: node board.mjs <base-url> [screenshot.png]");
+const [base, token, screenshot] = process.argv.slice(2);
+if (!token) throw new Error("usage: node board.mjs <base-url> <token> [screenshot.png]");
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
@@ -16,8 +16,21 @@ try {
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   page.on("dialog", (d) => { errors.push(`dialog: ${d.message()}`); d.dismiss(); });
-  await page.goto(base + "/");
+  // Without a token the board explains how to get one and opens no socket.
+  const blank = await browser.newPage();
+  let sockets = 0;
+  blank.on("websocket", () => sockets++);
+  await blank.goto(base + "/");
+  await blank.waitForSelector("#status.signin", { timeout: 10000 });
+  const said = await blank.textContent("#status");
+  if (!said.includes("token")) fail(`no sign-in message without a token: ${said}`);
+  await blank.waitForTimeout(300);
+  if (sockets !== 0) fail("the board opened a websocket without a token");
+  await blank.close();
+
+  await page.goto(base + "/#token=" + token);
   await page.waitForSelector("#status.live", { timeout: 10000 });
+  if (page.url().includes("token")) fail("the token stayed in the address bar");
   const columns = await page.locator("section.station").count();
   if (columns !== 6) fail(`expected 6 station columns, saw ${columns}`);
 
@@ -51,7 +64,8 @@ try {
   await notice.locator("button.served").click();
   await notice.waitFor({ state: "detached", timeout: 10000 });
 
-  const res = await page.request.get(`${base}/api/v1/branches/demo/orders/${orderId}`);
+  const res = await page.request.get(`${base}/api/v1/branches/demo/orders/${orderId}`,
+    { headers: { authorization: `Bearer ${token}` } });
   const order = await res.json();
   if (!order.closed_at) fail(`order not closed: ${JSON.stringify(order)}`);
   if (order.lines.some((l) => l.status !== "served")) fail("a line was not served");
