@@ -379,6 +379,15 @@ async fn sockets_that_never_authenticate_are_closed() {
     assert_eq!(closed, Ok(None), "closed without authenticating");
 }
 
+/// Who asks, how, where, with what body, and the refusal expected (what, status, code).
+type Case = (
+    &'static str,
+    Method,
+    String,
+    Option<Value>,
+    (&'static str, StatusCode, &'static str),
+);
+
 #[actix_web::test]
 async fn each_role_keeps_to_its_work() {
     let app = TestApp::spawn_with(|s| s.guest_orders_per_minute = 3).await;
@@ -409,13 +418,7 @@ async fn each_role_keeps_to_its_work() {
 
     let expect = |who: &'static str, status: StatusCode, code: &'static str| (who, status, code);
     let forbidden = StatusCode::FORBIDDEN;
-    let cases: Vec<(
-        &str,
-        Method,
-        String,
-        Option<Value>,
-        (&str, StatusCode, &str),
-    )> = vec![
+    let cases: Vec<Case> = vec![
         // A kitchen screen works its own station's tickets and nothing of the orders.
         (
             "grill",
