@@ -212,8 +212,9 @@ impl From<TokenError> for ApiError {
     }
 }
 
-/// What a device token is issued for.
-#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+/// What a device token is issued for. Its OpenAPI schema (below) says which fields go with
+/// which role, as [`Tokens::issue`] checks them.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     pub role: Role,
@@ -228,8 +229,117 @@ pub struct TokenRequest {
     pub device: Option<String>,
     /// Lifetime in seconds: 60 to 31,536,000 (a year); a day by default.
     #[serde(default)]
-    #[schema(minimum = 60, maximum = 31536000)]
     pub ttl_seconds: Option<u64>,
+}
+
+/// The longest device name, in characters.
+const MAX_DEVICE_NAME: usize = 64;
+
+impl utoipa::ToSchema for TokenRequest {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        for (name, schema) in [
+            (StationId::name(), StationId::schema()),
+            (TableId::name(), TableId::schema()),
+        ] {
+            schemas.push((name.into(), schema));
+        }
+    }
+}
+
+impl utoipa::PartialSchema for TokenRequest {
+    /// One shape a role: staff devices name neither station nor table, a kitchen screen may
+    /// name its station, a guest's phone must name its table.
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AdditionalProperties, AllOfBuilder, ObjectBuilder, OneOfBuilder, SchemaType, Type,
+        };
+        use utoipa::openapi::Ref;
+        use utoipa::ToSchema;
+
+        let null = || ObjectBuilder::new().schema_type(Type::Null);
+        let nullable_ref = |name: std::borrow::Cow<'static, str>, description: &str| {
+            OneOfBuilder::new()
+                .item(null())
+                .item(Ref::from_schema_name(name))
+                .description(Some(description))
+        };
+        let shape = |title: &str, roles: &[Role]| {
+            ObjectBuilder::new()
+                .title(Some(title))
+                .property(
+                    "role",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(roles.iter().map(|r| r.as_str()))),
+                )
+                .required("role")
+                .property(
+                    "device",
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                        .min_length(Some(1))
+                        .max_length(Some(MAX_DEVICE_NAME))
+                        .pattern(Some(r"^[^\x00-\x1f\x7f-\x9f]*$"))
+                        .description(Some(
+                            "The device's name, shown in logs: 1 to 64 characters, no control \
+                             characters. Made up when left out.",
+                        )),
+                )
+                .property(
+                    "ttl_seconds",
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+                        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                            utoipa::openapi::KnownFormat::Int64,
+                        )))
+                        .minimum(Some(60))
+                        .maximum(Some(MAX_TTL.as_secs() as f64))
+                        .description(Some(
+                            "Lifetime in seconds: 60 to 31,536,000 (a year); a day by default.",
+                        )),
+                )
+                .additional_properties(Some(
+                    AdditionalProperties::<utoipa::openapi::schema::Schema>::FreeForm(false),
+                ))
+        };
+        OneOfBuilder::new()
+            .item(
+                shape("A staff device", &[Role::Manager, Role::Pos, Role::Waiter])
+                    .property("station", null())
+                    .property("table", null()),
+            )
+            .item(
+                shape("A kitchen screen", &[Role::Kitchen])
+                    .property(
+                        "station",
+                        nullable_ref(
+                            StationId::name(),
+                            "The station it shows (a station of the branch); without one, \
+                             every station.",
+                        ),
+                    )
+                    .property("table", null()),
+            )
+            .item(
+                shape("A guest's phone", &[Role::Guest])
+                    .property("station", null())
+                    .property(
+                        "table",
+                        AllOfBuilder::new()
+                            .item(Ref::from_schema_name(TableId::name()))
+                            .description(Some("Its table (a table of the branch).")),
+                    )
+                    .required("table"),
+            )
+            .description(Some("What a device token is issued for."))
+            .into()
+    }
 }
 
 /// An issued token.
@@ -342,7 +452,11 @@ impl Tokens {
             return Err(invalid("only kitchen devices have a station"));
         }
         let device = match &request.device {
-            Some(d) if d.is_empty() || d.len() > 64 || d.chars().any(char::is_control) => {
+            Some(d)
+                if d.is_empty()
+                    || d.chars().count() > MAX_DEVICE_NAME
+                    || d.chars().any(char::is_control) =>
+            {
                 return Err(invalid("device must be 1 to 64 printable characters"))
             }
             Some(d) => d.clone(),

@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use rail_actors::CommandError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An error answered to an HTTP client.
 #[derive(Debug, thiserror::Error)]
@@ -14,15 +14,31 @@ pub struct ApiError {
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
+/// What every refusal answers: `{"error": {"code": ..., "message": ...}}`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": {"code": "parts_pending", "message": "expo cannot bump yet: 1 part(s) of the order are still cooking"}}))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
-    code: &'a str,
-    message: &'a str,
+impl ErrorBody {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code: code.into(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable code (`unknown_order`, `forbidden`, ...).
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
 }
 
 impl ApiError {
@@ -79,12 +95,7 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
         }
-        response.json(Body {
-            error: Detail {
-                code: self.code,
-                message: &self.message,
-            },
-        })
+        response.json(ErrorBody::new(self.code, self.message.clone()))
     }
 }
 
@@ -92,11 +103,7 @@ impl ResponseError for ApiError {
 pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
     use actix_web::error::JsonPayloadError as E;
     match &err {
-        E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "the request body is larger than the server accepts",
-        ),
+        E::OverflowKnownLength { .. } | E::Overflow { .. } => body_too_large(),
         E::ContentType => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
@@ -110,4 +117,13 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
         E::Deserialize(e) => ApiError::bad_request("malformed_json", e.to_string()),
         other => ApiError::bad_request("malformed_json", other.to_string()),
     }
+}
+
+/// `413 body_too_large`.
+pub fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        "the request body is larger than the server accepts",
+    )
 }

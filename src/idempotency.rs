@@ -10,7 +10,10 @@ use sha2::{Digest, Sha256};
 use crate::error::ApiError;
 
 pub const HEADER: &str = "idempotency-key";
-const MAX_KEY: usize = 128;
+/// The longest key accepted.
+pub const MAX_KEY: usize = 128;
+/// `valid_key` as a regular expression, for the OpenAPI document.
+pub const KEY_PATTERN: &str = "^[!-~]{1,128}$";
 
 /// Whether a client-chosen key is acceptable.
 pub fn valid_key(key: &str) -> bool {

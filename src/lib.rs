@@ -1,10 +1,13 @@
 //! The order-routing engine's server: settings, start-up, the HTTP and websocket edge.
 
 pub mod auth;
+pub mod body;
 pub mod error;
 pub mod idempotency;
+pub mod openapi;
 pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod strict;
 pub mod telemetry;
 pub mod ws;

@@ -22,7 +22,7 @@ use tracing_actix_web::TracingLogger;
 use crate::auth::{GuestOrdering, Role, TokenRequest, Tokens};
 use crate::error::{json_error, ApiError};
 use crate::settings::{LogFormat, Settings};
-use crate::{routes, ws};
+use crate::{openapi, routes, ws};
 
 const DEMO_BRANCH: &str = include_str!("../config/demo-branch.json");
 const BOARD: &str = include_str!("../static/board.html");
@@ -156,6 +156,8 @@ impl Application {
                         web::get().to(|| async { HttpResponse::Ok().body("ok") }),
                     )
                     .route("/readyz", web::get().to(readyz))
+                    // The API's description, readable without a token.
+                    .route(openapi::PATH, web::get().to(openapi::serve))
                     .route("/metrics", web::get().to(metrics_text))
                     .route("/ws", web::get().to(ws::endpoint))
                     .configure(routes::configure)

@@ -11,7 +11,7 @@ pub mod journal;
 pub mod menu;
 pub mod metrics;
 #[cfg(feature = "openapi")]
-mod openapi;
+pub mod openapi;
 pub mod order;
 pub mod registry;
 pub mod station;

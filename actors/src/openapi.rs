@@ -20,7 +20,7 @@ pub(crate) fn text(max: usize) -> ObjectBuilder {
 }
 
 /// The same text, or null.
-pub(crate) fn optional_text(max: usize) -> RefOr<Schema> {
+pub fn optional_text(max: usize) -> RefOr<Schema> {
     text(max)
         .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
         .into()

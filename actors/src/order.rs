@@ -18,7 +18,8 @@ pub const MAX_QUANTITY: u16 = 99;
 pub const MAX_LINES_PER_ORDER: usize = 500;
 pub const MAX_LINES_PER_COMMAND: usize = 100;
 pub const MAX_MODIFIERS: usize = 20;
-const MAX_TEXT: usize = 200;
+/// The longest note, modifier or reason, in characters.
+pub const MAX_TEXT: usize = 200;
 const MAX_COURSE: u8 = 9;
 
 /// A line as a waiter asks for it.
