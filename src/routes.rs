@@ -25,6 +25,28 @@ use crate::openapi::TicketActionName;
 
 type ApiResult = Result<HttpResponse, ApiError>;
 
+/// The refusals every operation under a branch can answer, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // never built: it only describes answers ApiError gives
+enum Refusals {
+    #[response(
+        status = 401,
+        description = "No device token, or a bad one (`unauthenticated`, `invalid_token`).",
+        headers(("WWW-Authenticate" = String, description = "`Bearer`"))
+    )]
+    Unauthorized(ErrorBody),
+    #[response(
+        status = 403,
+        description = "The token is of another branch (`wrong_branch`), or its role may not do this (`forbidden`)."
+    )]
+    Forbidden(ErrorBody),
+    #[response(
+        status = 503,
+        description = "The journal is unavailable (`journal_unavailable`): nothing was saved, retry."
+    )]
+    Unavailable(ErrorBody),
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1/branches/{branch}")
@@ -129,12 +151,10 @@ fn item_id(raw: &str) -> Result<ItemId, ApiError> {
     responses(
         (status = 200, description = "The branch as configured.", body = BranchInfo),
         (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
-        (status = 401, description = "No device token, or a bad one (`unauthenticated`, `invalid_token`).", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The token is of another branch (`wrong_branch`), or its role may not do this (`forbidden`).", body = ErrorBody),
+        Refusals,
         (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
         (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`).", body = ErrorBody),
         (status = 422, description = "The configuration is not valid (`invalid_input`): wrong types, unknown fields, no or two expo stations, a route to an unknown or expo station, ...", body = ErrorBody),
-        (status = 503, description = "The journal is unavailable (`journal_unavailable`): nothing was saved, retry.", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -167,10 +187,8 @@ async fn put_branch(
     ),
     responses(
         (status = 200, description = "The branch.", body = BranchInfo),
-        (status = 401, description = "No device token, or a bad one (`unauthenticated`, `invalid_token`).", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The token is of another branch (`wrong_branch`), or its role may not do this (`forbidden`).", body = ErrorBody),
+        Refusals,
         (status = 404, description = "The branch is not configured (`unknown_branch`).", body = ErrorBody),
-        (status = 503, description = "The journal is unavailable (`journal_unavailable`): nothing was saved, retry.", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -202,10 +220,8 @@ async fn set_86(engine: &Engine, path: (String, String), out: bool) -> ApiResult
     ),
     responses(
         (status = 200, description = "The branch, the item in its 86 list.", body = BranchInfo),
-        (status = 401, description = "No device token, or a bad one (`unauthenticated`, `invalid_token`).", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The token is of another branch (`wrong_branch`), or its role may not do this (`forbidden`).", body = ErrorBody),
+        Refusals,
         (status = 404, description = "No such branch or item (`unknown_branch`, `unknown_item`).", body = ErrorBody),
-        (status = 503, description = "The journal is unavailable (`journal_unavailable`): nothing was saved, retry.", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -230,10 +246,8 @@ async fn eighty_six(
     ),
     responses(
         (status = 200, description = "The branch, the item off its 86 list.", body = BranchInfo),
-        (status = 401, description = "No device token, or a bad one (`unauthenticated`, `invalid_token`).", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The token is of another branch (`wrong_branch`), or its role may not do this (`forbidden`).", body = ErrorBody),
+        Refusals,
         (status = 404, description = "No such branch or item (`unknown_branch`, `unknown_item`).", body = ErrorBody),
-        (status = 503, description = "The journal is unavailable (`journal_unavailable`): nothing was saved, retry.", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -278,13 +292,11 @@ pub struct OpenOrderBody {
             ("Close" = (operation_id = "close_order", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
         )),
         (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
-        (status = 401, description = "No device token, or a bad one (`unauthenticated`, `invalid_token`).", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The token is of another branch (`wrong_branch`), or its role may not do this (`forbidden`).", body = ErrorBody),
+        Refusals,
         (status = 404, description = "No such branch or table (`unknown_branch`, `unknown_table`).", body = ErrorBody),
         (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
         (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`).", body = ErrorBody),
         (status = 422, description = "The body or the key is not valid (`invalid_input`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
-        (status = 503, description = "The journal is unavailable (`journal_unavailable`): nothing was saved, retry.", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -324,10 +336,8 @@ async fn open_order(
     ),
     responses(
         (status = 200, description = "The open orders, oldest first.", body = Vec<Order>),
-        (status = 401, description = "No device token, or a bad one (`unauthenticated`, `invalid_token`).", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The token is of another branch (`wrong_branch`), or its role may not do this (`forbidden`).", body = ErrorBody),
+        Refusals,
         (status = 404, description = "The branch is not configured (`unknown_branch`).", body = ErrorBody),
-        (status = 503, description = "The journal is unavailable (`journal_unavailable`): nothing was saved, retry.", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -353,10 +363,8 @@ async fn list_orders(
     ),
     responses(
         (status = 200, description = "The order.", body = Order),
-        (status = 401, description = "No device token, or a bad one (`unauthenticated`, `invalid_token`).", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The token is of another branch (`wrong_branch`), or its role may not do this (`forbidden`).", body = ErrorBody),
+        Refusals,
         (status = 404, description = "No such branch or order (`unknown_branch`, `unknown_order`).", body = ErrorBody),
-        (status = 503, description = "The journal is unavailable (`journal_unavailable`): nothing was saved, retry.", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -435,15 +443,13 @@ pub struct AddLinesBody {
             ("VoidFirstLine" = (operation_id = "void_line", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id"), ("line" = "$response.body#/lines/0/id")))),
         )),
         (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
-        (status = 401, description = "No device token, or a bad one (`unauthenticated`, `invalid_token`).", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The token is of another branch (`wrong_branch`), or its role may not do this (`forbidden`).", body = ErrorBody),
+        Refusals,
         (status = 404, description = "No such branch, order or item (`unknown_branch`, `unknown_order`, `unknown_item`).", body = ErrorBody),
         (status = 409, description = "An item is 86'd (`item_86`), or the order is closed (`order_closed`) or was changed elsewhere (`conflict`).", body = ErrorBody),
         (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
         (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`).", body = ErrorBody),
         (status = 422, description = "The body or the key is not valid (`invalid_input`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
         (status = 429, description = "A guest's table is ordering too fast (`rate_limited`): wait a minute.", body = ErrorBody),
-        (status = 503, description = "The journal is unavailable (`journal_unavailable`): nothing was saved, retry.", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -497,13 +503,11 @@ fn reason_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
     responses(
         (status = 200, description = "The order, the line voided.", body = Order),
         (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
-        (status = 401, description = "No device token, or a bad one (`unauthenticated`, `invalid_token`).", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The token is of another branch (`wrong_branch`), or its role may not do this (`forbidden`).", body = ErrorBody),
+        Refusals,
         (status = 404, description = "No such branch, order or line (`unknown_branch`, `unknown_order`, `unknown_line`).", body = ErrorBody),
         (status = 409, description = "The line cannot be voided now (`invalid_transition`), or the order is closed (`order_closed`) or was changed elsewhere (`conflict`).", body = ErrorBody),
         (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
         (status = 422, description = "The body or the key is not valid (`invalid_input`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
-        (status = 503, description = "The journal is unavailable (`journal_unavailable`): nothing was saved, retry.", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -563,13 +567,11 @@ pub struct FireBody {
             ("Serve" = (operation_id = "serve", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
         )),
         (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
-        (status = 401, description = "No device token, or a bad one (`unauthenticated`, `invalid_token`).", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The token is of another branch (`wrong_branch`), or its role may not do this (`forbidden`).", body = ErrorBody),
+        Refusals,
         (status = 404, description = "No such branch or order (`unknown_branch`, `unknown_order`).", body = ErrorBody),
         (status = 409, description = "Nothing held to fire (`nothing_to_fire`), an item is 86'd (`item_86`), or the order is closed (`order_closed`) or was changed elsewhere (`conflict`).", body = ErrorBody),
         (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
         (status = 422, description = "The body or the key is not valid (`invalid_input`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
-        (status = 503, description = "The journal is unavailable (`journal_unavailable`): nothing was saved, retry.", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -619,13 +621,11 @@ pub struct ServeBody {
     responses(
         (status = 200, description = "The order, the lines served.", body = Order),
         (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
-        (status = 401, description = "No device token, or a bad one (`unauthenticated`, `invalid_token`).", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The token is of another branch (`wrong_branch`), or its role may not do this (`forbidden`).", body = ErrorBody),
+        Refusals,
         (status = 404, description = "No such branch, order or line (`unknown_branch`, `unknown_order`, `unknown_line`).", body = ErrorBody),
         (status = 409, description = "Nothing ready to serve (`nothing_to_serve`), a line is not ready (`invalid_transition`), or the order is closed (`order_closed`) or was changed elsewhere (`conflict`).", body = ErrorBody),
         (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
         (status = 422, description = "The body or the key is not valid (`invalid_input`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
-        (status = 503, description = "The journal is unavailable (`journal_unavailable`): nothing was saved, retry.", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -661,12 +661,10 @@ async fn serve(
     ),
     responses(
         (status = 200, description = "The closed order.", body = Order),
-        (status = 401, description = "No device token, or a bad one (`unauthenticated`, `invalid_token`).", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The token is of another branch (`wrong_branch`), or its role may not do this (`forbidden`).", body = ErrorBody),
+        Refusals,
         (status = 404, description = "No such branch or order (`unknown_branch`, `unknown_order`).", body = ErrorBody),
         (status = 409, description = "Lines are still in the kitchen or not served (`order_not_finished`), the order is already closed (`order_closed`) or was changed elsewhere (`conflict`).", body = ErrorBody),
         (status = 422, description = "The key is not valid (`invalid_input`), or was used for another request (`idempotency_key_reused`).", body = ErrorBody),
-        (status = 503, description = "The journal is unavailable (`journal_unavailable`): nothing was saved, retry.", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -699,10 +697,8 @@ async fn close(
     ),
     responses(
         (status = 200, description = "The station's live tickets.", body = Vec<Ticket>),
-        (status = 401, description = "No device token, or a bad one (`unauthenticated`, `invalid_token`).", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The token is of another branch (`wrong_branch`), or its role may not do this (`forbidden`).", body = ErrorBody),
+        Refusals,
         (status = 404, description = "No such branch or station (`unknown_branch`, `unknown_station`).", body = ErrorBody),
-        (status = 503, description = "The journal is unavailable (`journal_unavailable`): nothing was saved, retry.", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -744,12 +740,10 @@ pub fn ticket_action_named(name: &str) -> Option<TicketAction> {
             ("GetOrder" = (operation_id = "get_order", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/order_id")))),
             ("ActAgain" = (operation_id = "ticket_action", parameters(("branch" = "$request.path.branch"), ("station" = "$response.body#/station"), ("ticket" = "$response.body#/id")))),
         )),
-        (status = 401, description = "No device token, or a bad one (`unauthenticated`, `invalid_token`).", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The token is of another branch (`wrong_branch`), or its role may not do this (`forbidden`).", body = ErrorBody),
+        Refusals,
         (status = 404, description = "No such branch, station, live ticket or action (`unknown_branch`, `unknown_station`, `unknown_ticket`, `unknown_action`).", body = ErrorBody),
         (status = 409, description = "The ticket is another station's (`wrong_station`), the action does not apply to it now (`invalid_transition`), expo waits for cooking parts (`parts_pending`), or the order was changed elsewhere (`conflict`).", body = ErrorBody),
         (status = 422, description = "The key is not valid (`invalid_input`), or was used for another request (`idempotency_key_reused`).", body = ErrorBody),
-        (status = 503, description = "The journal is unavailable (`journal_unavailable`): nothing was saved, retry.", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -817,11 +811,9 @@ fn default_limit() -> usize {
     ),
     responses(
         (status = 200, description = "The events after `after`, at most `limit`, by position.", body = Vec<StoredEvent>),
-        (status = 401, description = "No device token, or a bad one (`unauthenticated`, `invalid_token`).", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The token is of another branch (`wrong_branch`), or its role may not do this (`forbidden`).", body = ErrorBody),
+        Refusals,
         (status = 404, description = "The branch is not configured (`unknown_branch`).", body = ErrorBody),
         (status = 422, description = "`after` or `limit` is not valid (`invalid_input`).", body = ErrorBody),
-        (status = 503, description = "The journal is unavailable (`journal_unavailable`): nothing was saved, retry.", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -870,13 +862,11 @@ async fn events(
     responses(
         (status = 201, description = "The token and what it is for.", body = IssuedToken),
         (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
-        (status = 401, description = "No device token, or a bad one (`unauthenticated`, `invalid_token`).", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The token is of another branch (`wrong_branch`), or its role may not do this (`forbidden`).", body = ErrorBody),
+        Refusals,
         (status = 404, description = "No such branch, station or table (`unknown_branch`, `unknown_station`, `unknown_table`).", body = ErrorBody),
         (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
         (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`).", body = ErrorBody),
         (status = 422, description = "The request is not valid (`invalid_input`): a guest without a table, a station for another role, a lifetime out of range, ...", body = ErrorBody),
-        (status = 503, description = "The journal is unavailable (`journal_unavailable`): nothing was saved, retry.", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
