@@ -42,6 +42,10 @@ pub struct Settings {
     pub journal_timeout_ms: u64,
     /// Days an idempotency key answers retries before it is forgotten (at least 7).
     pub idempotency_days: u32,
+    /// Whole months of events the Postgres journal keeps before the current one (0: all).
+    pub journal_retention_months: u32,
+    /// Events a branch commits between two snapshots of its open orders.
+    pub snapshot_every: u64,
     /// The key device tokens are signed with (`JWT_SECRET`, at least 32 bytes).
     #[serde(default)]
     pub jwt_secret: Option<String>,

@@ -15,7 +15,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use rail_actors::ids::{BranchId, StationId, TableId};
 use rail_actors::journal::{Journal, PostgresJournal, SqliteJournal};
 use rail_actors::menu::BranchConfig;
-use rail_actors::{metrics, Engine};
+use rail_actors::{metrics, Engine, EngineOptions};
 use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
@@ -80,7 +80,13 @@ impl Application {
                 let timeout = Duration::from_millis(settings.journal_timeout_ms.max(1));
                 let (journal, feed) = PostgresJournal::connect(url, timeout).await?;
                 tracing::info!("journal: postgres");
-                (Arc::new(journal), feed)
+                let journal = Arc::new(journal);
+                maintain_partitions(
+                    journal.clone(),
+                    settings.journal_retention_months,
+                    settings.idempotency_days.max(7),
+                );
+                (journal, feed)
             }
             None => {
                 let (journal, feed) = SqliteJournal::open(&settings.journal_path)?;
@@ -88,7 +94,10 @@ impl Application {
                 (Arc::new(journal), feed)
             }
         };
-        let engine = Engine::start(journal, feed)
+        let options = EngineOptions {
+            snapshot_every: settings.snapshot_every.max(1),
+        };
+        let engine = Engine::start(journal, feed, options)
             .await
             .map_err(anyhow::Error::msg)?;
         let tokens = web::Data::new(device_tokens(&settings)?);
@@ -241,6 +250,35 @@ async fn stop(handle: ServerHandle, lifecycle: Lifecycle, drain: Duration) {
     handle.stop(true).await;
 }
 
+/// The first day of the oldest month the Postgres journal keeps: `months` whole months before
+/// this one, and never a month an idempotency key still points into. None keeps every month.
+fn keep_from(today: chrono::NaiveDate, months: u32, key_days: u32) -> Option<chrono::NaiveDate> {
+    use chrono::Datelike;
+    if months == 0 {
+        return None;
+    }
+    let by_months = today.with_day(1)? - chrono::Months::new(months);
+    let by_keys = (today - chrono::Days::new(key_days.into())).with_day(1)?;
+    Some(by_months.min(by_keys))
+}
+
+/// Makes the Postgres journal's coming monthly partitions and drops the months past the
+/// retention, at start and daily.
+fn maintain_partitions(journal: Arc<PostgresJournal>, months: u32, key_days: u32) {
+    actix_web::rt::spawn(async move {
+        let mut daily = tokio::time::interval(Duration::from_secs(24 * 3600));
+        loop {
+            daily.tick().await;
+            let keep = keep_from(chrono::Utc::now().date_naive(), months, key_days);
+            match journal.maintain_partitions(keep).await {
+                Ok(dropped) if dropped.is_empty() => {}
+                Ok(dropped) => tracing::info!(?dropped, "journal months past retention dropped"),
+                Err(e) => tracing::warn!(error = %e, "journal partition upkeep failed"),
+            }
+        }
+    });
+}
+
 /// Forgets idempotency keys older than their lifetime, hourly.
 fn forget_old_keys(journal: Arc<dyn Journal>, days: u32) {
     actix_web::rt::spawn(async move {
@@ -350,4 +388,23 @@ fn print_demo_devices(tokens: &Tokens, port: u16) -> anyhow::Result<()> {
     }
     eprintln!("{out}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keep_from;
+    use chrono::NaiveDate;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn retention_keeps_whole_months_and_live_keys() {
+        assert_eq!(keep_from(d(2026, 11, 23), 0, 7), None);
+        assert_eq!(keep_from(d(2026, 11, 23), 13, 7), Some(d(2025, 10, 1)));
+        assert_eq!(keep_from(d(2026, 3, 2), 1, 7), Some(d(2026, 2, 1)));
+        // Keys kept 60 days reach back further than one month.
+        assert_eq!(keep_from(d(2026, 3, 2), 1, 60), Some(d(2026, 1, 1)));
+    }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use rail_actors::branch::recover;
+use rail_actors::branch::{recover, save_snapshot, SNAPSHOT_EVERY};
 use rail_actors::event::{branch_stream, order_stream, BranchEvent, Event, OrderEvent};
 use rail_actors::ids::{BranchId, ItemId, OrderId, TableId};
 use rail_actors::journal::{AppendRequest, Journal, NewEvent, PostgresJournal, SqliteJournal};
@@ -207,18 +207,16 @@ fn bench_branch() -> BranchConfig {
     .unwrap()
 }
 
-/// Writes 2,000 open orders of 50 lines each (added in rounds of 10, half fired), as the
-/// table actors would, then times recovery of the branch.
-async fn recovery(journal: Arc<dyn Journal>) -> (usize, usize, Duration) {
-    let branch_id = BranchId::parse("recovery").unwrap();
-    let config = bench_branch();
-    let branch = Branch::new(config.clone()).unwrap();
-    let at = Utc::now();
-    let configured = Event::Branch(BranchEvent::BranchConfigured { config }).to_new(at);
+/// Configures a bench branch.
+async fn configure(journal: &dyn Journal, branch_id: &BranchId) {
+    let configured = Event::Branch(BranchEvent::BranchConfigured {
+        config: bench_branch(),
+    })
+    .to_new(Utc::now());
     journal
         .append(AppendRequest {
             branch: branch_id.to_string(),
-            stream: branch_stream(&branch_id),
+            stream: branch_stream(branch_id),
             expected_seq: 0,
             events: vec![configured],
             closes_stream: false,
@@ -226,11 +224,24 @@ async fn recovery(journal: Arc<dyn Journal>) -> (usize, usize, Duration) {
         })
         .await
         .unwrap();
+}
+
+/// Writes open orders `numbers` of 50 lines each (added in rounds of 10, half fired), as the
+/// table actors would, from 8 writers; returns the events written.
+async fn write_orders(
+    journal: &Arc<dyn Journal>,
+    branch_id: &BranchId,
+    numbers: std::ops::Range<usize>,
+) -> u64 {
+    let branch = Branch::new(bench_branch()).unwrap();
+    let at = Utc::now();
+    let written = Arc::new(AtomicU64::new(0));
     let writers: Vec<_> = (0..8)
         .map(|w| {
             let (journal, branch, branch_id) = (journal.clone(), branch.clone(), branch_id.clone());
+            let (numbers, written) = (numbers.clone(), written.clone());
             tokio::spawn(async move {
-                for n in (w..2000).step_by(8) {
+                for n in numbers.skip(w).step_by(8) {
                     let id = OrderId::new();
                     let table = TableId::parse(format!("t{}", n % 50)).unwrap();
                     let opened = OrderChange::OrderOpened {
@@ -267,6 +278,7 @@ async fn recovery(journal: Arc<dyn Journal>) -> (usize, usize, Duration) {
                         order.apply(&c, at);
                         changes.push(c);
                     }
+                    written.fetch_add(changes.len() as u64, Ordering::Relaxed);
                     let events = changes
                         .into_iter()
                         .map(|change| {
@@ -294,11 +306,66 @@ async fn recovery(journal: Arc<dyn Journal>) -> (usize, usize, Duration) {
     for w in writers {
         w.await.unwrap();
     }
+    written.load(Ordering::Relaxed)
+}
+
+/// What a recovery rebuilt and how long it took.
+struct Recovered {
+    orders: usize,
+    lines: usize,
+    took: Duration,
+    /// Events read after the snapshot (0 without one).
+    replayed: u64,
+}
+
+async fn timed_recovery(journal: &dyn Journal, branch_id: &BranchId, replayed: u64) -> Recovered {
     let started = Instant::now();
-    let recovered = recover(journal.as_ref(), &branch_id).await.unwrap();
+    let recovered = recover(journal, branch_id).await.unwrap();
     let took = started.elapsed();
-    let lines = recovered.orders.iter().map(|o| o.lines.len()).sum();
-    (recovered.orders.len(), lines, took)
+    Recovered {
+        orders: recovered.orders.len(),
+        lines: recovered.orders.iter().map(|o| o.lines.len()).sum(),
+        took,
+        replayed,
+    }
+}
+
+/// 2,000 open orders of 50 lines, recovered two ways: from every event (no snapshot), and
+/// from a snapshot followed by about as many events as a branch commits between two
+/// snapshots (the slowest a snapshot recovery gets).
+async fn recovery(journal: Arc<dyn Journal>) -> (Recovered, Recovered) {
+    let full = BranchId::parse("recovery-events").unwrap();
+    configure(journal.as_ref(), &full).await;
+    write_orders(&journal, &full, 0..2000).await;
+    let from_events = timed_recovery(journal.as_ref(), &full, 0).await;
+
+    let snap = BranchId::parse("recovery-snapshot").unwrap();
+    configure(journal.as_ref(), &snap).await;
+    write_orders(&journal, &snap, 0..1400).await;
+    let state = recover(journal.as_ref(), &snap).await.unwrap();
+    save_snapshot(journal.as_ref(), &snap, &state)
+        .await
+        .unwrap();
+    let after = write_orders(&journal, &snap, 1400..2000).await;
+    assert!(after < SNAPSHOT_EVERY, "{after} events after the snapshot");
+    let from_snapshot = timed_recovery(journal.as_ref(), &snap, after).await;
+    (from_events, from_snapshot)
+}
+
+fn print_recovery(journal: &str, (events, snapshot): (Recovered, Recovered)) {
+    println!(
+        "{journal} recovery from events:   {} open orders, {} lines in {}",
+        events.orders,
+        events.lines,
+        ms(events.took)
+    );
+    println!(
+        "{journal} recovery from snapshot: {} open orders, {} lines in {} ({} events after the snapshot)",
+        snapshot.orders,
+        snapshot.lines,
+        ms(snapshot.took),
+        snapshot.replayed
+    );
 }
 
 fn ms(d: Duration) -> String {
@@ -336,11 +403,7 @@ async fn main() {
         latencies.len()
     );
 
-    let (orders, lines, took) = recovery(journal.clone()).await;
-    println!(
-        "postgres recovery: {orders} open orders, {lines} lines in {}",
-        ms(took)
-    );
+    print_recovery("postgres", recovery(journal.clone()).await);
     let dir = tempfile::tempdir().unwrap();
     let (sqlite, _feed) = SqliteJournal::open(&dir.path().join("bench.db")).unwrap();
     let sqlite: Arc<dyn Journal> = Arc::new(sqlite);
@@ -350,9 +413,5 @@ async fn main() {
         ms(percentile(&sqlite_latencies, 0.5)),
         ms(percentile(&sqlite_latencies, 0.99))
     );
-    let (orders, lines, took) = recovery(sqlite).await;
-    println!(
-        "embedded recovery: {orders} open orders, {lines} lines in {}",
-        ms(took)
-    );
+    print_recovery("embedded", recovery(sqlite).await);
 }

@@ -12,12 +12,14 @@ use std::sync::Arc;
 use actix::prelude::*;
 use chrono::{Duration, NaiveDate, Utc};
 use futures::future::join_all;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, CommandError};
 use crate::event::{branch_stream, order_stream, BranchEvent, Envelope, Event};
 use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId};
-use crate::journal::{append_recorded, AppendRequest, Journal, JournalError, KeyRecord};
+use crate::journal::{
+    append_recorded, AppendRequest, Journal, JournalError, KeyRecord, SavedSnapshot,
+};
 use crate::menu::{Branch, BranchConfig};
 use crate::order::{Order, OrderChange, OrderCommand, Ticket};
 use crate::station::{
@@ -138,27 +140,131 @@ pub struct RecoveredBranch {
     pub orders: Vec<Order>,
     pub position: u64,
     pub last_ticket: Option<(NaiveDate, u32)>,
+    /// The position of the snapshot recovery started from (0: none, every open event read).
+    pub snapshot_position: u64,
 }
 
-/// Rebuilds a branch's configuration and open orders from the journal.
-pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBranch, String> {
-    let stored = journal
-        .load_open(id.as_str())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut recovered = RecoveredBranch::default();
-    let mut orders: HashMap<OrderId, Order> = HashMap::new();
-    for s in stored {
-        let envelope = Envelope::decode(s)?;
+/// Events a branch commits between two of its snapshots, unless configured otherwise.
+pub const SNAPSHOT_EVERY: u64 = 5_000;
+
+/// The snapshot format this build writes and reads; another is ignored (recovery then reads
+/// the events instead, and the next snapshot replaces it).
+const SNAPSHOT_VERSION: u32 = 1;
+
+/// Events recovery reads from the journal at a time after a snapshot.
+const REPLAY_PAGE: usize = 10_000;
+
+/// A branch as of a position, as its snapshot stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BranchSnapshot {
+    pub version: u32,
+    pub position: u64,
+    pub config_seq: u64,
+    pub config: Option<BranchConfig>,
+    pub eighty_sixed: Vec<ItemId>,
+    /// The open orders, each with the seq and position of its last event.
+    pub orders: Vec<Order>,
+}
+
+impl BranchSnapshot {
+    /// The snapshot of a branch's configuration and open orders as of `position`.
+    pub fn new<'a>(
+        branch: Option<&Branch>,
+        config_seq: u64,
+        position: u64,
+        orders: impl IntoIterator<Item = &'a Order>,
+    ) -> Self {
+        Self {
+            version: SNAPSHOT_VERSION,
+            position,
+            config_seq,
+            config: branch.map(|b| b.config().clone()),
+            eighty_sixed: branch
+                .map(|b| b.eighty_sixed().iter().cloned().collect())
+                .unwrap_or_default(),
+            orders: orders.into_iter().cloned().collect(),
+        }
+    }
+
+    /// The snapshot as the journal keeps it.
+    pub fn encode(&self) -> SavedSnapshot {
+        SavedSnapshot {
+            position: self.position,
+            body: serde_json::to_vec(self).expect("a snapshot serializes"),
+        }
+    }
+
+    /// Reads a saved snapshot; None (with a warning) when it is of another format.
+    fn decode(branch: &BranchId, saved: &SavedSnapshot) -> Option<Self> {
+        match serde_json::from_slice::<Self>(&saved.body) {
+            Ok(s) if s.version == SNAPSHOT_VERSION && s.position == saved.position => Some(s),
+            Ok(s) => {
+                tracing::warn!(%branch, version = s.version, "snapshot of another format ignored");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(%branch, error = %e, "unreadable snapshot ignored");
+                None
+            }
+        }
+    }
+}
+
+/// Saves a snapshot of a recovered branch (recovery benchmarks and tools; the branch actor
+/// snapshots itself as it runs).
+pub async fn save_snapshot(
+    journal: &dyn Journal,
+    id: &BranchId,
+    recovered: &RecoveredBranch,
+) -> Result<(), JournalError> {
+    let snapshot = BranchSnapshot::new(
+        recovered.branch.as_ref(),
+        recovered.config_seq,
+        recovered.position,
+        &recovered.orders,
+    );
+    journal.save_snapshot(id.as_str(), snapshot.encode()).await
+}
+
+/// A branch being rebuilt: the state events are applied to.
+#[derive(Default)]
+struct Rebuild {
+    branch: Option<Branch>,
+    config_seq: u64,
+    orders: HashMap<OrderId, Order>,
+    position: u64,
+}
+
+impl Rebuild {
+    fn from_snapshot(snapshot: BranchSnapshot) -> Result<Self, String> {
+        let mut branch = match snapshot.config {
+            Some(config) => Some(Branch::new(config).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        if let Some(b) = &mut branch {
+            for item in &snapshot.eighty_sixed {
+                b.set_86(item, true);
+            }
+        }
+        Ok(Self {
+            branch,
+            config_seq: snapshot.config_seq,
+            orders: snapshot.orders.into_iter().map(|o| (o.id, o)).collect(),
+            position: snapshot.position,
+        })
+    }
+
+    fn apply(&mut self, envelope: Envelope) -> Result<(), String> {
         let (seq, position, at) = (envelope.seq, envelope.position, envelope.at);
-        recovered.position = recovered.position.max(position);
+        self.position = self.position.max(position);
         match envelope.event {
             Event::Branch(e) => {
-                recovered.config_seq = seq;
-                apply_branch_event(&mut recovered.branch, &e)?;
+                self.config_seq = seq;
+                apply_branch_event(&mut self.branch, &e)?;
             }
             Event::Order(e) => {
-                let order = orders
+                let order = self
+                    .orders
                     .entry(e.order_id)
                     .or_insert_with(|| Order::opened(e.order_id, e.table.clone(), &e.change, at));
                 order.apply(&e.change, at);
@@ -166,8 +272,58 @@ pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBr
                 order.position = position;
             }
         }
+        Ok(())
     }
-    recovered.orders = orders.into_values().filter(|o| !o.is_closed()).collect();
+}
+
+/// Rebuilds a branch's configuration and open orders: from its latest snapshot and the events
+/// after it, or, without a usable snapshot, from every event of its open streams.
+pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBranch, String> {
+    let saved = journal
+        .load_snapshot(id.as_str())
+        .await
+        .map_err(|e| e.to_string())?;
+    let snapshot = saved.and_then(|s| BranchSnapshot::decode(id, &s));
+    let snapshot_position = snapshot.as_ref().map_or(0, |s| s.position);
+    let mut rebuild = match snapshot {
+        Some(snapshot) => {
+            let mut rebuild = Rebuild::from_snapshot(snapshot)?;
+            loop {
+                let page = journal
+                    .read_branch(id.as_str(), rebuild.position, REPLAY_PAGE)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let full = page.len() == REPLAY_PAGE;
+                for s in page {
+                    rebuild.apply(Envelope::decode(s)?)?;
+                }
+                if !full {
+                    break;
+                }
+            }
+            rebuild
+        }
+        None => {
+            let stored = journal
+                .load_open(id.as_str())
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut rebuild = Rebuild::default();
+            for s in stored {
+                rebuild.apply(Envelope::decode(s)?)?;
+            }
+            rebuild
+        }
+    };
+    let mut recovered = RecoveredBranch {
+        branch: rebuild.branch,
+        config_seq: rebuild.config_seq,
+        position: rebuild.position,
+        snapshot_position,
+        ..RecoveredBranch::default()
+    };
+    rebuild.orders.retain(|_, o| !o.is_closed());
+    recovered.orders = rebuild.orders.into_values().collect();
     recovered.orders.sort_by_key(|o| o.position);
     let last = journal
         .last_of_kind(id.as_str(), "order_opened")
@@ -219,10 +375,19 @@ pub struct BranchActor {
     last_ticket: Option<(NaiveDate, u32)>,
     /// Table and branch screens, and the branch's latest events for those that reconnect.
     audience: Audience,
+    /// The position of the latest snapshot saved (or being saved).
+    snapshot_position: u64,
+    /// Events committed between two snapshots.
+    snapshot_every: u64,
 }
 
 impl BranchActor {
-    pub fn new(id: BranchId, journal: Arc<dyn Journal>, recovered: RecoveredBranch) -> Self {
+    pub fn new(
+        id: BranchId,
+        journal: Arc<dyn Journal>,
+        recovered: RecoveredBranch,
+        snapshot_every: u64,
+    ) -> Self {
         let order_tables = recovered
             .orders
             .iter()
@@ -241,7 +406,43 @@ impl BranchActor {
             position: recovered.position,
             last_ticket: recovered.last_ticket,
             audience: Audience::new(BRANCH_HISTORY, recovered.position),
+            snapshot_position: recovered.snapshot_position,
+            snapshot_every: snapshot_every.max(1),
         }
+    }
+
+    /// Saves a snapshot once `snapshot_every` events have been committed since the last one.
+    /// The view is copied here and encoded and written off the actor, which goes on at once.
+    fn snapshot_when_due(&mut self) {
+        if self.position < self.snapshot_position + self.snapshot_every || self.branch.is_none() {
+            return;
+        }
+        // Whatever the outcome, the next attempt waits for as many events again.
+        self.snapshot_position = self.position;
+        let snapshot = BranchSnapshot::new(
+            self.branch.as_deref(),
+            self.config_seq,
+            self.position,
+            self.view.values(),
+        );
+        let journal = self.journal.clone();
+        let branch = self.id.clone();
+        actix::spawn(async move {
+            let started = std::time::Instant::now();
+            let position = snapshot.position;
+            let encoded = match tokio::task::spawn_blocking(move || snapshot.encode()).await {
+                Ok(encoded) => encoded,
+                Err(e) => return tracing::error!(%branch, error = %e, "snapshot not encoded"),
+            };
+            let bytes = encoded.body.len();
+            match journal.save_snapshot(branch.as_str(), encoded).await {
+                Ok(()) => {
+                    crate::metrics::snapshot_saved(started.elapsed());
+                    tracing::info!(%branch, position, bytes, "snapshot saved");
+                }
+                Err(e) => tracing::warn!(%branch, error = %e, "snapshot not saved"),
+            }
+        });
     }
 
     fn configured(&self) -> Result<Arc<Branch>, CommandError> {
@@ -467,6 +668,8 @@ impl Actor for BranchActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         crate::metrics::orders_open(self.id.as_str(), self.view.len());
         self.start_stations(ctx);
+        // A branch recovered from many events saves a snapshot at once: the next start is fast.
+        self.snapshot_when_due();
         let tables: Vec<TableId> = self.order_tables.values().cloned().collect();
         for t in tables {
             self.table(&t);
@@ -794,9 +997,11 @@ impl Handler<BranchCommitted> for BranchActor {
                     Err(()) => tracing::error!(branch = %act.id, "could not read a gap back"),
                 }
                 msg.0.into_iter().for_each(|e| act.on_committed_once(e));
+                act.snapshot_when_due();
             }));
             return;
         }
         msg.0.into_iter().for_each(|e| self.on_committed_once(e));
+        self.snapshot_when_due();
     }
 }

@@ -28,6 +28,7 @@ struct Metrics {
     journal_append: Histogram,
     journal_batch: Histogram,
     journal_errors: IntCounterVec,
+    snapshot_seconds: Histogram,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     ready: IntGauge,
@@ -94,6 +95,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         journal_errors: register(&r, IntCounterVec::new(
             Opts::new("rail_journal_errors_total", "Appends the journal refused or could not commit."),
             &["kind"]).unwrap()),
+        snapshot_seconds: register(&r, Histogram::with_opts(
+            h("rail_snapshot_save_seconds", "Time to encode and save a branch snapshot.", latency.clone())).unwrap()),
         http_requests: register(&r, IntCounterVec::new(
             Opts::new("rail_http_requests_total", "HTTP requests answered, by route and status."),
             &["method", "route", "status"]).unwrap()),
@@ -243,6 +246,11 @@ pub fn journal_append(waited: Duration) {
 /// The journal committed `size` appends in one transaction.
 pub fn journal_batch(size: usize) {
     METRICS.journal_batch.observe(size as f64);
+}
+
+/// A branch snapshot was encoded and saved.
+pub fn snapshot_saved(took: Duration) {
+    METRICS.snapshot_seconds.observe(took.as_secs_f64());
 }
 
 /// An append failed: `conflict` or `unavailable`.

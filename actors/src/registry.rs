@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::branch::{
-    recover, BranchActor, BranchCommitted, BranchInfo, Configure, RecoveredBranch,
+    recover, BranchActor, BranchCommitted, BranchInfo, Configure, RecoveredBranch, SNAPSHOT_EVERY,
 };
 use crate::error::CommandError;
 use crate::event::Envelope;
@@ -40,10 +40,27 @@ struct AdoptBranch(BranchId, RecoveredBranch);
 #[rtype(result = "()")]
 struct FeedCommitted(Committed);
 
+/// How the engine runs its branches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Events a branch commits between two snapshots of itself: recovery reads the latest
+    /// snapshot and at most about this many events after it.
+    pub snapshot_every: u64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            snapshot_every: SNAPSHOT_EVERY,
+        }
+    }
+}
+
 /// The branches this process runs.
 pub struct BranchRegistry {
     journal: Arc<dyn Journal>,
     branches: HashMap<BranchId, Addr<BranchActor>>,
+    options: EngineOptions,
 }
 
 impl Actor for BranchRegistry {
@@ -52,7 +69,13 @@ impl Actor for BranchRegistry {
 
 impl BranchRegistry {
     fn start_branch(&mut self, id: BranchId, recovered: RecoveredBranch) -> Addr<BranchActor> {
-        let addr = BranchActor::new(id.clone(), self.journal.clone(), recovered).start();
+        let addr = BranchActor::new(
+            id.clone(),
+            self.journal.clone(),
+            recovered,
+            self.options.snapshot_every,
+        )
+        .start();
         self.branches.insert(id, addr.clone());
         addr
     }
@@ -136,17 +159,28 @@ fn gone(_: MailboxError) -> CommandError {
 impl Engine {
     /// Recovers every branch from the journal and starts its actors. Call inside an actix
     /// system; the engine is ready when this returns.
-    pub async fn start(journal: Arc<dyn Journal>, mut feed: CommitFeed) -> Result<Self, String> {
+    pub async fn start(
+        journal: Arc<dyn Journal>,
+        mut feed: CommitFeed,
+        options: EngineOptions,
+    ) -> Result<Self, String> {
         let registry = BranchRegistry {
             journal: journal.clone(),
             branches: HashMap::new(),
+            options,
         }
         .start();
         let branches = journal.branches().await.map_err(|e| e.to_string())?;
         for id in branches {
             let id = BranchId::parse(id).map_err(|e| e.to_string())?;
             let recovered = recover(journal.as_ref(), &id).await?;
-            tracing::info!(branch = %id, open_orders = recovered.orders.len(), "branch recovered");
+            tracing::info!(
+                branch = %id,
+                open_orders = recovered.orders.len(),
+                snapshot_position = recovered.snapshot_position,
+                position = recovered.position,
+                "branch recovered"
+            );
             registry
                 .send(AdoptBranch(id, recovered))
                 .await

@@ -1,5 +1,6 @@
 //! For random kitchen sessions run through the real actors and the SQLite journal, a fresh
-//! engine recovered from the journal holds exactly the live engine's open orders and tickets.
+//! engine recovered from the journal holds exactly the live engine's open orders and tickets,
+//! whether it recovers from every event or from a snapshot and the events after it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use rail_actors::journal::SqliteJournal;
 use rail_actors::menu::BranchConfig;
 use rail_actors::order::{NewLine, Order, OrderCommand, Ticket};
 use rail_actors::station::TicketAction;
-use rail_actors::Engine;
+use rail_actors::{Engine, EngineOptions};
 
 const ITEMS: [&str; 4] = ["burger", "steak", "fries", "salad"];
 const TABLES: [&str; 3] = ["t1", "t2", "counter"];
@@ -256,9 +257,28 @@ async fn run(engine: &Engine, script: &[Step]) {
     }
 }
 
-async fn start(path: &std::path::Path) -> Engine {
+async fn start(path: &std::path::Path, snapshot_every: u64) -> Engine {
     let (journal, feed) = SqliteJournal::open(path).unwrap();
-    Engine::start(Arc::new(journal), feed).await.unwrap()
+    Engine::start(Arc::new(journal), feed, EngineOptions { snapshot_every })
+        .await
+        .unwrap()
+}
+
+/// Waits for the branch's snapshot to be at least at `position` (snapshots are written off
+/// the branch actor).
+async fn snapshot_at_least(engine: &Engine, position: u64) -> u64 {
+    for _ in 0..200 {
+        let saved = engine
+            .journal()
+            .load_snapshot(branch().as_str())
+            .await
+            .unwrap();
+        if let Some(s) = saved.filter(|s| s.position >= position) {
+            return s.position;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no snapshot at or after position {position}");
 }
 
 proptest! {
@@ -269,12 +289,36 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.db");
         let before = actix::System::new().block_on(async {
-            let engine = start(&path).await;
+            let engine = start(&path, u64::MAX).await;
             engine.configure(branch(), config()).await.unwrap();
             run(&engine, &script).await;
             live(&engine).await
         });
-        let after = actix::System::new().block_on(async { live(&start(&path).await).await });
+        let after = actix::System::new().block_on(async { live(&start(&path, u64::MAX).await).await });
+        prop_assert_eq!(before, after);
+    }
+
+    /// The same with a snapshot every few events: recovery reads the latest snapshot and the
+    /// events after it (orders opened, changed and closed since), and gets the same engine.
+    #[test]
+    fn recovered_from_a_snapshot_matches_the_live_one(
+        script in prop::collection::vec(step(), 1..60),
+        every in 1u64..8,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let before = actix::System::new().block_on(async {
+            let engine = start(&path, every).await;
+            engine.configure(branch(), config()).await.unwrap();
+            run(&engine, &script).await;
+            let head = engine.journal().head(branch().as_str()).await.unwrap();
+            if head >= every {
+                let snapshot = snapshot_at_least(&engine, every).await;
+                assert!(head >= snapshot, "snapshot {snapshot} beyond the head {head}");
+            }
+            live(&engine).await
+        });
+        let after = actix::System::new().block_on(async { live(&start(&path, every).await).await });
         prop_assert_eq!(before, after);
     }
 }

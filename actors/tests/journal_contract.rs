@@ -13,7 +13,7 @@ use rail_actors::event::{branch_stream, order_stream};
 use rail_actors::ids::{BranchId, OrderId};
 use rail_actors::journal::{
     AppendRequest, CommitFeed, Committed, Journal, JournalError, KeyRecord, NewEvent,
-    PostgresJournal, SqliteJournal, StoredEvent, StoredKey,
+    PostgresJournal, SavedSnapshot, SqliteJournal, StoredEvent, StoredKey,
 };
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -551,6 +551,63 @@ mod contract {
         assert_feed_is_drained(&mut feed).await;
     }
 
+    /// A branch's latest snapshot is kept, per branch; an older one never replaces it, and it
+    /// survives a reopen.
+    pub async fn snapshots_keep_the_latest<F, Fut>(open: F)
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = (Arc<dyn Journal>, CommitFeed)>,
+    {
+        let snapshot = |position: u64, body: &[u8]| SavedSnapshot {
+            position,
+            body: body.to_vec(),
+        };
+        let (journal, _feed) = open().await;
+        assert_eq!(journal.load_snapshot("b").await.unwrap(), None);
+        journal
+            .save_snapshot("b", snapshot(10, b"ten"))
+            .await
+            .unwrap();
+        journal
+            .save_snapshot("c", snapshot(3, b"three"))
+            .await
+            .unwrap();
+        assert_eq!(
+            journal.load_snapshot("b").await.unwrap(),
+            Some(snapshot(10, b"ten"))
+        );
+        journal
+            .save_snapshot("b", snapshot(5, b"five"))
+            .await
+            .unwrap();
+        journal
+            .save_snapshot("b", snapshot(10, b"again"))
+            .await
+            .unwrap();
+        assert_eq!(
+            journal.load_snapshot("b").await.unwrap(),
+            Some(snapshot(10, b"ten")),
+            "an older or equal snapshot replaced a newer one"
+        );
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        journal
+            .save_snapshot("b", snapshot(20, &big))
+            .await
+            .unwrap();
+        drop(journal);
+
+        let (journal, _feed) = open().await;
+        assert_eq!(
+            journal.load_snapshot("b").await.unwrap(),
+            Some(snapshot(20, &big))
+        );
+        assert_eq!(
+            journal.load_snapshot("c").await.unwrap(),
+            Some(snapshot(3, b"three"))
+        );
+        assert_eq!(journal.load_snapshot("d").await.unwrap(), None);
+    }
+
     /// The feed carries every committed append once, each branch's in position order, and
     /// never one that failed.
     /// A key is stored with its append; a second append with the key writes nothing.
@@ -745,6 +802,11 @@ impl Postgres {
     }
 
     async fn open(&self) -> (Arc<dyn Journal>, CommitFeed) {
+        let (journal, feed) = self.connect().await;
+        (journal, feed)
+    }
+
+    async fn connect(&self) -> (Arc<PostgresJournal>, CommitFeed) {
         let (journal, feed) = PostgresJournal::connect(&self.url, Duration::from_secs(5))
             .await
             .expect("journal connects");
@@ -819,6 +881,12 @@ macro_rules! contract_suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn snapshots_keep_the_latest() {
+                let db = <$store>::new().await;
+                contract::snapshots_keep_the_latest(|| db.open()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn idempotency_keys_are_stored_with_their_append() {
                 let (journal, _feed) = <$store>::new().await.open().await;
                 contract::idempotency_keys_are_stored_with_their_append(journal.as_ref()).await;
@@ -835,3 +903,119 @@ macro_rules! contract_suite {
 
 contract_suite!(sqlite, Sqlite);
 contract_suite!(postgres, Postgres);
+
+/// Retention: old months are dropped only when recovery no longer reads them.
+mod postgres_retention {
+    use super::contract::{append, event, request};
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn on(year: i32, month: u32, day: u32) -> DateTime<Utc> {
+        NaiveDate::from_ymd_opt(year, month, day)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap()
+            .and_utc()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn old_months_go_once_nothing_needs_them() {
+        let db = Postgres::new().await;
+        let (journal, _feed) = db.connect().await;
+        let j: &dyn Journal = journal.as_ref();
+        let config = contract::config_stream("b");
+        let (closed, open) = (contract::new_order_stream(), contract::new_order_stream());
+        // January: the branch's configuration. February: an order opened and closed.
+        // March: an order still open. April: nothing.
+        append(
+            j,
+            request(
+                "b",
+                &config,
+                0,
+                vec![event("configured", json!({}), on(2024, 1, 10))],
+            ),
+        )
+        .await;
+        let mut close = request(
+            "b",
+            &closed,
+            0,
+            vec![
+                event("order_opened", json!({}), on(2024, 2, 3)),
+                event("order_closed", json!({}), on(2024, 2, 3)),
+            ],
+        );
+        close.closes_stream = true;
+        append(j, close).await;
+        append(
+            j,
+            request(
+                "b",
+                &open,
+                0,
+                vec![event("order_opened", json!({}), on(2024, 3, 5))],
+            ),
+        )
+        .await;
+        let keep_from = Some(NaiveDate::from_ymd_opt(2024, 5, 1).unwrap());
+
+        // Nothing is dropped without a retention, and only February with one: January holds
+        // configuration no snapshot has, March an open order.
+        assert_eq!(
+            journal.maintain_partitions(None).await.unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            journal.maintain_partitions(keep_from).await.unwrap(),
+            vec!["events_2024_02"]
+        );
+        assert!(j.load_stream(&closed).await.unwrap().is_empty());
+        assert_eq!(j.load_stream(&config).await.unwrap().len(), 1);
+        assert_eq!(j.load_open("b").await.unwrap().len(), 2);
+
+        // A snapshot past the configuration frees January; March stays while its order is open.
+        j.save_snapshot(
+            "b",
+            SavedSnapshot {
+                position: 3,
+                body: b"{}".to_vec(),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            journal.maintain_partitions(keep_from).await.unwrap(),
+            vec!["events_2024_01"]
+        );
+        assert_eq!(j.load_stream(&open).await.unwrap().len(), 1);
+
+        // Heads and positions carry on; a dropped stream's seqs are not reused.
+        let next = append(j, request("b", &open, 1, contract::events("added", 1))).await;
+        assert_eq!((next[0].seq, next[0].position), (2, 5));
+        let reused = j
+            .append(request(
+                "b",
+                &closed,
+                0,
+                contract::events("order_opened", 1),
+            ))
+            .await;
+        assert!(
+            matches!(reused, Err(JournalError::Conflict { actual: 2, .. })),
+            "{reused:?}"
+        );
+        // This month and the next two always have partitions.
+        let today = Utc::now();
+        append(
+            j,
+            request(
+                "c",
+                &contract::config_stream("c"),
+                0,
+                vec![event("x", json!({}), today)],
+            ),
+        )
+        .await;
+    }
+}

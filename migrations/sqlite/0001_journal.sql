@@ -34,3 +34,11 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 ) WITHOUT ROWID;
 
 CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys (at);
+
+-- Each branch's latest snapshot (open orders and configuration as of a position): recovery
+-- reads it and only the events after it.
+CREATE TABLE IF NOT EXISTS snapshots (
+    branch   TEXT    PRIMARY KEY,
+    position INTEGER NOT NULL,
+    body     BLOB    NOT NULL
+) WITHOUT ROWID;

@@ -73,6 +73,16 @@ pub struct StoredEvent {
     pub at: DateTime<Utc>,
 }
 
+/// A branch's state as of a position, saved so that recovery reads it and only the events
+/// after it. The journal keeps the latest of each branch; what the body holds is the branch
+/// actor's business (`branch::BranchSnapshot`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedSnapshot {
+    /// The branch position the state is as of.
+    pub position: u64,
+    pub body: Vec<u8>,
+}
+
 /// Why the journal could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JournalError {
@@ -200,6 +210,16 @@ pub trait Journal: Send + Sync + 'static {
 
     /// Forgets idempotency keys stored before a time; returns how many.
     async fn forget_keys(&self, before: DateTime<Utc>) -> Result<u64, JournalError>;
+
+    /// Keeps a branch's snapshot unless the journal holds one as of a later position.
+    async fn save_snapshot(
+        &self,
+        branch: &str,
+        snapshot: SavedSnapshot,
+    ) -> Result<(), JournalError>;
+
+    /// The branch's latest snapshot, if one was saved.
+    async fn load_snapshot(&self, branch: &str) -> Result<Option<SavedSnapshot>, JournalError>;
 
     /// Whether the journal answers at all (readiness).
     async fn ping(&self) -> Result<(), JournalError> {

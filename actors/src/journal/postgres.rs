@@ -15,7 +15,8 @@ use tokio::sync::mpsc;
 use tokio_postgres::NoTls;
 
 use super::{
-    AppendRequest, CommitFeed, Committed, Journal, JournalError, Pending, StoredEvent, StoredKey,
+    AppendRequest, CommitFeed, Committed, Journal, JournalError, Pending, SavedSnapshot,
+    StoredEvent, StoredKey,
 };
 
 mod embedded {
@@ -23,6 +24,10 @@ mod embedded {
 }
 
 const MAX_BATCH: usize = 1024;
+
+/// The advisory lock replicas take to migrate the schema and to manage partitions, one at a
+/// time.
+const SCHEMA_LOCK: i64 = 0x7261_696c; // "rail"
 
 /// The Postgres journal. Cheap to share behind an `Arc`.
 pub struct PostgresJournal {
@@ -42,16 +47,38 @@ fn month_start(day: NaiveDate, months: i32) -> NaiveDate {
         .expect("a valid month")
 }
 
+/// The partition holding the month that starts on `month`.
+fn partition_name(month: NaiveDate) -> String {
+    format!("events_{:04}_{:02}", month.year(), month.month())
+}
+
+/// The month a partition of ours holds, from its name (`events_YYYY_MM`).
+fn partition_month(name: &str) -> Option<NaiveDate> {
+    let (year, month) = name.strip_prefix("events_")?.split_once('_')?;
+    if year.len() != 4 || month.len() != 2 {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(year.parse().ok()?, month.parse().ok()?, 1)
+}
+
 /// Creates the monthly partition holding `month` unless it exists.
 async fn ensure_partition(client: &Object, month: NaiveDate) -> Result<(), tokio_postgres::Error> {
     let next = month_start(month, 1);
     let sql = format!(
-        "CREATE TABLE IF NOT EXISTS events_{:04}_{:02} PARTITION OF events \
+        "CREATE TABLE IF NOT EXISTS {} PARTITION OF events \
          FOR VALUES FROM ('{month}') TO ('{next}')",
-        month.year(),
-        month.month()
+        partition_name(month)
     );
     client.batch_execute(&sql).await
+}
+
+/// Creates this month's partition and the next two months' unless they exist.
+async fn ensure_partitions_ahead(client: &Object) -> Result<(), tokio_postgres::Error> {
+    let today = Utc::now().date_naive();
+    for m in 0..3 {
+        ensure_partition(client, month_start(today, m)).await?;
+    }
+    Ok(())
 }
 
 impl PostgresJournal {
@@ -76,16 +103,25 @@ impl PostgresJournal {
             .build()
             .map_err(unavailable)?;
         let mut client = pool.get().await.map_err(unavailable)?;
-        embedded::migrations::runner()
-            .run_async(&mut **client)
+        // Replicas starting together migrate one at a time; the lock is the session's, so a
+        // replica that dies holding it releases it with its connection.
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK])
             .await
             .map_err(unavailable)?;
-        let today = Utc::now().date_naive();
-        for m in 0..3 {
-            ensure_partition(&client, month_start(today, m))
+        let migrated = async {
+            embedded::migrations::runner()
+                .run_async(&mut **client)
                 .await
                 .map_err(unavailable)?;
+            ensure_partitions_ahead(&client).await.map_err(unavailable)
         }
+        .await;
+        let unlocked = client
+            .execute("SELECT pg_advisory_unlock($1)", &[&SCHEMA_LOCK])
+            .await;
+        migrated?;
+        unlocked.map_err(unavailable)?;
         drop(client);
 
         let (appends, rx) = mpsc::unbounded_channel();
@@ -121,6 +157,102 @@ impl PostgresJournal {
             .await
             .map_err(|_| unavailable("timed out"))?
     }
+}
+
+impl PostgresJournal {
+    /// Monthly upkeep, one replica at a time (the others skip it): creates the partitions of
+    /// the next months, then drops every month that ended on or before `keep_from` and holds
+    /// nothing recovery still reads: no event of an order still open, and no configuration
+    /// event its branch's snapshot does not already hold. Returns the partitions dropped.
+    ///
+    /// Orders closed in a dropped month can no longer be read back; stream heads and
+    /// positions are kept, so nothing appended later can reuse a dropped (stream, seq).
+    pub async fn maintain_partitions(
+        &self,
+        keep_from: Option<NaiveDate>,
+    ) -> Result<Vec<String>, JournalError> {
+        let work = async {
+            let mut client = self.pool.get().await.map_err(unavailable)?;
+            let locked: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&SCHEMA_LOCK])
+                .await
+                .map_err(unavailable)?
+                .get(0);
+            if !locked {
+                return Ok(Vec::new());
+            }
+            let result = async {
+                ensure_partitions_ahead(&client).await?;
+                match keep_from {
+                    Some(keep_from) => drop_old_partitions(&mut client, keep_from).await,
+                    None => Ok(Vec::new()),
+                }
+            }
+            .await
+            .map_err(unavailable);
+            client
+                .execute("SELECT pg_advisory_unlock($1)", &[&SCHEMA_LOCK])
+                .await
+                .map_err(unavailable)?;
+            result
+        };
+        // Detaching waits for the writer's transaction in progress: allow a few of them.
+        tokio::time::timeout(self.timeout * 4, work)
+            .await
+            .map_err(|_| unavailable("timed out"))?
+    }
+}
+
+/// Drops the partitions that `maintain_partitions` may drop.
+async fn drop_old_partitions(
+    client: &mut Object,
+    keep_from: NaiveDate,
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = 'events'::regclass ORDER BY 1",
+            &[],
+        )
+        .await?;
+    let mut dropped = Vec::new();
+    for row in rows {
+        let name: String = row.get(0);
+        // Only partitions of ours, named from a month (which also makes the name safe to
+        // put in a statement).
+        let Some(month) = partition_month(&name) else {
+            continue;
+        };
+        if month_start(month, 1) > keep_from || partition_name(month) != name {
+            continue;
+        }
+        let needed: bool = client
+            .query_one(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM {name} e JOIN streams s ON s.stream = e.stream \
+                       WHERE NOT s.closed AND e.stream NOT LIKE 'branch/%') \
+                     OR EXISTS (SELECT 1 FROM {name} e WHERE e.stream LIKE 'branch/%' \
+                       AND e.position > COALESCE( \
+                         (SELECT n.position FROM snapshots n WHERE n.branch = e.branch), 0))"
+                ),
+                &[],
+            )
+            .await?
+            .get(0);
+        if needed {
+            tracing::info!(partition = %name, "old month kept: recovery still reads it");
+            continue;
+        }
+        let tx = client.transaction().await?;
+        tx.batch_execute(&format!(
+            "ALTER TABLE events DETACH PARTITION {name}; DROP TABLE {name}"
+        ))
+        .await?;
+        tx.commit().await?;
+        tracing::info!(partition = %name, "old month dropped");
+        dropped.push(name);
+    }
+    Ok(dropped)
 }
 
 const COLUMNS: &str = "e.stream, e.seq, e.branch, e.position, e.kind, e.body, e.at";
@@ -569,6 +701,33 @@ impl Journal for PostgresJournal {
             .map_err(|_| unavailable("timed out"))?
     }
 
+    async fn save_snapshot(
+        &self,
+        branch: &str,
+        snapshot: SavedSnapshot,
+    ) -> Result<(), JournalError> {
+        let sql = "INSERT INTO snapshots (branch, position, body) VALUES ($1, $2, $3) \
+                   ON CONFLICT (branch) DO UPDATE \
+                     SET position = excluded.position, body = excluded.body, at = now() \
+                     WHERE snapshots.position < excluded.position";
+        let position = snapshot.position as i64;
+        self.query(sql, &[&branch, &position, &snapshot.body])
+            .await
+            .map(|_| ())
+    }
+
+    async fn load_snapshot(&self, branch: &str) -> Result<Option<SavedSnapshot>, JournalError> {
+        let sql = "SELECT position, body FROM snapshots WHERE branch = $1";
+        Ok(self
+            .query(sql, &[&branch])
+            .await?
+            .first()
+            .map(|r| SavedSnapshot {
+                position: r.get::<_, i64>(0) as u64,
+                body: r.get(1),
+            }))
+    }
+
     async fn ping(&self) -> Result<(), JournalError> {
         self.query("SELECT 1", &[]).await.map(|_| ())
     }
@@ -577,6 +736,22 @@ impl Journal for PostgresJournal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partition_names_round_trip() {
+        let m = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        assert_eq!(partition_name(m), "events_2026_03");
+        assert_eq!(partition_month("events_2026_03"), Some(m));
+        for other in [
+            "events_2026_3",
+            "events_2026_13",
+            "events",
+            "events_x_03",
+            "other_2026_03",
+        ] {
+            assert_eq!(partition_month(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn months_roll_over_years() {

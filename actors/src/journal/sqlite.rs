@@ -14,7 +14,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AppendRequest, CommitFeed, Committed, Journal, JournalError, Pending, StoredEvent, StoredKey,
+    AppendRequest, CommitFeed, Committed, Journal, JournalError, Pending, SavedSnapshot,
+    StoredEvent, StoredKey,
 };
 
 const SCHEMA: &str = include_str!("../../../migrations/sqlite/0001_journal.sql");
@@ -382,6 +383,43 @@ impl Journal for SqliteJournal {
         self.read(move |c| {
             c.execute("DELETE FROM idempotency_keys WHERE at < ?1", [before])
                 .map(|n| n as u64)
+        })
+        .await
+    }
+
+    async fn save_snapshot(
+        &self,
+        branch: &str,
+        snapshot: SavedSnapshot,
+    ) -> Result<(), JournalError> {
+        // Like the key deletes: a write through the file lock, infrequent.
+        let branch = branch.to_owned();
+        self.read(move |c| {
+            c.execute(
+                "INSERT INTO snapshots (branch, position, body) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (branch) DO UPDATE SET position = excluded.position, \
+                   body = excluded.body WHERE snapshots.position < excluded.position",
+                params![branch, snapshot.position as i64, snapshot.body],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn load_snapshot(&self, branch: &str) -> Result<Option<SavedSnapshot>, JournalError> {
+        let branch = branch.to_owned();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT position, body FROM snapshots WHERE branch = ?1",
+                [branch],
+                |r| {
+                    Ok(SavedSnapshot {
+                        position: r.get::<_, i64>(0)? as u64,
+                        body: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
         })
         .await
     }
