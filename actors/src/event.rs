@@ -103,6 +103,21 @@ impl Envelope {
         })
     }
 
+    /// Reads a stored event without taking it (no copy of its body first).
+    pub fn decode_ref(stored: &StoredEvent) -> Result<Self, String> {
+        let event = Event::deserialize(&stored.body)
+            .map_err(|e| format!("event {}#{}: {e}", stored.stream, stored.seq))?;
+        let branch = BranchId::parse(stored.branch.clone()).map_err(|e| e.to_string())?;
+        Ok(Self {
+            stream: stored.stream.clone(),
+            seq: stored.seq,
+            branch,
+            position: stored.position,
+            at: stored.at,
+            event,
+        })
+    }
+
     pub fn table(&self) -> Option<&TableId> {
         match &self.event {
             Event::Order(o) => Some(&o.table),

@@ -132,8 +132,8 @@ impl Handler<FeedCommitted> for BranchRegistry {
         };
         let envelopes = msg
             .0
-            .into_iter()
-            .filter_map(|s| match Envelope::decode(s) {
+            .iter()
+            .filter_map(|s| match Envelope::decode_ref(s) {
                 Ok(e) => Some(Arc::new(e)),
                 Err(e) => {
                     tracing::error!(error = %e, "undecodable committed event");

@@ -154,7 +154,7 @@ impl TableActor {
 
     fn apply(&mut self, order_id: OrderId, stored: &[StoredEvent]) -> Option<Order> {
         for s in stored {
-            let envelope = match Envelope::decode(s.clone()) {
+            let envelope = match Envelope::decode_ref(s) {
                 Ok(envelope) => envelope,
                 Err(e) => {
                     tracing::error!(error = %e, %order_id, "unreadable order event skipped");

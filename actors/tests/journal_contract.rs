@@ -735,14 +735,14 @@ mod contract {
     }
 
     /// Takes `count` commits from the feed, waiting for each a bounded time.
-    pub async fn receive(feed: &mut CommitFeed, count: usize) -> Vec<Committed> {
+    pub async fn receive(feed: &mut CommitFeed, count: usize) -> Vec<Vec<StoredEvent>> {
         let mut received = Vec::with_capacity(count);
         while received.len() < count {
             let next = tokio::time::timeout(FEED_WAIT, feed.recv())
                 .await
                 .unwrap_or_else(|_| panic!("feed gave {} of {count} commits", received.len()))
                 .expect("feed open");
-            received.push(next);
+            received.push(next.to_vec());
         }
         received
     }

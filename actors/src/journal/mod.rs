@@ -7,6 +7,8 @@
 mod postgres;
 mod sqlite;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -100,17 +102,23 @@ pub enum JournalError {
     DuplicateKey(String),
 }
 
-/// What the commit feed carries: the events of one append, in commit order.
-pub type Committed = Vec<StoredEvent>;
+/// What the commit feed carries: the events of one append, in commit order. Shared with the
+/// append's caller, so the writer copies nothing.
+pub type Committed = Arc<[StoredEvent]>;
 
 /// The receiving end of the commit feed; one consumer takes it at start-up.
 pub type CommitFeed = mpsc::UnboundedReceiver<Committed>;
 
+/// What a journal's writer answers for one append.
+pub(crate) type Outcome = Result<Committed, JournalError>;
+
 /// An append waiting for its journal's writer, with where to send the outcome.
-pub(crate) type Pending = (
-    AppendRequest,
-    oneshot::Sender<Result<Vec<StoredEvent>, JournalError>>,
-);
+pub(crate) struct Pending {
+    pub request: AppendRequest,
+    /// Each event's body as JSON text, written by the caller so the writer does not.
+    pub bodies: Vec<String>,
+    pub reply: oneshot::Sender<Outcome>,
+}
 
 /// Hands an append to a journal's single writer and waits for its commit.
 pub(crate) async fn enqueue(
@@ -121,31 +129,39 @@ pub(crate) async fn enqueue(
         return Ok(Vec::new());
     }
     let stopped = || JournalError::Unavailable("journal writer stopped".into());
-    let (tx, rx) = oneshot::channel();
-    writer.send((request, tx)).map_err(|_| stopped())?;
-    rx.await.map_err(|_| stopped())?
+    let bodies = request.events.iter().map(|e| e.body.to_string()).collect();
+    let (reply, rx) = oneshot::channel();
+    writer
+        .send(Pending {
+            request,
+            bodies,
+            reply,
+        })
+        .map_err(|_| stopped())?;
+    let committed = rx.await.map_err(|_| stopped())??;
+    Ok(committed.to_vec())
 }
 
 /// Answers every append of a committed (or failed) batch, and sends the committed ones to the
 /// commit feed in batch order, before their callers hear back.
 pub(crate) fn settle(
     batch: Vec<Pending>,
-    outcome: Result<Vec<Result<Vec<StoredEvent>, JournalError>>, JournalError>,
+    outcome: Result<Vec<Outcome>, JournalError>,
     feed: &mpsc::UnboundedSender<Committed>,
 ) {
     match outcome {
         Ok(results) => {
-            for ((_, reply), result) in batch.into_iter().zip(results) {
+            for (pending, result) in batch.into_iter().zip(results) {
                 if let Ok(events) = &result {
                     let _ = feed.send(events.clone());
                 }
-                let _ = reply.send(result);
+                let _ = pending.reply.send(result);
             }
         }
         Err(e) => {
             tracing::error!(error = %e, "journal batch failed");
-            for (_, reply) in batch {
-                let _ = reply.send(Err(e.clone()));
+            for pending in batch {
+                let _ = pending.reply.send(Err(e.clone()));
             }
         }
     }

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::NoTls;
 
 use super::{
-    AppendRequest, CommitFeed, Committed, Journal, JournalError, Pending, SavedSnapshot,
+    AppendRequest, CommitFeed, Committed, Journal, JournalError, Outcome, Pending, SavedSnapshot,
     StoredEvent, StoredKey,
 };
 
@@ -277,8 +277,6 @@ struct Writer {
     partitions: BTreeSet<NaiveDate>,
 }
 
-type Outcome = Result<Vec<StoredEvent>, JournalError>;
-
 impl Writer {
     async fn run(
         mut self,
@@ -301,17 +299,17 @@ impl Writer {
                     .as_ref()
                     .map(|k| (r.branch.clone(), k.key.clone()))
             };
-            let mut streams = HashSet::from([first.0.stream.clone()]);
-            let mut keys: HashSet<(String, String)> = key(&first.0).into_iter().collect();
+            let mut streams = HashSet::from([first.request.stream.clone()]);
+            let mut keys: HashSet<(String, String)> = key(&first.request).into_iter().collect();
             let mut batch = vec![first];
             let mut later = VecDeque::new();
             while batch.len() < MAX_BATCH {
                 let Some(next) = deferred.pop_front().or_else(|| rx.try_recv().ok()) else {
                     break;
                 };
-                let next_key = key(&next.0);
+                let next_key = key(&next.request);
                 let key_free = next_key.as_ref().is_none_or(|k| !keys.contains(k));
-                if key_free && streams.insert(next.0.stream.clone()) {
+                if key_free && streams.insert(next.request.stream.clone()) {
                     keys.extend(next_key);
                     batch.push(next);
                 } else {
@@ -321,9 +319,8 @@ impl Writer {
             later.extend(deferred.drain(..));
             deferred = later;
 
-            let requests: Vec<&AppendRequest> = batch.iter().map(|(r, _)| r).collect();
-            crate::metrics::journal_batch(requests.len());
-            let outcome = tokio::time::timeout(self.timeout, self.commit(&requests)).await;
+            crate::metrics::journal_batch(batch.len());
+            let outcome = tokio::time::timeout(self.timeout, self.commit(&mut batch)).await;
             let outcome = match outcome {
                 Ok(Ok(results)) => Ok(results),
                 Ok(Err(e)) => Err(e),
@@ -339,10 +336,12 @@ impl Writer {
         }
     }
 
-    async fn commit(&mut self, batch: &[&AppendRequest]) -> Result<Vec<Outcome>, JournalError> {
+    /// Commits a batch in one transaction; the events move from the requests into the answers.
+    async fn commit(&mut self, pending: &mut [Pending]) -> Result<Vec<Outcome>, JournalError> {
         if self.conn.is_none() {
             self.conn = Some(self.pool.get().await.map_err(unavailable)?);
         }
+        let batch: Vec<&AppendRequest> = pending.iter().map(|p| &p.request).collect();
         let months: BTreeSet<NaiveDate> = batch
             .iter()
             .flat_map(|r| r.events.iter().map(|e| month_start(e.at.date_naive(), 0)))
@@ -474,40 +473,42 @@ impl Writer {
             }
         }
 
-        // Every event of the batch in one insert.
-        let mut results = Vec::with_capacity(batch.len());
-        let mut rows: Vec<StoredEvent> = Vec::new();
+        // Every event of the batch in one insert, its columns straight from the requests.
         let mut lost = Vec::new();
-        for r in batch {
+        let rows = batch
+            .iter()
+            .filter(|r| won.contains(&r.stream))
+            .map(|r| r.events.len())
+            .sum();
+        let mut position: Vec<i64> = Vec::with_capacity(rows);
+        let mut seq: Vec<i64> = Vec::with_capacity(rows);
+        let mut body: Vec<&str> = Vec::with_capacity(rows);
+        let mut branch: Vec<&str> = Vec::with_capacity(rows);
+        let mut stream: Vec<&str> = Vec::with_capacity(rows);
+        let mut kind: Vec<&str> = Vec::with_capacity(rows);
+        let mut at: Vec<DateTime<Utc>> = Vec::with_capacity(rows);
+        for p in pending.iter() {
+            let r = &p.request;
             if !won.contains(&r.stream) {
                 lost.push(r.stream.clone());
-                results.push(None);
                 continue;
             }
-            let position = next_position.get_mut(&r.branch).expect("allocated above");
-            let stored: Vec<StoredEvent> = r
-                .events
-                .iter()
-                .enumerate()
-                .map(|(i, e)| {
-                    let p = *position;
-                    *position += 1;
-                    StoredEvent {
-                        stream: r.stream.clone(),
-                        seq: r.expected_seq + 1 + i as u64,
-                        branch: r.branch.clone(),
-                        position: p,
-                        kind: e.kind.clone(),
-                        body: e.body.clone(),
-                        at: DateTime::from_timestamp_micros(e.at.timestamp_micros())
-                            .unwrap_or_default(),
-                    }
-                })
-                .collect();
-            rows.extend(stored.iter().cloned());
-            results.push(Some(stored));
+            let next = next_position.get_mut(&r.branch).expect("allocated above");
+            for (i, (e, text)) in r.events.iter().zip(&p.bodies).enumerate() {
+                position.push(*next as i64);
+                *next += 1;
+                seq.push((r.expected_seq + 1 + i as u64) as i64);
+                body.push(text);
+                branch.push(&r.branch);
+                stream.push(&r.stream);
+                kind.push(&e.kind);
+                // Postgres keeps microseconds; the answer holds what it keeps.
+                at.push(
+                    DateTime::from_timestamp_micros(e.at.timestamp_micros()).unwrap_or_default(),
+                );
+            }
         }
-        if !rows.is_empty() {
+        if !position.is_empty() {
             let stmt = tx
                 .prepare_cached(
                     "INSERT INTO events (branch, position, stream, seq, kind, body, at) \
@@ -517,13 +518,6 @@ impl Writer {
                 )
                 .await
                 .map_err(unavailable)?;
-            let branch: Vec<&str> = rows.iter().map(|e| e.branch.as_str()).collect();
-            let position: Vec<i64> = rows.iter().map(|e| e.position as i64).collect();
-            let stream: Vec<&str> = rows.iter().map(|e| e.stream.as_str()).collect();
-            let seq: Vec<i64> = rows.iter().map(|e| e.seq as i64).collect();
-            let kind: Vec<&str> = rows.iter().map(|e| e.kind.as_str()).collect();
-            let body: Vec<String> = rows.iter().map(|e| e.body.to_string()).collect();
-            let at: Vec<DateTime<Utc>> = rows.iter().map(|e| e.at).collect();
             tx.execute(
                 &stmt,
                 &[&branch, &position, &stream, &seq, &kind, &body, &at],
@@ -531,7 +525,6 @@ impl Writer {
             .await
             .map_err(unavailable)?;
         }
-
         // Keys of appends that lost their stream are not theirs to keep.
         let (orphan_branches, orphan_keys): (Vec<&str>, Vec<&str>) = batch
             .iter()
@@ -567,25 +560,39 @@ impl Writer {
             }
         }
         tx.commit().await.map_err(unavailable)?;
-        Ok(batch
-            .iter()
-            .zip(results)
-            .map(|(r, stored)| {
-                if key_lost(r) {
-                    let key = r
-                        .idempotency
-                        .as_ref()
-                        .map(|k| k.key.clone())
-                        .unwrap_or_default();
-                    return Err(JournalError::DuplicateKey(key));
-                }
-                stored.ok_or_else(|| JournalError::Conflict {
+
+        let mut row = 0;
+        let mut answer = |r: &mut AppendRequest| {
+            if key_lost(r) {
+                let key = r.idempotency.as_ref().map(|k| k.key.clone());
+                return Err(JournalError::DuplicateKey(key.unwrap_or_default()));
+            }
+            if !won.contains(&r.stream) {
+                return Err(JournalError::Conflict {
                     stream: r.stream.clone(),
                     expected: r.expected_seq,
                     actual: actual.get(&r.stream).copied().unwrap_or(0),
+                });
+            }
+            let stored: Vec<StoredEvent> = std::mem::take(&mut r.events)
+                .into_iter()
+                .map(|e| {
+                    let stored = StoredEvent {
+                        stream: r.stream.clone(),
+                        seq: seq[row] as u64,
+                        branch: r.branch.clone(),
+                        position: position[row] as u64,
+                        kind: e.kind,
+                        body: e.body,
+                        at: at[row],
+                    };
+                    row += 1;
+                    stored
                 })
-            })
-            .collect())
+                .collect();
+            Ok(stored.into())
+        };
+        Ok(pending.iter_mut().map(|p| answer(&mut p.request)).collect())
     }
 }
 

@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AppendRequest, CommitFeed, Committed, Journal, JournalError, Pending, SavedSnapshot,
+    AppendRequest, CommitFeed, Committed, Journal, JournalError, Outcome, Pending, SavedSnapshot,
     StoredEvent, StoredKey,
 };
 
@@ -147,9 +147,8 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let requests: Vec<&AppendRequest> = batch.iter().map(|(r, _)| r).collect();
-            crate::metrics::journal_batch(requests.len());
-            let outcome = self.commit(&requests).map_err(|e| {
+            crate::metrics::journal_batch(batch.len());
+            let outcome = self.commit(&mut batch).map_err(|e| {
                 // Positions are re-read from the file after a failed transaction.
                 self.positions.clear();
                 unavailable(e)
@@ -171,14 +170,11 @@ impl Writer {
         Ok(p as u64)
     }
 
-    /// Writes a batch in one transaction; a failed append rolls back only its savepoint.
-    #[allow(clippy::type_complexity)]
-    fn commit(
-        &mut self,
-        batch: &[&AppendRequest],
-    ) -> rusqlite::Result<Vec<Result<Vec<StoredEvent>, JournalError>>> {
+    /// Writes a batch in one transaction; a failed append rolls back only its savepoint. The
+    /// events move from the requests into the answers.
+    fn commit(&mut self, batch: &mut [Pending]) -> rusqlite::Result<Vec<Outcome>> {
         let mut positions: HashMap<String, u64> = HashMap::new();
-        for r in batch {
+        for Pending { request: r, .. } in batch.iter() {
             if !positions.contains_key(&r.branch) {
                 let p = self.position(&r.branch)?;
                 positions.insert(r.branch.clone(), p);
@@ -188,7 +184,10 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut results = Vec::with_capacity(batch.len());
-        for request in batch {
+        for Pending {
+            request, bodies, ..
+        } in batch.iter_mut()
+        {
             let sp = tx.savepoint()?;
             let actual: u64 = sp
                 .prepare_cached("SELECT last_seq FROM streams WHERE stream = ?1")?
@@ -230,13 +229,18 @@ impl Writer {
                 }
             }
             let mut position = positions[&request.branch];
+            let last = request.expected_seq + request.events.len() as u64;
             let mut stored = Vec::with_capacity(request.events.len());
             {
                 let mut insert = sp.prepare_cached(
                     "INSERT INTO events (branch, position, stream, seq, kind, body, at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?;
-                for (i, e) in request.events.iter().enumerate() {
+                for (i, (e, body)) in std::mem::take(&mut request.events)
+                    .into_iter()
+                    .zip(bodies.iter())
+                    .enumerate()
+                {
                     position += 1;
                     let seq = request.expected_seq + 1 + i as u64;
                     insert.execute(params![
@@ -245,7 +249,7 @@ impl Writer {
                         request.stream,
                         seq as i64,
                         e.kind,
-                        e.body.to_string(),
+                        body,
                         micros(&e.at),
                     ])?;
                     stored.push(StoredEvent {
@@ -253,13 +257,12 @@ impl Writer {
                         seq,
                         branch: request.branch.clone(),
                         position,
-                        kind: e.kind.clone(),
-                        body: e.body.clone(),
+                        kind: e.kind,
+                        body: e.body,
                         at: DateTime::from_timestamp_micros(micros(&e.at)).unwrap_or_default(),
                     });
                 }
             }
-            let last = request.expected_seq + request.events.len() as u64;
             sp.prepare_cached(
                 "INSERT INTO streams (stream, branch, last_seq, closed) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq, \
@@ -273,7 +276,7 @@ impl Writer {
             ])?;
             sp.commit()?;
             positions.insert(request.branch.clone(), position);
-            results.push(Ok(stored));
+            results.push(Ok(stored.into()));
         }
         tx.commit()?;
         self.positions.extend(positions);
