@@ -342,8 +342,11 @@ fn chaos_lines(s: &mut String, chaos: &Value) {
         .map(|r| {
             r.iter()
                 .map(|r| {
+                    let first = r["first_answer_ms"]
+                        .as_f64()
+                        .map_or("none".to_owned(), |ms| format!("{ms:.0} ms"));
                     format!(
-                        "{:.1} s: {:.0} ms",
+                        "at {:.1} s: {:.0} ms (first command answered {first})",
                         r["at_s"].as_f64().unwrap_or(0.0),
                         r["downtime_ms"].as_f64().unwrap_or(0.0)
                     )

@@ -223,6 +223,11 @@ struct Shared {
     kills: AtomicU64,
     /// Orders acknowledged open, by id.
     acked: Mutex<HashMap<String, AckedOrder>>,
+    /// Set at a kill, taken by the first command answered after it: when the devices were
+    /// served again.
+    since_kill: Mutex<Option<Instant>>,
+    /// Kill -> first command answered after it, one per kill.
+    back_after: Mutex<Vec<Duration>>,
     plans: Mutex<HashMap<String, Arc<OrderPlan>>>,
     fires: Mutex<HashMap<FireKey, FireTrack>>,
     tickets: Mutex<HashMap<String, TicketTrack>>,
@@ -319,6 +324,7 @@ impl Shared {
         };
         if status.is_success() {
             self.rec.ack(kind, sent.elapsed());
+            self.answered();
             if attempts > 1 {
                 self.rec.retried(sent.elapsed());
             }
@@ -335,6 +341,16 @@ impl Shared {
                 }),
         }
         None
+    }
+
+    /// A command was answered with success: the first after a kill marks the service back.
+    fn answered(&self) {
+        if self.kills.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        if let Some(killed) = self.since_kill.lock().expect("lock").take() {
+            self.back_after.lock().expect("lock").push(killed.elapsed());
+        }
     }
 
     /// Notes what the engine acknowledged of an order.
@@ -684,6 +700,8 @@ async fn drive(
         server_addr,
         kills: AtomicU64::new(0),
         acked: Mutex::new(HashMap::new()),
+        since_kill: Mutex::new(None),
+        back_after: Mutex::new(Vec::new()),
         run_tag: format!(
             "lt{}",
             std::time::SystemTime::now()
@@ -952,13 +970,16 @@ async fn drive(
     }
     let chaos_json = (!args.chaos_kill_at.is_empty()).then(|| {
         let downtimes: Vec<f64> = chaos.kills.iter().map(|(_, r)| r.downtime_ms).collect();
+        let back_after = shared.back_after.lock().expect("lock").clone();
         let replays_now = metrics_text.as_deref().map(replays);
         json!({
             "kills": chaos.kills.len(),
             "kills_planned_at_s": args.chaos_kill_at,
-            "restarts": chaos.kills.iter().map(|(at, r)| {
+            "restarts": chaos.kills.iter().enumerate().map(|(i, (at, r))| {
                 let mut r = json!(r);
                 r["at_s"] = json!((at * 1000.0).round() / 1000.0);
+                // Kill -> the first command a device had answered after it.
+                r["first_answer_ms"] = json!(back_after.get(i).map(|d| d.as_secs_f64() * 1000.0));
                 r
             }).collect::<Vec<_>>(),
             "downtime_ms_max": downtimes.iter().copied().fold(0.0, f64::max),
@@ -1106,6 +1127,7 @@ async fn chaos(args: &RunArgs, shared: &Shared, target: &mut Target, t0: Instant
         if let Some(text) = scrape_metrics(&shared.http, &target.base).await {
             outcome.replays_before_kills += replays(&text);
         }
+        *shared.since_kill.lock().expect("lock") = Some(Instant::now());
         shared.kills.fetch_add(1, Ordering::Relaxed);
         let at = t0.elapsed().as_secs_f64();
         if !args.quiet {
@@ -1943,6 +1965,7 @@ impl Screen {
                 }
                 if frame.kind == "ack" {
                     shared.rec.ack(p.kind, now - p.sent);
+                    shared.answered();
                     if p.resent {
                         shared.rec.retried(now - p.sent);
                     }
@@ -2472,5 +2495,98 @@ impl Verification {
             "ready_notices_unexpected": self.ready_unexpected,
             "samples": self.samples,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::LinePlan;
+
+    fn acked(layout: &Layout) -> AckedOrder {
+        let plan = OrderPlan {
+            at: Duration::ZERO,
+            branch: 0,
+            table: 0,
+            guests: 2,
+            courses: 1,
+            lines: vec![LinePlan {
+                item: 0,
+                quantity: 2,
+                modifiers: vec!["no onion"],
+                seat: 1,
+                course: 1,
+            }],
+            prep_ms: vec![vec![50]],
+            course_gap: Duration::ZERO,
+        };
+        assert_eq!(layout.tables[0], "t1");
+        AckedOrder {
+            plan: Arc::new(plan),
+            lines_acked: true,
+            fires_sent: 1,
+            fires_acked: 1,
+            tickets: vec!["k1".into()],
+            served: vec![1],
+            closed: true,
+        }
+    }
+
+    fn order(layout: &Layout, lines: usize, tickets: &[&str], closed: bool) -> proto::OrderBody {
+        let line = |id: usize| {
+            json!({"id": id, "item": layout.items[0].id, "quantity": 2,
+                   "modifiers": ["no onion"], "seat": 1, "course": 1, "status": "served",
+                   "fire_no": 1})
+        };
+        serde_json::from_value(json!({
+            "id": "o1", "table": "t1", "guests": 2, "fires": 1,
+            "closed_at": closed.then_some("2026-11-23T12:00:00Z"),
+            "lines": (1..=lines).map(line).collect::<Vec<_>>(),
+            "tickets": tickets.iter().map(|t| json!({"id": t, "station": "grill", "fire_no": 1})).collect::<Vec<_>>(),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_order_read_back_as_acknowledged_passes() {
+        let layout = Layout::new(1, 1, 1);
+        let acked = acked(&layout);
+        assert_eq!(
+            order_differs(&layout, &acked, &order(&layout, 1, &["k1"], true)),
+            None
+        );
+    }
+
+    #[test]
+    fn an_order_read_back_otherwise_is_caught() {
+        let layout = Layout::new(1, 1, 1);
+        let acked = acked(&layout);
+        // Lines added twice (a retry run again), a ticket gone, an acknowledged close undone.
+        for differs in [
+            order(&layout, 2, &["k1"], true),
+            order(&layout, 1, &[], true),
+            order(&layout, 1, &["k1"], false),
+        ] {
+            assert!(order_differs(&layout, &acked, &differs).is_some());
+        }
+        let mut refired = order(&layout, 1, &["k1"], true);
+        refired.fires = 2;
+        assert!(order_differs(&layout, &acked, &refired).is_some());
+    }
+
+    #[test]
+    fn backs_off_with_jitter_up_to_a_second() {
+        let mut b = Backoff::new();
+        let waits: Vec<Duration> = (0..8).map(|_| b.wait()).collect();
+        assert!(waits[0] >= Duration::from_millis(25) && waits[0] <= Duration::from_millis(50));
+        assert!(waits.iter().all(|w| *w <= Backoff::MAX));
+        assert!(waits[7] >= Backoff::MAX / 2);
+    }
+
+    #[test]
+    fn reads_the_replay_counter() {
+        let text = "# HELP rail_idempotent_replays_total Retries.\n# TYPE rail_idempotent_replays_total counter\nrail_idempotent_replays_total 7\n";
+        assert_eq!(replays(text), 7);
+        assert_eq!(replays("other 1\n"), 0);
     }
 }
