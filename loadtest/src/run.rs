@@ -223,8 +223,8 @@ struct Shared {
     kills: AtomicU64,
     /// Orders acknowledged open, by id.
     acked: Mutex<HashMap<String, AckedOrder>>,
-    /// Set at a kill, taken by the first command answered after it: when the devices were
-    /// served again.
+    /// The last kill, set once its restart is ready and taken by the first command answered
+    /// after that: when the devices were served again.
     since_kill: Mutex<Option<Instant>>,
     /// Kill -> first command answered after it, one per kill.
     back_after: Mutex<Vec<Duration>>,
@@ -1127,7 +1127,7 @@ async fn chaos(args: &RunArgs, shared: &Shared, target: &mut Target, t0: Instant
         if let Some(text) = scrape_metrics(&shared.http, &target.base).await {
             outcome.replays_before_kills += replays(&text);
         }
-        *shared.since_kill.lock().expect("lock") = Some(Instant::now());
+        let killed = Instant::now();
         shared.kills.fetch_add(1, Ordering::Relaxed);
         let at = t0.elapsed().as_secs_f64();
         if !args.quiet {
@@ -1138,6 +1138,9 @@ async fn chaos(args: &RunArgs, shared: &Shared, target: &mut Target, t0: Instant
         }
         match target.kill_and_restart(Duration::from_secs(60)).await {
             Ok(restart) => {
+                // Answers read after the kill but sent before it do not count: from now on,
+                // the first answer comes from the new process.
+                *shared.since_kill.lock().expect("lock") = Some(killed);
                 if !args.quiet {
                     eprintln!(
                         "[{:>4.0}s] chaos: restarted (pid {}), ready {:.0} ms after the kill",
