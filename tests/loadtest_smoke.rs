@@ -1,16 +1,17 @@
-//! A short run of the load test (`loadtest/`) against the real server binary: a few seconds at a
+//! Short runs of the load test (`loadtest/`) against the real server binary: a few seconds at a
 //! low rate, checking correctness (every ticket on every screen of its station once, every
-//! ready notice at its table), not speed. Follows `RAIL_TEST_JOURNAL` like the other tests.
+//! ready notice at its table, every acknowledged order read back), not speed; once with the
+//! server killed (SIGKILL) and restarted mid-run. Follows `RAIL_TEST_JOURNAL` like the other
+//! tests.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
-#[test]
-fn a_short_rush_loses_nothing() {
-    let out = tempfile::tempdir().expect("temp dir");
-    let report_dir = out.path().join("report");
+/// Runs `loadtest run` on a spawned server, small and quick, with `extra` flags; returns its
+/// output and report.
+fn run_loadtest(report_dir: &Path, extra: &[&str]) -> (Output, Value) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -41,8 +42,9 @@ fn a_short_rush_loses_nothing() {
             "40",
         ])
         .args(["--course-gap-ms", "10", "--drain-timeout", "15", "--quiet"])
+        .args(extra)
         .arg("--out")
-        .arg(&report_dir);
+        .arg(report_dir);
     if std::env::var("RAIL_TEST_JOURNAL").as_deref() == Ok("postgres") {
         let admin = std::env::var("TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
@@ -56,12 +58,19 @@ fn a_short_rush_loses_nothing() {
         "the load test failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
+    let report: Value =
+        serde_json::from_str(&read(report_dir, "report.json")).expect("report.json parses");
+    (output, report)
+}
 
-    let read = |name: &str| -> String {
-        let path: PathBuf = report_dir.join(name);
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    };
-    let report: Value = serde_json::from_str(&read("report.json")).expect("report.json parses");
+fn read(dir: &Path, name: &str) -> String {
+    let path: PathBuf = dir.join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// What every passing run shows: nothing lost or duplicated, every order finished and read
+/// back as acknowledged.
+fn assert_nothing_lost(report: &Value) {
     assert_eq!(report["passed"], true, "{report:#}");
     let v = &report["verification"];
     assert_eq!(v["lost"], 0, "{v:#}");
@@ -79,6 +88,29 @@ fn a_short_rush_loses_nothing() {
         report["counts"]["orders_completed"], report["counts"]["orders_opened"],
         "{report:#}"
     );
+    let orders = &v["orders_read_back"];
+    assert_eq!(
+        orders["acknowledged"], report["counts"]["orders_opened"],
+        "{orders:#}"
+    );
+    assert_eq!(orders["verified"], orders["acknowledged"], "{orders:#}");
+    assert_eq!(
+        orders["journal_orders_opened"], orders["acknowledged"],
+        "{orders:#}"
+    );
+    for k in ["missing", "mismatched", "unreadable", "duplicated"] {
+        assert_eq!(orders[k], 0, "{k}: {orders:#}");
+    }
+}
+
+#[test]
+fn a_short_rush_loses_nothing() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let report_dir = out.path().join("report");
+    let (output, report) = run_loadtest(&report_dir, &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_nothing_lost(&report);
+    assert!(report["chaos"].is_null(), "{report:#}");
     assert!(
         report["latency_ms"]["fire_to_screen"]["count"]
             .as_u64()
@@ -88,7 +120,7 @@ fn a_short_rush_loses_nothing() {
     assert!(!report["series"].as_array().unwrap().is_empty());
 
     for chart in ["latency.svg", "throughput.svg"] {
-        let svg = read(chart);
+        let svg = read(&report_dir, chart);
         assert!(
             svg.starts_with("<svg") || svg.starts_with("<?xml"),
             "{chart} is not an SVG: {}",
@@ -99,10 +131,62 @@ fn a_short_rush_loses_nothing() {
             "{chart} draws no line"
         );
     }
-    let summary = read("summary.txt");
+    let summary = read(&report_dir, "summary.txt");
     assert!(summary.contains("PASSED"), "{summary}");
     assert!(
         stdout.contains("verify"),
         "the summary is printed: {stdout}"
+    );
+}
+
+#[test]
+fn a_rush_survives_the_server_killed_mid_run() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let report_dir = out.path().join("report");
+    let (_, report) = run_loadtest(
+        &report_dir,
+        &["--chaos-kill-at", "2", "--retry-deadline", "20"],
+    );
+    assert_nothing_lost(&report);
+
+    let chaos = &report["chaos"];
+    assert_eq!(chaos["kills"], 1, "{chaos:#}");
+    let restart = &chaos["restarts"][0];
+    assert_ne!(restart["killed_pid"], restart["new_pid"], "{chaos:#}");
+    let downtime = restart["downtime_ms"].as_f64().unwrap();
+    assert!(downtime > 0.0 && downtime < 60_000.0, "{chaos:#}");
+    // Every screen and tablet lost its socket to the kill, came back, and nothing else closed.
+    let sockets = &report["counts"]["sockets"];
+    let all = sockets["screens"].as_u64().unwrap() + sockets["tablets"].as_u64().unwrap();
+    assert_eq!(chaos["sockets_closed_by_kill"], all, "{chaos:#}");
+    assert!(chaos["reconnects"].as_u64().unwrap() >= all, "{chaos:#}");
+    assert_eq!(chaos["sockets_closed_otherwise"], 0, "{chaos:#}");
+    assert_eq!(chaos["reconnects_failed"], 0, "{chaos:#}");
+    for k in [
+        "tickets_lost",
+        "tickets_duplicated",
+        "ready_notices_lost",
+        "ready_notices_duplicated",
+        "orders_lost",
+        "orders_mismatched",
+        "orders_duplicated",
+    ] {
+        assert_eq!(chaos[k], 0, "{k}: {chaos:#}");
+    }
+    assert_eq!(chaos["orders_verified"], chaos["orders_acknowledged"]);
+    // Orders kept arriving and finishing after the restart.
+    let after_kill: u64 = report["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["second"].as_u64().unwrap() > 2)
+        .map(|p| p["orders_completed"].as_u64().unwrap())
+        .sum();
+    assert!(after_kill > 0, "{report:#}");
+    let summary = read(&report_dir, "summary.txt");
+    assert!(summary.contains("chaos         1 kill(s)"), "{summary}");
+    assert!(
+        summary.contains("tickets lost 0, duplicated 0"),
+        "{summary}"
     );
 }

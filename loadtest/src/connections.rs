@@ -211,7 +211,7 @@ async fn hold(
                     )
                     .await
                     {
-                        Ok(ws) => {
+                        Ok((ws, _)) => {
                             connect_latency
                                 .lock()
                                 .expect("lock")

@@ -107,6 +107,7 @@ struct Inner {
     fire_to_screen: Histogram<u64>,
     bump_to_waiter: Histogram<u64>,
     order_duration: Histogram<u64>,
+    retried: Histogram<u64>,
     errors: BTreeMap<String, u64>,
     errors_by_command: BTreeMap<&'static str, BTreeMap<String, u64>>,
     error_samples: Vec<String>,
@@ -135,6 +136,7 @@ impl Recorder {
                 fire_to_screen: histogram(),
                 bump_to_waiter: histogram(),
                 order_duration: histogram(),
+                retried: histogram(),
                 errors: BTreeMap::new(),
                 errors_by_command: BTreeMap::new(),
                 error_samples: Vec::new(),
@@ -174,6 +176,16 @@ impl Recorder {
             let sec = &mut inner.seconds[s];
             sec.ack.saturating_record(v);
             sec.commands += 1;
+        });
+    }
+
+    /// A command that was sent more than once (a REST retry, a websocket command resent after
+    /// a reconnect) was answered with success, `latency` after its first send. It is also
+    /// counted by [`Recorder::ack`], once.
+    pub fn retried(&self, latency: Duration) {
+        let v = us(latency);
+        self.with_second(Instant::now(), |inner, _| {
+            inner.retried.saturating_record(v)
         });
     }
 
@@ -331,6 +343,7 @@ impl Recorder {
             fire_to_screen: p(&inner.fire_to_screen),
             bump_to_waiter: p(&inner.bump_to_waiter),
             order_duration: p(&inner.order_duration),
+            retried: p(&inner.retried),
             errors: inner.errors.clone(),
             errors_by_command: inner.errors_by_command.clone(),
             error_samples: inner.error_samples.clone(),
@@ -369,6 +382,8 @@ pub struct Measured {
     pub fire_to_screen: Percentiles,
     pub bump_to_waiter: Percentiles,
     pub order_duration: Percentiles,
+    /// Commands sent more than once, first send -> answer.
+    pub retried: Percentiles,
     pub errors: BTreeMap<String, u64>,
     pub errors_by_command: BTreeMap<&'static str, BTreeMap<String, u64>>,
     pub error_samples: Vec<String>,
@@ -383,6 +398,7 @@ impl Measured {
             "fire_to_screen": self.fire_to_screen,
             "bump_to_waiter": self.bump_to_waiter,
             "order_open_to_close": self.order_duration,
+            "retried_command_ack": self.retried,
         })
     }
 }

@@ -35,8 +35,65 @@ pub struct Frame {
     pub stream: Option<String>,
     #[serde(default)]
     pub seq: Option<u64>,
+    /// An event's branch-wide position: a screen resumes after the highest one it saw.
+    #[serde(default)]
+    pub position: Option<u64>,
     #[serde(default)]
     pub event: Option<EventBody>,
+    /// A snapshot that answers a resume the server could not serve: replace what you had.
+    #[serde(default)]
+    pub reset: bool,
+    #[serde(default)]
+    pub snapshot: Option<SnapshotBody>,
+}
+
+/// The body of a `snapshot` frame: a station's live tickets, or a table's open orders.
+#[derive(Debug, Deserialize)]
+pub struct SnapshotBody {
+    #[serde(default)]
+    pub position: u64,
+    #[serde(default)]
+    pub tickets: Vec<TicketBody>,
+    #[serde(default)]
+    pub orders: Vec<OrderBody>,
+}
+
+/// An order as a table snapshot (or a REST answer) holds it, reduced.
+#[derive(Debug, Deserialize)]
+pub struct OrderBody {
+    pub id: String,
+    #[serde(default)]
+    pub table: String,
+    #[serde(default)]
+    pub guests: Option<u16>,
+    #[serde(default)]
+    pub closed_at: Option<String>,
+    #[serde(default)]
+    pub lines: Vec<LineBody>,
+    #[serde(default)]
+    pub tickets: Vec<TicketBody>,
+    #[serde(default)]
+    pub fires: u32,
+}
+
+/// A line of an order.
+#[derive(Debug, Deserialize)]
+pub struct LineBody {
+    pub id: u64,
+    #[serde(default)]
+    pub item: String,
+    #[serde(default)]
+    pub quantity: u16,
+    #[serde(default)]
+    pub modifiers: Vec<String>,
+    #[serde(default)]
+    pub seat: Option<u16>,
+    #[serde(default)]
+    pub course: u8,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub fire_no: Option<u32>,
 }
 
 /// The body of an `event` frame.
@@ -58,17 +115,28 @@ pub struct EventBody {
     pub lines: LineIds,
 }
 
-/// A ticket inside a `course_fired` event (or an order answered over REST).
+/// A ticket inside a `course_fired` event, a station snapshot or an order answered over REST.
 #[derive(Debug, Deserialize)]
 pub struct TicketBody {
     #[serde(default)]
     pub id: String,
     #[serde(default)]
+    pub order_id: String,
+    #[serde(default)]
     pub station: String,
+    /// `cooking` or `expo`.
+    #[serde(default)]
+    pub kind: String,
     #[serde(default)]
     pub fire_no: u32,
     #[serde(default)]
     pub lines: Vec<IgnoredAny>,
+    /// `new`, `started`, `bumped` or `voided`.
+    #[serde(default)]
+    pub status: String,
+    /// Expo only: every cooking part of the fire is bumped.
+    #[serde(default)]
+    pub parts_ready: bool,
 }
 
 /// The numbers of a JSON array; anything else in it is skipped.
@@ -147,13 +215,18 @@ pub enum Topic {
 }
 
 impl Topic {
-    pub fn subscribe_frame(&self, branch: &str, id: &str) -> Value {
-        match self {
+    /// The `subscribe` frame; with `after`, a resume from that position.
+    pub fn subscribe_frame(&self, branch: &str, id: &str, after: Option<u64>) -> Value {
+        let mut frame = match self {
             Topic::Station(s) => {
                 json!({"type": "subscribe", "id": id, "branch": branch, "station": s})
             }
             Topic::Table(t) => json!({"type": "subscribe", "id": id, "branch": branch, "table": t}),
+        };
+        if let Some(after) = after {
+            frame["after"] = after.into();
         }
+        frame
     }
 }
 
@@ -192,8 +265,44 @@ pub async fn resolve(ws_url: &str) -> anyhow::Result<SocketAddr> {
         .ok_or_else(|| anyhow!("{authority} resolves to no address"))
 }
 
-/// Connects (from `source` when given) with `token` in the handshake's `Authorization` header,
-/// subscribes, and waits until the snapshot and the `subscribed` notice arrived.
+/// Connects (from `source` when given) with `token` in the handshake's `Authorization` header.
+pub async fn connect(
+    ws_url: &str,
+    server: SocketAddr,
+    source: Option<IpAddr>,
+    token: &str,
+) -> anyhow::Result<Socket> {
+    let mut request = ws_url.into_client_request()?;
+    request.headers_mut().insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {token}"))?,
+    );
+    let socket = match server {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    if let Some(ip) = source {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .with_context(|| format!("binding a socket to {ip}"))?;
+    }
+    let tcp = socket
+        .connect(server)
+        .await
+        .with_context(|| format!("connecting to {server} from {source:?}"))?;
+    tcp.set_nodelay(true)?;
+    let (ws, _) = tokio_tungstenite::client_async_with_config(
+        request,
+        MaybeTlsStream::Plain(tcp),
+        Some(socket_config()),
+    )
+    .await
+    .with_context(|| format!("websocket handshake with {ws_url}"))?;
+    Ok(ws)
+}
+
+/// Connects (see [`connect`]), subscribes, and waits until the snapshot and the `subscribed`
+/// notice arrived; returns the socket and the snapshot's position.
 pub async fn connect_subscribed(
     ws_url: &str,
     server: SocketAddr,
@@ -202,46 +311,23 @@ pub async fn connect_subscribed(
     branch: &str,
     topic: &Topic,
     limit: Duration,
-) -> anyhow::Result<Socket> {
+) -> anyhow::Result<(Socket, u64)> {
     let work = async {
-        let mut request = ws_url.into_client_request()?;
-        request.headers_mut().insert(
-            AUTHORIZATION,
-            HeaderValue::from_str(&format!("Bearer {token}"))?,
-        );
-        let socket = match server {
-            SocketAddr::V4(_) => TcpSocket::new_v4()?,
-            SocketAddr::V6(_) => TcpSocket::new_v6()?,
-        };
-        if let Some(ip) = source {
-            socket
-                .bind(SocketAddr::new(ip, 0))
-                .with_context(|| format!("binding a socket to {ip}"))?;
-        }
-        let tcp = socket
-            .connect(server)
-            .await
-            .with_context(|| format!("connecting to {server} from {source:?}"))?;
-        tcp.set_nodelay(true)?;
-        let (mut ws, _) = tokio_tungstenite::client_async_with_config(
-            request,
-            MaybeTlsStream::Plain(tcp),
-            Some(socket_config()),
-        )
-        .await
-        .with_context(|| format!("websocket handshake with {ws_url}"))?;
+        let mut ws = connect(ws_url, server, source, token).await?;
         ws.send(Message::text(
-            topic.subscribe_frame(branch, "sub").to_string(),
+            topic.subscribe_frame(branch, "sub", None).to_string(),
         ))
         .await?;
-        let (mut snapshot, mut subscribed) = (false, false);
-        while !(snapshot && subscribed) {
+        let (mut snapshot, mut subscribed) = (None, false);
+        while !(snapshot.is_some() && subscribed) {
             match ws.next().await {
                 Some(Ok(Message::Text(text))) => {
                     let frame: Frame = serde_json::from_str(&text)
                         .with_context(|| format!("unreadable frame {text}"))?;
                     match frame.kind.as_str() {
-                        "snapshot" => snapshot = true,
+                        "snapshot" => {
+                            snapshot = Some(frame.snapshot.map_or(0, |s| s.position));
+                        }
                         "subscribed" => subscribed = true,
                         "error" => bail!(
                             "subscribe to {branch} {topic:?} refused: {} {}",
@@ -259,7 +345,7 @@ pub async fn connect_subscribed(
                 None => bail!("socket closed while subscribing"),
             }
         }
-        Ok(ws)
+        Ok((ws, snapshot.unwrap_or(0)))
     };
     tokio::time::timeout(limit, work)
         .await
@@ -313,6 +399,32 @@ mod tests {
         assert_eq!(event.tickets.len(), 2);
         assert_eq!(event.tickets[0].lines.len(), 2);
         assert_eq!(event.tickets[1].station, "expo");
+    }
+
+    #[test]
+    fn reads_a_reset_snapshot_and_resumes_after_a_position() {
+        let frame: Frame = serde_json::from_str(
+            r#"{"type":"snapshot","topic":{"kind":"station","id":"grill"},"reset":true,
+                "snapshot":{"kind":"station","station":"grill","position":118,
+                "tickets":[{"id":"a","order_id":"x","station":"grill","kind":"cooking","fire_no":1,
+                            "status":"started","parts_ready":false,"lines":[{"line_id":1}]}]}}"#,
+        )
+        .unwrap();
+        assert!(frame.reset);
+        let snapshot = frame.snapshot.unwrap();
+        assert_eq!(snapshot.position, 118);
+        assert_eq!(snapshot.tickets[0].order_id, "x");
+        assert_eq!(snapshot.tickets[0].status, "started");
+
+        let event: Frame =
+            serde_json::from_str(r#"{"type":"event","stream":"order/x","seq":2,"position":7}"#)
+                .unwrap();
+        assert_eq!(event.position, Some(7));
+        assert!(!event.reset);
+
+        let grill = Topic::Station("grill".into());
+        assert_eq!(grill.subscribe_frame("b", "s", Some(7))["after"], 7);
+        assert!(grill.subscribe_frame("b", "s", None).get("after").is_none());
     }
 
     #[test]

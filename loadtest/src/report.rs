@@ -20,6 +20,10 @@ pub struct RunReport {
     pub throughput: Value,
     pub verification: Value,
     pub verification_line: String,
+    /// The acknowledged orders read back after the run.
+    pub readback_line: String,
+    /// What `--chaos-kill-at` did, when given.
+    pub chaos: Option<Value>,
     pub measured: Measured,
     pub memory_before: Option<Memory>,
     pub memory_after: Option<Memory>,
@@ -89,6 +93,7 @@ impl RunReport {
             "throughput": self.throughput,
             "latency_ms": m.latency_json(),
             "verification": self.verification,
+            "chaos": self.chaos,
             "errors": m.errors,
             "errors_by_command": m.errors_by_command,
             "error_samples": m.error_samples,
@@ -175,6 +180,10 @@ impl RunReport {
             rate(f(&self.throughput, "frames_per_sec"))
         );
         let _ = writeln!(s, "verify        {}", self.verification_line);
+        let _ = writeln!(s, "read back     {}", self.readback_line);
+        if let Some(chaos) = &self.chaos {
+            chaos_lines(&mut s, chaos);
+        }
         let errors = if m.errors.is_empty() {
             "none".to_owned()
         } else {
@@ -322,6 +331,79 @@ impl RunReport {
         )?;
         Ok(())
     }
+}
+
+/// The chaos section of the summary: kills and downtime, reconnects, retries, and what the
+/// kills cost (lost, duplicated, orders read back).
+fn chaos_lines(s: &mut String, chaos: &Value) {
+    let n = |k: &str| chaos[k].as_u64().unwrap_or(0);
+    let downtimes = chaos["restarts"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .map(|r| {
+                    let first = r["first_answer_ms"]
+                        .as_f64()
+                        .map_or("none".to_owned(), |ms| format!("{ms:.0} ms"));
+                    format!(
+                        "at {:.1} s: {:.0} ms (first command answered {first})",
+                        r["at_s"].as_f64().unwrap_or(0.0),
+                        r["downtime_ms"].as_f64().unwrap_or(0.0)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "chaos         {} kill(s) (SIGKILL, restart on the same journal), downtime kill -> ready: {downtimes}",
+        n("kills")
+    );
+    let _ = writeln!(
+        s,
+        "  sockets     {} closed by the kills, {} reconnects ({} failed), {} reset snapshots, {} closed otherwise",
+        n("sockets_closed_by_kill"),
+        n("reconnects"),
+        n("reconnects_failed"),
+        n("reset_snapshots"),
+        n("sockets_closed_otherwise")
+    );
+    let replayed = chaos["answered_by_replay"]
+        .as_u64()
+        .map_or("?".to_owned(), |v| v.to_string());
+    let retried = &chaos["retried_command_ack"];
+    let retried_line = if retried["count"].as_u64().unwrap_or(0) == 0 {
+        "no samples".to_owned()
+    } else {
+        format!(
+            "p50 {}  p99 {}  max {} ms",
+            crate::metrics::fmt_ms(retried["p50_ms"].as_f64().unwrap_or(0.0)),
+            crate::metrics::fmt_ms(retried["p99_ms"].as_f64().unwrap_or(0.0)),
+            crate::metrics::fmt_ms(retried["max_ms"].as_f64().unwrap_or(0.0))
+        )
+    };
+    let _ = writeln!(
+        s,
+        "  retries     {} REST commands retried ({} resends), {} websocket commands resent ({} resends); {replayed} answered by replay; retried ack (from first send) {retried_line}",
+        n("rest_commands_retried"),
+        n("rest_retries"),
+        n("ws_commands_resent"),
+        n("ws_resends")
+    );
+    let _ = writeln!(
+        s,
+        "  outcome     tickets lost {}, duplicated {}; ready notices lost {}, duplicated {}; orders acknowledged {}, verified {}, lost {}, different {}, duplicated {}",
+        n("tickets_lost"),
+        n("tickets_duplicated"),
+        n("ready_notices_lost"),
+        n("ready_notices_duplicated"),
+        n("orders_acknowledged"),
+        n("orders_verified"),
+        n("orders_lost"),
+        n("orders_mismatched"),
+        n("orders_duplicated")
+    );
 }
 
 #[cfg(test)]

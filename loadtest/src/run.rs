@@ -5,9 +5,16 @@
 //! (`--screens-per-station` sockets per station) receive tickets; one of a station's screens,
 //! picked by the ticket's id, starts each ticket and bumps it after its simulated prep time.
 //! Expo bumps a fire when `expo_ready` arrives. Every delivery is counted per (ticket, screen)
-//! and checked at the end.
+//! and checked at the end, and every order the engine acknowledged is read back over REST.
+//!
+//! Screens and tablets reconnect with backoff when their socket closes and resume after the
+//! last position they saw, resending the commands still unanswered with the same ids. With
+//! `--chaos-kill-at`, the spawned server is killed (SIGKILL) during the rush and started again
+//! on the same journal, and REST commands are retried with the same Idempotency-Key until
+//! answered.
 
 use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,7 +33,9 @@ use crate::metrics::Recorder;
 use crate::plan::{Arrival, OrderPlan, Planner, Shape};
 use crate::proto::{self, Frame, Socket, TicketBody, Topic};
 use crate::report;
-use crate::server::{cpu_seconds, machine_busy_seconds, memory_of, Memory, ServerArgs, Target};
+use crate::server::{
+    cpu_seconds, machine_busy_seconds, memory_of, Memory, Restart, ServerArgs, Target,
+};
 
 /// Flags of `loadtest run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -87,6 +96,16 @@ pub struct RunArgs {
     /// Send an Idempotency-Key with every mutating REST call, as tablets do.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub idempotency_keys: bool,
+    /// Chaos: kill the spawned server with SIGKILL this many seconds after the first order, and
+    /// start it again at once on the same journal, port and signing key (repeatable, or
+    /// comma-separated). Clients reconnect and resume; REST commands are retried with the same
+    /// Idempotency-Key on transport errors, timeouts and 503. Needs `--server spawn`.
+    #[arg(long, value_name = "SECS", value_delimiter = ',')]
+    pub chaos_kill_at: Vec<f64>,
+    /// With `--chaos-kill-at`: how long a REST command is retried before it counts as failed,
+    /// and how long a screen or tablet tries to reconnect (s).
+    #[arg(long, default_value_t = 60)]
+    pub retry_deadline: u64,
     /// The report folder [default: target/loadtest-reports/<time>-<journal>-<rate>ps, beside
     /// the build folder this binary is in].
     #[arg(long)]
@@ -102,6 +121,19 @@ struct OrderAnswer {
     id: String,
     #[serde(default)]
     tickets: Vec<TicketBody>,
+}
+
+/// An order the engine acknowledged opening, and what it acknowledged since: read back after
+/// the run.
+#[derive(Clone)]
+struct AckedOrder {
+    plan: Arc<OrderPlan>,
+    lines_acked: bool,
+    fires_sent: u32,
+    fires_acked: u32,
+    tickets: Vec<String>,
+    served: Vec<u64>,
+    closed: bool,
 }
 
 #[derive(Deserialize)]
@@ -159,7 +191,20 @@ struct Counters {
     ready_duplicated: AtomicU64,
     ready_unexpected: AtomicU64,
     screens_before_ack: AtomicU64,
+    /// Sockets the server closed, or that failed, while it was not being killed.
     sockets_closed: AtomicU64,
+    /// Sockets that closed because the server was killed.
+    sockets_closed_by_kill: AtomicU64,
+    reconnects: AtomicU64,
+    reconnects_failed: AtomicU64,
+    resets: AtomicU64,
+    /// REST commands sent more than once, and their extra sends.
+    rest_retried: AtomicU64,
+    rest_retries: AtomicU64,
+    /// Websocket commands resent after a reconnect, and their extra sends.
+    ws_retried: AtomicU64,
+    ws_resends: AtomicU64,
+    opens_unanswered: AtomicU64,
 }
 
 struct Shared {
@@ -170,7 +215,19 @@ struct Shared {
     /// A waiter's token, per branch.
     waiter_tokens: Vec<String>,
     http: reqwest::Client,
+    ws_url: String,
+    server_addr: SocketAddr,
     run_tag: String,
+    /// Kills so far: bumped just before each SIGKILL, so a socket that closes after it knows
+    /// why.
+    kills: AtomicU64,
+    /// Orders acknowledged open, by id.
+    acked: Mutex<HashMap<String, AckedOrder>>,
+    /// The last kill, set once its restart is ready and taken by the first command answered
+    /// after that: when the devices were served again.
+    since_kill: Mutex<Option<Instant>>,
+    /// Kill -> first command answered after it, one per kill.
+    back_after: Mutex<Vec<Duration>>,
     plans: Mutex<HashMap<String, Arc<OrderPlan>>>,
     fires: Mutex<HashMap<FireKey, FireTrack>>,
     tickets: Mutex<HashMap<String, TicketTrack>>,
@@ -193,6 +250,9 @@ impl Shared {
     }
 
     /// A mutating REST call by a waiter of `branch`, measured; the answer's body on success.
+    /// With chaos, a transport error, a timeout or a 503 is retried with the same body and
+    /// Idempotency-Key until answered or `--retry-deadline` passes; the latency counts from
+    /// the first send.
     async fn call(
         &self,
         kind: &'static str,
@@ -201,50 +261,73 @@ impl Shared {
         body: Option<Value>,
     ) -> Option<String> {
         let url = format!("{}{path}", self.base);
-        let mut req = self
-            .http
-            .post(&url)
-            .bearer_auth(&self.waiter_tokens[branch]);
-        if let Some(body) = &body {
-            req = req.json(body);
-        }
-        if self.args.idempotency_keys {
+        let key = self.args.idempotency_keys.then(|| {
             let n = KEYS.fetch_add(1, Ordering::Relaxed);
-            req = req.header("Idempotency-Key", format!("{}-{n}", self.run_tag));
-        }
+            format!("{}-{n}", self.run_tag)
+        });
         // From when the waiter wants to send: a request queued behind the cap below is late,
         // and that lateness counts.
         let sent = Instant::now();
-        let Ok(_permit) = self.http_slots.acquire().await else {
-            return None;
-        };
-        let res = match req.send().await {
-            Ok(res) => res,
-            Err(e) => {
-                let code = if e.is_timeout() {
-                    "timeout"
-                } else {
-                    "transport"
-                };
-                self.rec.error(kind, code, || format!("{path}: {e}"));
-                return None;
+        let deadline = sent + Duration::from_secs(self.args.retry_deadline);
+        let mut backoff = Backoff::new();
+        let mut attempts = 0u32;
+        let (status, text) = loop {
+            attempts += 1;
+            let mut req = self
+                .http
+                .post(&url)
+                .bearer_auth(&self.waiter_tokens[branch]);
+            if let Some(body) = &body {
+                req = req.json(body);
             }
-        };
-        let status = res.status();
-        let text = match res.text().await {
-            Ok(t) => t,
-            Err(e) => {
-                let code = if e.is_timeout() {
-                    "timeout"
-                } else {
-                    "transport"
+            if let Some(key) = &key {
+                req = req.header("Idempotency-Key", key);
+            }
+            let answer = {
+                let Ok(_permit) = self.http_slots.acquire().await else {
+                    return None;
                 };
-                self.rec.error(kind, code, || format!("{path}: {e}"));
-                return None;
+                match req.send().await {
+                    Ok(res) => {
+                        let status = res.status();
+                        res.text().await.map(|text| (status, text))
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            let retry = match &answer {
+                Ok((status, _)) => *status == reqwest::StatusCode::SERVICE_UNAVAILABLE,
+                Err(_) => true,
+            };
+            if retry && self.chaos() && Instant::now() + backoff.peek() < deadline {
+                self.counts.rest_retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(backoff.wait()).await;
+                continue;
+            }
+            if attempts > 1 {
+                self.counts.rest_retried.fetch_add(1, Ordering::Relaxed);
+            }
+            match answer {
+                Ok(answer) => break answer,
+                Err(e) => {
+                    let code = if e.is_timeout() {
+                        "timeout"
+                    } else {
+                        "transport"
+                    };
+                    self.rec.error(kind, code, || {
+                        format!("{path}: {e} (after {attempts} attempt(s))")
+                    });
+                    return None;
+                }
             }
         };
         if status.is_success() {
             self.rec.ack(kind, sent.elapsed());
+            self.answered();
+            if attempts > 1 {
+                self.rec.retried(sent.elapsed());
+            }
             return Some(text);
         }
         match serde_json::from_str::<ErrorAnswer>(&text) {
@@ -258,6 +341,89 @@ impl Shared {
                 }),
         }
         None
+    }
+
+    /// A command was answered with success: the first after a kill marks the service back.
+    fn answered(&self) {
+        if self.kills.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        if let Some(killed) = self.since_kill.lock().expect("lock").take() {
+            self.back_after.lock().expect("lock").push(killed.elapsed());
+        }
+    }
+
+    /// Notes what the engine acknowledged of an order.
+    fn update_acked(&self, id: &str, f: impl FnOnce(&mut AckedOrder)) {
+        if let Some(o) = self.acked.lock().expect("lock").get_mut(id) {
+            f(o);
+        }
+    }
+
+    /// Whether the run kills the server: clients then retry what the kill interrupted.
+    fn chaos(&self) -> bool {
+        !self.args.chaos_kill_at.is_empty()
+    }
+
+    /// A screen's or tablet's socket closed (`connected_at`: the kills counted when it was
+    /// opened): expected when the server was killed since, a failure otherwise.
+    fn socket_lost(&self, connected_at: u64, who: &str, why: impl FnOnce() -> String) {
+        if self.kills.load(Ordering::Relaxed) != connected_at {
+            self.counts
+                .sockets_closed_by_kill
+                .fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.counts.sockets_closed.fetch_add(1, Ordering::Relaxed);
+            self.rec
+                .incident("socket_closed", || format!("{who}: {}", why()));
+        }
+    }
+
+    /// Opens a screen's or tablet's socket again, with backoff, and resumes its topic after
+    /// `after`; None when the run stops first or `--retry-deadline` passes.
+    async fn reconnect(
+        &self,
+        link: &Link,
+        after: u64,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<Socket> {
+        let deadline = Instant::now() + Duration::from_secs(self.args.retry_deadline);
+        let mut backoff = Backoff::new();
+        loop {
+            if *stop.borrow() {
+                return None;
+            }
+            let attempt = async {
+                let mut ws =
+                    proto::connect(&self.ws_url, self.server_addr, link.source, &link.token)
+                        .await?;
+                let frame = link
+                    .topic
+                    .subscribe_frame(&link.branch, "resume", Some(after));
+                ws.send(Message::text(frame.to_string())).await?;
+                anyhow::Ok(ws)
+            };
+            if let Ok(Ok(ws)) = tokio::time::timeout(Duration::from_secs(5), attempt).await {
+                self.counts.reconnects.fetch_add(1, Ordering::Relaxed);
+                return Some(ws);
+            }
+            if Instant::now() > deadline {
+                self.counts
+                    .reconnects_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                self.rec.incident("reconnect_failed", || {
+                    format!(
+                        "{} {:?}: no socket within --retry-deadline",
+                        link.branch, link.topic
+                    )
+                });
+                return None;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff.wait()) => {}
+                _ = stop.changed() => {}
+            }
+        }
     }
 
     /// A ticket reached one screen of its station (first time on that screen).
@@ -315,6 +481,42 @@ impl Shared {
 
 static KEYS: AtomicU64 = AtomicU64::new(1);
 
+/// Exponential backoff with jitter: 50 ms doubling up to 1 s, each wait drawn from its upper
+/// half so that a kitchen's devices do not all come back at the same instant.
+struct Backoff {
+    ceiling: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(50);
+    const MAX: Duration = Duration::from_secs(1);
+
+    fn new() -> Self {
+        Self {
+            ceiling: Self::FIRST,
+        }
+    }
+
+    /// The longest the next wait can be.
+    fn peek(&self) -> Duration {
+        self.ceiling
+    }
+
+    fn wait(&mut self) -> Duration {
+        let ceiling = self.ceiling;
+        self.ceiling = (ceiling * 2).min(Self::MAX);
+        ceiling / 2 + ceiling.mul_f64(rand::random::<f64>() / 2.0)
+    }
+}
+
+/// How a screen or tablet (re)connects: its branch, topic, token and source address.
+struct Link {
+    branch: String,
+    topic: Topic,
+    token: String,
+    source: Option<IpAddr>,
+}
+
 /// Which screen a socket is.
 #[derive(Debug, Clone)]
 struct ScreenId {
@@ -338,6 +540,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         (1..=64).contains(&args.screens_per_station),
         "--screens-per-station must be 1 to 64"
     );
+    if !args.chaos_kill_at.is_empty() {
+        anyhow::ensure!(
+            args.server.server == "spawn",
+            "--chaos-kill-at needs --server spawn: the load test can only kill and restart a server it started itself"
+        );
+        anyhow::ensure!(
+            args.idempotency_keys,
+            "--chaos-kill-at needs --idempotency-keys true: a retried command without its key could run twice"
+        );
+        for &at in &args.chaos_kill_at {
+            anyhow::ensure!(
+                at > 0.0 && at < args.duration as f64,
+                "--chaos-kill-at {at}: a kill must come during the arrivals, after 0 and before --duration {}",
+                args.duration
+            );
+        }
+    }
     let started_at = chrono::Utc::now();
     let out = match &args.out {
         Some(o) => o.clone(),
@@ -433,18 +652,37 @@ async fn drive(
         .enumerate()
         .map(|(n, (b, t))| (b, t, tokens.socket(b, t, n)))
         .collect();
-    let mut sockets: Vec<Socket> =
-        futures_util::stream::iter(all.iter().enumerate().map(|(n, (branch, topic, token))| {
-            let source = proto::source_address(&server_addr, n, per_address);
-            proto::connect_subscribed(&ws_url, server_addr, source, token, branch, topic, limit)
-        }))
-        .buffered(100)
-        .collect::<Vec<anyhow::Result<Socket>>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
+    let links: Vec<Link> = all
+        .iter()
+        .enumerate()
+        .map(|(n, (branch, topic, token))| Link {
+            branch: (*branch).clone(),
+            topic: (*topic).clone(),
+            token: token.clone(),
+            source: proto::source_address(&server_addr, n, per_address),
+        })
+        .collect();
+    let mut sockets: Vec<(Socket, u64)> = futures_util::stream::iter(links.iter().map(|link| {
+        proto::connect_subscribed(
+            &ws_url,
+            server_addr,
+            link.source,
+            &link.token,
+            &link.branch,
+            &link.topic,
+            limit,
+        )
+    }))
+    .buffered(100)
+    .collect::<Vec<anyhow::Result<(Socket, u64)>>>()
+    .await
+    .into_iter()
+    .collect::<anyhow::Result<_>>()?;
+    let mut links = links;
     let tablet_sockets = sockets.split_off(screens.len());
+    let tablet_links = links.split_off(screens.len());
     let screen_sockets = sockets;
+    let screen_links = links;
     let memory_before = target.memory();
 
     let duration = Duration::from_secs(args.duration);
@@ -458,6 +696,12 @@ async fn drive(
         base: target.base.clone(),
         waiter_tokens: layout.branches.iter().map(|b| tokens.waiter(b)).collect(),
         http,
+        ws_url: ws_url.clone(),
+        server_addr,
+        kills: AtomicU64::new(0),
+        acked: Mutex::new(HashMap::new()),
+        since_kill: Mutex::new(None),
+        back_after: Mutex::new(Vec::new()),
         run_tag: format!(
             "lt{}",
             std::time::SystemTime::now()
@@ -477,25 +721,24 @@ async fn drive(
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut socket_tasks = Vec::new();
-    for ((id, branch, _), ws) in screens.into_iter().zip(screen_sockets) {
+    for (((id, _, _), link), (ws, position)) in
+        screens.into_iter().zip(screen_links).zip(screen_sockets)
+    {
         socket_tasks.push(tokio::spawn(screen_task(
             shared.clone(),
             id,
-            branch,
+            link,
             ws,
+            position,
             stop_rx.clone(),
         )));
     }
-    for ((_, branch, topic), ws) in tablets.into_iter().zip(tablet_sockets) {
-        let name = match topic {
-            Topic::Table(t) => t,
-            Topic::Station(s) => s,
-        };
+    for (link, (ws, position)) in tablet_links.into_iter().zip(tablet_sockets) {
         socket_tasks.push(tokio::spawn(tablet_task(
             shared.clone(),
-            branch,
-            name,
+            link,
             ws,
+            position,
             stop_rx.clone(),
         )));
     }
@@ -504,10 +747,12 @@ async fn drive(
     let memory_samples: Arc<Mutex<Vec<(f64, Memory)>>> = Arc::new(Mutex::new(Vec::new()));
     let sampler = {
         let (shared, samples, mut stop) = (shared.clone(), memory_samples.clone(), stop_rx.clone());
-        let pid = target.pid;
+        let pids = target.pid_cell();
+        let current = move || Some(pids.load(Ordering::Relaxed)).filter(|&p| p != 0);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.tick().await;
+            let mut pid = current();
             let mut last = (
                 Instant::now(),
                 pid.and_then(|p| cpu_seconds(Some(p))),
@@ -520,6 +765,9 @@ async fn drive(
                     _ = stop.changed() => return,
                 }
                 let now = Instant::now();
+                // A restarted server is another process: its CPU time starts again.
+                let same = current() == pid;
+                pid = current();
                 let (server_cpu, own_cpu, machine_cpu) = (
                     pid.and_then(|p| cpu_seconds(Some(p))),
                     cpu_seconds(None),
@@ -529,11 +777,12 @@ async fn drive(
                 let rate = |a: Option<f64>, b: Option<f64>| Some((a? - b?) / dt);
                 shared.rec.cpu(
                     now,
-                    rate(server_cpu, last.1),
+                    if same { rate(server_cpu, last.1) } else { None },
                     rate(own_cpu, last.2),
                     rate(machine_cpu, last.3),
                 );
                 last = (now, server_cpu, own_cpu, machine_cpu);
+                // Down between a kill and its restart.
                 let Some(pid) = pid else { continue };
                 match memory_of(pid) {
                     Some(m) => {
@@ -546,6 +795,8 @@ async fn drive(
                     // Unreadable while the process is there: this process is short of file
                     // descriptors, not the server gone.
                     None if std::path::Path::new(&format!("/proc/{pid}")).exists() => {}
+                    // Killed by the chaos since it was read.
+                    None if current() != Some(pid) => {}
                     None => {
                         shared
                             .rec
@@ -592,39 +843,46 @@ async fn drive(
         },
         &layout,
     );
-    loop {
-        let plan = planner.next_order();
-        if plan.at >= duration {
-            break;
+    let rush = async {
+        loop {
+            let plan = planner.next_order();
+            if plan.at >= duration {
+                break;
+            }
+            tokio::time::sleep_until((t0 + plan.at).into()).await;
+            shared.counts.orders_planned.fetch_add(1, Ordering::Relaxed);
+            if shared.in_flight.load(Ordering::Relaxed) >= args.max_in_flight {
+                shared.counts.orders_skipped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            shared.in_flight.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(order_task(shared.clone(), Arc::new(plan)));
         }
-        tokio::time::sleep_until((t0 + plan.at).into()).await;
-        shared.counts.orders_planned.fetch_add(1, Ordering::Relaxed);
-        if shared.in_flight.load(Ordering::Relaxed) >= args.max_in_flight {
-            shared.counts.orders_skipped.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        shared.in_flight.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(order_task(shared.clone(), Arc::new(plan)));
-    }
-    let load_end = Instant::now();
+        let load_end = Instant::now();
 
-    // Drain: no new orders; wait for those in flight, bounded.
-    while shared.in_flight.load(Ordering::Relaxed) > 0 && load_end.elapsed() < drain_limit {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let drained_in = load_end.elapsed();
-    // Stragglers: the screens that do not act on a ticket may see it a moment later, and a
-    // server that fell behind is still sending. Wait until the frames stop (at most 10 s).
-    let settle = Instant::now();
-    let mut frames = shared.rec.frames_total();
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let now_frames = shared.rec.frames_total();
-        if now_frames == frames || settle.elapsed() > Duration::from_secs(10) {
-            break;
+        // Drain: no new orders; wait for those in flight, bounded.
+        while shared.in_flight.load(Ordering::Relaxed) > 0 && load_end.elapsed() < drain_limit {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        frames = now_frames;
-    }
+        let drained_in = load_end.elapsed();
+        // Stragglers: the screens that do not act on a ticket may see it a moment later, and
+        // a server that fell behind is still sending. Wait until the frames stop (at most
+        // 10 s).
+        let settle = Instant::now();
+        let mut frames = shared.rec.frames_total();
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now_frames = shared.rec.frames_total();
+            if now_frames == frames || settle.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+            frames = now_frames;
+        }
+        (load_end, drained_in)
+    };
+    // The chaos: at each time, SIGKILL and an immediate restart on the same journal.
+    let chaos = chaos(args, &shared, target, t0);
+    let (chaos, (load_end, drained_in)) = tokio::join!(chaos, rush);
     // The orders' fate, read at one moment: the end of the run.
     let c = &shared.counts;
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -637,16 +895,12 @@ async fn drive(
     );
     let memory_after = target.memory();
     // The server's own view, for whoever reads the report.
-    if let Ok(res) = shared
-        .http
-        .get(format!("{}/metrics", target.base))
-        .send()
-        .await
-    {
-        if let Ok(text) = res.text().await {
-            let _ = std::fs::write(out.join("metrics.txt"), text);
-        }
+    let metrics_text = scrape_metrics(&shared.http, &target.base).await;
+    if let Some(text) = &metrics_text {
+        let _ = std::fs::write(out.join("metrics.txt"), text);
     }
+    // Every order the engine acknowledged, read back from it.
+    let readback = read_back(&shared, &tokens).await;
     let _ = stop_tx.send(true);
     for t in socket_tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
@@ -682,7 +936,15 @@ async fn drive(
             "screens": args.branches * (args.stations + 1) * args.screens_per_station,
             "tablets": args.branches * args.tables,
             "closed_unexpectedly": load(&c.sockets_closed),
+            "closed_by_kill": load(&c.sockets_closed_by_kill),
+            "reconnects": load(&c.reconnects),
+            "reconnects_failed": load(&c.reconnects_failed),
+            "reset_snapshots": load(&c.resets),
         },
+        "rest_commands_retried": load(&c.rest_retried),
+        "rest_retries": load(&c.rest_retries),
+        "ws_commands_resent": load(&c.ws_retried),
+        "ws_resends": load(&c.ws_resends),
     });
     let throughput = json!({
         "orders_per_sec_offered": args.orders_per_sec,
@@ -695,6 +957,55 @@ async fn drive(
     });
 
     let mut failures = verification.failures();
+    failures.extend(readback.failures());
+    if let Some(f) = &chaos.failure {
+        failures.push(f.clone());
+    }
+    if load(&c.reconnects_failed) > 0 {
+        failures.push(format!(
+            "{} screen or tablet socket(s) could not reconnect within --retry-deadline {} s",
+            load(&c.reconnects_failed),
+            args.retry_deadline
+        ));
+    }
+    let chaos_json = (!args.chaos_kill_at.is_empty()).then(|| {
+        let downtimes: Vec<f64> = chaos.kills.iter().map(|(_, r)| r.downtime_ms).collect();
+        let back_after = shared.back_after.lock().expect("lock").clone();
+        let replays_now = metrics_text.as_deref().map(replays);
+        json!({
+            "kills": chaos.kills.len(),
+            "kills_planned_at_s": args.chaos_kill_at,
+            "restarts": chaos.kills.iter().enumerate().map(|(i, (at, r))| {
+                let mut r = json!(r);
+                r["at_s"] = json!((at * 1000.0).round() / 1000.0);
+                // Kill -> the first command a device had answered after it.
+                r["first_answer_ms"] = json!(back_after.get(i).map(|d| d.as_secs_f64() * 1000.0));
+                r
+            }).collect::<Vec<_>>(),
+            "downtime_ms_max": downtimes.iter().copied().fold(0.0, f64::max),
+            "downtime_ms_total": downtimes.iter().sum::<f64>(),
+            "sockets_closed_by_kill": load(&c.sockets_closed_by_kill),
+            "sockets_closed_otherwise": load(&c.sockets_closed),
+            "reconnects": load(&c.reconnects),
+            "reconnects_failed": load(&c.reconnects_failed),
+            "reset_snapshots": load(&c.resets),
+            "rest_commands_retried": load(&c.rest_retried),
+            "rest_retries": load(&c.rest_retries),
+            "ws_commands_resent": load(&c.ws_retried),
+            "ws_resends": load(&c.ws_resends),
+            "answered_by_replay": replays_now.map(|n| n + chaos.replays_before_kills),
+            "retried_command_ack": measured.retried,
+            "tickets_lost": verification.lost,
+            "tickets_duplicated": verification.duplicated,
+            "ready_notices_lost": verification.ready_lost,
+            "ready_notices_duplicated": verification.ready_duplicated,
+            "orders_acknowledged": readback.acknowledged,
+            "orders_verified": readback.verified,
+            "orders_lost": readback.missing,
+            "orders_mismatched": readback.mismatched,
+            "orders_duplicated": readback.duplicated,
+        })
+    });
     let attempted = ok + failed;
     let ratio = if attempted == 0 {
         0.0
@@ -744,8 +1055,14 @@ async fn drive(
         config: config_json(args, target, fd_limit),
         counts,
         throughput,
-        verification: verification.to_json(),
+        verification: {
+            let mut v = verification.to_json();
+            v["orders_read_back"] = readback.to_json();
+            v
+        },
         verification_line: verification.summary_line(args.screens_per_station),
+        readback_line: readback.summary_line(),
+        chaos: chaos_json,
         measured,
         memory_before,
         memory_after,
@@ -777,12 +1094,375 @@ fn config_json(args: &RunArgs, target: &Target, fd_limit: Option<u64>) -> Value 
         "max_error_ratio": args.max_error_ratio,
         "request_timeout_ms": args.request_timeout_ms,
         "idempotency_keys": args.idempotency_keys,
+        "chaos_kill_at_s": args.chaos_kill_at,
+        "retry_deadline_s": args.retry_deadline,
         "open_files_limit": fd_limit,
         "machine": crate::server::machine(),
         "sockets_per_address": args.server.sockets_per_address,
         "server_env": args.server.server_env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
         "loadtest_version": env!("CARGO_PKG_VERSION"),
     })
+}
+
+/// What the chaos did.
+#[derive(Default)]
+struct ChaosOutcome {
+    /// Each kill: seconds since the first order, and the restart.
+    kills: Vec<(f64, Restart)>,
+    /// Retries answered from the journal by the server processes that were killed (their
+    /// counter read just before each kill).
+    replays_before_kills: u64,
+    failure: Option<String>,
+}
+
+/// At each `--chaos-kill-at`, kills the spawned server with SIGKILL and starts it again at
+/// once on the same journal; returns when the last restart is ready.
+async fn chaos(args: &RunArgs, shared: &Shared, target: &mut Target, t0: Instant) -> ChaosOutcome {
+    let mut times = args.chaos_kill_at.clone();
+    times.sort_by(f64::total_cmp);
+    let mut outcome = ChaosOutcome::default();
+    for secs in times {
+        tokio::time::sleep_until((t0 + Duration::from_secs_f64(secs)).into()).await;
+        // The replay counter of the process about to die, which the kill takes with it.
+        if let Some(text) = scrape_metrics(&shared.http, &target.base).await {
+            outcome.replays_before_kills += replays(&text);
+        }
+        let killed = Instant::now();
+        shared.kills.fetch_add(1, Ordering::Relaxed);
+        let at = t0.elapsed().as_secs_f64();
+        if !args.quiet {
+            eprintln!(
+                "[{at:>4.0}s] chaos: SIGKILL to the server (pid {})",
+                target.pid().unwrap_or(0)
+            );
+        }
+        match target.kill_and_restart(Duration::from_secs(60)).await {
+            Ok(restart) => {
+                // Answers read after the kill but sent before it do not count: from now on,
+                // the first answer comes from the new process.
+                *shared.since_kill.lock().expect("lock") = Some(killed);
+                if !args.quiet {
+                    eprintln!(
+                        "[{:>4.0}s] chaos: restarted (pid {}), ready {:.0} ms after the kill",
+                        t0.elapsed().as_secs_f64(),
+                        restart.new_pid,
+                        restart.downtime_ms
+                    );
+                }
+                outcome.kills.push((at, restart));
+            }
+            Err(e) => {
+                outcome.failure = Some(format!(
+                    "the server killed at {at:.1} s did not come back: {e:#}"
+                ));
+                break;
+            }
+        }
+    }
+    outcome
+}
+
+/// The server's `/metrics` text.
+async fn scrape_metrics(http: &reqwest::Client, base: &str) -> Option<String> {
+    let res = http
+        .get(format!("{base}/metrics"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()?;
+    res.text().await.ok()
+}
+
+/// Retries the server answered from the journal, from its `/metrics` text.
+fn replays(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("rail_idempotent_replays_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// Every acknowledged order, read back from the engine after the run, and the journal's
+/// opened orders against the acknowledged ones.
+struct ReadBack {
+    acknowledged: u64,
+    verified: u64,
+    /// Acknowledged, and the engine does not know it.
+    missing: u64,
+    /// Found, but not as acknowledged (lines, fires, tickets, served lines, closed).
+    mismatched: u64,
+    /// Could not be read (transport, timeout, another error).
+    unreadable: u64,
+    /// `order_opened` events in the journals of the run's branches.
+    journal_orders: u64,
+    /// Of those, orders the load test was never acknowledged.
+    unacknowledged_in_journal: u64,
+    /// Opens that got no answer (each may have been carried out).
+    opens_unanswered: u64,
+    /// Orders opened that no acknowledged or unanswered open accounts for: a retried open
+    /// that opened a second order.
+    duplicated: u64,
+    journal_read: bool,
+    samples: Vec<String>,
+}
+
+impl ReadBack {
+    fn failures(&self) -> Vec<String> {
+        let mut f = Vec::new();
+        if self.missing > 0 {
+            f.push(format!(
+                "{} acknowledged order(s) are missing from the engine",
+                self.missing
+            ));
+        }
+        if self.mismatched > 0 {
+            f.push(format!(
+                "{} acknowledged order(s) differ from what was acknowledged",
+                self.mismatched
+            ));
+        }
+        if self.unreadable > 0 {
+            f.push(format!(
+                "{} acknowledged order(s) could not be read back",
+                self.unreadable
+            ));
+        }
+        if self.duplicated > 0 {
+            f.push(format!(
+                "{} order(s) in the journal that no open accounts for: opened twice",
+                self.duplicated
+            ));
+        }
+        if !self.journal_read {
+            f.push("the journal could not be read back (GET .../events)".into());
+        }
+        f
+    }
+
+    fn summary_line(&self) -> String {
+        format!(
+            "{} acknowledged orders read back: {} as acknowledged, {} missing, {} different, {} unreadable; journal {} opened, {} duplicated",
+            self.acknowledged,
+            self.verified,
+            self.missing,
+            self.mismatched,
+            self.unreadable,
+            self.journal_orders,
+            self.duplicated
+        )
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "acknowledged": self.acknowledged,
+            "verified": self.verified,
+            "missing": self.missing,
+            "mismatched": self.mismatched,
+            "unreadable": self.unreadable,
+            "journal_orders_opened": self.journal_orders,
+            "journal_orders_unacknowledged": self.unacknowledged_in_journal,
+            "opens_unanswered": self.opens_unanswered,
+            "duplicated": self.duplicated,
+            "journal_read": self.journal_read,
+            "samples": self.samples,
+        })
+    }
+}
+
+/// One event of `GET .../events`, reduced.
+#[derive(Deserialize)]
+struct JournalEvent {
+    stream: String,
+    position: u64,
+    kind: String,
+}
+
+/// Reads every acknowledged order back over REST and compares it with what the engine
+/// acknowledged; then reads each branch's journal for orders opened twice.
+async fn read_back(shared: &Shared, tokens: &Tokens) -> ReadBack {
+    let layout = &shared.layout;
+    let orders: Vec<(String, AckedOrder)> = shared
+        .acked
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(id, o)| (id.clone(), o.clone()))
+        .collect();
+    let mut rb = ReadBack {
+        acknowledged: orders.len() as u64,
+        verified: 0,
+        missing: 0,
+        mismatched: 0,
+        unreadable: 0,
+        journal_orders: 0,
+        unacknowledged_in_journal: 0,
+        opens_unanswered: shared.counts.opens_unanswered.load(Ordering::Relaxed),
+        duplicated: 0,
+        journal_read: true,
+        samples: Vec::new(),
+    };
+    let answers = futures_util::stream::iter(orders.iter().map(|(id, acked)| {
+        let plan = &acked.plan;
+        let url = format!(
+            "{}/api/v1/branches/{}/orders/{id}",
+            shared.base, layout.branches[plan.branch]
+        );
+        let token = &shared.waiter_tokens[plan.branch];
+        async move {
+            let res = shared.http.get(&url).bearer_auth(token).send().await?;
+            let status = res.status();
+            let text = res.text().await?;
+            anyhow::Ok((status, text))
+        }
+    }))
+    .buffered(16)
+    .collect::<Vec<_>>()
+    .await;
+    for ((id, acked), answer) in orders.iter().zip(answers) {
+        let problem = match answer {
+            Ok((status, text)) if status.is_success() => {
+                match serde_json::from_str::<proto::OrderBody>(&text) {
+                    Ok(order) => order_differs(layout, acked, &order),
+                    Err(e) => Some(format!("unreadable answer: {e}")),
+                }
+            }
+            Ok((status, _)) if status == reqwest::StatusCode::NOT_FOUND => {
+                rb.missing += 1;
+                if rb.samples.len() < 20 {
+                    rb.samples
+                        .push(format!("order {id}: acknowledged, now unknown (404)"));
+                }
+                continue;
+            }
+            Ok((status, text)) => {
+                rb.unreadable += 1;
+                if rb.samples.len() < 20 {
+                    rb.samples.push(format!(
+                        "order {id}: {status} {}",
+                        text.chars().take(200).collect::<String>()
+                    ));
+                }
+                continue;
+            }
+            Err(e) => {
+                rb.unreadable += 1;
+                if rb.samples.len() < 20 {
+                    rb.samples.push(format!("order {id}: {e:#}"));
+                }
+                continue;
+            }
+        };
+        match problem {
+            None => rb.verified += 1,
+            Some(p) => {
+                rb.mismatched += 1;
+                if rb.samples.len() < 20 {
+                    rb.samples.push(format!("order {id}: {p}"));
+                }
+            }
+        }
+    }
+    // The journal: every opened order, by its stream.
+    let mut opened: HashMap<String, u64> = HashMap::new();
+    for branch in &layout.branches {
+        let token = tokens.manager(branch);
+        let mut after = 0u64;
+        loop {
+            let url = format!(
+                "{}/api/v1/branches/{branch}/events?after={after}&limit=1000",
+                shared.base
+            );
+            let page = async {
+                let res = shared.http.get(&url).bearer_auth(&token).send().await?;
+                anyhow::Ok(res.error_for_status()?.json::<Vec<JournalEvent>>().await?)
+            };
+            let events = match page.await {
+                Ok(events) => events,
+                Err(e) => {
+                    rb.journal_read = false;
+                    rb.samples.push(format!("reading {url}: {e:#}"));
+                    break;
+                }
+            };
+            let Some(last) = events.last() else { break };
+            after = last.position;
+            for e in events.iter().filter(|e| e.kind == "order_opened") {
+                if let Some(id) = e.stream.strip_prefix("order/") {
+                    *opened.entry(id.to_owned()).or_default() += 1;
+                }
+            }
+        }
+    }
+    let acked: HashSet<&str> = orders.iter().map(|(id, _)| id.as_str()).collect();
+    rb.journal_orders = opened.values().sum();
+    rb.unacknowledged_in_journal = opened
+        .keys()
+        .filter(|id| !acked.contains(id.as_str()))
+        .count() as u64;
+    let twice = opened.values().filter(|&&n| n > 1).count() as u64;
+    rb.duplicated = rb
+        .unacknowledged_in_journal
+        .saturating_sub(rb.opens_unanswered)
+        + twice;
+    rb
+}
+
+/// How an order read back differs from what the engine acknowledged, if it does.
+fn order_differs(layout: &Layout, acked: &AckedOrder, order: &proto::OrderBody) -> Option<String> {
+    let plan = &acked.plan;
+    if order.table != layout.tables[plan.table] || order.guests != Some(plan.guests) {
+        return Some(format!(
+            "table {} with {:?} guests, acknowledged {} with {}",
+            order.table, order.guests, layout.tables[plan.table], plan.guests
+        ));
+    }
+    let lines_match = order.lines.len() == plan.lines.len()
+        && order.lines.iter().zip(&plan.lines).all(|(got, want)| {
+            got.item == layout.items[want.item].id
+                && got.quantity == want.quantity
+                && got.modifiers.iter().eq(want.modifiers.iter())
+                && got.seat == Some(want.seat)
+                && got.course == want.course
+        });
+    if acked.lines_acked && !lines_match {
+        return Some(format!(
+            "{} line(s) not as added ({} acknowledged)",
+            order.lines.len(),
+            plan.lines.len()
+        ));
+    }
+    if !acked.lines_acked && !order.lines.is_empty() && !lines_match {
+        return Some(format!(
+            "{} line(s), none or {} expected",
+            order.lines.len(),
+            plan.lines.len()
+        ));
+    }
+    if order.fires < acked.fires_acked || order.fires > acked.fires_sent {
+        return Some(format!(
+            "{} fire(s), {} acknowledged of {} sent",
+            order.fires, acked.fires_acked, acked.fires_sent
+        ));
+    }
+    if let Some(t) = acked
+        .tickets
+        .iter()
+        .find(|t| !order.tickets.iter().any(|o| &o.id == *t))
+    {
+        return Some(format!("acknowledged ticket {t} is not on the order"));
+    }
+    if let Some(l) = acked.served.iter().find(|&&l| {
+        !order
+            .lines
+            .iter()
+            .any(|o| o.id == l && o.status == "served")
+    }) {
+        return Some(format!("line {l} was served, and is not"));
+    }
+    if acked.closed && order.closed_at.is_none() {
+        return Some("acknowledged closed, and is open".into());
+    }
+    None
 }
 
 /// One order, from open to close.
@@ -825,6 +1505,10 @@ async fn order_steps(shared: &Shared, plan: &Arc<OrderPlan>) -> Outcome {
         )
         .await
     else {
+        shared
+            .counts
+            .opens_unanswered
+            .fetch_add(1, Ordering::Relaxed);
         return Outcome::Failed;
     };
     let Ok(order) = serde_json::from_str::<OrderAnswer>(&body) else {
@@ -839,6 +1523,18 @@ async fn order_steps(shared: &Shared, plan: &Arc<OrderPlan>) -> Outcome {
         .lock()
         .expect("lock")
         .insert(id.clone(), plan.clone());
+    shared.acked.lock().expect("lock").insert(
+        id.clone(),
+        AckedOrder {
+            plan: plan.clone(),
+            lines_acked: false,
+            fires_sent: 0,
+            fires_acked: 0,
+            tickets: Vec::new(),
+            served: Vec::new(),
+            closed: false,
+        },
+    );
     let order_path = format!("{orders}/{id}");
     let lines: Vec<Value> = plan
         .lines
@@ -866,6 +1562,7 @@ async fn order_steps(shared: &Shared, plan: &Arc<OrderPlan>) -> Outcome {
     {
         return Outcome::Failed;
     }
+    shared.update_acked(&id, |o| o.lines_acked = true);
     shared
         .counts
         .lines_added
@@ -889,6 +1586,7 @@ async fn order_steps(shared: &Shared, plan: &Arc<OrderPlan>) -> Outcome {
                 ready_seen: false,
             },
         );
+        shared.update_acked(&id, |o| o.fires_sent += 1);
         let Some(body) = shared
             .call(
                 "fire",
@@ -916,6 +1614,10 @@ async fn order_steps(shared: &Shared, plan: &Arc<OrderPlan>) -> Outcome {
                 "order {id}: the answer to firing course {course} holds no ticket of fire {fire_no}"
             ));
         }
+        shared.update_acked(&id, |o| {
+            o.fires_acked += 1;
+            o.tickets.extend(fired.iter().map(|t| t.id.clone()));
+        });
         shared.counts.fires.fetch_add(1, Ordering::Relaxed);
         shared
             .counts
@@ -965,6 +1667,7 @@ async fn order_steps(shared: &Shared, plan: &Arc<OrderPlan>) -> Outcome {
         {
             return Outcome::Failed;
         }
+        shared.update_acked(&id, |o| o.served.extend(&lines));
         if course < plan.courses {
             tokio::time::sleep(plan.course_gap).await;
         }
@@ -976,6 +1679,7 @@ async fn order_steps(shared: &Shared, plan: &Arc<OrderPlan>) -> Outcome {
     {
         return Outcome::Failed;
     }
+    shared.update_acked(&id, |o| o.closed = true);
     shared.plans.lock().expect("lock").remove(&id);
     shared.completed.lock().expect("lock").insert(id);
     Outcome::Completed
@@ -1011,6 +1715,8 @@ impl Dedupe {
 enum ScreenCmd {
     /// A ticket's prep time is over.
     BumpDue(String),
+    /// A command the journal could not take (the server restarting) is due again.
+    ResendDue(String),
 }
 
 enum Acting {
@@ -1022,291 +1728,579 @@ enum Acting {
     Bumping,
 }
 
+/// A command sent and not answered yet; resent with the same id after a reconnect.
 struct Pending {
+    /// The frame's `type`: `start` or `bump`.
+    action: &'static str,
+    /// What it is measured as: `start`, `bump` or `expo_bump`.
     kind: &'static str,
+    /// The first send.
     sent: Instant,
     ticket: String,
     fire: Option<FireKey>,
+    resent: bool,
 }
 
-/// A kitchen screen: receives its station's tickets and, for the tickets it is picked for,
-/// starts them, bumps them after their prep time (or, at expo, bumps on `expo_ready`).
-async fn screen_task(
+/// A kitchen screen's state, kept across reconnects: what it saw and what it is doing.
+struct Screen {
     shared: Arc<Shared>,
     me: ScreenId,
     branch: String,
+    station_name: String,
+    is_expo: bool,
+    tx: mpsc::UnboundedSender<ScreenCmd>,
+    dedupe: Dedupe,
+    seen: HashSet<String>,
+    acting: HashMap<String, Acting>,
+    pending: HashMap<String, Pending>,
+    next_id: u64,
+    prefix: String,
+    fallback_prep: Duration,
+    /// Commands to send: (action, kind, ticket, fire).
+    outbox: Vec<(&'static str, &'static str, String, Option<FireKey>)>,
+    /// Frames of commands due again, with their ids.
+    resend: Vec<Message>,
+    /// The highest position seen on the station: a reconnect resumes after it.
+    position: u64,
+}
+
+impl Screen {
+    fn who(&self) -> String {
+        format!(
+            "screen {}/{}#{}",
+            self.branch, self.station_name, self.me.index
+        )
+    }
+
+    fn picked(&self, ticket: &str) -> bool {
+        proto::pick(ticket, self.shared.args.screens_per_station) == self.me.index
+            && !self.acting.contains_key(ticket)
+    }
+
+    /// Cooks a ticket this screen is picked for: start it (unless it is already started),
+    /// and bump it after its prep time.
+    fn cook(&mut self, ticket: &str, order_id: &str, fire_no: u32, started: bool) {
+        let prep = self
+            .shared
+            .plans
+            .lock()
+            .expect("lock")
+            .get(order_id)
+            .and_then(|p| p.prep(fire_no, self.me.station))
+            .unwrap_or(self.fallback_prep);
+        if started {
+            self.acting.insert(ticket.to_owned(), Acting::Started);
+        } else {
+            self.acting
+                .insert(ticket.to_owned(), Acting::Starting { bump_due: false });
+            self.outbox
+                .push(("start", "start", ticket.to_owned(), None));
+        }
+        let (tx, ticket) = (self.tx.clone(), ticket.to_owned());
+        tokio::spawn(async move {
+            tokio::time::sleep(prep).await;
+            let _ = tx.send(ScreenCmd::BumpDue(ticket));
+        });
+    }
+
+    /// Expo sends a fire whose cooking parts are all bumped.
+    fn expo_bump(&mut self, ticket: &str, order_id: &str, fire_no: u32) {
+        self.acting.insert(ticket.to_owned(), Acting::Bumping);
+        let key = (order_id.to_owned(), fire_no);
+        if let Some(f) = self.shared.fires.lock().expect("lock").get_mut(&key) {
+            f.expo_bump_sent = Some(Instant::now());
+        }
+        self.outbox
+            .push(("bump", "expo_bump", ticket.to_owned(), Some(key)));
+    }
+
+    fn command(&mut self, cmd: ScreenCmd) {
+        match cmd {
+            ScreenCmd::BumpDue(ticket) => match self.acting.get_mut(&ticket) {
+                Some(Acting::Starting { bump_due }) => *bump_due = true,
+                Some(state @ Acting::Started) => {
+                    *state = Acting::Bumping;
+                    self.outbox.push(("bump", "bump", ticket, None));
+                }
+                _ => {}
+            },
+            ScreenCmd::ResendDue(id) => {
+                if let Some(p) = self.pending.get_mut(&id) {
+                    p.resent = true;
+                    self.shared
+                        .counts
+                        .ws_resends
+                        .fetch_add(1, Ordering::Relaxed);
+                    let frame =
+                        command_frame(p.action, &id, &self.branch, &self.station_name, &p.ticket);
+                    self.resend.push(frame);
+                }
+            }
+        }
+    }
+
+    fn frame(&mut self, text: &str, now: Instant) {
+        let shared = self.shared.clone();
+        shared.rec.frame();
+        let frame: Frame = match serde_json::from_str(text) {
+            Ok(f) => f,
+            Err(e) => {
+                shared.rec.incident("unreadable_frame", || {
+                    format!("{e}: {}", text.chars().take(200).collect::<String>())
+                });
+                return;
+            }
+        };
+        match frame.kind.as_str() {
+            "event" => {
+                if let Some(p) = frame.position {
+                    self.position = self.position.max(p);
+                }
+                if !self.dedupe.fresh(frame.stream.as_ref(), frame.seq) {
+                    shared
+                        .counts
+                        .events_redelivered
+                        .fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                let Some(event) = frame.event else { return };
+                match event.kind.as_str() {
+                    "course_fired" => {
+                        let order_id = event.order_id.clone().unwrap_or_default();
+                        let fire_no = event.fire_no.unwrap_or(0);
+                        let station = self.station_name.clone();
+                        for t in event.tickets.iter().filter(|t| t.station == station) {
+                            if !self.seen.insert(t.id.clone()) {
+                                shared
+                                    .counts
+                                    .tickets_duplicated
+                                    .fetch_add(1, Ordering::Relaxed);
+                                shared.violation(format!(
+                                    "ticket {} reached {} twice, in different events (last {:?}#{:?})",
+                                    t.id, self.who(), frame.stream, frame.seq
+                                ));
+                                continue;
+                            }
+                            shared.ticket_arrived(&self.me, t, &order_id, fire_no, now);
+                            if !self.is_expo && self.picked(&t.id) {
+                                self.cook(&t.id, &order_id, fire_no, false);
+                            }
+                        }
+                    }
+                    "expo_ready" if self.is_expo => {
+                        let (Some(ticket), Some(order_id), Some(fire_no)) =
+                            (event.ticket_id, event.order_id, event.fire_no)
+                        else {
+                            return;
+                        };
+                        if self.picked(&ticket) {
+                            self.expo_bump(&ticket, &order_id, fire_no);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            // A resume the server could not serve: the station's live tickets replace what
+            // the screen had. Those it never saw arrive now; those it is picked for and not
+            // working on are taken up where they are.
+            "snapshot" if frame.reset => {
+                shared.counts.resets.fetch_add(1, Ordering::Relaxed);
+                let Some(snapshot) = frame.snapshot else {
+                    return;
+                };
+                self.position = snapshot.position;
+                let station = self.station_name.clone();
+                for t in snapshot.tickets.iter().filter(|t| t.station == station) {
+                    if self.seen.insert(t.id.clone()) {
+                        shared.ticket_arrived(&self.me, t, &t.order_id, t.fire_no, now);
+                    }
+                    if !self.picked(&t.id) {
+                        continue;
+                    }
+                    match (self.is_expo, t.status.as_str()) {
+                        (true, "new" | "started") if t.parts_ready => {
+                            self.expo_bump(&t.id, &t.order_id, t.fire_no)
+                        }
+                        (false, "new") => self.cook(&t.id, &t.order_id, t.fire_no, false),
+                        (false, "started") => self.cook(&t.id, &t.order_id, t.fire_no, true),
+                        _ => {}
+                    }
+                }
+            }
+            "ack" | "error" => {
+                let Some(id) = frame.id.as_ref() else {
+                    return;
+                };
+                // A command the journal could not take while the server restarts goes
+                // again, same id, after a pause.
+                if frame.kind == "error"
+                    && shared.chaos()
+                    && frame.code.as_deref() == Some("journal_unavailable")
+                    && self.pending.contains_key(id)
+                {
+                    let (tx, id) = (self.tx.clone(), id.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        let _ = tx.send(ScreenCmd::ResendDue(id));
+                    });
+                    return;
+                }
+                let Some(p) = self.pending.remove(id) else {
+                    // An error that names no command of ours (a refused frame): it counts as
+                    // a failed command; the command it refused stays unanswered.
+                    if frame.kind == "error" {
+                        shared.rec.error(
+                            "ws_frame",
+                            frame.code.as_deref().unwrap_or("error"),
+                            || {
+                                format!(
+                                    "{}: {} (the error names no command id)",
+                                    self.who(),
+                                    frame.message.clone().unwrap_or_default()
+                                )
+                            },
+                        );
+                    }
+                    return;
+                };
+                if p.resent {
+                    shared.counts.ws_retried.fetch_add(1, Ordering::Relaxed);
+                }
+                if frame.kind == "ack" {
+                    shared.rec.ack(p.kind, now - p.sent);
+                    shared.answered();
+                    if p.resent {
+                        shared.rec.retried(now - p.sent);
+                    }
+                    match p.kind {
+                        "start" => {
+                            if let Some(state) = self.acting.get_mut(&p.ticket) {
+                                if matches!(state, Acting::Starting { bump_due: true }) {
+                                    *state = Acting::Bumping;
+                                    self.outbox.push(("bump", "bump", p.ticket.clone(), None));
+                                } else {
+                                    *state = Acting::Started;
+                                }
+                            }
+                        }
+                        "expo_bump" => {
+                            if let Some(key) = &p.fire {
+                                if let Some(f) = shared.fires.lock().expect("lock").get_mut(key) {
+                                    f.expo_acked = true;
+                                }
+                            }
+                            self.acting.remove(&p.ticket);
+                        }
+                        _ => {
+                            self.acting.remove(&p.ticket);
+                        }
+                    }
+                } else {
+                    let code = frame.code.clone().unwrap_or_else(|| "error".into());
+                    shared.rec.error(p.kind, &code, || {
+                        format!(
+                            "ticket {} at {}: {}",
+                            p.ticket,
+                            self.who(),
+                            frame.message.clone().unwrap_or_default()
+                        )
+                    });
+                    self.acting.remove(&p.ticket);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The frames to send now: new commands (each gets its id and becomes pending), and
+    /// commands due again.
+    fn outgoing(&mut self) -> Vec<Message> {
+        let mut frames: Vec<Message> = self.resend.drain(..).collect();
+        for (action, kind, ticket, fire) in std::mem::take(&mut self.outbox) {
+            self.next_id += 1;
+            let id = format!("{}-{}", self.prefix, self.next_id);
+            frames.push(command_frame(
+                action,
+                &id,
+                &self.branch,
+                &self.station_name,
+                &ticket,
+            ));
+            self.pending.insert(
+                id,
+                Pending {
+                    action,
+                    kind,
+                    sent: Instant::now(),
+                    ticket,
+                    fire,
+                    resent: false,
+                },
+            );
+        }
+        frames
+    }
+
+    /// After a reconnect: every command still unanswered goes again with its id. One the
+    /// server had carried out before the socket dropped is answered from the journal.
+    fn resend_pending(&mut self) {
+        for (id, p) in &mut self.pending {
+            p.resent = true;
+            self.shared
+                .counts
+                .ws_resends
+                .fetch_add(1, Ordering::Relaxed);
+            self.resend.push(command_frame(
+                p.action,
+                id,
+                &self.branch,
+                &self.station_name,
+                &p.ticket,
+            ));
+        }
+    }
+}
+
+fn command_frame(action: &str, id: &str, branch: &str, station: &str, ticket: &str) -> Message {
+    Message::text(
+        json!({
+            "type": action,
+            "id": id,
+            "branch": branch,
+            "station": station,
+            "ticket": ticket,
+        })
+        .to_string(),
+    )
+}
+
+/// A kitchen screen: receives its station's tickets and, for the tickets it is picked for,
+/// starts them, bumps them after their prep time (or, at expo, bumps on `expo_ready`). When
+/// its socket closes it reconnects, resumes after the last position it saw and resends its
+/// unanswered commands.
+async fn screen_task(
+    shared: Arc<Shared>,
+    me: ScreenId,
+    link: Link,
     ws: Socket,
+    position: u64,
     mut stop: watch::Receiver<bool>,
 ) {
     let layout = &shared.layout;
-    let is_expo = me.station == layout.cooking.len();
     let station_name: String = layout
         .stations()
         .nth(me.station)
         .unwrap_or_default()
         .to_owned();
-    let k = shared.args.screens_per_station;
-    let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<ScreenCmd>();
-    let mut dedupe = Dedupe::default();
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut acting: HashMap<String, Acting> = HashMap::new();
-    let mut pending: HashMap<String, Pending> = HashMap::new();
-    let mut next_id = 0u64;
-    let prefix = format!(
-        "{}-{}-{}-{}",
-        shared.run_tag, me.branch, me.station, me.index
-    );
-    let fallback_prep = Duration::from_millis(u64::from(
-        (shared.args.prep_min_ms + shared.args.prep_max_ms) / 2,
-    ));
-    let mut outbox: Vec<(String, &'static str, String, Option<FireKey>)> = Vec::new();
+    let mut screen = Screen {
+        is_expo: me.station == layout.cooking.len(),
+        prefix: format!(
+            "{}-{}-{}-{}",
+            shared.run_tag, me.branch, me.station, me.index
+        ),
+        fallback_prep: Duration::from_millis(u64::from(
+            (shared.args.prep_min_ms + shared.args.prep_max_ms) / 2,
+        )),
+        shared: shared.clone(),
+        me,
+        branch: link.branch.clone(),
+        station_name,
+        tx,
+        dedupe: Dedupe::default(),
+        seen: HashSet::new(),
+        acting: HashMap::new(),
+        pending: HashMap::new(),
+        next_id: 0,
+        outbox: Vec::new(),
+        resend: Vec::new(),
+        position,
+    };
+    let mut ws = ws;
+    let mut connected_at = shared.kills.load(Ordering::Relaxed);
     loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            Some(cmd) = rx.recv() => match cmd {
-                ScreenCmd::BumpDue(ticket) => match acting.get_mut(&ticket) {
-                    Some(Acting::Starting { bump_due }) => *bump_due = true,
-                    Some(state @ Acting::Started) => {
-                        *state = Acting::Bumping;
-                        outbox.push(("bump".into(), "bump", ticket, None));
-                    }
-                    _ => {}
+        let (mut sink, mut stream) = ws.split();
+        for frame in screen.outgoing() {
+            if sink.send(frame).await.is_err() {
+                break;
+            }
+        }
+        let lost = loop {
+            tokio::select! {
+                _ = stop.changed() => break None,
+                Some(cmd) = rx.recv() => screen.command(cmd),
+                msg = stream.next() => match msg {
+                    Some(Ok(Message::Text(text))) => screen.frame(&text, Instant::now()),
+                    Some(Ok(Message::Close(close))) => break Some(format!("{close:?}")),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break Some(e.to_string()),
+                    None => break Some("stream ended".to_owned()),
                 },
-            },
-            msg = stream.next() => {
-                let text = match msg {
-                    Some(Ok(Message::Text(t))) => t,
-                    Some(Ok(Message::Close(close))) => {
-                        if !*stop.borrow() {
-                            shared.counts.sockets_closed.fetch_add(1, Ordering::Relaxed);
-                            shared.rec.incident("socket_closed", || format!("screen {branch}/{station_name}#{}: {close:?}", me.index));
-                        }
-                        break;
-                    }
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => {
-                        if !*stop.borrow() {
-                            shared.counts.sockets_closed.fetch_add(1, Ordering::Relaxed);
-                            shared.rec.incident("socket_error", || format!("screen {branch}/{station_name}#{}: {e}", me.index));
-                        }
-                        break;
-                    }
-                    None => {
-                        if !*stop.borrow() {
-                            shared.counts.sockets_closed.fetch_add(1, Ordering::Relaxed);
-                            shared.rec.incident("socket_closed", || format!("screen {branch}/{station_name}#{}: stream ended", me.index));
-                        }
-                        break;
-                    }
-                };
-                let now = Instant::now();
-                shared.rec.frame();
-                let frame: Frame = match serde_json::from_str(&text) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        shared.rec.incident("unreadable_frame", || format!("{e}: {}", text.chars().take(200).collect::<String>()));
-                        continue;
-                    }
-                };
-                match frame.kind.as_str() {
-                    "event" => {
-                        if !dedupe.fresh(frame.stream.as_ref(), frame.seq) {
-                            shared.counts.events_redelivered.fetch_add(1, Ordering::Relaxed);
-                            continue;
-                        }
-                        let Some(event) = frame.event else { continue };
-                        match event.kind.as_str() {
-                            "course_fired" => {
-                                let order_id = event.order_id.clone().unwrap_or_default();
-                                let fire_no = event.fire_no.unwrap_or(0);
-                                for t in event.tickets.iter().filter(|t| t.station == station_name) {
-                                    if !seen.insert(t.id.clone()) {
-                                        shared.counts.tickets_duplicated.fetch_add(1, Ordering::Relaxed);
-                                        shared.violation(format!(
-                                            "ticket {} reached screen {branch}/{station_name}#{} twice, in different events (last {:?}#{:?})",
-                                            t.id, me.index, frame.stream, frame.seq
-                                        ));
-                                        continue;
-                                    }
-                                    shared.ticket_arrived(&me, t, &order_id, fire_no, now);
-                                    if !is_expo && proto::pick(&t.id, k) == me.index {
-                                        let prep = shared
-                                            .plans
-                                            .lock()
-                                            .expect("lock")
-                                            .get(&order_id)
-                                            .and_then(|p| p.prep(fire_no, me.station))
-                                            .unwrap_or(fallback_prep);
-                                        acting.insert(t.id.clone(), Acting::Starting { bump_due: false });
-                                        outbox.push(("start".into(), "start", t.id.clone(), None));
-                                        let (tx, ticket) = (tx.clone(), t.id.clone());
-                                        tokio::spawn(async move {
-                                            tokio::time::sleep(prep).await;
-                                            let _ = tx.send(ScreenCmd::BumpDue(ticket));
-                                        });
-                                    }
-                                }
-                            }
-                            "expo_ready" if is_expo => {
-                                let (Some(ticket), Some(order_id), Some(fire_no)) =
-                                    (event.ticket_id, event.order_id, event.fire_no)
-                                else {
-                                    continue;
-                                };
-                                if proto::pick(&ticket, k) == me.index && !acting.contains_key(&ticket) {
-                                    acting.insert(ticket.clone(), Acting::Bumping);
-                                    let key = (order_id, fire_no);
-                                    if let Some(f) = shared.fires.lock().expect("lock").get_mut(&key) {
-                                        f.expo_bump_sent = Some(Instant::now());
-                                    }
-                                    outbox.push(("bump".into(), "expo_bump", ticket, Some(key)));
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                    "ack" | "error" => {
-                        let Some(p) = frame.id.as_ref().and_then(|id| pending.remove(id)) else {
-                            // An error that names no command of ours (a refused frame): it
-                            // counts as a failed command; the command it refused stays
-                            // unanswered.
-                            if frame.kind == "error" {
-                                shared.rec.error("ws_frame", frame.code.as_deref().unwrap_or("error"), || {
-                                    format!("screen {branch}/{station_name}: {} (the error names no command id)", frame.message.clone().unwrap_or_default())
-                                });
-                            }
-                            continue;
-                        };
-                        if frame.kind == "ack" {
-                            shared.rec.ack(p.kind, now - p.sent);
-                            match p.kind {
-                                "start" => {
-                                    if let Some(state) = acting.get_mut(&p.ticket) {
-                                        if matches!(state, Acting::Starting { bump_due: true }) {
-                                            *state = Acting::Bumping;
-                                            outbox.push(("bump".into(), "bump", p.ticket.clone(), None));
-                                        } else {
-                                            *state = Acting::Started;
-                                        }
-                                    }
-                                }
-                                "expo_bump" => {
-                                    if let Some(key) = &p.fire {
-                                        if let Some(f) = shared.fires.lock().expect("lock").get_mut(key) {
-                                            f.expo_acked = true;
-                                        }
-                                    }
-                                    acting.remove(&p.ticket);
-                                }
-                                _ => {
-                                    acting.remove(&p.ticket);
-                                }
-                            }
-                        } else {
-                            let code = frame.code.clone().unwrap_or_else(|| "error".into());
-                            shared.rec.error(p.kind, &code, || {
-                                format!("ticket {} at {branch}/{station_name}: {}", p.ticket, frame.message.clone().unwrap_or_default())
-                            });
-                            acting.remove(&p.ticket);
-                        }
-                    }
-                    _ => {}
+            }
+            for frame in screen.outgoing() {
+                // What does not go out stays pending and goes after the reconnect.
+                if sink.send(frame).await.is_err() {
+                    break;
                 }
             }
+        };
+        let Some(why) = lost else {
+            let _ = sink.send(Message::Close(None)).await;
+            break;
+        };
+        if *stop.borrow() {
+            break;
         }
-        for (action, kind, ticket, fire) in outbox.drain(..) {
-            next_id += 1;
-            let id = format!("{prefix}-{next_id}");
-            let frame = json!({
-                "type": action,
-                "id": id,
-                "branch": branch,
-                "station": station_name,
-                "ticket": ticket,
-            });
-            pending.insert(
-                id,
-                Pending {
-                    kind,
-                    sent: Instant::now(),
-                    ticket,
-                    fire,
-                },
-            );
-            if let Err(e) = sink.send(Message::text(frame.to_string())).await {
-                shared.rec.error(kind, "transport", || format!("{e}"));
-            }
-        }
+        shared.socket_lost(connected_at, &screen.who(), || why);
+        connected_at = shared.kills.load(Ordering::Relaxed);
+        let Some(new) = shared.reconnect(&link, screen.position, &mut stop).await else {
+            break;
+        };
+        ws = new;
+        screen.resend_pending();
     }
-    let _ = sink.send(Message::Close(None)).await;
 }
 
 /// A waiter's tablet: follows its table and hands each ready notice to the order's task.
+/// Reconnects and resumes like a screen.
 async fn tablet_task(
     shared: Arc<Shared>,
-    branch: String,
-    table: String,
+    link: Link,
     ws: Socket,
+    position: u64,
     mut stop: watch::Receiver<bool>,
 ) {
-    let (mut sink, mut stream) = ws.split();
-    let mut dedupe = Dedupe::default();
-    let mut notices: HashSet<FireKey> = HashSet::new();
+    let table = match &link.topic {
+        Topic::Table(t) | Topic::Station(t) => t.clone(),
+    };
+    let mut tablet = Tablet {
+        who: format!("tablet {}/{table}", link.branch),
+        shared: shared.clone(),
+        dedupe: Dedupe::default(),
+        notices: HashSet::new(),
+        position,
+    };
+    let mut ws = ws;
+    let mut connected_at = shared.kills.load(Ordering::Relaxed);
     loop {
-        let msg = tokio::select! {
-            _ = stop.changed() => break,
-            msg = stream.next() => msg,
-        };
-        let text = match msg {
-            Some(Ok(Message::Text(t))) => t,
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                if !*stop.borrow() {
-                    shared.counts.sockets_closed.fetch_add(1, Ordering::Relaxed);
-                    shared.rec.incident("socket_closed", || {
-                        format!("tablet {branch}/{table}: {msg:?}")
-                    });
-                }
-                break;
+        let (mut sink, mut stream) = ws.split();
+        let lost = loop {
+            let msg = tokio::select! {
+                _ = stop.changed() => break None,
+                msg = stream.next() => msg,
+            };
+            match msg {
+                Some(Ok(Message::Text(text))) => tablet.frame(&text, Instant::now()),
+                Some(Ok(Message::Close(close))) => break Some(format!("{close:?}")),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => break Some(e.to_string()),
+                None => break Some("stream ended".to_owned()),
             }
-            Some(Ok(_)) => continue,
         };
-        let now = Instant::now();
+        let Some(why) = lost else {
+            let _ = sink.send(Message::Close(None)).await;
+            break;
+        };
+        if *stop.borrow() {
+            break;
+        }
+        shared.socket_lost(connected_at, &tablet.who, || why);
+        connected_at = shared.kills.load(Ordering::Relaxed);
+        let Some(new) = shared.reconnect(&link, tablet.position, &mut stop).await else {
+            break;
+        };
+        ws = new;
+    }
+}
+
+/// A tablet's state, kept across reconnects.
+struct Tablet {
+    shared: Arc<Shared>,
+    who: String,
+    dedupe: Dedupe,
+    /// The ready notices received, by fire.
+    notices: HashSet<FireKey>,
+    /// The highest position seen on the table.
+    position: u64,
+}
+
+impl Tablet {
+    fn frame(&mut self, text: &str, now: Instant) {
+        let shared = self.shared.clone();
         shared.rec.frame();
-        let Ok(frame) = serde_json::from_str::<Frame>(&text) else {
+        let Ok(frame) = serde_json::from_str::<Frame>(text) else {
             shared.rec.incident("unreadable_frame", || {
                 text.chars().take(200).collect::<String>()
             });
-            continue;
+            return;
         };
-        if frame.kind != "event" {
-            continue;
+        match frame.kind.as_str() {
+            "event" => {
+                if let Some(p) = frame.position {
+                    self.position = self.position.max(p);
+                }
+                if !self.dedupe.fresh(frame.stream.as_ref(), frame.seq) {
+                    shared
+                        .counts
+                        .events_redelivered
+                        .fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                let Some(event) = frame.event else { return };
+                if event.kind != "order_ready" {
+                    return;
+                }
+                let (Some(order_id), Some(fire_no)) = (event.order_id, event.fire_no) else {
+                    return;
+                };
+                self.ready((order_id, fire_no), event.lines.0, now);
+            }
+            // A resume the server could not serve: the table's open orders replace what the
+            // tablet had. A fire whose expo ticket is bumped was sent: its ready notice is
+            // taken from the snapshot when the tablet had not heard it.
+            "snapshot" if frame.reset => {
+                shared.counts.resets.fetch_add(1, Ordering::Relaxed);
+                let Some(snapshot) = frame.snapshot else {
+                    return;
+                };
+                self.position = snapshot.position;
+                for order in &snapshot.orders {
+                    for t in order
+                        .tickets
+                        .iter()
+                        .filter(|t| t.kind == "expo" && t.status == "bumped")
+                    {
+                        let key = (order.id.clone(), t.fire_no);
+                        if self.notices.contains(&key) {
+                            continue;
+                        }
+                        let lines = order
+                            .lines
+                            .iter()
+                            .filter(|l| l.fire_no == Some(t.fire_no) && l.status == "ready")
+                            .map(|l| l.id)
+                            .collect();
+                        self.ready(key, lines, now);
+                    }
+                }
+            }
+            _ => {}
         }
-        if !dedupe.fresh(frame.stream.as_ref(), frame.seq) {
-            shared
-                .counts
-                .events_redelivered
-                .fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        let Some(event) = frame.event else { continue };
-        if event.kind != "order_ready" {
-            continue;
-        }
-        let (Some(order_id), Some(fire_no)) = (event.order_id, event.fire_no) else {
-            continue;
-        };
-        let key = (order_id, fire_no);
-        if !notices.insert(key.clone()) {
+    }
+
+    /// A fire's ready notice reached the table: the order's task serves those lines.
+    fn ready(&mut self, key: FireKey, lines: Vec<u64>, now: Instant) {
+        let shared = &self.shared;
+        if !self.notices.insert(key.clone()) {
             shared
                 .counts
                 .ready_duplicated
                 .fetch_add(1, Ordering::Relaxed);
             shared.violation(format!(
-                "the ready notice of order {} fire {fire_no} reached table {branch}/{table} twice, in different events",
-                key.0
+                "the ready notice of order {} fire {} reached {} twice, in different events",
+                key.0, key.1, self.who
             ));
-            continue;
+            return;
         }
         shared.counts.ready_received.fetch_add(1, Ordering::Relaxed);
         if let Some(f) = shared.fires.lock().expect("lock").get_mut(&key) {
@@ -1319,7 +2313,7 @@ async fn tablet_task(
         }
         match shared.waiters.lock().expect("lock").remove(&key) {
             Some(waiter) => {
-                let _ = waiter.send(event.lines.0);
+                let _ = waiter.send(lines);
             }
             None => {
                 shared
@@ -1329,7 +2323,6 @@ async fn tablet_task(
             }
         }
     }
-    let _ = sink.send(Message::Close(None)).await;
 }
 
 /// What the screens and tablets received, against what the engine acknowledged.
@@ -1505,5 +2498,98 @@ impl Verification {
             "ready_notices_unexpected": self.ready_unexpected,
             "samples": self.samples,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::LinePlan;
+
+    fn acked(layout: &Layout) -> AckedOrder {
+        let plan = OrderPlan {
+            at: Duration::ZERO,
+            branch: 0,
+            table: 0,
+            guests: 2,
+            courses: 1,
+            lines: vec![LinePlan {
+                item: 0,
+                quantity: 2,
+                modifiers: vec!["no onion"],
+                seat: 1,
+                course: 1,
+            }],
+            prep_ms: vec![vec![50]],
+            course_gap: Duration::ZERO,
+        };
+        assert_eq!(layout.tables[0], "t1");
+        AckedOrder {
+            plan: Arc::new(plan),
+            lines_acked: true,
+            fires_sent: 1,
+            fires_acked: 1,
+            tickets: vec!["k1".into()],
+            served: vec![1],
+            closed: true,
+        }
+    }
+
+    fn order(layout: &Layout, lines: usize, tickets: &[&str], closed: bool) -> proto::OrderBody {
+        let line = |id: usize| {
+            json!({"id": id, "item": layout.items[0].id, "quantity": 2,
+                   "modifiers": ["no onion"], "seat": 1, "course": 1, "status": "served",
+                   "fire_no": 1})
+        };
+        serde_json::from_value(json!({
+            "id": "o1", "table": "t1", "guests": 2, "fires": 1,
+            "closed_at": closed.then_some("2026-11-23T12:00:00Z"),
+            "lines": (1..=lines).map(line).collect::<Vec<_>>(),
+            "tickets": tickets.iter().map(|t| json!({"id": t, "station": "grill", "fire_no": 1})).collect::<Vec<_>>(),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_order_read_back_as_acknowledged_passes() {
+        let layout = Layout::new(1, 1, 1);
+        let acked = acked(&layout);
+        assert_eq!(
+            order_differs(&layout, &acked, &order(&layout, 1, &["k1"], true)),
+            None
+        );
+    }
+
+    #[test]
+    fn an_order_read_back_otherwise_is_caught() {
+        let layout = Layout::new(1, 1, 1);
+        let acked = acked(&layout);
+        // Lines added twice (a retry run again), a ticket gone, an acknowledged close undone.
+        for differs in [
+            order(&layout, 2, &["k1"], true),
+            order(&layout, 1, &[], true),
+            order(&layout, 1, &["k1"], false),
+        ] {
+            assert!(order_differs(&layout, &acked, &differs).is_some());
+        }
+        let mut refired = order(&layout, 1, &["k1"], true);
+        refired.fires = 2;
+        assert!(order_differs(&layout, &acked, &refired).is_some());
+    }
+
+    #[test]
+    fn backs_off_with_jitter_up_to_a_second() {
+        let mut b = Backoff::new();
+        let waits: Vec<Duration> = (0..8).map(|_| b.wait()).collect();
+        assert!(waits[0] >= Duration::from_millis(25) && waits[0] <= Duration::from_millis(50));
+        assert!(waits.iter().all(|w| *w <= Backoff::MAX));
+        assert!(waits[7] >= Backoff::MAX / 2);
+    }
+
+    #[test]
+    fn reads_the_replay_counter() {
+        let text = "# HELP rail_idempotent_replays_total Retries.\n# TYPE rail_idempotent_replays_total counter\nrail_idempotent_replays_total 7\n";
+        assert_eq!(replays(text), 7);
+        assert_eq!(replays("other 1\n"), 0);
     }
 }

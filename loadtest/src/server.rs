@@ -1,11 +1,14 @@
 //! The engine under test: one already running at a URL, or a `rail` binary the load test starts
 //! itself on a free port with a fresh journal (a temporary SQLite file, or a Postgres database
-//! it creates and drops), whose memory it can then read from `/proc`.
+//! it creates and drops), whose memory it can then read from `/proc`. A spawned server can be
+//! killed (SIGKILL) and started again on the same port, journal and signing key.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context as _};
@@ -76,16 +79,65 @@ pub struct Memory {
     pub peak_bytes: u64,
 }
 
+/// The pid of the server process, 0 when there is none (or it is down between a kill and its
+/// restart). Shared with the samplers, which follow a restarted server.
+pub type PidCell = Arc<AtomicU32>;
+
+/// How a spawned server is started, kept to start it again after a kill.
+struct Recipe {
+    bin: PathBuf,
+    dir: PathBuf,
+    /// Its environment, in the order it is set.
+    env: Vec<(String, String)>,
+    log: PathBuf,
+}
+
+impl Recipe {
+    fn spawn(&self, truncate_log: bool) -> anyhow::Result<Child> {
+        let log = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(truncate_log)
+            .append(!truncate_log)
+            .open(&self.log)?;
+        Command::new(&self.bin)
+            .current_dir(&self.dir)
+            .env_remove("DATABASE_URL")
+            .env_remove("RAIL_JOURNAL_PATH")
+            .env_remove("RAIL_PORT")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", self.bin.display()))
+    }
+}
+
+/// One kill and restart of a spawned server.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restart {
+    /// The pid that was sent SIGKILL.
+    pub killed_pid: u32,
+    /// The pid of the server started in its place.
+    pub new_pid: u32,
+    /// SIGKILL sent -> the killed process reaped (ms).
+    pub reaped_ms: f64,
+    /// SIGKILL sent -> the new server answers `/readyz` (ms): the downtime.
+    pub downtime_ms: f64,
+}
+
 /// The engine under test.
 pub struct Target {
     pub base: String,
     pub ws_url: String,
-    pub pid: Option<u32>,
+    pid: PidCell,
     pub spawned: bool,
     pub description: String,
     /// The key the server checks tokens with (`JWT_SECRET`).
     pub jwt_secret: String,
     child: Option<Child>,
+    recipe: Option<Recipe>,
     scratch: Option<PathBuf>,
     database: Option<(String, String)>,
     keep: bool,
@@ -106,9 +158,10 @@ impl Target {
                 jwt_secret,
                 base,
                 ws_url,
-                pid: args.server_pid,
+                pid: Arc::new(AtomicU32::new(args.server_pid.unwrap_or(0))),
                 spawned: false,
                 child: None,
+                recipe: None,
                 scratch: None,
                 database: None,
                 keep: true,
@@ -134,30 +187,30 @@ impl Target {
             std::env::temp_dir().join(format!("rail-loadtest-{}-{stamp}", std::process::id()));
         std::fs::create_dir_all(&scratch)?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut cmd = Command::new(&bin);
-        cmd.current_dir(&scratch)
-            .env_remove("DATABASE_URL")
-            .env_remove("RAIL_JOURNAL_PATH")
-            .env_remove("RAIL_PORT")
-            .env("RAIL_HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("RAIL_DEMO", "false")
-            .env("RAIL_LOG_FORMAT", "human")
-            .env("RAIL_SHUTDOWN_DRAIN_SECONDS", "0")
-            .env("RUST_LOG", "warn")
-            .envs(args.server_env.iter().map(|(k, v)| (k, v)))
-            // After --server-env: the server checks the tokens this load test signs.
-            .env("JWT_SECRET", &jwt_secret)
-            .env("RAIL_JWT_ISSUER", &args.auth.jwt_issuer)
-            .env("RAIL_JWT_AUDIENCE", &args.auth.jwt_audience)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(out.join("server.log"))?);
+        let mut env: Vec<(String, String)> = [
+            ("RAIL_HOST", "127.0.0.1".to_owned()),
+            ("PORT", port.to_string()),
+            ("RAIL_DEMO", "false".to_owned()),
+            ("RAIL_LOG_FORMAT", "human".to_owned()),
+            ("RAIL_SHUTDOWN_DRAIN_SECONDS", "0".to_owned()),
+            ("RUST_LOG", "warn".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .chain(args.server_env.iter().cloned())
+        .collect();
+        // After --server-env: the server checks the tokens this load test signs.
+        env.push(("JWT_SECRET".into(), jwt_secret.clone()));
+        env.push(("RAIL_JWT_ISSUER".into(), args.auth.jwt_issuer.clone()));
+        env.push(("RAIL_JWT_AUDIENCE".into(), args.auth.jwt_audience.clone()));
         let mut database = None;
         let description = match args.journal {
             JournalKind::Embedded => {
                 let path = scratch.join("journal.db");
-                cmd.env("RAIL_JOURNAL_PATH", &path);
+                env.push((
+                    "RAIL_JOURNAL_PATH".into(),
+                    path.to_string_lossy().into_owned(),
+                ));
                 format!(
                     "spawned {} on 127.0.0.1:{port}, embedded journal {}",
                     bin.display(),
@@ -169,25 +222,30 @@ impl Target {
                 psql(&args.database_url, &format!("CREATE DATABASE {name}"))?;
                 let url = database_url_for(&args.database_url, &name);
                 database = Some((args.database_url.clone(), name.clone()));
-                cmd.env("DATABASE_URL", &url);
+                env.push(("DATABASE_URL".into(), url));
                 format!(
                     "spawned {} on 127.0.0.1:{port}, Postgres journal (database {name})",
                     bin.display()
                 )
             }
         };
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+        let recipe = Recipe {
+            bin,
+            dir: scratch.clone(),
+            env,
+            log: out.join("server.log"),
+        };
+        let child = recipe.spawn(true)?;
         let base = format!("http://127.0.0.1:{port}");
         let mut target = Self {
             ws_url: format!("ws://127.0.0.1:{port}/ws"),
             base,
-            pid: Some(child.id()),
+            pid: Arc::new(AtomicU32::new(child.id())),
             spawned: true,
             description,
             jwt_secret,
             child: Some(child),
+            recipe: Some(recipe),
             scratch: Some(scratch),
             database,
             keep: args.keep_journal,
@@ -218,13 +276,55 @@ impl Target {
             if Instant::now() > deadline {
                 bail!("{} did not become ready within {limit:?}", self.base);
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The server's pid, when it runs here and is up.
+    pub fn pid(&self) -> Option<u32> {
+        Some(self.pid.load(Ordering::Relaxed)).filter(|&p| p != 0)
+    }
+
+    /// The server's pid as it changes across restarts.
+    pub fn pid_cell(&self) -> PidCell {
+        self.pid.clone()
     }
 
     /// The server's memory now, when it runs here.
     pub fn memory(&self) -> Option<Memory> {
-        memory_of(self.pid?)
+        memory_of(self.pid()?)
+    }
+
+    /// Kills a spawned server with SIGKILL (no shutdown, no drain: a crash), reaps it, and
+    /// starts it again at once with the same port, journal, signing key and environment;
+    /// returns when the new one answers `/readyz`. Its log goes on in `server.log`.
+    pub async fn kill_and_restart(&mut self, ready_within: Duration) -> anyhow::Result<Restart> {
+        let (Some(child), Some(recipe)) = (self.child.as_mut(), self.recipe.as_ref()) else {
+            bail!("only a spawned server can be killed");
+        };
+        if let Some(status) = child.try_wait()? {
+            bail!("the server had already exited ({status}) before the kill");
+        }
+        let killed_pid = child.id();
+        let killed_at = Instant::now();
+        self.pid.store(0, Ordering::Relaxed);
+        // std's Child::kill is SIGKILL on Unix, sent to the server process itself.
+        child.kill().context("sending SIGKILL to the server")?;
+        while child.try_wait()?.is_none() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let reaped = killed_at.elapsed();
+        let new = recipe.spawn(false)?;
+        let new_pid = new.id();
+        self.child = Some(new);
+        self.pid.store(new_pid, Ordering::Relaxed);
+        self.wait_ready(ready_within).await?;
+        Ok(Restart {
+            killed_pid,
+            new_pid,
+            reaped_ms: reaped.as_secs_f64() * 1000.0,
+            downtime_ms: killed_at.elapsed().as_secs_f64() * 1000.0,
+        })
     }
 
     /// Stops a spawned server (SIGTERM, then SIGKILL after 10 s) and removes its journal.
