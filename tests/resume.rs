@@ -163,7 +163,8 @@ async fn a_flaky_screen_sees_every_ticket_exactly_once_in_order() {
     assert!(served.as_f64().unwrap() >= 10.0, "{served}");
 }
 
-/// After a crash the history is gone, so a screen's missed events come from the journal.
+/// After a crash the restarted server has read the branch's latest events back from the
+/// journal, so a screen's missed events (before and after the crash) come from memory.
 #[tokio::test]
 async fn a_screen_resumes_from_the_journal_after_a_restart() {
     let journal = common::TestJournal::fresh().await;
@@ -249,5 +250,20 @@ async fn a_screen_resumes_from_the_journal_after_a_restart() {
         }
     }
     assert_eq!(got, seen);
+    let text = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let from_history = text
+        .lines()
+        .find_map(|l| l.strip_prefix("rail_ws_resumes_total{source=\"history\"} "))
+        .map(|v| v.trim().parse::<f64>().unwrap());
+    assert_eq!(
+        from_history,
+        Some(1.0),
+        "served from the history read back at start"
+    );
     server.kill();
 }

@@ -6,7 +6,7 @@
 //! the open orders from them, passes each to the stations concerned and to the table and
 //! branch subscribers, so a snapshot and the events after it always line up.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -142,7 +142,14 @@ pub struct RecoveredBranch {
     pub last_ticket: Option<(NaiveDate, u32)>,
     /// The position of the snapshot recovery started from (0: none, every open event read).
     pub snapshot_position: u64,
+    /// The branch's latest events (up to RECENT_ON_START of them, ending at `position`), so
+    /// screens reconnecting after a restart resume from memory.
+    pub recent: Vec<Arc<Envelope>>,
 }
+
+/// Events recovery keeps for screens that resume after a restart: as far back as a resume is
+/// served at all.
+const RECENT_ON_START: usize = crate::subscriber::MAX_JOURNAL_RESUME as usize;
 
 /// Events a branch commits between two of its snapshots, unless configured otherwise.
 pub const SNAPSHOT_EVERY: u64 = 5_000;
@@ -254,13 +261,13 @@ impl Rebuild {
         })
     }
 
-    fn apply(&mut self, envelope: Envelope) -> Result<(), String> {
+    fn apply(&mut self, envelope: &Envelope) -> Result<(), String> {
         let (seq, position, at) = (envelope.seq, envelope.position, envelope.at);
         self.position = self.position.max(position);
-        match envelope.event {
+        match &envelope.event {
             Event::Branch(e) => {
                 self.config_seq = seq;
-                apply_branch_event(&mut self.branch, &e)?;
+                apply_branch_event(&mut self.branch, e)?;
             }
             Event::Order(e) => {
                 let order = self
@@ -285,6 +292,8 @@ pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBr
         .map_err(|e| e.to_string())?;
     let snapshot = saved.and_then(|s| BranchSnapshot::decode(id, &s));
     let snapshot_position = snapshot.as_ref().map_or(0, |s| s.position);
+    // The events read after the snapshot are also the branch's latest.
+    let mut recent: VecDeque<Arc<Envelope>> = VecDeque::new();
     let mut rebuild = match snapshot {
         Some(snapshot) => {
             let mut rebuild = Rebuild::from_snapshot(snapshot)?;
@@ -295,7 +304,12 @@ pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBr
                     .map_err(|e| e.to_string())?;
                 let full = page.len() == REPLAY_PAGE;
                 for s in page {
-                    rebuild.apply(Envelope::decode(s)?)?;
+                    let envelope = Envelope::decode(s)?;
+                    rebuild.apply(&envelope)?;
+                    if recent.len() == RECENT_ON_START {
+                        recent.pop_front();
+                    }
+                    recent.push_back(Arc::new(envelope));
                 }
                 if !full {
                     break;
@@ -310,7 +324,7 @@ pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBr
                 .map_err(|e| e.to_string())?;
             let mut rebuild = Rebuild::default();
             for s in stored {
-                rebuild.apply(Envelope::decode(s)?)?;
+                rebuild.apply(&Envelope::decode(s)?)?;
             }
             rebuild
         }
@@ -340,6 +354,21 @@ pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBr
     // Events of orders closed since are not loaded, but the position is the branch's own.
     let head = journal.head(id.as_str()).await.map_err(|e| e.to_string())?;
     recovered.position = recovered.position.max(head);
+    let from = recovered.position.saturating_sub(RECENT_ON_START as u64);
+    let covered = recent.len() == RECENT_ON_START
+        || (snapshot_position > 0 && snapshot_position <= from)
+        || recovered.position == 0;
+    recovered.recent = if covered {
+        recent.into()
+    } else {
+        journal
+            .read_branch(id.as_str(), from, RECENT_ON_START)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|s| Envelope::decode(s).map(Arc::new))
+            .collect::<Result<_, _>>()?
+    };
     Ok(recovered)
 }
 
@@ -379,6 +408,8 @@ pub struct BranchActor {
     snapshot_position: u64,
     /// Events committed between two snapshots.
     snapshot_every: u64,
+    /// The latest events recovery read, until the stations have taken theirs.
+    recent: Vec<Arc<Envelope>>,
 }
 
 impl BranchActor {
@@ -405,9 +436,15 @@ impl BranchActor {
             view,
             position: recovered.position,
             last_ticket: recovered.last_ticket,
-            audience: Audience::new(BRANCH_HISTORY, recovered.position),
+            audience: Audience::resuming(
+                BRANCH_HISTORY,
+                recovered.position,
+                &recovered.recent,
+                |_| true,
+            ),
             snapshot_position: recovered.snapshot_position,
             snapshot_every: snapshot_every.max(1),
+            recent: recovered.recent,
         }
     }
 
@@ -463,6 +500,8 @@ impl BranchActor {
 
     /// Starts actors for stations the configuration names and this branch does not run yet.
     fn start_stations(&mut self, ctx: &mut Context<Self>) {
+        // Only stations started with the branch are as of the recovered position.
+        let recent = std::mem::take(&mut self.recent);
         let Some(branch) = self.branch.clone() else {
             return;
         };
@@ -483,6 +522,7 @@ impl BranchActor {
                 ctx.address(),
                 tickets,
                 self.position,
+                &recent,
                 self.journal.clone(),
             );
             self.stations.insert(station.id.clone(), actor.start());

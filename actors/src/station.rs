@@ -85,16 +85,18 @@ impl StationActor {
         branch: Addr<BranchActor>,
         tickets: Vec<Ticket>,
         position: u64,
+        recent: &[Arc<Envelope>],
         journal: Arc<dyn Journal>,
     ) -> Self {
         let tickets = tickets.into_iter().map(|t| (t.id, t)).collect();
+        let topic = Topic::Station(station.clone());
         Self {
             branch_id,
             station,
             branch,
             tickets,
             position,
-            audience: Audience::new(STATION_HISTORY, position),
+            audience: Audience::resuming(STATION_HISTORY, position, recent, |e| topic.matches(e)),
             journal,
         }
     }

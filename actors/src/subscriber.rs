@@ -147,7 +147,7 @@ impl History {
 }
 
 /// Resumes older than this many positions are not read back from the journal.
-const MAX_JOURNAL_RESUME: u64 = 10_000;
+pub(crate) const MAX_JOURNAL_RESUME: u64 = 10_000;
 
 /// What a topic holder must do after a screen asked to join.
 #[derive(Debug, PartialEq, Eq)]
@@ -196,6 +196,26 @@ impl Audience {
             next_ticket: 0,
             history: History::new(history, position),
         }
+    }
+
+    /// An audience whose history starts with `recent`, the holder's latest events up to
+    /// `position` as recovery read them back (those `keep` says belong to it), so screens
+    /// that reconnect after a restart are served from memory rather than each from the
+    /// journal.
+    pub fn resuming(
+        history: usize,
+        position: u64,
+        recent: &[Arc<Envelope>],
+        keep: impl Fn(&Envelope) -> bool,
+    ) -> Self {
+        let mut audience = Self::new(history, position);
+        if let Some(first) = recent.first().filter(|e| e.position <= position) {
+            audience.history = History::new(history, first.position - 1);
+            for e in recent.iter().filter(|e| keep(e)) {
+                audience.history.record(e.clone());
+            }
+        }
+        audience
     }
 
     /// Screens connected, catching up or live.
