@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use rail_actors::event::{branch_stream, order_stream};
 use rail_actors::ids::{BranchId, OrderId};
 use rail_actors::journal::{
-    AppendRequest, CommitFeed, Committed, Journal, JournalError, KeyRecord, NewEvent,
-    PostgresJournal, SavedSnapshot, SqliteJournal, StoredEvent, StoredKey,
+    AppendRequest, CommitFeed, Journal, JournalError, KeyRecord, NewEvent, PostgresJournal,
+    SavedSnapshot, SqliteJournal, StoredEvent, StoredKey,
 };
 use serde_json::{json, Value};
 use tempfile::TempDir;
