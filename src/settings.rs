@@ -44,6 +44,8 @@ pub struct Settings {
     pub idempotency_days: u32,
     /// Whole months of events the Postgres journal keeps before the current one (0: all).
     pub journal_retention_months: u32,
+    /// Threads the branches' actors are spread over (0: the main thread).
+    pub engine_threads: usize,
     /// Events a branch commits between two snapshots of its open orders.
     pub snapshot_every: u64,
     /// The key device tokens are signed with (`JWT_SECRET`, at least 32 bytes).

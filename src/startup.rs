@@ -96,6 +96,7 @@ impl Application {
         };
         let options = EngineOptions {
             snapshot_every: settings.snapshot_every.max(1),
+            threads: settings.engine_threads,
         };
         let engine = Engine::start(journal, feed, options)
             .await

@@ -46,12 +46,16 @@ pub struct EngineOptions {
     /// Events a branch commits between two snapshots of itself: recovery reads the latest
     /// snapshot and at most about this many events after it.
     pub snapshot_every: u64,
+    /// Threads the branches are spread over, each branch with all its table and station
+    /// actors on one of them; 0 runs them on the thread that starts the engine.
+    pub threads: usize,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             snapshot_every: SNAPSHOT_EVERY,
+            threads: 0,
         }
     }
 }
@@ -61,6 +65,18 @@ pub struct BranchRegistry {
     journal: Arc<dyn Journal>,
     branches: HashMap<BranchId, Addr<BranchActor>>,
     options: EngineOptions,
+    /// The threads branches run on (none: the registry's own).
+    arbiters: Vec<Arbiter>,
+    /// Branches started so far, which picks the next branch's thread.
+    started: usize,
+}
+
+impl Drop for BranchRegistry {
+    fn drop(&mut self) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+    }
 }
 
 impl Actor for BranchRegistry {
@@ -69,13 +85,16 @@ impl Actor for BranchRegistry {
 
 impl BranchRegistry {
     fn start_branch(&mut self, id: BranchId, recovered: RecoveredBranch) -> Addr<BranchActor> {
-        let addr = BranchActor::new(
-            id.clone(),
-            self.journal.clone(),
-            recovered,
-            self.options.snapshot_every,
-        )
-        .start();
+        let (journal, every) = (self.journal.clone(), self.options.snapshot_every);
+        let branch = id.clone();
+        let make = move |_: &mut Context<BranchActor>| {
+            BranchActor::new(branch, journal, recovered, every)
+        };
+        let addr = match self.arbiters.get(self.started % self.arbiters.len().max(1)) {
+            Some(arbiter) => BranchActor::start_in_arbiter(&arbiter.handle(), make),
+            None => BranchActor::create(make),
+        };
+        self.started += 1;
         self.branches.insert(id, addr.clone());
         addr
     }
@@ -168,6 +187,8 @@ impl Engine {
             journal: journal.clone(),
             branches: HashMap::new(),
             options,
+            arbiters: (0..options.threads).map(|_| Arbiter::new()).collect(),
+            started: 0,
         }
         .start();
         let branches = journal.branches().await.map_err(|e| e.to_string())?;

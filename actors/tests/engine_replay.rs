@@ -257,9 +257,13 @@ async fn run(engine: &Engine, script: &[Step]) {
     }
 }
 
-async fn start(path: &std::path::Path, snapshot_every: u64) -> Engine {
+async fn start(path: &std::path::Path, snapshot_every: u64, threads: usize) -> Engine {
     let (journal, feed) = SqliteJournal::open(path).unwrap();
-    Engine::start(Arc::new(journal), feed, EngineOptions { snapshot_every })
+    let options = EngineOptions {
+        snapshot_every,
+        threads,
+    };
+    Engine::start(Arc::new(journal), feed, options)
         .await
         .unwrap()
 }
@@ -289,17 +293,18 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.db");
         let before = actix::System::new().block_on(async {
-            let engine = start(&path, u64::MAX).await;
+            let engine = start(&path, u64::MAX, 0).await;
             engine.configure(branch(), config()).await.unwrap();
             run(&engine, &script).await;
             live(&engine).await
         });
-        let after = actix::System::new().block_on(async { live(&start(&path, u64::MAX).await).await });
+        let after = actix::System::new().block_on(async { live(&start(&path, u64::MAX, 0).await).await });
         prop_assert_eq!(before, after);
     }
 
-    /// The same with a snapshot every few events: recovery reads the latest snapshot and the
-    /// events after it (orders opened, changed and closed since), and gets the same engine.
+    /// The same with a snapshot every few events, and the branch on a thread of its own:
+    /// recovery reads the latest snapshot and the events after it (orders opened, changed and
+    /// closed since), and gets the same engine.
     #[test]
     fn recovered_from_a_snapshot_matches_the_live_one(
         script in prop::collection::vec(step(), 1..60),
@@ -308,7 +313,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.db");
         let before = actix::System::new().block_on(async {
-            let engine = start(&path, every).await;
+            let engine = start(&path, every, 2).await;
             engine.configure(branch(), config()).await.unwrap();
             run(&engine, &script).await;
             let head = engine.journal().head(branch().as_str()).await.unwrap();
@@ -318,7 +323,7 @@ proptest! {
             }
             live(&engine).await
         });
-        let after = actix::System::new().block_on(async { live(&start(&path, every).await).await });
+        let after = actix::System::new().block_on(async { live(&start(&path, every, 2).await).await });
         prop_assert_eq!(before, after);
     }
 }
