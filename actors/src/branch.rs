@@ -283,6 +283,34 @@ impl Rebuild {
     }
 }
 
+/// A branch's configuration and its stream's length: from the latest snapshot and the
+/// configuration events after it (months past retention may no longer hold the earlier ones).
+async fn load_config(
+    journal: Arc<dyn Journal>,
+    id: BranchId,
+) -> Result<(Option<Branch>, u64), String> {
+    let saved = journal
+        .load_snapshot(id.as_str())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut rebuild = match saved.and_then(|s| BranchSnapshot::decode(&id, &s)) {
+        Some(snapshot) => Rebuild::from_snapshot(BranchSnapshot {
+            orders: Vec::new(),
+            ..snapshot
+        })?,
+        None => Rebuild::default(),
+    };
+    let stored = journal
+        .load_stream(&branch_stream(&id))
+        .await
+        .map_err(|e| e.to_string())?;
+    let from = rebuild.config_seq;
+    for s in stored.into_iter().filter(|s| s.seq > from) {
+        rebuild.apply(&Envelope::decode(s)?)?;
+    }
+    Ok((rebuild.branch, rebuild.config_seq))
+}
+
 /// Rebuilds a branch's configuration and open orders: from its latest snapshot and the events
 /// after it, or, without a usable snapshot, from every event of its open streams.
 pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBranch, String> {
@@ -600,25 +628,12 @@ impl BranchActor {
 
     /// Rebuilds the configuration from its stream, holding other messages until done.
     fn reload_config(&mut self, ctx: &mut Context<Self>) {
-        let journal = self.journal.clone();
-        let stream = branch_stream(&self.id);
-        let load = async move { journal.load_stream(&stream).await };
+        let load = load_config(self.journal.clone(), self.id.clone());
         ctx.wait(load.into_actor(self).map(|loaded, act, ctx| {
-            let Ok(stored) = loaded else { return };
-            let mut branch = None;
-            let mut seq = 0;
-            for s in stored {
-                seq = s.seq;
-                if let Ok(Envelope {
-                    event: Event::Branch(e),
-                    ..
-                }) = Envelope::decode(s)
-                {
-                    if let Err(e) = apply_branch_event(&mut branch, &e) {
-                        tracing::error!(error = %e, "configuration event could not be applied");
-                    }
-                }
-            }
+            let (branch, seq) = match loaded {
+                Ok(loaded) => loaded,
+                Err(e) => return tracing::error!(branch = %act.id, error = %e, "configuration not read back"),
+            };
             act.config_seq = seq;
             if branch.is_some() {
                 act.branch = branch.map(Arc::new);

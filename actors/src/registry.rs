@@ -87,9 +87,8 @@ impl BranchRegistry {
     fn start_branch(&mut self, id: BranchId, recovered: RecoveredBranch) -> Addr<BranchActor> {
         let (journal, every) = (self.journal.clone(), self.options.snapshot_every);
         let branch = id.clone();
-        let make = move |_: &mut Context<BranchActor>| {
-            BranchActor::new(branch, journal, recovered, every)
-        };
+        let make =
+            move |_: &mut Context<BranchActor>| BranchActor::new(branch, journal, recovered, every);
         let addr = match self.arbiters.get(self.started % self.arbiters.len().max(1)) {
             Some(arbiter) => BranchActor::start_in_arbiter(&arbiter.handle(), make),
             None => BranchActor::create(make),
