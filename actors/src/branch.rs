@@ -18,7 +18,7 @@ use crate::error::{invalid, CommandError};
 use crate::event::{branch_stream, order_stream, BranchEvent, Envelope, Event};
 use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId};
 use crate::journal::{
-    append_recorded, AppendRequest, Journal, JournalError, KeyRecord, SavedSnapshot,
+    append_recorded, AppendRequest, Committed, Journal, JournalError, KeyRecord, SavedSnapshot,
 };
 use crate::menu::{Branch, BranchConfig};
 use crate::order::{Order, OrderChange, OrderCommand, Ticket};
@@ -130,7 +130,7 @@ pub struct UnsubscribeAll(pub u64);
 /// Events the journal committed for this branch, in position order.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct BranchCommitted(pub Vec<Arc<Envelope>>);
+pub struct BranchCommitted(pub Committed);
 
 /// A branch as the journal left it: what recovery hands the actor.
 #[derive(Debug, Default)]
@@ -1038,7 +1038,20 @@ impl Handler<BranchCommitted> for BranchActor {
     type Result = ();
 
     fn handle(&mut self, msg: BranchCommitted, ctx: &mut Context<Self>) {
-        let Some(first) = msg.0.first() else { return };
+        let envelopes: Vec<Arc<Envelope>> = msg
+            .0
+            .iter()
+            .filter_map(|s| match Envelope::decode_ref(s) {
+                Ok(e) => Some(Arc::new(e)),
+                Err(e) => {
+                    tracing::error!(error = %e, "undecodable committed event");
+                    None
+                }
+            })
+            .collect();
+        let Some(first) = envelopes.first() else {
+            return;
+        };
         if first.position > self.position + 1 {
             // Positions are dense: the journal committed something this replica was not told
             // of (an append whose commit timed out, yet went through). Read it back first,
@@ -1051,12 +1064,12 @@ impl Handler<BranchCommitted> for BranchActor {
                     Ok(missed) => missed.into_iter().for_each(|e| act.on_committed_once(e)),
                     Err(()) => tracing::error!(branch = %act.id, "could not read a gap back"),
                 }
-                msg.0.into_iter().for_each(|e| act.on_committed_once(e));
+                envelopes.into_iter().for_each(|e| act.on_committed_once(e));
                 act.snapshot_when_due();
             }));
             return;
         }
-        msg.0.into_iter().for_each(|e| self.on_committed_once(e));
+        envelopes.into_iter().for_each(|e| self.on_committed_once(e));
         self.snapshot_when_due();
     }
 }

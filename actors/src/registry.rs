@@ -12,7 +12,6 @@ use crate::branch::{
     recover, BranchActor, BranchCommitted, BranchInfo, Configure, RecoveredBranch, SNAPSHOT_EVERY,
 };
 use crate::error::CommandError;
-use crate::event::Envelope;
 use crate::ids::BranchId;
 use crate::journal::{CommitFeed, Committed, Journal};
 use crate::menu::BranchConfig;
@@ -148,18 +147,8 @@ impl Handler<FeedCommitted> for BranchRegistry {
         let Some(addr) = self.branches.get(&branch) else {
             return;
         };
-        let envelopes = msg
-            .0
-            .iter()
-            .filter_map(|s| match Envelope::decode_ref(s) {
-                Ok(e) => Some(Arc::new(e)),
-                Err(e) => {
-                    tracing::error!(error = %e, "undecodable committed event");
-                    None
-                }
-            })
-            .collect();
-        addr.do_send(BranchCommitted(envelopes));
+        // Decoded by the branch, on its own thread.
+        addr.do_send(BranchCommitted(msg.0));
     }
 }
 

@@ -131,8 +131,8 @@ impl TableActor {
                 act.apply(order_id, &stored).ok_or(CommandError::Conflict)
             }
             Err(JournalError::DuplicateKey(_)) => {
-                // A concurrent retry stored the key first; this one changed nothing, and the
-                // caller's next retry reads the first answer once the order is read back.
+                // The key was stored before (a retry, or another request): this append
+                // changed nothing, and `once` answers from the stored key.
                 act.stale.insert(order_id);
                 Err(CommandError::Conflict)
             }
@@ -193,6 +193,12 @@ impl TableActor {
 
     /// Runs a command once per idempotency key: a key seen before answers with the order as
     /// its first command left it; an unknown key (or none) runs the command.
+    ///
+    /// Most keys are new, so a key this table does not remember is not looked up first: the
+    /// command runs, and the journal, which stores the key in the same transaction as the
+    /// events, refuses a key used before. Only a command that fails (refused against the
+    /// order as it is now, or its key already stored) reads the key back, and answers as the
+    /// first command did when it was a retry.
     fn once(
         &mut self,
         key: Option<KeyRecord>,
@@ -202,6 +208,18 @@ impl TableActor {
         if let Some(stored) = self.recent_keys.get(&key.key).cloned() {
             return self.answer_again(&key, stored);
         }
+        Box::pin(run(self).then(move |result, act, _| match result {
+            Err(e) if !matches!(e, CommandError::JournalUnavailable) => act.replay_or(key, e),
+            result => Box::pin(fut::ready(result)),
+        }))
+    }
+
+    /// The first answer to a key the journal holds, or `error` when it holds none.
+    fn replay_or(
+        &mut self,
+        key: KeyRecord,
+        error: CommandError,
+    ) -> ResponseActFuture<Self, Result<Order, CommandError>> {
         let journal = self.journal.clone();
         let branch = self.branch.to_string();
         let name = key.key.clone();
@@ -211,7 +229,7 @@ impl TableActor {
                 .into_actor(self)
                 .then(move |found, act, _| match found {
                     Ok(Some(stored)) => act.answer_again(&key, stored),
-                    Ok(None) => run(act),
+                    Ok(None) => Box::pin(fut::ready(Err(error))),
                     Err(_) => Box::pin(fut::ready(Err(CommandError::JournalUnavailable))),
                 }),
         )

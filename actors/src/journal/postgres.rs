@@ -81,27 +81,36 @@ async fn ensure_partitions_ahead(client: &Object) -> Result<(), tokio_postgres::
     Ok(())
 }
 
+/// A pool of connections whose every wait is bounded by `timeout`.
+fn connection_pool(
+    config: tokio_postgres::Config,
+    timeout: Duration,
+    size: usize,
+) -> Result<Pool, JournalError> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(timeout))
+        .create_timeout(Some(timeout))
+        .recycle_timeout(Some(timeout))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(unavailable)
+}
+
 impl PostgresJournal {
     /// Connects, applies the migrations, makes this month's and the next two months'
     /// partitions, and starts the writer. `timeout` bounds every wait on the database.
     pub async fn connect(url: &str, timeout: Duration) -> Result<(Self, CommitFeed), JournalError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(unavailable)?;
         config.connect_timeout(timeout);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(8)
-            .wait_timeout(Some(timeout))
-            .create_timeout(Some(timeout))
-            .recycle_timeout(Some(timeout))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(unavailable)?;
+        let pool = connection_pool(config.clone(), timeout, 8)?;
         let mut client = pool.get().await.map_err(unavailable)?;
         // Replicas starting together migrate one at a time; the lock is the session's, so a
         // replica that dies holding it releases it with its connection.
@@ -126,13 +135,22 @@ impl PostgresJournal {
 
         let (appends, rx) = mpsc::unbounded_channel();
         let (feed_tx, feed) = mpsc::unbounded_channel();
+        // The writer has a thread and connections of its own: group commits never wait behind
+        // the engine's other work, nor reads behind commits.
         let writer = Writer {
-            pool: pool.clone(),
+            pool: connection_pool(config, timeout, 2)?,
             conn: None,
             timeout,
             partitions: BTreeSet::new(),
         };
-        tokio::spawn(writer.run(rx, feed_tx));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(unavailable)?;
+        std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || runtime.block_on(writer.run(rx, feed_tx)))
+            .map_err(unavailable)?;
         Ok((
             Self {
                 pool,
