@@ -4,6 +4,11 @@ use rail::settings::Settings;
 use rail::startup::{self, Application};
 use rail_actors::ids::{BranchId, StationId, TableId};
 
+/// Many small allocations a command (requests, events, frames) from several threads: mimalloc
+/// spends far less time on them than the system allocator, and fragments less.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Realtime order routing for restaurant kitchens.
 #[derive(Parser)]
 #[command(name = "rail", version)]

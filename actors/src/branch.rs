@@ -30,7 +30,7 @@ use crate::subscriber::{read_missed, Audience, Joined, Snapshot, Subscriber, Top
 use crate::table::{ExecuteOrder, OpenOrderAt, ReadOrder, TableActor};
 
 /// Events a branch keeps for table and branch screens that reconnect.
-const BRANCH_HISTORY: usize = 16384;
+const BRANCH_HISTORY: usize = 4096;
 
 /// What a branch is, as managers and screens read it.
 #[derive(Debug, Clone, Serialize)]
@@ -1069,7 +1069,9 @@ impl Handler<BranchCommitted> for BranchActor {
             }));
             return;
         }
-        envelopes.into_iter().for_each(|e| self.on_committed_once(e));
+        envelopes
+            .into_iter()
+            .for_each(|e| self.on_committed_once(e));
         self.snapshot_when_due();
     }
 }

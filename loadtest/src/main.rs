@@ -42,6 +42,11 @@ enum Command {
     Connections(connections::ConnArgs),
 }
 
+/// Thousands of sockets' frames decoded on a few threads: mimalloc keeps the load test's own
+/// allocations cheap, so the machine's CPU goes to the engine under test.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Raises this process's soft open-files limit to its hard limit (10,000 sockets need more
 /// than the usual 1,024); a server spawned from here inherits it. Returns the limit in force.
 pub fn raise_fd_limit() -> Option<u64> {
