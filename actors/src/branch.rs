@@ -23,7 +23,7 @@ use crate::journal::{
 use crate::menu::{Branch, BranchConfig};
 use crate::order::{Order, OrderChange, OrderCommand, Ticket};
 use crate::station::{
-    ActOnTicket, LiveTickets, StationActor, StationEvent, SubscribeStation, TicketAction,
+    ActOnTicket, Backfill, LiveTickets, StationActor, StationEvent, SubscribeStation, TicketAction,
     Unsubscribe,
 };
 use crate::subscriber::{read_missed, Audience, Joined, Snapshot, Subscriber, Topic};
@@ -142,14 +142,10 @@ pub struct RecoveredBranch {
     pub last_ticket: Option<(NaiveDate, u32)>,
     /// The position of the snapshot recovery started from (0: none, every open event read).
     pub snapshot_position: u64,
-    /// The branch's latest events (up to RECENT_ON_START of them, ending at `position`), so
-    /// screens reconnecting after a restart resume from memory.
+    /// The branch's latest events that recovery read anyway (those after the snapshot, at
+    /// most BRANCH_HISTORY, ending at `position`), to start the screens' histories with.
     pub recent: Vec<Arc<Envelope>>,
 }
-
-/// Events recovery keeps for screens that resume after a restart: as far back as a resume is
-/// served at all.
-const RECENT_ON_START: usize = crate::subscriber::MAX_JOURNAL_RESUME as usize;
 
 /// Events a branch commits between two of its snapshots, unless configured otherwise.
 pub const SNAPSHOT_EVERY: u64 = 5_000;
@@ -334,7 +330,7 @@ pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBr
                 for s in page {
                     let envelope = Envelope::decode(s)?;
                     rebuild.apply(&envelope)?;
-                    if recent.len() == RECENT_ON_START {
+                    if recent.len() == BRANCH_HISTORY {
                         recent.pop_front();
                     }
                     recent.push_back(Arc::new(envelope));
@@ -382,21 +378,9 @@ pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBr
     // Events of orders closed since are not loaded, but the position is the branch's own.
     let head = journal.head(id.as_str()).await.map_err(|e| e.to_string())?;
     recovered.position = recovered.position.max(head);
-    let from = recovered.position.saturating_sub(RECENT_ON_START as u64);
-    let covered = recent.len() == RECENT_ON_START
-        || (snapshot_position > 0 && snapshot_position <= from)
-        || recovered.position == 0;
-    recovered.recent = if covered {
-        recent.into()
-    } else {
-        journal
-            .read_branch(id.as_str(), from, RECENT_ON_START)
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|s| Envelope::decode(s).map(Arc::new))
-            .collect::<Result<_, _>>()?
-    };
+    // What the snapshot's replay read is the branch's latest; the actor reads back the rest
+    // of its history once it runs.
+    recovered.recent = recent.into();
     Ok(recovered)
 }
 
@@ -464,16 +448,42 @@ impl BranchActor {
             view,
             position: recovered.position,
             last_ticket: recovered.last_ticket,
-            audience: Audience::resuming(
-                BRANCH_HISTORY,
-                recovered.position,
-                &recovered.recent,
-                |_| true,
-            ),
+            audience: {
+                let mut audience = Audience::new(BRANCH_HISTORY, recovered.position);
+                audience.backfill(&recovered.recent, |_| true);
+                audience
+            },
             snapshot_position: recovered.snapshot_position,
             snapshot_every: snapshot_every.max(1),
             recent: recovered.recent,
         }
+    }
+
+    /// Reads back the events before what recovery left in the screens' histories, up to a
+    /// history's length, off the actor; screens that reconnect meanwhile are served from the
+    /// journal as before.
+    fn backfill_history(&mut self, ctx: &mut Context<Self>) {
+        let held_after = self.audience.history_floor();
+        let wanted_after = self.position.saturating_sub(BRANCH_HISTORY as u64);
+        if held_after <= wanted_after {
+            return;
+        }
+        let read = read_missed(
+            self.journal.clone(),
+            self.id.to_string(),
+            wanted_after,
+            held_after,
+        );
+        ctx.spawn(read.into_actor(self).map(|older, act, _| {
+            let Ok(older) = older else {
+                return tracing::warn!(branch = %act.id, "screens' history not read back");
+            };
+            act.audience.backfill(&older, |_| true);
+            let older: Arc<[Arc<Envelope>]> = older.into();
+            for station in act.stations.values() {
+                station.do_send(Backfill(older.clone()));
+            }
+        }));
     }
 
     /// Saves a snapshot once `snapshot_every` events have been committed since the last one.
@@ -725,6 +735,7 @@ impl Actor for BranchActor {
         self.start_stations(ctx);
         // A branch recovered from many events saves a snapshot at once: the next start is fast.
         self.snapshot_when_due();
+        self.backfill_history(ctx);
         let tables: Vec<TableId> = self.order_tables.values().cloned().collect();
         for t in tables {
             self.table(&t);

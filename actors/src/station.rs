@@ -59,6 +59,20 @@ pub struct SubscribeStation {
     pub after: Option<u64>,
 }
 
+/// The branch's events before this station's history, read back after a restart.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Backfill(pub Arc<[Arc<Envelope>]>);
+
+impl Handler<Backfill> for StationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Backfill, _: &mut Context<Self>) {
+        let topic = Topic::Station(self.station.clone());
+        self.audience.backfill(&msg.0, |e| topic.matches(e));
+    }
+}
+
 /// Stops sending to a screen.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -90,13 +104,15 @@ impl StationActor {
     ) -> Self {
         let tickets = tickets.into_iter().map(|t| (t.id, t)).collect();
         let topic = Topic::Station(station.clone());
+        let mut audience = Audience::new(STATION_HISTORY, position);
+        audience.backfill(recent, |e| topic.matches(e));
         Self {
             branch_id,
             station,
             branch,
             tickets,
             position,
-            audience: Audience::resuming(STATION_HISTORY, position, recent, |e| topic.matches(e)),
+            audience,
             journal,
         }
     }

@@ -139,6 +139,25 @@ impl History {
         self.events.push_back(envelope);
     }
 
+    /// Puts `older` (the events up to the floor, contiguous) in front of the history.
+    fn backfill(&mut self, older: &[Arc<Envelope>], keep: impl Fn(&Envelope) -> bool) {
+        let (Some(first), Some(last)) = (older.first(), older.last()) else {
+            return;
+        };
+        if last.position != self.floor || first.position == 0 {
+            return;
+        }
+        let newer = std::mem::take(&mut self.events);
+        self.floor = first.position - 1;
+        self.events = older.iter().filter(|e| keep(e)).cloned().collect();
+        self.events.extend(newer);
+        while self.events.len() > self.capacity {
+            if let Some(old) = self.events.pop_front() {
+                self.floor = old.position;
+            }
+        }
+    }
+
     /// The events after `after`, when the history still holds all of them.
     pub fn since(&self, after: u64, head: u64) -> Option<impl Iterator<Item = &Arc<Envelope>>> {
         (after >= self.floor && after <= head)
@@ -147,7 +166,7 @@ impl History {
 }
 
 /// Resumes older than this many positions are not read back from the journal.
-pub(crate) const MAX_JOURNAL_RESUME: u64 = 10_000;
+const MAX_JOURNAL_RESUME: u64 = 10_000;
 
 /// What a topic holder must do after a screen asked to join.
 #[derive(Debug, PartialEq, Eq)]
@@ -198,24 +217,17 @@ impl Audience {
         }
     }
 
-    /// An audience whose history starts with `recent`, the holder's latest events up to
-    /// `position` as recovery read them back (those `keep` says belong to it), so screens
-    /// that reconnect after a restart are served from memory rather than each from the
-    /// journal.
-    pub fn resuming(
-        history: usize,
-        position: u64,
-        recent: &[Arc<Envelope>],
-        keep: impl Fn(&Envelope) -> bool,
-    ) -> Self {
-        let mut audience = Self::new(history, position);
-        if let Some(first) = recent.first().filter(|e| e.position <= position) {
-            audience.history = History::new(history, first.position - 1);
-            for e in recent.iter().filter(|e| keep(e)) {
-                audience.history.record(e.clone());
-            }
-        }
-        audience
+    /// Puts events older than its history in front of it: `older` are the holder's events
+    /// (those `keep` says belong to it are kept) up to the position its history starts after,
+    /// read back from the journal after a restart, so screens that reconnect are served from
+    /// memory rather than each from the journal. Anything else is ignored.
+    pub fn backfill(&mut self, older: &[Arc<Envelope>], keep: impl Fn(&Envelope) -> bool) {
+        self.history.backfill(older, keep);
+    }
+
+    /// The position this audience's history starts after.
+    pub fn history_floor(&self) -> u64 {
+        self.history.floor
     }
 
     /// Screens connected, catching up or live.

@@ -24,8 +24,9 @@ use crate::journal::{
 use crate::menu::Branch;
 use crate::order::{Order, OrderChange, OrderCommand};
 
-/// Keys this table remembers without asking the journal.
-const RECENT_KEYS: usize = 4096;
+/// Keys this table remembers, to answer a quick retry without the journal (an older retry is
+/// refused by the journal's copy of its key and answered from there).
+const RECENT_KEYS: usize = 256;
 
 /// Opens a new order at this table.
 #[derive(Message)]
