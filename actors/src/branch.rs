@@ -30,7 +30,7 @@ use crate::subscriber::{read_missed, Audience, Joined, Snapshot, Subscriber, Top
 use crate::table::{ExecuteOrder, OpenOrderAt, ReadOrder, TableActor};
 
 /// Events a branch keeps for table and branch screens that reconnect.
-const BRANCH_HISTORY: usize = 4096;
+const BRANCH_HISTORY: usize = 1024;
 
 /// What a branch is, as managers and screens read it.
 #[derive(Debug, Clone, Serialize)]

@@ -20,7 +20,7 @@ use crate::order::{OrderChange, OrderCommand, Ticket};
 use crate::subscriber::{read_missed, Audience, Joined, Snapshot, Subscriber, Topic};
 
 /// Events a station keeps for screens that reconnect.
-const STATION_HISTORY: usize = 4096;
+const STATION_HISTORY: usize = 1024;
 
 /// A committed event that concerns this station.
 #[derive(Message)]
