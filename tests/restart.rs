@@ -141,14 +141,6 @@ async fn survives_a_kill(env: &[(&str, &str)]) {
 
 /// Snapshots the server saved, from its metrics.
 async fn snapshots_saved(server: &Server) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("rail_snapshot_save_seconds_count "))
-        .map(|n| n.trim().parse().unwrap())
-        .unwrap_or(0)
+    let saved = server.metric("rail_snapshot_save_seconds_count").await;
+    saved.unwrap_or(0.0) as u64
 }

@@ -250,16 +250,9 @@ async fn a_screen_resumes_from_the_journal_after_a_restart() {
         }
     }
     assert_eq!(got, seen);
-    let text = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let from_history = text
-        .lines()
-        .find_map(|l| l.strip_prefix("rail_ws_resumes_total{source=\"history\"} "))
-        .map(|v| v.trim().parse::<f64>().unwrap());
+    let from_history = server
+        .metric("rail_ws_resumes_total{source=\"history\"}")
+        .await;
     assert_eq!(
         from_history,
         Some(1.0),

@@ -426,6 +426,21 @@ impl Shared {
         }
     }
 
+    /// Whether an event frame is new to a socket: moves the socket's position on, and drops
+    /// (and counts) an event it was sent twice.
+    fn fresh_event(&self, frame: &Frame, position: &mut u64, dedupe: &mut Dedupe) -> bool {
+        if let Some(p) = frame.position {
+            *position = (*position).max(p);
+        }
+        if dedupe.fresh(frame.stream.as_ref(), frame.seq) {
+            return true;
+        }
+        self.counts
+            .events_redelivered
+            .fetch_add(1, Ordering::Relaxed);
+        false
+    }
+
     /// A ticket reached one screen of its station (first time on that screen).
     fn ticket_arrived(
         &self,
@@ -1853,14 +1868,7 @@ impl Screen {
         };
         match frame.kind.as_str() {
             "event" => {
-                if let Some(p) = frame.position {
-                    self.position = self.position.max(p);
-                }
-                if !self.dedupe.fresh(frame.stream.as_ref(), frame.seq) {
-                    shared
-                        .counts
-                        .events_redelivered
-                        .fetch_add(1, Ordering::Relaxed);
+                if !shared.fresh_event(&frame, &mut self.position, &mut self.dedupe) {
                     return;
                 }
                 let Some(event) = frame.event else { return };
@@ -2236,14 +2244,7 @@ impl Tablet {
         };
         match frame.kind.as_str() {
             "event" => {
-                if let Some(p) = frame.position {
-                    self.position = self.position.max(p);
-                }
-                if !self.dedupe.fresh(frame.stream.as_ref(), frame.seq) {
-                    shared
-                        .counts
-                        .events_redelivered
-                        .fetch_add(1, Ordering::Relaxed);
+                if !shared.fresh_event(&frame, &mut self.position, &mut self.dedupe) {
                     return;
                 }
                 let Some(event) = frame.event else { return };

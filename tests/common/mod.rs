@@ -403,6 +403,19 @@ pub struct Server {
 }
 
 impl Server {
+    /// A series' value in the server's metrics (None when it is not exported yet).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .map(|v| v.trim().parse().expect("a number"))
+    }
+
     pub async fn start(journal: &TestJournal) -> Self {
         Self::start_with(journal, &[]).await
     }
