@@ -15,6 +15,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage as WsMessage, CloseCode, CloseReason, ProtocolError};
 use rail_actors::branch::{StationCommand, Subscribe, UnsubscribeAll};
+use rail_actors::event::Envelope;
 use rail_actors::ids::{BranchId, StationId, TableId, TicketId};
 use rail_actors::journal::KeyRecord;
 use rail_actors::order::Ticket;
@@ -98,15 +99,6 @@ pub enum ServerFrame<'a> {
         /// The resume asked for could not be served: replace what you had with this.
         reset: bool,
     },
-    Event {
-        topic: &'a Topic,
-        branch: &'a BranchId,
-        stream: &'a str,
-        seq: u64,
-        position: u64,
-        at: chrono::DateTime<chrono::Utc>,
-        event: &'a rail_actors::event::Event,
-    },
     Subscribed {
         id: Option<&'a str>,
         topic: &'a Topic,
@@ -140,17 +132,22 @@ fn push_frame(push: &Push) -> String {
             reset: *reset,
         }
         .to_text(),
-        Push::Event { topic, envelope } => ServerFrame::Event {
-            topic,
-            branch: &envelope.branch,
-            stream: &envelope.stream,
-            seq: envelope.seq,
-            position: envelope.position,
-            at: envelope.at,
-            event: &envelope.event,
-        }
-        .to_text(),
+        Push::Event { topic, envelope } => event_frame(topic, envelope),
     }
+}
+
+/// `{"type": "event", "topic": ...}` with the envelope's own fields (stream, seq, branch,
+/// position, at, event), which are serialized once for every screen the event goes to.
+fn event_frame(topic: &Topic, envelope: &Envelope) -> String {
+    let fields = envelope.json();
+    let topic = serde_json::to_string(topic).expect("topics serialize");
+    let mut frame = String::with_capacity(fields.len() + topic.len() + 32);
+    frame.push_str(r#"{"type":"event","topic":"#);
+    frame.push_str(&topic);
+    frame.push(',');
+    // The envelope is a JSON object with fields: its text after the opening brace.
+    frame.push_str(&fields[1..]);
+    frame
 }
 
 fn error_frame(id: Option<&str>, code: &str, message: &str) -> String {

@@ -59,6 +59,7 @@ fn ticket_events(branch: &str, stream: String, seq: u64) -> AppendRequest {
             kind: "ticket_bumped".into(),
             body: body(seq + i as u64),
             at: Utc::now(),
+            decoded: Default::default(),
         })
         .collect();
     AppendRequest {

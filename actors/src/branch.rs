@@ -260,7 +260,7 @@ impl Rebuild {
     fn apply(&mut self, envelope: &Envelope) -> Result<(), String> {
         let (seq, position, at) = (envelope.seq, envelope.position, envelope.at);
         self.position = self.position.max(position);
-        match &envelope.event {
+        match &*envelope.event {
             Event::Branch(e) => {
                 self.config_seq = seq;
                 apply_branch_event(&mut self.branch, e)?;
@@ -369,7 +369,7 @@ pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBr
         .map_err(|e| e.to_string())?;
     if let Some(s) = last {
         recovered.position = recovered.position.max(s.position);
-        if let Event::Order(e) = Envelope::decode(s)?.event {
+        if let Event::Order(e) = &*Envelope::decode(s)?.event {
             if let OrderChange::OrderOpened { ticket_no, day, .. } = e.change {
                 recovered.last_ticket = Some((day, ticket_no));
             }
@@ -662,7 +662,7 @@ impl BranchActor {
     fn on_committed(&mut self, envelope: Arc<Envelope>) {
         self.position = envelope.position;
         let mut stations: Vec<StationId> = envelope.event.stations().into_iter().cloned().collect();
-        if let Event::Order(e) = &envelope.event {
+        if let Event::Order(e) = &*envelope.event {
             match &e.change {
                 OrderChange::OrderOpened { .. } => {
                     crate::metrics::order_opened();
@@ -894,11 +894,10 @@ impl BranchActor {
                 if s.branch != branch.as_str() {
                     return Err(CommandError::UnknownOrder(id));
                 }
-                let Ok(Envelope {
-                    event: Event::Order(e),
-                    ..
-                }) = Envelope::decode(s.clone())
-                else {
+                let Ok(envelope) = Envelope::decode_ref(s) else {
+                    continue;
+                };
+                let Event::Order(e) = &*envelope.event else {
                     continue;
                 };
                 let o = order

@@ -4,11 +4,13 @@
 //! (`order/<uuid>`). Every stored event carries its stream, its sequence number in the stream,
 //! the branch-wide position subscribers resume from, and the server time it was recorded.
 
+use std::sync::{Arc, OnceLock};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId};
-use crate::journal::{NewEvent, StoredEvent};
+use crate::journal::{Decoded, NewEvent, StoredEvent};
 use crate::menu::BranchConfig;
 use crate::order::OrderChange;
 
@@ -67,31 +69,52 @@ impl Event {
         }
     }
 
-    pub fn to_new(&self, at: DateTime<Utc>) -> NewEvent {
+    /// The event to append; it travels with its body so that the actors receiving the commit
+    /// need not decode it again.
+    pub fn to_new(self, at: DateTime<Utc>) -> NewEvent {
         NewEvent {
             kind: self.kind().to_owned(),
-            body: serde_json::to_value(self).expect("events serialize"),
+            body: serde_json::to_value(&self).expect("events serialize"),
             at,
+            decoded: Decoded(Some(Arc::new(self))),
         }
     }
 }
 
 /// A committed event with its place in the journal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Envelope {
     pub stream: String,
     pub seq: u64,
     pub branch: BranchId,
     pub position: u64,
     pub at: DateTime<Utc>,
-    pub event: Event,
+    pub event: Arc<Event>,
+    /// This envelope as JSON, written once for every screen it goes to.
+    #[serde(skip)]
+    json: Memo,
+}
+
+/// A value computed once from what holds it; not part of its holder's value.
+#[derive(Debug, Clone, Default)]
+struct Memo(OnceLock<Arc<str>>);
+
+impl PartialEq for Memo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Envelope {
     /// Decodes a stored event; fails only on a journal this version cannot read.
     pub fn decode(stored: StoredEvent) -> Result<Self, String> {
-        let event: Event = serde_json::from_value(stored.body)
-            .map_err(|e| format!("event {}#{}: {e}", stored.stream, stored.seq))?;
+        let event = match stored.decoded.0 {
+            Some(event) => event,
+            None => Arc::new(
+                serde_json::from_value(stored.body)
+                    .map_err(|e| format!("event {}#{}: {e}", stored.stream, stored.seq))?,
+            ),
+        };
         let branch = BranchId::parse(stored.branch).map_err(|e| e.to_string())?;
         Ok(Self {
             stream: stored.stream,
@@ -100,13 +123,20 @@ impl Envelope {
             position: stored.position,
             at: stored.at,
             event,
+            json: Memo::default(),
         })
     }
 
-    /// Reads a stored event without taking it (no copy of its body first).
+    /// Reads a stored event without taking it: the event it was written from when the
+    /// journal handed it on, else its body decoded.
     pub fn decode_ref(stored: &StoredEvent) -> Result<Self, String> {
-        let event = Event::deserialize(&stored.body)
-            .map_err(|e| format!("event {}#{}: {e}", stored.stream, stored.seq))?;
+        let event = match &stored.decoded.0 {
+            Some(event) => event.clone(),
+            None => Arc::new(
+                Event::deserialize(&stored.body)
+                    .map_err(|e| format!("event {}#{}: {e}", stored.stream, stored.seq))?,
+            ),
+        };
         let branch = BranchId::parse(stored.branch.clone()).map_err(|e| e.to_string())?;
         Ok(Self {
             stream: stored.stream.clone(),
@@ -115,11 +145,20 @@ impl Envelope {
             position: stored.position,
             at: stored.at,
             event,
+            json: Memo::default(),
         })
     }
 
+    /// The envelope as a JSON object, serialized on first use and shared after: an event
+    /// goes to every screen and tablet that follows it.
+    pub fn json(&self) -> &Arc<str> {
+        self.json
+            .0
+            .get_or_init(|| serde_json::to_string(self).expect("envelopes serialize").into())
+    }
+
     pub fn table(&self) -> Option<&TableId> {
-        match &self.event {
+        match &*self.event {
             Event::Order(o) => Some(&o.table),
             Event::Branch(_) => None,
         }

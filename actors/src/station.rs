@@ -182,7 +182,7 @@ impl Handler<StationEvent> for StationActor {
     fn handle(&mut self, msg: StationEvent, _: &mut Context<Self>) {
         let envelope = msg.0;
         self.position = envelope.position;
-        let Event::Order(order_event) = &envelope.event else {
+        let Event::Order(order_event) = &*envelope.event else {
             return;
         };
         let change = &order_event.change;

@@ -162,7 +162,7 @@ impl TableActor {
                     continue;
                 }
             };
-            let Event::Order(e) = envelope.event else {
+            let Event::Order(e) = &*envelope.event else {
                 continue;
             };
             let order = self
@@ -271,11 +271,10 @@ pub(crate) async fn order_as_of(
     let mut order: Option<Order> = None;
     for s in events.into_iter().take_while(|s| s.seq <= stored.seq) {
         let (seq, position, at) = (s.seq, s.position, s.at);
-        let Ok(Envelope {
-            event: Event::Order(e),
-            ..
-        }) = Envelope::decode(s)
-        else {
+        let Ok(envelope) = Envelope::decode(s) else {
+            continue;
+        };
+        let Event::Order(e) = &*envelope.event else {
             continue;
         };
         let o =

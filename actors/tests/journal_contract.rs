@@ -37,6 +37,7 @@ mod contract {
             kind: kind.to_owned(),
             body,
             at,
+            decoded: Default::default(),
         }
     }
 
@@ -77,6 +78,7 @@ mod contract {
             .append(request)
             .await
             .unwrap_or_else(|e| panic!("append to {stream} failed: {e}"))
+            .to_vec()
     }
 
     /// Everything a branch holds, by position.
@@ -702,7 +704,7 @@ mod contract {
         while let Some(joined) = tasks.join_next().await {
             match joined.expect("append task") {
                 (tag, Ok(stored)) => {
-                    committed.insert(tag, stored);
+                    committed.insert(tag, stored.to_vec());
                 }
                 (tag, Err(JournalError::Conflict { .. })) => {
                     refused.insert(tag);

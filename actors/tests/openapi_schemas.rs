@@ -208,6 +208,7 @@ fn order_life() -> (Vec<Order>, Vec<StoredEvent>) {
             kind: new.kind,
             body: new.body,
             at: new.at,
+            decoded: new.decoded,
         });
     };
     store(
@@ -397,6 +398,7 @@ fn stored_events_fit_and_every_kind_is_seen() {
         kind: new.kind,
         body: new.body,
         at: new.at,
+        decoded: new.decoded,
     };
     assert_fits(&v, "expo_waiting", &serde_json::to_value(&e).unwrap());
     kinds.insert(e.kind);

@@ -551,7 +551,7 @@ fn record(
         table: order.table.clone(),
         change: change.clone(),
     });
-    let new = event.to_new(at);
+    let new = event.clone().to_new(at);
     let decoded: Event = serde_json::from_value(new.body.clone())
         .map_err(|e| fail(format!("{} does not decode: {e}", new.body)))?;
     prop_assert_eq!(&decoded, &event, "event survives serialization");

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::event::Event;
+
 pub use postgres::PostgresJournal;
 pub use sqlite::SqliteJournal;
 
@@ -23,6 +25,20 @@ pub struct NewEvent {
     pub kind: String,
     pub body: Value,
     pub at: DateTime<Utc>,
+    /// The domain event the body was written from, handed on to the stored event.
+    pub decoded: Decoded,
+}
+
+/// The domain event a body holds, when the one who wrote it still has it: the actors that
+/// receive a live commit use it instead of decoding the body again. Events read back from the
+/// journal have none. Not part of an event's value: it never changes what two events compare.
+#[derive(Debug, Clone, Default)]
+pub struct Decoded(pub Option<Arc<Event>>);
+
+impl PartialEq for Decoded {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// Events for one stream, appended together or not at all.
@@ -73,6 +89,9 @@ pub struct StoredEvent {
     #[cfg_attr(feature = "openapi", schema(value_type = crate::event::Event))]
     pub body: Value,
     pub at: DateTime<Utc>,
+    #[serde(skip)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub decoded: Decoded,
 }
 
 /// A branch's state as of a position, saved so that recovery reads it and only the events
@@ -124,9 +143,9 @@ pub(crate) struct Pending {
 pub(crate) async fn enqueue(
     writer: &mpsc::UnboundedSender<Pending>,
     request: AppendRequest,
-) -> Result<Vec<StoredEvent>, JournalError> {
+) -> Result<Committed, JournalError> {
     if request.events.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Arc::from([]));
     }
     let stopped = || JournalError::Unavailable("journal writer stopped".into());
     let bodies = request.events.iter().map(|e| e.body.to_string()).collect();
@@ -138,8 +157,7 @@ pub(crate) async fn enqueue(
             reply,
         })
         .map_err(|_| stopped())?;
-    let committed = rx.await.map_err(|_| stopped())??;
-    Ok(committed.to_vec())
+    rx.await.map_err(|_| stopped())?
 }
 
 /// Answers every append of a committed (or failed) batch, and sends the committed ones to the
@@ -171,7 +189,7 @@ pub(crate) fn settle(
 pub async fn append_recorded(
     journal: &dyn Journal,
     request: AppendRequest,
-) -> Result<Vec<StoredEvent>, JournalError> {
+) -> Result<Committed, JournalError> {
     let started = std::time::Instant::now();
     let result = journal.append(request).await;
     crate::metrics::journal_append(started.elapsed());
@@ -188,7 +206,7 @@ pub async fn append_recorded(
 #[async_trait::async_trait]
 pub trait Journal: Send + Sync + 'static {
     /// Appends events to a stream once the journal has them durably.
-    async fn append(&self, request: AppendRequest) -> Result<Vec<StoredEvent>, JournalError>;
+    async fn append(&self, request: AppendRequest) -> Result<Committed, JournalError>;
 
     /// Every event of one stream, in order.
     async fn load_stream(&self, stream: &str) -> Result<Vec<StoredEvent>, JournalError>;

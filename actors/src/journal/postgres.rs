@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::NoTls;
 
 use super::{
-    AppendRequest, CommitFeed, Committed, Journal, JournalError, Outcome, Pending, SavedSnapshot,
+    AppendRequest, CommitFeed, Committed, Decoded, Journal, JournalError, Outcome, Pending, SavedSnapshot,
     StoredEvent, StoredKey,
 };
 
@@ -284,6 +284,7 @@ fn row_event(row: &tokio_postgres::Row) -> StoredEvent {
         kind: row.get(4),
         body: row.get(5),
         at: row.get(6),
+        decoded: Decoded::default(),
     }
 }
 
@@ -603,6 +604,7 @@ impl Writer {
                         kind: e.kind,
                         body: e.body,
                         at: at[row],
+                        decoded: e.decoded,
                     };
                     row += 1;
                     stored
@@ -616,7 +618,7 @@ impl Writer {
 
 #[async_trait::async_trait]
 impl Journal for PostgresJournal {
-    async fn append(&self, request: AppendRequest) -> Result<Vec<StoredEvent>, JournalError> {
+    async fn append(&self, request: AppendRequest) -> Result<Committed, JournalError> {
         super::enqueue(&self.appends, request).await
     }
 

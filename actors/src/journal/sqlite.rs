@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AppendRequest, CommitFeed, Committed, Journal, JournalError, Outcome, Pending, SavedSnapshot,
+    AppendRequest, CommitFeed, Committed, Decoded, Journal, JournalError, Outcome, Pending, SavedSnapshot,
     StoredEvent, StoredKey,
 };
 
@@ -112,6 +112,7 @@ fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
             rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, Box::new(e))
         })?,
         at: DateTime::from_timestamp_micros(at).unwrap_or_default(),
+        decoded: Decoded::default(),
     })
 }
 
@@ -260,6 +261,7 @@ impl Writer {
                         kind: e.kind,
                         body: e.body,
                         at: DateTime::from_timestamp_micros(micros(&e.at)).unwrap_or_default(),
+                        decoded: e.decoded,
                     });
                 }
             }
@@ -286,7 +288,7 @@ impl Writer {
 
 #[async_trait::async_trait]
 impl Journal for SqliteJournal {
-    async fn append(&self, request: AppendRequest) -> Result<Vec<StoredEvent>, JournalError> {
+    async fn append(&self, request: AppendRequest) -> Result<Committed, JournalError> {
         super::enqueue(&self.appends, request).await
     }
 
