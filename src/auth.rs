@@ -6,8 +6,9 @@
 //! checked against both before anything else happens, so a device of one branch learns nothing
 //! of another, not even whether it exists.
 
+use std::collections::HashMap;
 use std::future::{ready, Ready};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::dev::Payload;
@@ -365,7 +366,13 @@ pub struct Tokens {
     issuer: String,
     audience: String,
     leeway: Duration,
+    /// Tokens whose signature, issuer and audience were checked, by their whole text: a
+    /// device sends the same token with every request, and its times are checked each time.
+    verified: Mutex<HashMap<Box<str>, Arc<Claims>>>,
 }
+
+/// Verified tokens remembered at most; the memory starts over when full.
+const VERIFIED_TOKENS: usize = 4096;
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -402,6 +409,7 @@ impl Tokens {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             leeway,
+            verified: Mutex::default(),
         })
     }
 
@@ -412,15 +420,35 @@ impl Tokens {
 
     /// Checks a token's signature, algorithm, times, issuer and audience.
     pub fn verify(&self, token: &str) -> Result<Device, TokenError> {
+        let remembered = self
+            .verified
+            .lock()
+            .expect("token memory")
+            .get(token)
+            .cloned();
+        if let Some(claims) = remembered.filter(|c| self.in_time(c)) {
+            return Ok(Device { claims });
+        }
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| TokenError::Invalid(describe(&e)))?;
         let claims = data.claims;
         if claims.role == Role::Guest && claims.table.is_none() {
             return Err(TokenError::Invalid("a guest token names no table".into()));
         }
-        Ok(Device {
-            claims: Arc::new(claims),
-        })
+        let claims = Arc::new(claims);
+        let mut verified = self.verified.lock().expect("token memory");
+        if verified.len() >= VERIFIED_TOKENS {
+            verified.clear();
+        }
+        verified.insert(token.into(), claims.clone());
+        Ok(Device { claims })
+    }
+
+    /// The time checks `verify` makes (the same as the validation's, with its leeway).
+    fn in_time(&self, claims: &Claims) -> bool {
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let leeway = self.validation.leeway as i64;
+        claims.exp >= now - leeway && claims.nbf <= now + leeway
     }
 
     /// Issues a token for a device of `branch`.
@@ -574,5 +602,54 @@ impl GuestOrdering {
             self.limiter.retain_recent();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(tokens: &Tokens, exp: i64) -> String {
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let claims = serde_json::json!({
+            "iss": "rail", "aud": "rail", "sub": "grill screen", "branch": "demo",
+            "role": "kitchen", "iat": now, "nbf": now, "exp": exp, "jti": "t",
+        });
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &tokens.encoding)
+            .expect("token encodes")
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires() {
+        let tokens = Tokens::new(&[7; 32], "rail", "rail", Duration::ZERO).expect("tokens");
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let short = token(&tokens, now + 1);
+        assert_eq!(
+            tokens.verify(&short).expect("valid now").role(),
+            Role::Kitchen
+        );
+        assert!(tokens.verified.lock().unwrap().contains_key(short.as_str()));
+        while (jsonwebtoken::get_current_timestamp() as i64) <= now + 1 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        match tokens.verify(&short) {
+            Err(TokenError::Invalid(why)) => assert!(why.contains("expired"), "{why}"),
+            other => panic!("an expired token was accepted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_token_signed_with_another_key_is_refused_after_a_good_one() {
+        let tokens = Tokens::new(&[7; 32], "rail", "rail", Duration::ZERO).expect("tokens");
+        let other = Tokens::new(&[8; 32], "rail", "rail", Duration::ZERO).expect("tokens");
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let good = token(&tokens, now + 600);
+        tokens.verify(&good).expect("valid");
+        let forged = token(&other, now + 600);
+        assert!(
+            tokens.verify(&forged).is_err(),
+            "a foreign signature passed"
+        );
+        assert!(tokens.verify(&good).is_ok());
     }
 }

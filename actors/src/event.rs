@@ -152,9 +152,11 @@ impl Envelope {
     /// The envelope as a JSON object, serialized on first use and shared after: an event
     /// goes to every screen and tablet that follows it.
     pub fn json(&self) -> &Arc<str> {
-        self.json
-            .0
-            .get_or_init(|| serde_json::to_string(self).expect("envelopes serialize").into())
+        self.json.0.get_or_init(|| {
+            serde_json::to_string(self)
+                .expect("envelopes serialize")
+                .into()
+        })
     }
 
     pub fn table(&self) -> Option<&TableId> {

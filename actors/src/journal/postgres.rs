@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 use tokio_postgres::NoTls;
 
 use super::{
-    AppendRequest, CommitFeed, Committed, Decoded, Journal, JournalError, Outcome, Pending, SavedSnapshot,
-    StoredEvent, StoredKey,
+    AppendRequest, CommitFeed, Committed, Decoded, Journal, JournalError, Outcome, Pending,
+    SavedSnapshot, StoredEvent, StoredKey,
 };
 
 mod embedded {
@@ -104,6 +104,20 @@ fn connection_pool(
         .map_err(unavailable)
 }
 
+/// The writer's connections look streams, heads and keys up by their primary keys, a batch
+/// of rows at a time (`unnest` joins). Left to itself the planner hashes the whole `streams`
+/// table for each batch while its statistics still call it small (seen: every batch reading
+/// every stream, Postgres busier than the engine); these sessions always take the index.
+fn writer_config(mut config: tokio_postgres::Config) -> tokio_postgres::Config {
+    let own = "-c enable_seqscan=off -c enable_hashjoin=off -c enable_mergejoin=off";
+    let options = match config.get_options() {
+        Some(given) if !given.is_empty() => format!("{given} {own}"),
+        _ => own.to_owned(),
+    };
+    config.options(&options);
+    config
+}
+
 impl PostgresJournal {
     /// Connects, applies the migrations, makes this month's and the next two months'
     /// partitions, and starts the writer. `timeout` bounds every wait on the database.
@@ -138,7 +152,7 @@ impl PostgresJournal {
         // The writer has a thread and connections of its own: group commits never wait behind
         // the engine's other work, nor reads behind commits.
         let writer = Writer {
-            pool: connection_pool(config, timeout, 2)?,
+            pool: connection_pool(writer_config(config), timeout, 2)?,
             conn: None,
             timeout,
             partitions: BTreeSet::new(),

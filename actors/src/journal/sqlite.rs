@@ -14,8 +14,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AppendRequest, CommitFeed, Committed, Decoded, Journal, JournalError, Outcome, Pending, SavedSnapshot,
-    StoredEvent, StoredKey,
+    AppendRequest, CommitFeed, Committed, Decoded, Journal, JournalError, Outcome, Pending,
+    SavedSnapshot, StoredEvent, StoredKey,
 };
 
 const SCHEMA: &str = include_str!("../../../migrations/sqlite/0001_journal.sql");
