@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::thread;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -27,7 +28,12 @@ type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 pub struct SqliteJournal {
     appends: mpsc::UnboundedSender<Pending>,
     reads: mpsc::UnboundedSender<ReadJob>,
+    /// Dropped with the journal: the checkpointer then checkpoints once more and stops.
+    _checkpoints: std::sync::mpsc::Sender<()>,
 }
+
+/// How often the write-ahead log is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 fn unavailable(e: impl std::fmt::Display) -> JournalError {
     JournalError::Unavailable(e.to_string())
@@ -36,7 +42,8 @@ fn unavailable(e: impl std::fmt::Display) -> JournalError {
 fn open_connection(path: &Path) -> Result<Connection, JournalError> {
     let conn = Connection::open(path).map_err(unavailable)?;
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; \
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;",
     )
     .map_err(unavailable)?;
     Ok(conn)
@@ -52,7 +59,30 @@ impl SqliteJournal {
         }
         let writer = open_connection(path)?;
         writer.execute_batch(SCHEMA).map_err(unavailable)?;
+        // Checkpoints run on a thread of their own, not in the writer's commits.
+        writer
+            .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(unavailable)?;
         let reader = open_connection(path)?;
+        let checkpointer = open_connection(path)?;
+        let (checkpoints, stop) = std::sync::mpsc::channel::<()>();
+        thread::Builder::new()
+            .name("journal-checkpoint".into())
+            .spawn(move || loop {
+                let stopping = matches!(
+                    stop.recv_timeout(CHECKPOINT_EVERY),
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+                );
+                // Passive: never waits for the writer or readers; what it leaves, the next
+                // round copies.
+                if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+                    tracing::warn!(error = %e, "journal checkpoint failed");
+                }
+                if stopping {
+                    return;
+                }
+            })
+            .map_err(unavailable)?;
 
         let (appends, append_rx) = mpsc::unbounded_channel();
         let (feed_tx, feed) = mpsc::unbounded_channel();
@@ -76,7 +106,14 @@ impl SqliteJournal {
                 }
             })
             .map_err(unavailable)?;
-        Ok((Self { appends, reads }, feed))
+        Ok((
+            Self {
+                appends,
+                reads,
+                _checkpoints: checkpoints,
+            },
+            feed,
+        ))
     }
 
     async fn read<T: Send + 'static>(
@@ -171,8 +208,10 @@ impl Writer {
         Ok(p as u64)
     }
 
-    /// Writes a batch in one transaction; a failed append rolls back only its savepoint. The
-    /// events move from the requests into the answers.
+    /// Writes a batch in one transaction. An append refused (its stream moved on, its key was
+    /// used) is refused before it writes anything, so the others commit without it; any
+    /// other failure rolls the whole batch back. The events move from the requests into the
+    /// answers.
     fn commit(&mut self, batch: &mut [Pending]) -> rusqlite::Result<Vec<Outcome>> {
         let mut positions: HashMap<String, u64> = HashMap::new();
         for Pending { request: r, .. } in batch.iter() {
@@ -181,7 +220,7 @@ impl Writer {
                 positions.insert(r.branch.clone(), p);
             }
         }
-        let mut tx = self
+        let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut results = Vec::with_capacity(batch.len());
@@ -189,8 +228,7 @@ impl Writer {
             request, bodies, ..
         } in batch.iter_mut()
         {
-            let sp = tx.savepoint()?;
-            let actual: u64 = sp
+            let actual: u64 = tx
                 .prepare_cached("SELECT last_seq FROM streams WHERE stream = ?1")?
                 .query_row([&request.stream], |r| r.get::<_, i64>(0))
                 .optional()?
@@ -205,7 +243,8 @@ impl Writer {
             }
             if let Some(record) = &request.idempotency {
                 let last = request.expected_seq + request.events.len() as u64;
-                let stored = sp
+                // A used key fails this one statement, which then changed nothing.
+                let stored = tx
                     .prepare_cached(
                         "INSERT INTO idempotency_keys (branch, key, fingerprint, stream, seq, at) \
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -233,7 +272,7 @@ impl Writer {
             let last = request.expected_seq + request.events.len() as u64;
             let mut stored = Vec::with_capacity(request.events.len());
             {
-                let mut insert = sp.prepare_cached(
+                let mut insert = tx.prepare_cached(
                     "INSERT INTO events (branch, position, stream, seq, kind, body, at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?;
@@ -265,7 +304,7 @@ impl Writer {
                     });
                 }
             }
-            sp.prepare_cached(
+            tx.prepare_cached(
                 "INSERT INTO streams (stream, branch, last_seq, closed) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq, \
                  closed = excluded.closed",
@@ -276,7 +315,6 @@ impl Writer {
                 last as i64,
                 request.closes_stream
             ])?;
-            sp.commit()?;
             positions.insert(request.branch.clone(), position);
             results.push(Ok(stored.into()));
         }
