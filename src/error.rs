@@ -95,6 +95,9 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
         }
+        if self.code == "overloaded" {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+        }
         response.json(ErrorBody::new(self.code, self.message.clone()))
     }
 }

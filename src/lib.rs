@@ -1,5 +1,6 @@
 //! The order-routing engine's server: settings, start-up, the HTTP and websocket edge.
 
+pub mod admission;
 pub mod auth;
 pub mod body;
 pub mod error;

@@ -2,7 +2,7 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use rail_actors::branch::{
@@ -17,6 +17,7 @@ use rail_actors::station::TicketAction;
 use rail_actors::Engine;
 use serde::{Deserialize, Serialize};
 
+use crate::admission::{Admission, Ask};
 use crate::auth::{self, Act, Device, GuestOrdering, IssuedToken, Role, TokenRequest, Tokens};
 use crate::body::{ApiJson, OptionalJson};
 use crate::error::{ApiError, ErrorBody};
@@ -42,7 +43,8 @@ enum Refusals {
     Forbidden(ErrorBody),
     #[response(
         status = 503,
-        description = "The journal is unavailable (`journal_unavailable`): nothing was saved, retry."
+        description = "The journal is unavailable (`journal_unavailable`), or this replica has too many commands in hand (`overloaded`; new orders are refused first): nothing was saved, retry.",
+        headers(("Retry-After" = u32, description = "Seconds to wait before retrying (`overloaded`)."))
     )]
     Unavailable(ErrorBody),
 }
@@ -51,6 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1/branches/{branch}")
             .wrap(from_fn(authenticate))
+            .wrap(from_fn(shed_load))
             .service(
                 resource("", "GET, PUT")
                     .route(web::put().to(put_branch))
@@ -99,6 +102,34 @@ fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
                 format!("this endpoint takes {allow}"),
             ))
     }))
+}
+
+/// A replica with too many commands in hand refuses more at once (`503 overloaded`), before
+/// it spends anything on them; reads are never refused.
+async fn shed_load(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let method = req.method();
+    if method == Method::GET || method == Method::HEAD {
+        return next.call(req).await.map(|r| r.map_into_left_body());
+    }
+    let ask = if method == Method::POST && req.path().ends_with("/orders") {
+        Ask::NewOrder
+    } else {
+        Ask::Command
+    };
+    let admission = req
+        .app_data::<web::Data<Admission>>()
+        .expect("admission is configured")
+        .clone();
+    match Admission::admit(&admission, ask) {
+        Ok(_admitted) => next.call(req).await.map(|r| r.map_into_left_body()),
+        Err(refused) => {
+            let response = actix_web::ResponseError::error_response(&refused);
+            Ok(req.into_response(response).map_into_right_body())
+        }
+    }
 }
 
 /// Every call under a branch needs a device of that branch: checked here, before routing

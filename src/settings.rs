@@ -48,6 +48,9 @@ pub struct Settings {
     pub engine_threads: usize,
     /// Events a branch commits between two snapshots of its open orders.
     pub snapshot_every: u64,
+    /// Commands this replica holds at once before it sheds load with `503 overloaded` (new
+    /// orders at half of it).
+    pub max_commands_in_flight: usize,
     /// The key device tokens are signed with (`JWT_SECRET`, at least 32 bytes).
     #[serde(default)]
     pub jwt_secret: Option<String>,

@@ -19,6 +19,7 @@ use rail_actors::{metrics, Engine, EngineOptions};
 use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
+use crate::admission::Admission;
 use crate::auth::{GuestOrdering, Role, TokenRequest, Tokens};
 use crate::error::{json_error, ApiError};
 use crate::settings::{LogFormat, Settings};
@@ -119,6 +120,7 @@ impl Application {
         let addresses = web::Data::new(ws::Addresses::default());
         let demo_tokens = tokens.clone();
         let guests = web::Data::new(GuestOrdering::new(settings_data.guest_orders_per_minute));
+        let admission = web::Data::new(Admission::new(settings_data.max_commands_in_flight));
         // The demo's device tokens go to a person at a terminal, never into collected logs.
         let demo = settings_data.demo && settings_data.log_format == LogFormat::Human;
         let server =
@@ -143,6 +145,7 @@ impl Application {
                     .app_data(addresses.clone())
                     .app_data(tokens.clone())
                     .app_data(guests.clone())
+                    .app_data(admission.clone())
                     .app_data(
                         web::JsonConfig::default()
                             .limit(max_body)

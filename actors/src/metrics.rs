@@ -38,6 +38,7 @@ struct Metrics {
     shutdown_seconds: Gauge,
     auth_refused: IntCounterVec,
     rate_limited: IntCounterVec,
+    shed: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -116,6 +117,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         rate_limited: register(&r, IntCounterVec::new(
             Opts::new("rail_rate_limited_total", "Requests and frames refused for coming too fast, by surface."),
             &["surface"]).unwrap()),
+        shed: register(&r, IntCounterVec::new(
+            Opts::new("rail_shed_total", "Commands refused with 503 overloaded because the replica had too many in hand, by what was asked (new_order, command)."),
+            &["ask"]).unwrap()),
         registry: r,
     }
 });
@@ -148,6 +152,9 @@ fn touch_known_series() {
     }
     for surface in ["guest", "websocket"] {
         METRICS.rate_limited.with_label_values(&[surface]);
+    }
+    for ask in ["new_order", "command"] {
+        METRICS.shed.with_label_values(&[ask]);
     }
     METRICS.resumes.with_label_values(&["history"]);
 }
@@ -228,6 +235,10 @@ pub fn ws_push_dropped() {
 
 pub fn auth_refused(reason: &str) {
     METRICS.auth_refused.with_label_values(&[reason]).inc();
+}
+
+pub fn shed(ask: &str) {
+    METRICS.shed.with_label_values(&[ask]).inc();
 }
 
 pub fn rate_limited(surface: &str) {

@@ -102,8 +102,9 @@ pub struct RunArgs {
     /// Idempotency-Key on transport errors, timeouts and 503. Needs `--server spawn`.
     #[arg(long, value_name = "SECS", value_delimiter = ',')]
     pub chaos_kill_at: Vec<f64>,
-    /// With `--chaos-kill-at`: how long a REST command is retried before it counts as failed,
-    /// and how long a screen or tablet tries to reconnect (s).
+    /// How long a REST command is retried before it counts as failed (with `--chaos-kill-at`,
+    /// or when a replica shedding load refused it with `overloaded`), and how long a screen
+    /// or tablet tries to reconnect (s).
     #[arg(long, default_value_t = 60)]
     pub retry_deadline: u64,
     /// The report folder [default: target/loadtest-reports/<time>-<journal>-<rate>ps, beside
@@ -299,7 +300,13 @@ impl Shared {
                 Ok((status, _)) => *status == reqwest::StatusCode::SERVICE_UNAVAILABLE,
                 Err(_) => true,
             };
-            if retry && self.chaos() && Instant::now() + backoff.peek() < deadline {
+            // A replica shedding load refuses new orders first; a command on an order it
+            // took is sent again, as a tablet would, and its latency keeps counting.
+            let shed = matches!(&answer, Ok((status, text))
+                if *status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                    && text.contains(r#""overloaded""#));
+            let again = (self.chaos() && retry) || (shed && kind != "open");
+            if again && Instant::now() + backoff.peek() < deadline {
                 self.counts.rest_retries.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(backoff.wait()).await;
                 continue;
