@@ -120,7 +120,10 @@ impl Application {
         let addresses = web::Data::new(ws::Addresses::default());
         let demo_tokens = tokens.clone();
         let guests = web::Data::new(GuestOrdering::new(settings_data.guest_orders_per_minute));
-        let admission = web::Data::new(Admission::new(settings_data.max_commands_in_flight));
+        let admission = web::Data::new(Admission::new(
+            settings_data.max_commands_in_flight,
+            Duration::from_millis(settings_data.shed_when_screens_behind_ms),
+        ));
         // The demo's device tokens go to a person at a terminal, never into collected logs.
         let demo = settings_data.demo && settings_data.log_format == LogFormat::Human;
         let server =

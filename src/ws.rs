@@ -15,7 +15,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage as WsMessage, CloseCode, CloseReason, ProtocolError};
 use rail_actors::branch::{StationCommand, Subscribe, UnsubscribeAll};
-use rail_actors::event::Envelope;
+use rail_actors::event::Published;
 use rail_actors::ids::{BranchId, StationId, TableId, TicketId};
 use rail_actors::journal::KeyRecord;
 use rail_actors::order::Ticket;
@@ -25,6 +25,7 @@ use rail_actors::{metrics, CommandError, Engine};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Notify};
 
+use crate::admission::Admission;
 use crate::auth::{self, Act, Device, TokenError, Tokens};
 use crate::error::ApiError;
 use crate::settings::Settings;
@@ -132,14 +133,14 @@ fn push_frame(push: &Push) -> String {
             reset: *reset,
         }
         .to_text(),
-        Push::Event { topic, envelope } => event_frame(topic, envelope),
+        Push::Event { topic, event } => event_frame(topic, event),
     }
 }
 
 /// `{"type": "event", "topic": ...}` with the envelope's own fields (stream, seq, branch,
 /// position, at, event), which are serialized once for every screen the event goes to.
-fn event_frame(topic: &Topic, envelope: &Envelope) -> String {
-    let fields = envelope.json();
+fn event_frame(topic: &Topic, event: &Published) -> String {
+    let fields = &event.json;
     let topic = serde_json::to_string(topic).expect("topics serialize");
     let mut frame = String::with_capacity(fields.len() + topic.len() + 32);
     frame.push_str(r#"{"type":"event","topic":"#);
@@ -202,6 +203,9 @@ pub async fn endpoint(
         reply_rx,
         overflow.clone(),
         stopping,
+        req.app_data::<web::Data<Admission>>()
+            .expect("admission is configured")
+            .clone(),
     );
     actix_web::rt::spawn(writer);
     let ping_every = Duration::from_secs(settings.ws_ping_seconds.max(1));
@@ -246,6 +250,7 @@ async fn write_loop(
     mut replies: mpsc::UnboundedReceiver<String>,
     overflow: Arc<Notify>,
     mut stopping: watch::Receiver<bool>,
+    admission: web::Data<Admission>,
 ) {
     let close = |socket: actix_ws::Session, code: CloseCode, why: &str| {
         // The close frame waits behind what the socket already holds; the writer does not.
@@ -269,10 +274,11 @@ async fn write_loop(
             }
             Some(reply) = replies.recv() => reply,
             Some(push) = pushes.recv() => {
-                if let Push::Event { topic: Topic::Station(station), envelope } = &push {
-                    if envelope.event.kind() == "course_fired" {
-                        let age = chrono::Utc::now() - envelope.at;
-                        metrics::fire_reached_screen(station.as_str(), age.to_std().unwrap_or_default());
+                if let Push::Event { topic: Topic::Station(station), event } = &push {
+                    if event.kind == "course_fired" {
+                        let age = (chrono::Utc::now() - event.at).to_std().unwrap_or_default();
+                        metrics::fire_reached_screen(station.as_str(), age);
+                        admission.screen_lag().observe(age);
                     }
                 }
                 push_frame(&push)

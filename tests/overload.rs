@@ -17,7 +17,7 @@ async fn a_replica_at_capacity_refuses_new_orders_and_keeps_none_of_them() {
         app.client
             .post(&url)
             .headers(common::auth_headers(path))
-            .json(&json!({"table": format!("t{}", 1 + i % 8)}))
+            .json(&json!({"table": format!("t{}", 1 + i % 4)}))
             .send()
     });
     let mut created = Vec::new();

@@ -15,7 +15,7 @@ use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, CommandError};
-use crate::event::{branch_stream, order_stream, BranchEvent, Envelope, Event};
+use crate::event::{branch_stream, order_stream, BranchEvent, Envelope, Event, Published};
 use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId};
 use crate::journal::{
     append_recorded, AppendRequest, Committed, Journal, JournalError, KeyRecord, SavedSnapshot,
@@ -26,11 +26,11 @@ use crate::station::{
     ActOnTicket, Backfill, LiveTickets, StationActor, StationEvent, SubscribeStation, TicketAction,
     Unsubscribe,
 };
-use crate::subscriber::{read_missed, Audience, Joined, Snapshot, Subscriber, Topic};
+use crate::subscriber::{read_events, read_missed, Audience, Joined, Snapshot, Subscriber, Topic};
 use crate::table::{ExecuteOrder, OpenOrderAt, ReadOrder, TableActor};
 
 /// Events a branch keeps for table and branch screens that reconnect.
-const BRANCH_HISTORY: usize = 1024;
+const BRANCH_HISTORY: usize = 512;
 
 /// What a branch is, as managers and screens read it.
 #[derive(Debug, Clone, Serialize)]
@@ -144,7 +144,7 @@ pub struct RecoveredBranch {
     pub snapshot_position: u64,
     /// The branch's latest events that recovery read anyway (those after the snapshot, at
     /// most BRANCH_HISTORY, ending at `position`), to start the screens' histories with.
-    pub recent: Vec<Arc<Envelope>>,
+    pub recent: Vec<Arc<Published>>,
 }
 
 /// Events a branch commits between two of its snapshots, unless configured otherwise.
@@ -317,7 +317,7 @@ pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBr
     let snapshot = saved.and_then(|s| BranchSnapshot::decode(id, &s));
     let snapshot_position = snapshot.as_ref().map_or(0, |s| s.position);
     // The events read after the snapshot are also the branch's latest.
-    let mut recent: VecDeque<Arc<Envelope>> = VecDeque::new();
+    let mut recent: VecDeque<Envelope> = VecDeque::new();
     let mut rebuild = match snapshot {
         Some(snapshot) => {
             let mut rebuild = Rebuild::from_snapshot(snapshot)?;
@@ -333,7 +333,7 @@ pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBr
                     if recent.len() == BRANCH_HISTORY {
                         recent.pop_front();
                     }
-                    recent.push_back(Arc::new(envelope));
+                    recent.push_back(envelope);
                 }
                 if !full {
                     break;
@@ -380,7 +380,7 @@ pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBr
     recovered.position = recovered.position.max(head);
     // What the snapshot's replay read is the branch's latest; the actor reads back the rest
     // of its history once it runs.
-    recovered.recent = recent.into();
+    recovered.recent = recent.iter().map(Envelope::publish).collect();
     Ok(recovered)
 }
 
@@ -421,7 +421,7 @@ pub struct BranchActor {
     /// Events committed between two snapshots.
     snapshot_every: u64,
     /// The latest events recovery read, until the stations have taken theirs.
-    recent: Vec<Arc<Envelope>>,
+    recent: Vec<Arc<Published>>,
 }
 
 impl BranchActor {
@@ -479,7 +479,7 @@ impl BranchActor {
                 return tracing::warn!(branch = %act.id, "screens' history not read back");
             };
             act.audience.backfill(&older, |_| true);
-            let older: Arc<[Arc<Envelope>]> = older.into();
+            let older: Arc<[Arc<Published>]> = older.into();
             for station in act.stations.values() {
                 station.do_send(Backfill(older.clone()));
             }
@@ -661,6 +661,7 @@ impl BranchActor {
 
     fn on_committed(&mut self, envelope: Arc<Envelope>) {
         self.position = envelope.position;
+        let published = envelope.publish();
         let mut stations: Vec<StationId> = envelope.event.stations().into_iter().cloned().collect();
         if let Event::Order(e) = &*envelope.event {
             match &e.change {
@@ -693,10 +694,10 @@ impl BranchActor {
         stations.dedup();
         for s in stations {
             if let Some(addr) = self.stations.get(&s) {
-                addr.do_send(StationEvent(envelope.clone()));
+                addr.do_send(StationEvent(envelope.clone(), published.clone()));
             }
         }
-        self.audience.deliver(&envelope);
+        self.audience.deliver(&published);
     }
 
     fn snapshot(&self, topic: &Topic) -> Result<Snapshot, CommandError> {
@@ -1068,7 +1069,7 @@ impl Handler<BranchCommitted> for BranchActor {
             // and take no other message until the screens have it, in order.
             let (after, upto) = (self.position, first.position - 1);
             tracing::warn!(branch = %self.id, after, upto, "filling a gap in the commit feed");
-            let read = read_missed(self.journal.clone(), self.id.to_string(), after, upto);
+            let read = read_events(self.journal.clone(), self.id.to_string(), after, upto);
             ctx.wait(read.into_actor(self).map(move |missed, act, _| {
                 match missed {
                     Ok(missed) => missed.into_iter().for_each(|e| act.on_committed_once(e)),

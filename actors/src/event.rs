@@ -4,7 +4,7 @@
 //! (`order/<uuid>`). Every stored event carries its stream, its sequence number in the stream,
 //! the branch-wide position subscribers resume from, and the server time it was recorded.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -90,19 +90,22 @@ pub struct Envelope {
     pub position: u64,
     pub at: DateTime<Utc>,
     pub event: Arc<Event>,
-    /// This envelope as JSON, written once for every screen it goes to.
-    #[serde(skip)]
-    json: Memo,
 }
 
-/// A value computed once from what holds it; not part of its holder's value.
-#[derive(Debug, Clone, Default)]
-struct Memo(OnceLock<Arc<str>>);
-
-impl PartialEq for Memo {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
+/// An event as screens and tablets are sent it: the envelope serialized once for all of them,
+/// with what routing it needs. Histories keep these, not the decoded events, so a replica's
+/// memory for resuming screens is about the size of the frames it would send.
+#[derive(Debug)]
+pub struct Published {
+    pub position: u64,
+    pub at: DateTime<Utc>,
+    pub kind: &'static str,
+    /// The table of an order event.
+    pub table: Option<TableId>,
+    /// The stations whose screens show it.
+    pub stations: Box<[StationId]>,
+    /// The envelope as a JSON object.
+    pub json: Box<str>,
 }
 
 impl Envelope {
@@ -123,7 +126,6 @@ impl Envelope {
             position: stored.position,
             at: stored.at,
             event,
-            json: Memo::default(),
         })
     }
 
@@ -145,17 +147,20 @@ impl Envelope {
             position: stored.position,
             at: stored.at,
             event,
-            json: Memo::default(),
         })
     }
 
-    /// The envelope as a JSON object, serialized on first use and shared after: an event
-    /// goes to every screen and tablet that follows it.
-    pub fn json(&self) -> &Arc<str> {
-        self.json.0.get_or_init(|| {
-            serde_json::to_string(self)
+    /// The event as screens are sent it, serialized once for all of them.
+    pub fn publish(&self) -> Arc<Published> {
+        Arc::new(Published {
+            position: self.position,
+            at: self.at,
+            kind: self.event.kind(),
+            table: self.table().cloned(),
+            stations: self.event.stations().into_iter().cloned().collect(),
+            json: serde_json::to_string(self)
                 .expect("envelopes serialize")
-                .into()
+                .into(),
         })
     }
 

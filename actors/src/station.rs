@@ -13,19 +13,19 @@ use chrono::Utc;
 
 use crate::branch::{BranchActor, ChangeOrder};
 use crate::error::CommandError;
-use crate::event::{Envelope, Event};
+use crate::event::{Envelope, Event, Published};
 use crate::ids::{BranchId, OrderId, StationId, TicketId};
 use crate::journal::Journal;
 use crate::order::{OrderChange, OrderCommand, Ticket};
 use crate::subscriber::{read_missed, Audience, Joined, Snapshot, Subscriber, Topic};
 
 /// Events a station keeps for screens that reconnect.
-const STATION_HISTORY: usize = 1024;
+const STATION_HISTORY: usize = 256;
 
 /// A committed event that concerns this station.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct StationEvent(pub Arc<Envelope>);
+pub struct StationEvent(pub Arc<Envelope>, pub Arc<Published>);
 
 /// A station-level command on a ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,7 @@ pub struct SubscribeStation {
 /// The branch's events before this station's history, read back after a restart.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Backfill(pub Arc<[Arc<Envelope>]>);
+pub struct Backfill(pub Arc<[Arc<Published>]>);
 
 impl Handler<Backfill> for StationActor {
     type Result = ();
@@ -99,7 +99,7 @@ impl StationActor {
         branch: Addr<BranchActor>,
         tickets: Vec<Ticket>,
         position: u64,
-        recent: &[Arc<Envelope>],
+        recent: &[Arc<Published>],
         journal: Arc<dyn Journal>,
     ) -> Self {
         let tickets = tickets.into_iter().map(|t| (t.id, t)).collect();
@@ -219,7 +219,7 @@ impl Handler<StationEvent> for StationActor {
                 }
             }
         }
-        self.audience.deliver(&envelope);
+        self.audience.deliver(&msg.1);
         self.record();
     }
 }

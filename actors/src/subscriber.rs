@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::{mpsc, Notify};
 
-use crate::event::Envelope;
+use crate::event::{Envelope, Published};
 use crate::ids::{ItemId, StationId, TableId};
 use crate::journal::Journal;
 use crate::menu::BranchConfig;
@@ -30,11 +30,11 @@ pub enum Topic {
 
 impl Topic {
     /// Whether an event belongs on this topic.
-    pub fn matches(&self, envelope: &Envelope) -> bool {
+    pub fn matches(&self, event: &Published) -> bool {
         match self {
             Topic::Branch => true,
-            Topic::Table(t) => envelope.table() == Some(t),
-            Topic::Station(s) => envelope.event.stations().contains(&s),
+            Topic::Table(t) => event.table.as_ref() == Some(t),
+            Topic::Station(s) => event.stations.contains(s),
         }
     }
 }
@@ -73,7 +73,7 @@ pub enum Push {
     },
     Event {
         topic: Topic,
-        envelope: Arc<Envelope>,
+        event: Arc<Published>,
     },
 }
 
@@ -114,7 +114,7 @@ impl Subscriber {
 /// missed instead of a fresh snapshot.
 #[derive(Debug)]
 pub struct History {
-    events: VecDeque<Arc<Envelope>>,
+    events: VecDeque<Arc<Published>>,
     capacity: usize,
     /// Every event at or below this position has left the history (or was never in it).
     floor: u64,
@@ -130,7 +130,7 @@ impl History {
         }
     }
 
-    pub fn record(&mut self, envelope: Arc<Envelope>) {
+    pub fn record(&mut self, envelope: Arc<Published>) {
         if self.events.len() == self.capacity {
             if let Some(old) = self.events.pop_front() {
                 self.floor = old.position;
@@ -140,7 +140,7 @@ impl History {
     }
 
     /// Puts `older` (the events up to the floor, contiguous) in front of the history.
-    fn backfill(&mut self, older: &[Arc<Envelope>], keep: impl Fn(&Envelope) -> bool) {
+    fn backfill(&mut self, older: &[Arc<Published>], keep: impl Fn(&Published) -> bool) {
         let (Some(first), Some(last)) = (older.first(), older.last()) else {
             return;
         };
@@ -159,7 +159,7 @@ impl History {
     }
 
     /// The events after `after`, when the history still holds all of them.
-    pub fn since(&self, after: u64, head: u64) -> Option<impl Iterator<Item = &Arc<Envelope>>> {
+    pub fn since(&self, after: u64, head: u64) -> Option<impl Iterator<Item = &Arc<Published>>> {
         (after >= self.floor && after <= head)
             .then(|| self.events.iter().filter(move |e| e.position > after))
     }
@@ -194,7 +194,7 @@ struct CatchingUp {
     subscriber: Subscriber,
     after: u64,
     head: u64,
-    waiting: Vec<Arc<Envelope>>,
+    waiting: Vec<Arc<Published>>,
 }
 
 /// The screens of one topic holder (a station, or a branch's tables and overview), its recent
@@ -221,7 +221,7 @@ impl Audience {
     /// (those `keep` says belong to it are kept) up to the position its history starts after,
     /// read back from the journal after a restart, so screens that reconnect are served from
     /// memory rather than each from the journal. Anything else is ignored.
-    pub fn backfill(&mut self, older: &[Arc<Envelope>], keep: impl Fn(&Envelope) -> bool) {
+    pub fn backfill(&mut self, older: &[Arc<Published>], keep: impl Fn(&Published) -> bool) {
         self.history.backfill(older, keep);
     }
 
@@ -240,13 +240,13 @@ impl Audience {
     }
 
     /// Sends a committed event to every screen whose topic it belongs to.
-    pub fn deliver(&mut self, envelope: &Arc<Envelope>) {
+    pub fn deliver(&mut self, envelope: &Arc<Published>) {
         self.history.record(envelope.clone());
         self.live.retain(|(topic, sub)| {
             !topic.matches(envelope)
                 || sub.push(Push::Event {
                     topic: topic.clone(),
-                    envelope: envelope.clone(),
+                    event: envelope.clone(),
                 })
         });
         for c in self
@@ -270,7 +270,7 @@ impl Audience {
         snapshot: impl FnOnce() -> Snapshot,
     ) -> Joined {
         if let Some(after) = after {
-            let missed: Option<Vec<Arc<Envelope>>> = self
+            let missed: Option<Vec<Arc<Published>>> = self
                 .history
                 .since(after, head)
                 .map(|missed| missed.filter(|e| topic.matches(e)).cloned().collect());
@@ -281,7 +281,7 @@ impl Audience {
                     let pushed = missed.into_iter().all(|e| {
                         subscriber.push(Push::Event {
                             topic: topic.clone(),
-                            envelope: e,
+                            event: e,
                         })
                     });
                     return self.keep(pushed, topic, subscriber);
@@ -329,14 +329,14 @@ impl Audience {
     pub fn caught_up(
         &mut self,
         ticket: u64,
-        read: Result<Vec<Arc<Envelope>>, ()>,
+        read: Result<Vec<Arc<Published>>, ()>,
         snapshot: Option<Snapshot>,
     ) {
         let Some(i) = self.catching_up.iter().position(|c| c.ticket == ticket) else {
             return;
         };
         let c = self.catching_up.swap_remove(i);
-        let missed: Option<Vec<Arc<Envelope>>> = read.ok().map(|events| {
+        let missed: Option<Vec<Arc<Published>>> = read.ok().map(|events| {
             events
                 .into_iter()
                 .filter(|e| e.position > c.after && e.position <= c.head && c.topic.matches(e))
@@ -349,7 +349,7 @@ impl Audience {
                 missed.into_iter().all(|e| {
                     c.subscriber.push(Push::Event {
                         topic: c.topic.clone(),
-                        envelope: e,
+                        event: e,
                     })
                 })
             }
@@ -384,8 +384,19 @@ impl Audience {
 }
 
 /// Reads back from the journal what a screen missed: the branch's events after `after` up to
-/// `head`, decoded.
+/// `head`, as screens are sent them.
 pub async fn read_missed(
+    journal: Arc<dyn Journal>,
+    branch: String,
+    after: u64,
+    head: u64,
+) -> Result<Vec<Arc<Published>>, ()> {
+    let read = read_events(journal, branch, after, head).await?;
+    Ok(read.iter().map(|e| e.publish()).collect())
+}
+
+/// The branch's events after `after` up to `head`, decoded.
+pub async fn read_events(
     journal: Arc<dyn Journal>,
     branch: String,
     after: u64,

@@ -25,8 +25,9 @@ use crate::menu::Branch;
 use crate::order::{Order, OrderChange, OrderCommand};
 
 /// Keys this table remembers, to answer a quick retry without the journal (an older retry is
-/// refused by the journal's copy of its key and answered from there).
-const RECENT_KEYS: usize = 256;
+/// refused by the journal's copy of its key and answered from there). Kept small: a replica
+/// holds thousands of tables, and a retry comes within seconds of its command.
+const RECENT_KEYS: usize = 32;
 
 /// Opens a new order at this table.
 #[derive(Message)]
