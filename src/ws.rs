@@ -133,7 +133,7 @@ fn push_frame(push: &Push) -> String {
             reset: *reset,
         }
         .to_text(),
-        Push::Event { topic, event } => event_frame(topic, event),
+        Push::Event { topic, event, .. } => event_frame(topic, event),
     }
 }
 
@@ -274,7 +274,9 @@ async fn write_loop(
             }
             Some(reply) = replies.recv() => reply,
             Some(push) = pushes.recv() => {
-                if let Push::Event { topic: Topic::Station(station), event } = &push {
+                // How late live tickets reach the screens (a resumed screen's replay is late
+                // by design, and says nothing of the load).
+                if let Push::Event { topic: Topic::Station(station), event, live: true } = &push {
                     if event.kind == "course_fired" {
                         let age = (chrono::Utc::now() - event.at).to_std().unwrap_or_default();
                         metrics::fire_reached_screen(station.as_str(), age);

@@ -74,6 +74,8 @@ pub enum Push {
     Event {
         topic: Topic,
         event: Arc<Published>,
+        /// Sent as it was committed; false when replayed to a screen that resumes.
+        live: bool,
     },
 }
 
@@ -247,6 +249,7 @@ impl Audience {
                 || sub.push(Push::Event {
                     topic: topic.clone(),
                     event: envelope.clone(),
+                    live: true,
                 })
         });
         for c in self
@@ -282,6 +285,7 @@ impl Audience {
                         subscriber.push(Push::Event {
                             topic: topic.clone(),
                             event: e,
+                            live: false,
                         })
                     });
                     return self.keep(pushed, topic, subscriber);
@@ -350,6 +354,7 @@ impl Audience {
                     c.subscriber.push(Push::Event {
                         topic: c.topic.clone(),
                         event: e,
+                        live: false,
                     })
                 })
             }
