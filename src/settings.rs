@@ -51,8 +51,8 @@ pub struct Settings {
     /// Commands this replica holds at once before it sheds load with `503 overloaded` (new
     /// orders at half of it).
     pub max_commands_in_flight: usize,
-    /// New orders are refused (`503 overloaded`) while fired tickets reach the station
-    /// screens later than this, on average over the last few, in milliseconds.
+    /// New orders are refused (`503 overloaded`) while fired tickets reach their stations'
+    /// actors later than this, on average over the last few, in milliseconds.
     pub shed_when_screens_behind_ms: u64,
     /// The key device tokens are signed with (`JWT_SECRET`, at least 32 bytes).
     #[serde(default)]

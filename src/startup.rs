@@ -123,6 +123,7 @@ impl Application {
         let admission = web::Data::new(Admission::new(
             settings_data.max_commands_in_flight,
             Duration::from_millis(settings_data.shed_when_screens_behind_ms),
+            rail_actors::lag::fanout(),
         ));
         // The demo's device tokens go to a person at a terminal, never into collected logs.
         let demo = settings_data.demo && settings_data.log_format == LogFormat::Human;

@@ -25,7 +25,6 @@ use rail_actors::{metrics, CommandError, Engine};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::admission::Admission;
 use crate::auth::{self, Act, Device, TokenError, Tokens};
 use crate::error::ApiError;
 use crate::settings::Settings;
@@ -203,9 +202,6 @@ pub async fn endpoint(
         reply_rx,
         overflow.clone(),
         stopping,
-        req.app_data::<web::Data<Admission>>()
-            .expect("admission is configured")
-            .clone(),
     );
     actix_web::rt::spawn(writer);
     let ping_every = Duration::from_secs(settings.ws_ping_seconds.max(1));
@@ -250,7 +246,6 @@ async fn write_loop(
     mut replies: mpsc::UnboundedReceiver<String>,
     overflow: Arc<Notify>,
     mut stopping: watch::Receiver<bool>,
-    admission: web::Data<Admission>,
 ) {
     let close = |socket: actix_ws::Session, code: CloseCode, why: &str| {
         // The close frame waits behind what the socket already holds; the writer does not.
@@ -275,12 +270,11 @@ async fn write_loop(
             Some(reply) = replies.recv() => reply,
             Some(push) = pushes.recv() => {
                 // How late live tickets reach the screens (a resumed screen's replay is late
-                // by design, and says nothing of the load).
+                // by design).
                 if let Push::Event { topic: Topic::Station(station), event, live: true } = &push {
                     if event.kind == "course_fired" {
                         let age = (chrono::Utc::now() - event.at).to_std().unwrap_or_default();
                         metrics::fire_reached_screen(station.as_str(), age);
-                        admission.screen_lag().observe(age);
                     }
                 }
                 push_frame(&push)

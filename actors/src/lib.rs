@@ -8,6 +8,7 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod journal;
+pub mod lag;
 pub mod menu;
 pub mod metrics;
 #[cfg(feature = "openapi")]
