@@ -662,7 +662,7 @@ impl BranchActor {
     fn on_committed(&mut self, envelope: Arc<Envelope>) {
         self.position = envelope.position;
         let published = envelope.publish();
-        let mut stations: Vec<StationId> = envelope.event.stations().into_iter().cloned().collect();
+        let mut stations: Vec<StationId> = published.stations.to_vec();
         if let Event::Order(e) = &*envelope.event {
             match &e.change {
                 OrderChange::OrderOpened { .. } => {

@@ -69,6 +69,17 @@ impl Event {
         }
     }
 
+    /// The event a stored one holds: the one it was written from when the journal handed it
+    /// on, else its body decoded.
+    pub fn of(stored: &StoredEvent) -> Result<Arc<Self>, String> {
+        match &stored.decoded.0 {
+            Some(event) => Ok(event.clone()),
+            None => Self::deserialize(&stored.body)
+                .map(Arc::new)
+                .map_err(|e| format!("event {}#{}: {e}", stored.stream, stored.seq)),
+        }
+    }
+
     /// The event to append; it travels with its body so that the actors receiving the commit
     /// need not decode it again.
     pub fn to_new(self, at: DateTime<Utc>) -> NewEvent {
@@ -111,13 +122,7 @@ pub struct Published {
 impl Envelope {
     /// Decodes a stored event; fails only on a journal this version cannot read.
     pub fn decode(stored: StoredEvent) -> Result<Self, String> {
-        let event = match stored.decoded.0 {
-            Some(event) => event,
-            None => Arc::new(
-                serde_json::from_value(stored.body)
-                    .map_err(|e| format!("event {}#{}: {e}", stored.stream, stored.seq))?,
-            ),
-        };
+        let event = Event::of(&stored)?;
         let branch = BranchId::parse(stored.branch).map_err(|e| e.to_string())?;
         Ok(Self {
             stream: stored.stream,
@@ -132,13 +137,7 @@ impl Envelope {
     /// Reads a stored event without taking it: the event it was written from when the
     /// journal handed it on, else its body decoded.
     pub fn decode_ref(stored: &StoredEvent) -> Result<Self, String> {
-        let event = match &stored.decoded.0 {
-            Some(event) => event.clone(),
-            None => Arc::new(
-                Event::deserialize(&stored.body)
-                    .map_err(|e| format!("event {}#{}: {e}", stored.stream, stored.seq))?,
-            ),
-        };
+        let event = Event::of(stored)?;
         let branch = BranchId::parse(stored.branch.clone()).map_err(|e| e.to_string())?;
         Ok(Self {
             stream: stored.stream.clone(),

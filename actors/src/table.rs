@@ -156,14 +156,14 @@ impl TableActor {
 
     fn apply(&mut self, order_id: OrderId, stored: &[StoredEvent]) -> Option<Order> {
         for s in stored {
-            let envelope = match Envelope::decode_ref(s) {
-                Ok(envelope) => envelope,
+            let event = match Event::of(s) {
+                Ok(event) => event,
                 Err(e) => {
                     tracing::error!(error = %e, %order_id, "unreadable order event skipped");
                     continue;
                 }
             };
-            let Event::Order(e) = &*envelope.event else {
+            let Event::Order(e) = &*event else {
                 continue;
             };
             let order = self
