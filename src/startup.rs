@@ -19,7 +19,7 @@ use rail_actors::{metrics, Engine, EngineOptions};
 use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
-use crate::admission::Admission;
+use crate::admission::{self, Admission};
 use crate::auth::{GuestOrdering, Role, TokenRequest, Tokens};
 use crate::error::{json_error, ApiError};
 use crate::settings::{LogFormat, Settings};
@@ -124,7 +124,18 @@ impl Application {
             settings_data.max_commands_in_flight,
             Duration::from_millis(settings_data.shed_when_screens_behind_ms),
             rail_actors::lag::fanout(),
+            admission::memory_limit(
+                settings_data.shed_when_memory_above_mib,
+                admission::container_memory_limit(),
+            ),
         ));
+        if let Some(limit) = admission.memory_limit() {
+            tracing::info!(
+                limit_mib = limit >> 20,
+                "new orders are refused while resident memory is above the limit"
+            );
+        }
+        admission::watch_memory(admission.clone());
         // The demo's device tokens go to a person at a terminal, never into collected logs.
         let demo = settings_data.demo && settings_data.log_format == LogFormat::Human;
         let server =

@@ -72,9 +72,44 @@ async fn a_replica_at_capacity_refuses_new_orders_and_keeps_none_of_them() {
         .unwrap();
     let shed_metric: f64 = metrics
         .lines()
-        .find_map(|l| l.strip_prefix(r#"rail_shed_total{ask="new_order"} "#))
+        .find_map(|l| l.strip_prefix(r#"rail_shed_total{ask="new_order",reason="in_flight"} "#))
         .expect("rail_shed_total is exported")
         .parse()
         .unwrap();
     assert_eq!(shed_metric, shed as f64);
+}
+
+#[actix_web::test]
+async fn a_replica_above_its_memory_limit_refuses_new_orders_and_goes_on_with_the_rest() {
+    // 1 MiB: every replica is above it.
+    let app = TestApp::spawn_with(|s| s.shed_when_memory_above_mib = 1).await;
+    // The memory watcher reads resident memory within its first tick.
+    tokio::time::sleep(rail::admission::MEMORY_EVERY * 2).await;
+    let path = "/api/v1/branches/demo/orders";
+    let (status, body) = app.post(path, json!({"table": "t1"})).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+    assert!(
+        !app.journal()
+            .await
+            .iter()
+            .any(|e| e["kind"] == "order_opened"),
+        "a refused order left an event"
+    );
+    // Reads go on (commands on orders already taken too: admission::tests).
+    let (status, _) = app.get("/api/v1/branches/demo/orders").await;
+    assert_eq!(status, StatusCode::OK);
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"rail_shed_total{ask="new_order",reason="memory"} 1"#),
+        "{metrics}"
+    );
 }

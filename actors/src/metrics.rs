@@ -118,8 +118,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             Opts::new("rail_rate_limited_total", "Requests and frames refused for coming too fast, by surface."),
             &["surface"]).unwrap()),
         shed: register(&r, IntCounterVec::new(
-            Opts::new("rail_shed_total", "Commands refused with 503 overloaded because the replica had too many in hand, by what was asked (new_order, command)."),
-            &["ask"]).unwrap()),
+            Opts::new("rail_shed_total", "Commands refused with 503 overloaded, by what was asked (new_order, command) and why (in_flight: too many commands in hand; fanout_lag: tickets reach their stations late; memory: resident memory above the limit)."),
+            &["ask", "reason"]).unwrap()),
         registry: r,
     }
 });
@@ -153,8 +153,9 @@ fn touch_known_series() {
     for surface in ["guest", "websocket"] {
         METRICS.rate_limited.with_label_values(&[surface]);
     }
-    for ask in ["new_order", "command"] {
-        METRICS.shed.with_label_values(&[ask]);
+    METRICS.shed.with_label_values(&["command", "in_flight"]);
+    for reason in ["in_flight", "fanout_lag", "memory"] {
+        METRICS.shed.with_label_values(&["new_order", reason]);
     }
     METRICS.resumes.with_label_values(&["history"]);
 }
@@ -237,8 +238,8 @@ pub fn auth_refused(reason: &str) {
     METRICS.auth_refused.with_label_values(&[reason]).inc();
 }
 
-pub fn shed(ask: &str) {
-    METRICS.shed.with_label_values(&[ask]).inc();
+pub fn shed(ask: &str, reason: &str) {
+    METRICS.shed.with_label_values(&[ask, reason]).inc();
 }
 
 pub fn rate_limited(surface: &str) {
