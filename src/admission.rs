@@ -10,7 +10,7 @@
 //! tickets of orders already taken, and they free capacity.
 //!
 //! New orders are refused as well while the replica's resident memory is above
-//! `shed_when_memory_above_mib` (by default 80% of its container's limit): the orders it holds
+//! `shed_when_memory_above_mib` (by default 85% of its container's limit): the orders it holds
 //! finish and free what they hold, rather than the replica being killed for memory with every
 //! branch on it. Memory is read every [`MEMORY_EVERY`] by [`watch_memory`].
 
@@ -149,11 +149,11 @@ impl Admission {
     }
 }
 
-/// The memory limit new orders are refused above: `mib` when set, otherwise 80% of the
+/// The memory limit new orders are refused above: `mib` when set, otherwise 85% of the
 /// container's memory limit (`container_limit`), otherwise none.
 pub fn memory_limit(mib: u64, container_limit: Option<u64>) -> Option<u64> {
     match mib {
-        0 => container_limit.map(|bytes| bytes / 5 * 4),
+        0 => container_limit.map(|bytes| bytes / 20 * 17),
         mib => Some(mib.saturating_mul(1024 * 1024)),
     }
 }
@@ -265,7 +265,7 @@ mod tests {
     #[test]
     fn the_memory_limit_defaults_to_most_of_the_containers() {
         assert_eq!(memory_limit(0, None), None);
-        assert_eq!(memory_limit(0, Some(500 << 20)), Some(400 << 20));
+        assert_eq!(memory_limit(0, Some(400 << 20)), Some(340 << 20));
         assert_eq!(memory_limit(300, Some(512 << 20)), Some(300 << 20));
         assert_eq!(memory_limit(300, None), Some(300 << 20));
     }

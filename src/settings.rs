@@ -55,7 +55,7 @@ pub struct Settings {
     /// actors later than this, on average over the last few, in milliseconds.
     pub shed_when_screens_behind_ms: u64,
     /// New orders are refused (`503 overloaded`) while the replica's resident memory is above
-    /// this many MiB (0: 80% of the container's memory limit, none without one).
+    /// this many MiB (0: 85% of the container's memory limit, none without one).
     pub shed_when_memory_above_mib: u64,
     /// The key device tokens are signed with (`JWT_SECRET`, at least 32 bytes).
     #[serde(default)]
