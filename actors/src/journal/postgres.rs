@@ -2,9 +2,12 @@
 //!
 //! One writer task group-commits: it takes every append pending, and commits them in one
 //! transaction of a handful of statements whatever the batch size (compare-and-set of the
-//! stream heads, one position range per branch, one multi-row insert of the events). A
-//! conflicted append fails alone; a failed or timed-out batch fails every append in it with
-//! `Unavailable`, drops its connection and the next batch takes a fresh one from the pool.
+//! stream heads, one position range per branch, one multi-row insert of the events). The
+//! statements go out together and the batch commits in two round trips when, as nearly
+//! always, every key is new and every stream where its append expects it; otherwise the batch
+//! is rolled back and retried statement by statement. A conflicted append fails alone; a
+//! failed or timed-out batch fails every append in it with `Unavailable`, drops its
+//! connection and the next batch takes a fresh one from the pool.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
@@ -12,6 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio::sync::mpsc;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
 use super::{
@@ -374,239 +378,63 @@ impl Writer {
         if self.conn.is_none() {
             self.conn = Some(self.pool.get().await.map_err(unavailable)?);
         }
-        let batch: Vec<&AppendRequest> = pending.iter().map(|p| &p.request).collect();
-        let months: BTreeSet<NaiveDate> = batch
+        let months: BTreeSet<NaiveDate> = pending
             .iter()
-            .flat_map(|r| r.events.iter().map(|e| month_start(e.at.date_naive(), 0)))
+            .flat_map(|p| p.request.events.iter())
+            .map(|e| month_start(e.at.date_naive(), 0))
             .collect();
         let conn = self.conn.as_mut().expect("connected above");
         for month in months.difference(&self.partitions.clone()) {
             ensure_partition(conn, *month).await.map_err(unavailable)?;
             self.partitions.insert(*month);
         }
-        let tx = conn.transaction().await.map_err(unavailable)?;
+        if let Some(outcomes) = commit_pipelined(conn, pending).await? {
+            return Ok(outcomes);
+        }
+        commit_checked(conn, pending).await
+    }
+}
 
-        // Idempotency keys first: an append whose key another stored first goes no further.
-        let keyed: Vec<&&AppendRequest> =
-            batch.iter().filter(|r| r.idempotency.is_some()).collect();
-        let mut stored_keys: HashSet<(String, String)> = HashSet::new();
-        if !keyed.is_empty() {
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO idempotency_keys (branch, key, fingerprint, stream, seq) \
-                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) \
-                     ON CONFLICT (branch, key) DO NOTHING RETURNING branch, key",
-                )
-                .await
-                .map_err(unavailable)?;
-            let record = |r: &AppendRequest| r.idempotency.clone().expect("keyed");
-            let branches: Vec<&str> = keyed.iter().map(|r| r.branch.as_str()).collect();
-            let keys: Vec<String> = keyed.iter().map(|r| record(r).key).collect();
-            let prints: Vec<String> = keyed.iter().map(|r| record(r).fingerprint).collect();
-            let streams: Vec<&str> = keyed.iter().map(|r| r.stream.as_str()).collect();
-            let seqs: Vec<i64> = keyed
-                .iter()
-                .map(|r| (r.expected_seq + r.events.len() as u64) as i64)
-                .collect();
-            let rows = tx
-                .query(&stmt, &[&branches, &keys, &prints, &streams, &seqs])
-                .await
-                .map_err(unavailable)?;
-            for row in rows {
-                stored_keys.insert((row.get(0), row.get(1)));
-            }
-        }
-        let key_lost = |r: &AppendRequest| {
-            r.idempotency
-                .as_ref()
-                .is_some_and(|k| !stored_keys.contains(&(r.branch.clone(), k.key.clone())))
-        };
+/// The rows of a batch's events, in the batch's order.
+#[derive(Default)]
+struct EventRows<'a> {
+    branch: Vec<&'a str>,
+    stream: Vec<&'a str>,
+    seq: Vec<i64>,
+    kind: Vec<&'a str>,
+    body: Vec<&'a str>,
+    at: Vec<DateTime<Utc>>,
+}
 
-        // Compare-and-set every stream head: existing streams, then new ones.
-        let (old, new): (Vec<&&AppendRequest>, Vec<&&AppendRequest>) = batch
-            .iter()
-            .filter(|r| !key_lost(r))
-            .partition(|r| r.expected_seq > 0);
-        let mut won: HashSet<String> = HashSet::new();
-        if !old.is_empty() {
-            let stmt = tx
-                .prepare_cached(
-                    "UPDATE streams s SET last_seq = r.new_seq, closed = r.closes \
-                     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bool[]) \
-                       AS r(stream, expected, new_seq, closes) \
-                     WHERE s.stream = r.stream AND s.last_seq = r.expected RETURNING s.stream",
-                )
-                .await
-                .map_err(unavailable)?;
-            let streams: Vec<&str> = old.iter().map(|r| r.stream.as_str()).collect();
-            let expected: Vec<i64> = old.iter().map(|r| r.expected_seq as i64).collect();
-            let new_seq: Vec<i64> = old
-                .iter()
-                .map(|r| (r.expected_seq + r.events.len() as u64) as i64)
-                .collect();
-            let closes: Vec<bool> = old.iter().map(|r| r.closes_stream).collect();
-            for row in tx
-                .query(&stmt, &[&streams, &expected, &new_seq, &closes])
-                .await
-                .map_err(unavailable)?
-            {
-                won.insert(row.get(0));
-            }
+impl<'a> EventRows<'a> {
+    fn push(&mut self, p: &'a Pending) {
+        let r = &p.request;
+        for (i, (e, text)) in r.events.iter().zip(&p.bodies).enumerate() {
+            self.branch.push(&r.branch);
+            self.stream.push(&r.stream);
+            self.seq.push((r.expected_seq + 1 + i as u64) as i64);
+            self.kind.push(&e.kind);
+            self.body.push(text);
+            // Postgres keeps microseconds; the answer holds what it keeps.
+            self.at
+                .push(DateTime::from_timestamp_micros(e.at.timestamp_micros()).unwrap_or_default());
         }
-        if !new.is_empty() {
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO streams (stream, branch, last_seq, closed) \
-                     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bool[]) \
-                     ON CONFLICT (stream) DO NOTHING RETURNING stream",
-                )
-                .await
-                .map_err(unavailable)?;
-            let streams: Vec<&str> = new.iter().map(|r| r.stream.as_str()).collect();
-            let branches: Vec<&str> = new.iter().map(|r| r.branch.as_str()).collect();
-            let last: Vec<i64> = new.iter().map(|r| r.events.len() as i64).collect();
-            let closes: Vec<bool> = new.iter().map(|r| r.closes_stream).collect();
-            for row in tx
-                .query(&stmt, &[&streams, &branches, &last, &closes])
-                .await
-                .map_err(unavailable)?
-            {
-                won.insert(row.get(0));
-            }
-        }
+    }
+}
 
-        // One dense range of positions per branch, under the branch head's row lock.
-        let mut counts: HashMap<&str, i64> = HashMap::new();
-        for r in batch.iter().filter(|r| won.contains(&r.stream)) {
-            *counts.entry(r.branch.as_str()).or_default() += r.events.len() as i64;
-        }
-        let mut next_position: HashMap<String, u64> = HashMap::new();
-        if !counts.is_empty() {
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO branch_heads (branch, position) \
-                     SELECT * FROM unnest($1::text[], $2::bigint[]) \
-                     ON CONFLICT (branch) DO UPDATE \
-                       SET position = branch_heads.position + excluded.position \
-                     RETURNING branch, position",
-                )
-                .await
-                .map_err(unavailable)?;
-            let branches: Vec<&str> = counts.keys().copied().collect();
-            let sizes: Vec<i64> = branches.iter().map(|b| counts[b]).collect();
-            for row in tx
-                .query(&stmt, &[&branches, &sizes])
-                .await
-                .map_err(unavailable)?
-            {
-                let branch: String = row.get(0);
-                let head = row.get::<_, i64>(1);
-                let first = head - counts[branch.as_str()] + 1;
-                next_position.insert(branch, first as u64);
-            }
-        }
-
-        // Every event of the batch in one insert, its columns straight from the requests.
-        let mut lost = Vec::new();
-        let rows = batch
-            .iter()
-            .filter(|r| won.contains(&r.stream))
-            .map(|r| r.events.len())
-            .sum();
-        let mut position: Vec<i64> = Vec::with_capacity(rows);
-        let mut seq: Vec<i64> = Vec::with_capacity(rows);
-        let mut body: Vec<&str> = Vec::with_capacity(rows);
-        let mut branch: Vec<&str> = Vec::with_capacity(rows);
-        let mut stream: Vec<&str> = Vec::with_capacity(rows);
-        let mut kind: Vec<&str> = Vec::with_capacity(rows);
-        let mut at: Vec<DateTime<Utc>> = Vec::with_capacity(rows);
-        for p in pending.iter() {
-            let r = &p.request;
-            if !won.contains(&r.stream) {
-                lost.push(r.stream.clone());
-                continue;
-            }
-            let next = next_position.get_mut(&r.branch).expect("allocated above");
-            for (i, (e, text)) in r.events.iter().zip(&p.bodies).enumerate() {
-                position.push(*next as i64);
-                *next += 1;
-                seq.push((r.expected_seq + 1 + i as u64) as i64);
-                body.push(text);
-                branch.push(&r.branch);
-                stream.push(&r.stream);
-                kind.push(&e.kind);
-                // Postgres keeps microseconds; the answer holds what it keeps.
-                at.push(
-                    DateTime::from_timestamp_micros(e.at.timestamp_micros()).unwrap_or_default(),
-                );
-            }
-        }
-        if !position.is_empty() {
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO events (branch, position, stream, seq, kind, body, at) \
-                     SELECT b, p, s, q, k, body::jsonb, at FROM unnest($1::text[], $2::bigint[], \
-                       $3::text[], $4::bigint[], $5::text[], $6::text[], $7::timestamptz[]) \
-                       AS t(b, p, s, q, k, body, at)",
-                )
-                .await
-                .map_err(unavailable)?;
-            tx.execute(
-                &stmt,
-                &[&branch, &position, &stream, &seq, &kind, &body, &at],
-            )
-            .await
-            .map_err(unavailable)?;
-        }
-        // Keys of appends that lost their stream are not theirs to keep.
-        let (orphan_branches, orphan_keys): (Vec<&str>, Vec<&str>) = batch
-            .iter()
-            .filter(|r| !won.contains(&r.stream) && !key_lost(r))
-            .filter_map(|r| {
-                r.idempotency
-                    .as_ref()
-                    .map(|k| (r.branch.as_str(), k.key.as_str()))
-            })
-            .unzip();
-        if !orphan_keys.is_empty() {
-            tx.execute(
-                "DELETE FROM idempotency_keys k USING unnest($1::text[], $2::text[]) AS o(branch, key) \
-                 WHERE k.branch = o.branch AND k.key = o.key",
-                &[&orphan_branches, &orphan_keys],
-            )
-            .await
-            .map_err(unavailable)?;
-        }
-
-        // Conflicts: read where the losing streams really are.
-        let mut actual: HashMap<String, u64> = HashMap::new();
-        if !lost.is_empty() {
-            let rows = tx
-                .query(
-                    "SELECT stream, last_seq FROM streams WHERE stream = ANY($1)",
-                    &[&lost],
-                )
-                .await
-                .map_err(unavailable)?;
-            for row in rows {
-                actual.insert(row.get(0), row.get::<_, i64>(1) as u64);
-            }
-        }
-        tx.commit().await.map_err(unavailable)?;
-
-        let mut row = 0;
-        let mut answer = |r: &mut AppendRequest| {
-            if key_lost(r) {
-                let key = r.idempotency.as_ref().map(|k| k.key.clone());
-                return Err(JournalError::DuplicateKey(key.unwrap_or_default()));
-            }
-            if !won.contains(&r.stream) {
-                return Err(JournalError::Conflict {
-                    stream: r.stream.clone(),
-                    expected: r.expected_seq,
-                    actual: actual.get(&r.stream).copied().unwrap_or(0),
-                });
-            }
+/// The answer to each append of a batch whose every append was stored: its events, with the
+/// seqs, times and positions they were stored with (one of each an event, in order).
+fn stored_outcomes(
+    pending: &mut [Pending],
+    seq: &[i64],
+    at: &[DateTime<Utc>],
+    position: &[i64],
+) -> Vec<Outcome> {
+    let mut row = 0;
+    pending
+        .iter_mut()
+        .map(|p| {
+            let r = &mut p.request;
             let stored: Vec<StoredEvent> = std::mem::take(&mut r.events)
                 .into_iter()
                 .map(|e| {
@@ -625,9 +453,438 @@ impl Writer {
                 })
                 .collect();
             Ok(stored.into())
-        };
-        Ok(pending.iter_mut().map(|p| answer(&mut p.request)).collect())
+        })
+        .collect()
+}
+
+/// The usual batch in two round trips: every statement goes out at once (pipelined), each
+/// expecting every idempotency key to be new and every stream to be where its append expects
+/// it; then COMMIT. When a statement finds otherwise (a retried key, a stream moved on), the
+/// transaction is rolled back and `None` returned: [`commit_checked`] then sorts the batch
+/// out statement by statement.
+async fn commit_pipelined(
+    conn: &Object,
+    pending: &mut [Pending],
+) -> Result<Option<Vec<Outcome>>, JournalError> {
+    const KEYS: &str = "INSERT INTO idempotency_keys (branch, key, fingerprint, stream, seq) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) \
+         ON CONFLICT (branch, key) DO NOTHING";
+    const MOVE: &str = "UPDATE streams s SET last_seq = r.new_seq, closed = r.closes \
+         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bool[]) \
+           AS r(stream, expected, new_seq, closes) \
+         WHERE s.stream = r.stream AND s.last_seq = r.expected";
+    const OPEN: &str = "INSERT INTO streams (stream, branch, last_seq, closed) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bool[]) \
+         ON CONFLICT (stream) DO NOTHING";
+    const HEADS: &str = "INSERT INTO branch_heads (branch, position) \
+         SELECT * FROM unnest($1::text[], $2::bigint[]) \
+         ON CONFLICT (branch) DO UPDATE SET position = branch_heads.position + excluded.position \
+         RETURNING branch, position";
+    // Each event's position counted back from its branch's new head (`back`: how many of the
+    // batch's events of that branch come after it).
+    const EVENTS: &str = "INSERT INTO events (branch, position, stream, seq, kind, body, at) \
+         SELECT t.b, h.position - t.back, t.s, t.q, t.k, t.body::jsonb, t.at \
+         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], \
+           $6::text[], $7::timestamptz[]) AS t(b, back, s, q, k, body, at) \
+         JOIN branch_heads h ON h.branch = t.b";
+    let (keys, moves, opens, heads, events) = tokio::try_join!(
+        conn.prepare_cached(KEYS),
+        conn.prepare_cached(MOVE),
+        conn.prepare_cached(OPEN),
+        conn.prepare_cached(HEADS),
+        conn.prepare_cached(EVENTS),
+    )
+    .map_err(unavailable)?;
+
+    let requests: Vec<&AppendRequest> = pending.iter().map(|p| &p.request).collect();
+    let keyed: Vec<(&AppendRequest, &super::KeyRecord)> = requests
+        .iter()
+        .filter_map(|r| r.idempotency.as_ref().map(|k| (*r, k)))
+        .collect();
+    let key_branch: Vec<&str> = keyed.iter().map(|(r, _)| r.branch.as_str()).collect();
+    let key_key: Vec<&str> = keyed.iter().map(|(_, k)| k.key.as_str()).collect();
+    let key_print: Vec<&str> = keyed.iter().map(|(_, k)| k.fingerprint.as_str()).collect();
+    let key_stream: Vec<&str> = keyed.iter().map(|(r, _)| r.stream.as_str()).collect();
+    let key_seq: Vec<i64> = keyed
+        .iter()
+        .map(|(r, _)| (r.expected_seq + r.events.len() as u64) as i64)
+        .collect();
+    let (old, new): (Vec<&AppendRequest>, Vec<&AppendRequest>) =
+        requests.iter().partition(|r| r.expected_seq > 0);
+    let old_stream: Vec<&str> = old.iter().map(|r| r.stream.as_str()).collect();
+    let old_expected: Vec<i64> = old.iter().map(|r| r.expected_seq as i64).collect();
+    let old_seq: Vec<i64> = old
+        .iter()
+        .map(|r| (r.expected_seq + r.events.len() as u64) as i64)
+        .collect();
+    let old_closes: Vec<bool> = old.iter().map(|r| r.closes_stream).collect();
+    let new_stream: Vec<&str> = new.iter().map(|r| r.stream.as_str()).collect();
+    let new_branch: Vec<&str> = new.iter().map(|r| r.branch.as_str()).collect();
+    let new_seq: Vec<i64> = new.iter().map(|r| r.events.len() as i64).collect();
+    let new_closes: Vec<bool> = new.iter().map(|r| r.closes_stream).collect();
+
+    let mut rows = EventRows::default();
+    for p in pending.iter() {
+        rows.push(p);
     }
+    let mut counts: HashMap<&str, i64> = HashMap::new();
+    for b in &rows.branch {
+        *counts.entry(b).or_default() += 1;
+    }
+    let head_branch: Vec<&str> = counts.keys().copied().collect();
+    let head_size: Vec<i64> = head_branch.iter().map(|b| counts[b]).collect();
+    let mut seen: HashMap<&str, i64> = HashMap::new();
+    let back: Vec<i64> = rows
+        .branch
+        .iter()
+        .map(|b| {
+            let n = seen.entry(b).or_default();
+            *n += 1;
+            counts[b] - *n
+        })
+        .collect();
+
+    let none = || async { Ok::<u64, tokio_postgres::Error>(0) };
+    let (begun, stored_keys, moved, opened, head_rows, inserted) = tokio::join!(
+        biased;
+        conn.batch_execute("BEGIN"),
+        async {
+            if keyed.is_empty() {
+                return none().await;
+            }
+            conn.execute(&keys, &[&key_branch, &key_key, &key_print, &key_stream, &key_seq])
+                .await
+        },
+        async {
+            if old.is_empty() {
+                return none().await;
+            }
+            conn.execute(&moves, &[&old_stream, &old_expected, &old_seq, &old_closes])
+                .await
+        },
+        async {
+            if new.is_empty() {
+                return none().await;
+            }
+            conn.execute(&opens, &[&new_stream, &new_branch, &new_seq, &new_closes])
+                .await
+        },
+        async { conn.query(&heads, &[&head_branch, &head_size]).await },
+        async {
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+                &rows.branch,
+                &back,
+                &rows.stream,
+                &rows.seq,
+                &rows.kind,
+                &rows.body,
+                &rows.at,
+            ];
+            conn.execute(&events, &params).await
+        },
+    );
+    // A stale append's events may collide with the stored ones (same stream, seq and time):
+    // that is a conflict for the checked path to report, not a failure of the batch. Once a
+    // statement fails the ones after it fail too, as the transaction is aborted.
+    let failed = [
+        begun.as_ref().err(),
+        stored_keys.as_ref().err(),
+        moved.as_ref().err(),
+        opened.as_ref().err(),
+        head_rows.as_ref().err(),
+        inserted.as_ref().err(),
+    ];
+    let first_failure = failed.into_iter().flatten().next();
+    if let Some(e) = first_failure {
+        if e.code() != Some(&SqlState::UNIQUE_VIOLATION) {
+            return Err(unavailable(e));
+        }
+        conn.batch_execute("ROLLBACK").await.map_err(unavailable)?;
+        return Ok(None);
+    }
+    let (stored_keys, moved, opened, head_rows, inserted) = (
+        stored_keys.map_err(unavailable)?,
+        moved.map_err(unavailable)?,
+        opened.map_err(unavailable)?,
+        head_rows.map_err(unavailable)?,
+        inserted.map_err(unavailable)?,
+    );
+    let all_stored = stored_keys == keyed.len() as u64
+        && moved == old.len() as u64
+        && opened == new.len() as u64
+        && inserted == rows.seq.len() as u64;
+    if !all_stored {
+        conn.batch_execute("ROLLBACK").await.map_err(unavailable)?;
+        return Ok(None);
+    }
+    conn.batch_execute("COMMIT").await.map_err(unavailable)?;
+
+    let first: HashMap<String, i64> = head_rows
+        .iter()
+        .map(|row| {
+            let branch: String = row.get(0);
+            let head: i64 = row.get(1);
+            let first = head - counts[branch.as_str()] + 1;
+            (branch, first)
+        })
+        .collect();
+    let position: Vec<i64> = rows
+        .branch
+        .iter()
+        .zip(&back)
+        .map(|(b, back)| first[*b] + counts[b] - 1 - back)
+        .collect();
+    let EventRows { seq, at, .. } = rows;
+    Ok(Some(stored_outcomes(pending, &seq, &at, &position)))
+}
+
+/// Commits a batch statement by statement, each deciding on what the ones before found: the
+/// way through retried idempotency keys and streams moved on.
+async fn commit_checked(
+    conn: &mut Object,
+    pending: &mut [Pending],
+) -> Result<Vec<Outcome>, JournalError> {
+    let batch: Vec<&AppendRequest> = pending.iter().map(|p| &p.request).collect();
+    let tx = conn.transaction().await.map_err(unavailable)?;
+
+    // Idempotency keys first: an append whose key another stored first goes no further.
+    let keyed: Vec<&&AppendRequest> = batch.iter().filter(|r| r.idempotency.is_some()).collect();
+    let mut stored_keys: HashSet<(String, String)> = HashSet::new();
+    if !keyed.is_empty() {
+        let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO idempotency_keys (branch, key, fingerprint, stream, seq) \
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) \
+                     ON CONFLICT (branch, key) DO NOTHING RETURNING branch, key",
+                )
+                .await
+                .map_err(unavailable)?;
+        let record = |r: &AppendRequest| r.idempotency.clone().expect("keyed");
+        let branches: Vec<&str> = keyed.iter().map(|r| r.branch.as_str()).collect();
+        let keys: Vec<String> = keyed.iter().map(|r| record(r).key).collect();
+        let prints: Vec<String> = keyed.iter().map(|r| record(r).fingerprint).collect();
+        let streams: Vec<&str> = keyed.iter().map(|r| r.stream.as_str()).collect();
+        let seqs: Vec<i64> = keyed
+            .iter()
+            .map(|r| (r.expected_seq + r.events.len() as u64) as i64)
+            .collect();
+        let rows = tx
+            .query(&stmt, &[&branches, &keys, &prints, &streams, &seqs])
+            .await
+            .map_err(unavailable)?;
+        for row in rows {
+            stored_keys.insert((row.get(0), row.get(1)));
+        }
+    }
+    let key_lost = |r: &AppendRequest| {
+        r.idempotency
+            .as_ref()
+            .is_some_and(|k| !stored_keys.contains(&(r.branch.clone(), k.key.clone())))
+    };
+
+    // Compare-and-set every stream head: existing streams, then new ones.
+    let (old, new): (Vec<&&AppendRequest>, Vec<&&AppendRequest>) = batch
+        .iter()
+        .filter(|r| !key_lost(r))
+        .partition(|r| r.expected_seq > 0);
+    let mut won: HashSet<String> = HashSet::new();
+    if !old.is_empty() {
+        let stmt = tx
+            .prepare_cached(
+                "UPDATE streams s SET last_seq = r.new_seq, closed = r.closes \
+                     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bool[]) \
+                       AS r(stream, expected, new_seq, closes) \
+                     WHERE s.stream = r.stream AND s.last_seq = r.expected RETURNING s.stream",
+            )
+            .await
+            .map_err(unavailable)?;
+        let streams: Vec<&str> = old.iter().map(|r| r.stream.as_str()).collect();
+        let expected: Vec<i64> = old.iter().map(|r| r.expected_seq as i64).collect();
+        let new_seq: Vec<i64> = old
+            .iter()
+            .map(|r| (r.expected_seq + r.events.len() as u64) as i64)
+            .collect();
+        let closes: Vec<bool> = old.iter().map(|r| r.closes_stream).collect();
+        for row in tx
+            .query(&stmt, &[&streams, &expected, &new_seq, &closes])
+            .await
+            .map_err(unavailable)?
+        {
+            won.insert(row.get(0));
+        }
+    }
+    if !new.is_empty() {
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO streams (stream, branch, last_seq, closed) \
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bool[]) \
+                     ON CONFLICT (stream) DO NOTHING RETURNING stream",
+            )
+            .await
+            .map_err(unavailable)?;
+        let streams: Vec<&str> = new.iter().map(|r| r.stream.as_str()).collect();
+        let branches: Vec<&str> = new.iter().map(|r| r.branch.as_str()).collect();
+        let last: Vec<i64> = new.iter().map(|r| r.events.len() as i64).collect();
+        let closes: Vec<bool> = new.iter().map(|r| r.closes_stream).collect();
+        for row in tx
+            .query(&stmt, &[&streams, &branches, &last, &closes])
+            .await
+            .map_err(unavailable)?
+        {
+            won.insert(row.get(0));
+        }
+    }
+
+    // One dense range of positions per branch, under the branch head's row lock.
+    let mut counts: HashMap<&str, i64> = HashMap::new();
+    for r in batch.iter().filter(|r| won.contains(&r.stream)) {
+        *counts.entry(r.branch.as_str()).or_default() += r.events.len() as i64;
+    }
+    let mut next_position: HashMap<String, u64> = HashMap::new();
+    if !counts.is_empty() {
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO branch_heads (branch, position) \
+                     SELECT * FROM unnest($1::text[], $2::bigint[]) \
+                     ON CONFLICT (branch) DO UPDATE \
+                       SET position = branch_heads.position + excluded.position \
+                     RETURNING branch, position",
+            )
+            .await
+            .map_err(unavailable)?;
+        let branches: Vec<&str> = counts.keys().copied().collect();
+        let sizes: Vec<i64> = branches.iter().map(|b| counts[b]).collect();
+        for row in tx
+            .query(&stmt, &[&branches, &sizes])
+            .await
+            .map_err(unavailable)?
+        {
+            let branch: String = row.get(0);
+            let head = row.get::<_, i64>(1);
+            let first = head - counts[branch.as_str()] + 1;
+            next_position.insert(branch, first as u64);
+        }
+    }
+
+    // Every event of the batch in one insert, its columns straight from the requests.
+    let mut lost = Vec::new();
+    let rows = batch
+        .iter()
+        .filter(|r| won.contains(&r.stream))
+        .map(|r| r.events.len())
+        .sum();
+    let mut position: Vec<i64> = Vec::with_capacity(rows);
+    let mut seq: Vec<i64> = Vec::with_capacity(rows);
+    let mut body: Vec<&str> = Vec::with_capacity(rows);
+    let mut branch: Vec<&str> = Vec::with_capacity(rows);
+    let mut stream: Vec<&str> = Vec::with_capacity(rows);
+    let mut kind: Vec<&str> = Vec::with_capacity(rows);
+    let mut at: Vec<DateTime<Utc>> = Vec::with_capacity(rows);
+    for p in pending.iter() {
+        let r = &p.request;
+        if !won.contains(&r.stream) {
+            lost.push(r.stream.clone());
+            continue;
+        }
+        let next = next_position.get_mut(&r.branch).expect("allocated above");
+        for (i, (e, text)) in r.events.iter().zip(&p.bodies).enumerate() {
+            position.push(*next as i64);
+            *next += 1;
+            seq.push((r.expected_seq + 1 + i as u64) as i64);
+            body.push(text);
+            branch.push(&r.branch);
+            stream.push(&r.stream);
+            kind.push(&e.kind);
+            // Postgres keeps microseconds; the answer holds what it keeps.
+            at.push(DateTime::from_timestamp_micros(e.at.timestamp_micros()).unwrap_or_default());
+        }
+    }
+    if !position.is_empty() {
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO events (branch, position, stream, seq, kind, body, at) \
+                     SELECT b, p, s, q, k, body::jsonb, at FROM unnest($1::text[], $2::bigint[], \
+                       $3::text[], $4::bigint[], $5::text[], $6::text[], $7::timestamptz[]) \
+                       AS t(b, p, s, q, k, body, at)",
+            )
+            .await
+            .map_err(unavailable)?;
+        tx.execute(
+            &stmt,
+            &[&branch, &position, &stream, &seq, &kind, &body, &at],
+        )
+        .await
+        .map_err(unavailable)?;
+    }
+    // Keys of appends that lost their stream are not theirs to keep.
+    let (orphan_branches, orphan_keys): (Vec<&str>, Vec<&str>) = batch
+        .iter()
+        .filter(|r| !won.contains(&r.stream) && !key_lost(r))
+        .filter_map(|r| {
+            r.idempotency
+                .as_ref()
+                .map(|k| (r.branch.as_str(), k.key.as_str()))
+        })
+        .unzip();
+    if !orphan_keys.is_empty() {
+        tx.execute(
+                "DELETE FROM idempotency_keys k USING unnest($1::text[], $2::text[]) AS o(branch, key) \
+                 WHERE k.branch = o.branch AND k.key = o.key",
+                &[&orphan_branches, &orphan_keys],
+            )
+            .await
+            .map_err(unavailable)?;
+    }
+
+    // Conflicts: read where the losing streams really are.
+    let mut actual: HashMap<String, u64> = HashMap::new();
+    if !lost.is_empty() {
+        let rows = tx
+            .query(
+                "SELECT stream, last_seq FROM streams WHERE stream = ANY($1)",
+                &[&lost],
+            )
+            .await
+            .map_err(unavailable)?;
+        for row in rows {
+            actual.insert(row.get(0), row.get::<_, i64>(1) as u64);
+        }
+    }
+    tx.commit().await.map_err(unavailable)?;
+
+    let mut row = 0;
+    let mut answer = |r: &mut AppendRequest| {
+        if key_lost(r) {
+            let key = r.idempotency.as_ref().map(|k| k.key.clone());
+            return Err(JournalError::DuplicateKey(key.unwrap_or_default()));
+        }
+        if !won.contains(&r.stream) {
+            return Err(JournalError::Conflict {
+                stream: r.stream.clone(),
+                expected: r.expected_seq,
+                actual: actual.get(&r.stream).copied().unwrap_or(0),
+            });
+        }
+        let stored: Vec<StoredEvent> = std::mem::take(&mut r.events)
+            .into_iter()
+            .map(|e| {
+                let stored = StoredEvent {
+                    stream: r.stream.clone(),
+                    seq: seq[row] as u64,
+                    branch: r.branch.clone(),
+                    position: position[row] as u64,
+                    kind: e.kind,
+                    body: e.body,
+                    at: at[row],
+                    decoded: e.decoded,
+                };
+                row += 1;
+                stored
+            })
+            .collect();
+        Ok(stored.into())
+    };
+    Ok(pending.iter_mut().map(|p| answer(&mut p.request)).collect())
 }
 
 #[async_trait::async_trait]
