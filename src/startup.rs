@@ -138,67 +138,73 @@ impl Application {
         admission::watch_memory(admission.clone());
         // The demo's device tokens go to a person at a terminal, never into collected logs.
         let demo = settings_data.demo && settings_data.log_format == LogFormat::Human;
-        let server =
-            HttpServer::new(move || {
-                App::new()
-                    .wrap_fn(|req, srv| {
-                        let started = Instant::now();
-                        let method = req.method().to_string();
-                        let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-                        let res = srv.call(req);
-                        async move {
-                            let res = res.await?;
-                            let status = res.status().as_u16();
-                            metrics::http_request(&method, &route, status, started.elapsed());
-                            Ok(res)
-                        }
-                    })
-                    .wrap(TracingLogger::default())
-                    .app_data(engine_data.clone())
-                    .app_data(settings_data.clone())
-                    .app_data(lifecycle_data.clone())
-                    .app_data(addresses.clone())
-                    .app_data(tokens.clone())
-                    .app_data(guests.clone())
-                    .app_data(admission.clone())
-                    .app_data(
-                        web::JsonConfig::default()
-                            .limit(max_body)
-                            .error_handler(|e, _| json_error(e).into()),
-                    )
-                    .app_data(web::PayloadConfig::default().limit(max_body))
-                    .app_data(web::PathConfig::default().error_handler(|e, _| {
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap_fn(|req, srv| {
+                    let started = Instant::now();
+                    let method = req.method().to_string();
+                    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+                    let res = srv.call(req);
+                    async move {
+                        // A middleware's refusal (401, 403, 503) arrives as an error and
+                        // becomes its answer later: it is counted as that answer.
+                        let res = res.await;
+                        let status = match &res {
+                            Ok(res) => res.status(),
+                            Err(e) => e.as_response_error().status_code(),
+                        };
+                        metrics::http_request(&method, &route, status.as_u16(), started.elapsed());
+                        res
+                    }
+                })
+                .wrap(TracingLogger::default())
+                .app_data(engine_data.clone())
+                .app_data(settings_data.clone())
+                .app_data(lifecycle_data.clone())
+                .app_data(addresses.clone())
+                .app_data(tokens.clone())
+                .app_data(guests.clone())
+                .app_data(admission.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(max_body)
+                        .error_handler(|e, _| json_error(e).into()),
+                )
+                .app_data(web::PayloadConfig::default().limit(max_body))
+                .app_data(
+                    web::PathConfig::default().error_handler(|e, _| {
                         ApiError::not_found("not_found", e.to_string()).into()
-                    }))
-                    .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                        ApiError::new(
-                            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-                            "invalid_input",
-                            e.to_string(),
-                        )
-                        .into()
-                    }))
-                    .route("/", web::get().to(board))
-                    .route(
-                        "/healthz",
-                        web::get().to(|| async { HttpResponse::Ok().body("ok") }),
+                    }),
+                )
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    ApiError::new(
+                        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_input",
+                        e.to_string(),
                     )
-                    .route("/readyz", web::get().to(readyz))
-                    // The API's description, readable without a token.
-                    .route(openapi::PATH, web::get().to(openapi::serve))
-                    .route("/metrics", web::get().to(metrics_text))
-                    .route("/ws", web::get().to(ws::endpoint))
-                    .configure(routes::configure)
-                    .default_service(web::to(|| async {
-                        Err::<HttpResponse, _>(ApiError::not_found("not_found", "no such endpoint"))
-                    }))
-            })
-            .disable_signals()
-            // Acks are small frames: Nagle would hold each one for the client's delayed ACK.
-            .tcp_nodelay(true)
-            .shutdown_timeout(limit.saturating_sub(drain).as_secs().max(1))
-            .listen(listener)?
-            .run();
+                    .into()
+                }))
+                .route("/", web::get().to(board))
+                .route(
+                    "/healthz",
+                    web::get().to(|| async { HttpResponse::Ok().body("ok") }),
+                )
+                .route("/readyz", web::get().to(readyz))
+                // The API's description, readable without a token.
+                .route(openapi::PATH, web::get().to(openapi::serve))
+                .route("/metrics", web::get().to(metrics_text))
+                .route("/ws", web::get().to(ws::endpoint))
+                .configure(routes::configure)
+                .default_service(web::to(|| async {
+                    Err::<HttpResponse, _>(ApiError::not_found("not_found", "no such endpoint"))
+                }))
+        })
+        .disable_signals()
+        // Acks are small frames: Nagle would hold each one for the client's delayed ACK.
+        .tcp_nodelay(true)
+        .shutdown_timeout(limit.saturating_sub(drain).as_secs().max(1))
+        .listen(listener)?
+        .run();
         let handle = server.handle();
         lifecycle.set_ready(true);
         tracing::info!(port, "listening");

@@ -935,3 +935,52 @@ async fn the_demo_prints_a_board_link_that_works() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
 }
+
+/// `rail_http_requests_total` for one route and status (0 before its first request).
+async fn answered(app: &TestApp, route: &str, status: u16) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series =
+        format!(r#"rail_http_requests_total{{method="GET",route="{route}",status="{status}"}} "#);
+    text.lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+#[actix_web::test]
+async fn refused_requests_are_counted_with_their_status() {
+    let app = TestApp::spawn().await;
+    let route = "/api/v1/branches/{branch}/orders";
+    let (unauthenticated, wrong_branch) = (
+        answered(&app, route, 401).await,
+        answered(&app, route, 403).await,
+    );
+    let (status, answer) = call(
+        &app,
+        Method::GET,
+        "/api/v1/branches/demo/orders",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    let demo_manager = manager("demo");
+    let (status, answer) = call(
+        &app,
+        Method::GET,
+        "/api/v1/branches/north/orders",
+        Some(&demo_manager),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, code(&answer)),
+        (StatusCode::FORBIDDEN, "wrong_branch")
+    );
+    assert_eq!(answered(&app, route, 401).await, unauthenticated + 1.0);
+    assert_eq!(answered(&app, route, 403).await, wrong_branch + 1.0);
+}
