@@ -1021,3 +1021,40 @@ mod postgres_retention {
         .await;
     }
 }
+
+/// Under writes that never pause, the embedded journal's write-ahead log starts over instead
+/// of growing with everything ever written (a log that is never reset fills the disk).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_log_is_reused_under_steady_writes() {
+    let store = Sqlite::new().await;
+    let (journal, _feed) = store.open().await;
+    let body = json!({ "note": "x".repeat(4000) });
+    // ~64 MiB of events, appended 64 at a time so that the writer never waits for work.
+    let mut written = 0;
+    for round in 0..256 {
+        let mut appends = JoinSet::new();
+        for i in 0..64 {
+            let journal = journal.clone();
+            let stream = order_stream(&OrderId::new());
+            let event = contract::event("note_added", body.clone(), contract::at(round * 64 + i));
+            appends.spawn(async move {
+                journal
+                    .append(contract::request("b", &stream, 0, vec![event]))
+                    .await
+            });
+        }
+        while let Some(appended) = appends.join_next().await {
+            appended.expect("append task").expect("appended");
+            written += 1;
+        }
+    }
+    assert_eq!(written, 256 * 64);
+    let wal = std::fs::metadata(store.path().with_extension("db-wal"))
+        .expect("the write-ahead log")
+        .len();
+    assert!(
+        wal < 40 << 20,
+        "the write-ahead log holds {} MiB after ~64 MiB written",
+        wal >> 20
+    );
+}

@@ -1,8 +1,9 @@
 //! The embedded journal: one SQLite file, no set-up.
 //!
 //! One writer thread owns the write connection and group-commits: it takes every append that is
-//! pending, writes them in one transaction (each in its own savepoint, so a conflict fails only
-//! its own append), commits with a full sync, and only then answers. A second thread serves reads
+//! pending, writes them in one transaction (an append whose stream moved on or whose key was
+//! used is refused before it writes, so it fails alone), commits with a full sync, and only
+//! then answers. A second thread serves reads
 //! from its own connection; WAL mode lets readers run beside the writer.
 
 use std::collections::HashMap;
@@ -35,6 +36,13 @@ pub struct SqliteJournal {
 /// How often the write-ahead log is copied back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
+/// Pages in the write-ahead log at which the writer checkpoints it itself (16 MiB of 4 KiB
+/// pages), so that the log starts over.
+const WRITER_CHECKPOINT_PAGES: u32 = 4096;
+
+/// Bytes a write-ahead log that starts over is cut back to.
+const JOURNAL_SIZE_LIMIT: u64 = 64 << 20;
+
 fn unavailable(e: impl std::fmt::Display) -> JournalError {
     JournalError::Unavailable(e.to_string())
 }
@@ -59,9 +67,18 @@ impl SqliteJournal {
         }
         let writer = open_connection(path)?;
         writer.execute_batch(SCHEMA).map_err(unavailable)?;
-        // Checkpoints run on a thread of their own, not in the writer's commits.
+        // Checkpoints copy the log back into the file on a thread of their own, not in the
+        // writer's commits. Yet under steady writes such a checkpoint never finds the log
+        // copied to its end, and only a complete checkpoint lets the log start over: the
+        // writer also checkpoints once the log holds WRITER_CHECKPOINT_PAGES, which is cheap
+        // (the other thread has copied nearly all of it) and completes (no write is under way),
+        // so the log is reused instead of growing without end; and a log grown past
+        // JOURNAL_SIZE_LIMIT is cut back when it starts over.
         writer
-            .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .execute_batch(&format!(
+                "PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES}; \
+                 PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT};"
+            ))
             .map_err(unavailable)?;
         let reader = open_connection(path)?;
         let checkpointer = open_connection(path)?;
