@@ -938,17 +938,9 @@ async fn the_demo_prints_a_board_link_that_works() {
 
 /// `rail_http_requests_total` for one route and status (0 before its first request).
 async fn answered(app: &TestApp, route: &str, status: u16) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", app.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     let series =
-        format!(r#"rail_http_requests_total{{method="GET",route="{route}",status="{status}"}} "#);
-    text.lines()
-        .find_map(|l| l.strip_prefix(series.as_str()))
-        .map_or(0.0, |v| v.parse().unwrap())
+        format!(r#"rail_http_requests_total{{method="GET",route="{route}",status="{status}"}}"#);
+    app.metric(&series).await.unwrap_or(0.0)
 }
 
 #[actix_web::test]

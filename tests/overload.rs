@@ -61,21 +61,10 @@ async fn a_replica_at_capacity_refuses_new_orders_and_keeps_none_of_them() {
     // Once the rush is answered the replica takes orders again, and says what it shed.
     let again = app.open_order("t1").await;
     assert!(!again.is_empty());
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
+    let shed_metric = app
+        .metric(r#"rail_shed_total{ask="new_order",reason="in_flight"}"#)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let shed_metric: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(r#"rail_shed_total{ask="new_order",reason="in_flight"} "#))
-        .expect("rail_shed_total is exported")
-        .parse()
-        .unwrap();
+        .expect("rail_shed_total is exported");
     assert_eq!(shed_metric, shed as f64);
 }
 
@@ -99,17 +88,9 @@ async fn a_replica_above_its_memory_limit_refuses_new_orders_and_goes_on_with_th
     // Reads go on (commands on orders already taken too: admission::tests).
     let (status, _) = app.get("/api/v1/branches/demo/orders").await;
     assert_eq!(status, StatusCode::OK);
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains(r#"rail_shed_total{ask="new_order",reason="memory"} 1"#),
-        "{metrics}"
+    assert_eq!(
+        app.metric(r#"rail_shed_total{ask="new_order",reason="memory"}"#)
+            .await,
+        Some(1.0)
     );
 }

@@ -158,6 +158,11 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// A series' value in the server's metrics (None when it is not exported yet).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        metric_at(&self.base, series).await
+    }
+
     /// Starts the server with the demo branch on a fresh journal.
     pub async fn spawn() -> Self {
         Self::spawn_with(|_| {}).await
@@ -402,18 +407,23 @@ pub struct Server {
     pub client: reqwest::Client,
 }
 
+/// A series' value in the metrics of the server at `base` (None when it is not exported yet).
+pub async fn metric_at(base: &str, series: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().expect("a number"))
+}
+
 impl Server {
     /// A series' value in the server's metrics (None when it is not exported yet).
     pub async fn metric(&self, series: &str) -> Option<f64> {
-        let text = reqwest::get(format!("{}/metrics", self.base))
-            .await
-            .expect("metrics answer")
-            .text()
-            .await
-            .expect("metrics text");
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-            .map(|v| v.trim().parse().expect("a number"))
+        metric_at(&self.base, series).await
     }
 
     pub async fn start(journal: &TestJournal) -> Self {

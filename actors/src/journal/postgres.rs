@@ -422,39 +422,33 @@ impl<'a> EventRows<'a> {
     }
 }
 
-/// The answer to each append of a batch whose every append was stored: its events, with the
-/// seqs, times and positions they were stored with (one of each an event, in order).
-fn stored_outcomes(
-    pending: &mut [Pending],
+/// The events of a stored append, taken from it, with the seqs, times and positions they were
+/// stored with: rows `*row..` of a batch's columns (one row an event, in the batch's order).
+fn stored(
+    r: &mut AppendRequest,
     seq: &[i64],
     at: &[DateTime<Utc>],
     position: &[i64],
-) -> Vec<Outcome> {
-    let mut row = 0;
-    pending
-        .iter_mut()
-        .map(|p| {
-            let r = &mut p.request;
-            let stored: Vec<StoredEvent> = std::mem::take(&mut r.events)
-                .into_iter()
-                .map(|e| {
-                    let stored = StoredEvent {
-                        stream: r.stream.clone(),
-                        seq: seq[row] as u64,
-                        branch: r.branch.clone(),
-                        position: position[row] as u64,
-                        kind: e.kind,
-                        body: e.body,
-                        at: at[row],
-                        decoded: e.decoded,
-                    };
-                    row += 1;
-                    stored
-                })
-                .collect();
-            Ok(stored.into())
+    row: &mut usize,
+) -> Committed {
+    let events: Vec<StoredEvent> = std::mem::take(&mut r.events)
+        .into_iter()
+        .map(|e| {
+            let stored = StoredEvent {
+                stream: r.stream.clone(),
+                seq: seq[*row] as u64,
+                branch: r.branch.clone(),
+                position: position[*row] as u64,
+                kind: e.kind,
+                body: e.body,
+                at: at[*row],
+                decoded: e.decoded,
+            };
+            *row += 1;
+            stored
         })
-        .collect()
+        .collect();
+    events.into()
 }
 
 /// The usual batch in two round trips: every statement goes out at once (pipelined), each
@@ -635,7 +629,13 @@ async fn commit_pipelined(
         .map(|(b, back)| first[*b] + counts[b] - 1 - back)
         .collect();
     let EventRows { seq, at, .. } = rows;
-    Ok(Some(stored_outcomes(pending, &seq, &at, &position)))
+    let mut row = 0;
+    Ok(Some(
+        pending
+            .iter_mut()
+            .map(|p| Ok(stored(&mut p.request, &seq, &at, &position, &mut row)))
+            .collect(),
+    ))
 }
 
 /// Commits a batch statement by statement, each deciding on what the ones before found: the
@@ -865,24 +865,7 @@ async fn commit_checked(
                 actual: actual.get(&r.stream).copied().unwrap_or(0),
             });
         }
-        let stored: Vec<StoredEvent> = std::mem::take(&mut r.events)
-            .into_iter()
-            .map(|e| {
-                let stored = StoredEvent {
-                    stream: r.stream.clone(),
-                    seq: seq[row] as u64,
-                    branch: r.branch.clone(),
-                    position: position[row] as u64,
-                    kind: e.kind,
-                    body: e.body,
-                    at: at[row],
-                    decoded: e.decoded,
-                };
-                row += 1;
-                stored
-            })
-            .collect();
-        Ok(stored.into())
+        Ok(stored(r, &seq, &at, &position, &mut row))
     };
     Ok(pending.iter_mut().map(|p| answer(&mut p.request)).collect())
 }
