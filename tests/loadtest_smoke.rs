@@ -111,11 +111,15 @@ fn a_short_rush_loses_nothing() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_nothing_lost(&report);
     assert!(report["chaos"].is_null(), "{report:#}");
+    let latency = &report["latency_ms"];
+    let fired = latency["fire_to_screen"]["count"].as_u64().unwrap();
+    assert!(fired > 0, "{latency:#}");
+    // The same tickets, measured from the fire's answer: never longer than from its send.
+    assert_eq!(latency["fire_ack_to_screen"]["count"], fired, "{latency:#}");
     assert!(
-        report["latency_ms"]["fire_to_screen"]["count"]
-            .as_u64()
-            .unwrap()
-            > 0
+        latency["fire_ack_to_screen"]["max_ms"].as_f64().unwrap()
+            <= latency["fire_to_screen"]["max_ms"].as_f64().unwrap(),
+        "{latency:#}"
     );
     assert!(!report["series"].as_array().unwrap().is_empty());
 

@@ -105,6 +105,7 @@ struct Inner {
     ack: BTreeMap<&'static str, Histogram<u64>>,
     ack_all: Histogram<u64>,
     fire_to_screen: Histogram<u64>,
+    ack_to_screen: Histogram<u64>,
     bump_to_waiter: Histogram<u64>,
     order_duration: Histogram<u64>,
     retried: Histogram<u64>,
@@ -134,6 +135,7 @@ impl Recorder {
                 ack: BTreeMap::new(),
                 ack_all: histogram(),
                 fire_to_screen: histogram(),
+                ack_to_screen: histogram(),
                 bump_to_waiter: histogram(),
                 order_duration: histogram(),
                 retried: histogram(),
@@ -221,10 +223,13 @@ impl Recorder {
         });
     }
 
-    pub fn fire_to_screen(&self, latency: Duration) {
-        let v = us(latency);
+    /// A fired ticket is on every screen of its station: `from_send` after the fire was sent,
+    /// `from_ack` after its answer reached the waiter (zero when the ticket was there first).
+    pub fn fire_to_screen(&self, from_send: Duration, from_ack: Duration) {
+        let (v, a) = (us(from_send), us(from_ack));
         self.with_second(Instant::now(), |inner, s| {
             inner.fire_to_screen.saturating_record(v);
+            inner.ack_to_screen.saturating_record(a);
             inner.seconds[s].fire_to_screen.saturating_record(v);
         });
     }
@@ -341,6 +346,7 @@ impl Recorder {
             ack_all: p(&inner.ack_all),
             ack_by_kind: inner.ack.iter().map(|(k, h)| (*k, p(h))).collect(),
             fire_to_screen: p(&inner.fire_to_screen),
+            ack_to_screen: p(&inner.ack_to_screen),
             bump_to_waiter: p(&inner.bump_to_waiter),
             order_duration: p(&inner.order_duration),
             retried: p(&inner.retried),
@@ -380,6 +386,8 @@ pub struct Measured {
     pub ack_all: Percentiles,
     pub ack_by_kind: BTreeMap<&'static str, Percentiles>,
     pub fire_to_screen: Percentiles,
+    /// The same tickets from the fire's answer (zero when the ticket was on the screens first).
+    pub ack_to_screen: Percentiles,
     pub bump_to_waiter: Percentiles,
     pub order_duration: Percentiles,
     /// Commands sent more than once, first send -> answer.
@@ -396,6 +404,7 @@ impl Measured {
             "command_ack": self.ack_all,
             "command_ack_by_kind": self.ack_by_kind,
             "fire_to_screen": self.fire_to_screen,
+            "fire_ack_to_screen": self.ack_to_screen,
             "bump_to_waiter": self.bump_to_waiter,
             "order_open_to_close": self.order_duration,
             "retried_command_ack": self.retried,

@@ -165,6 +165,11 @@ impl RunReport {
         );
         let _ = writeln!(
             s,
+            "  from ack    {}   (fire answered -> on every screen; 0 when the ticket came first)",
+            m.ack_to_screen.line()
+        );
+        let _ = writeln!(
+            s,
             "bump->waiter  {}   (expo's bump sent -> ready notice on the table's tablet)",
             m.bump_to_waiter.line()
         );

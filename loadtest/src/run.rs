@@ -489,8 +489,11 @@ impl Shared {
         if complete {
             let fires = self.fires.lock().expect("lock");
             if let Some(f) = fires.get(&(order_id.to_owned(), fire_no)) {
+                let after_ack = f
+                    .acked
+                    .map_or(Duration::ZERO, |a| now.saturating_duration_since(a));
                 self.rec
-                    .fire_to_screen(now.saturating_duration_since(f.sent));
+                    .fire_to_screen(now.saturating_duration_since(f.sent), after_ack);
                 if f.acked.is_none_or(|a| a > now) {
                     self.counts
                         .screens_before_ack
@@ -500,6 +503,11 @@ impl Shared {
         }
     }
 }
+
+/// Fires of an order at most (one a course).
+const FIRES_AN_ORDER: usize = 2;
+/// Tickets of an order on average (a fire makes one a station it cooks at, expo's included).
+const TICKETS_AN_ORDER: usize = 5;
 
 static KEYS: AtomicU64 = AtomicU64::new(1);
 
@@ -710,6 +718,10 @@ async fn drive(
     let duration = Duration::from_secs(args.duration);
     let drain_limit = Duration::from_secs(args.drain_timeout);
     let series_len = (args.duration + args.drain_timeout + 30) as usize;
+    // The run's bookkeeping is sized for the orders it will offer (with room for chance), so
+    // no map grows, rehashing tens of thousands of entries under its lock, in the middle of
+    // the run: the screens and waiters waiting on that lock would show it as engine latency.
+    let orders = (args.orders_per_sec * args.duration as f64 * 1.25) as usize + 64;
     let t0 = Instant::now();
     let shared = Arc::new(Shared {
         rec: Recorder::new(t0, series_len),
@@ -721,7 +733,7 @@ async fn drive(
         ws_url: ws_url.clone(),
         server_addr,
         kills: AtomicU64::new(0),
-        acked: Mutex::new(HashMap::new()),
+        acked: Mutex::new(HashMap::with_capacity(orders)),
         since_kill: Mutex::new(None),
         back_after: Mutex::new(Vec::new()),
         run_tag: format!(
@@ -730,14 +742,14 @@ async fn drive(
                 .duration_since(std::time::UNIX_EPOCH)?
                 .as_nanos()
         ),
-        plans: Mutex::new(HashMap::new()),
-        fires: Mutex::new(HashMap::new()),
-        tickets: Mutex::new(HashMap::new()),
+        plans: Mutex::new(HashMap::with_capacity(orders)),
+        fires: Mutex::new(HashMap::with_capacity(orders * FIRES_AN_ORDER)),
+        tickets: Mutex::new(HashMap::with_capacity(orders * TICKETS_AN_ORDER)),
         waiters: Mutex::new(HashMap::new()),
         counts: Counters::default(),
         in_flight: AtomicUsize::new(0),
         http_slots: tokio::sync::Semaphore::new(args.max_http_in_flight.max(1)),
-        completed: Mutex::new(HashSet::new()),
+        completed: Mutex::new(HashSet::with_capacity(orders)),
         violations: Mutex::new(Vec::new()),
         ready_timeout: duration + drain_limit,
     });
