@@ -856,7 +856,7 @@ async fn events(
 ) -> ApiResult {
     device.require(Act::ReadJournal)?;
     let branch = branch_id(&path)?;
-    engine.branch(&branch).await?;
+    engine.branch(&branch)?;
     if query.limit == 0 || query.limit > 1000 {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

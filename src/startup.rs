@@ -347,7 +347,7 @@ async fn metrics_text() -> HttpResponse {
 /// Configures the demo branch unless it already exists.
 async fn ensure_demo(engine: &Engine) -> anyhow::Result<()> {
     let id = BranchId::parse(DEMO_ID)?;
-    if engine.branch(&id).await.is_ok() {
+    if engine.branch(&id).is_ok() {
         return Ok(());
     }
     let config: BranchConfig = serde_json::from_str(DEMO_BRANCH)?;

@@ -1,10 +1,12 @@
 //! BranchRegistry and the Engine: where branches live, and how the edge reaches them.
 //!
 //! The registry runs one branch actor per configured branch, recovered from the journal before
-//! the engine reports ready, and passes the journal's commit feed to each branch in order.
+//! the engine reports ready. Where each branch runs is kept in a [`Directory`] that commands and
+//! the journal's commit feed read directly: a command goes from its HTTP worker straight to its
+//! branch's thread, and each commit from the feed straight to its branch, in order.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use actix::prelude::*;
 
@@ -13,13 +15,25 @@ use crate::branch::{
 };
 use crate::error::CommandError;
 use crate::ids::BranchId;
-use crate::journal::{CommitFeed, Committed, Journal};
+use crate::journal::{CommitFeed, Journal};
 use crate::menu::BranchConfig;
 
-/// Finds the actor of a configured branch.
-#[derive(Message)]
-#[rtype(result = "Result<Addr<BranchActor>, CommandError>")]
-pub struct LocateBranch(pub BranchId);
+/// The actor of each branch this process runs: written by the registry when it starts one,
+/// read by every command and commit (a read lock, no message to the registry's thread).
+#[derive(Clone, Default)]
+struct Directory(Arc<RwLock<HashMap<BranchId, Addr<BranchActor>>>>);
+
+impl Directory {
+    fn get(&self, id: &BranchId) -> Option<Addr<BranchActor>> {
+        let branches = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        branches.get(id).cloned()
+    }
+
+    fn insert(&self, id: BranchId, addr: Addr<BranchActor>) {
+        let mut branches = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        branches.insert(id, addr);
+    }
+}
 
 /// Configures a branch, creating it when it is new.
 #[derive(Message)]
@@ -33,11 +47,6 @@ pub struct ConfigureBranch {
 #[derive(Message)]
 #[rtype(result = "()")]
 struct AdoptBranch(BranchId, RecoveredBranch);
-
-/// Events the journal committed, in commit order.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct FeedCommitted(Committed);
 
 /// How the engine runs its branches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +71,7 @@ impl Default for EngineOptions {
 /// The branches this process runs.
 pub struct BranchRegistry {
     journal: Arc<dyn Journal>,
-    branches: HashMap<BranchId, Addr<BranchActor>>,
+    branches: Directory,
     options: EngineOptions,
     /// The threads branches run on (none: the registry's own).
     arbiters: Vec<Arbiter>,
@@ -98,17 +107,6 @@ impl BranchRegistry {
     }
 }
 
-impl Handler<LocateBranch> for BranchRegistry {
-    type Result = Result<Addr<BranchActor>, CommandError>;
-
-    fn handle(&mut self, msg: LocateBranch, _: &mut Context<Self>) -> Self::Result {
-        self.branches
-            .get(&msg.0)
-            .cloned()
-            .ok_or_else(|| CommandError::UnknownBranch(msg.0.to_string()))
-    }
-}
-
 impl Handler<ConfigureBranch> for BranchRegistry {
     type Result = ResponseFuture<Result<BranchInfo, CommandError>>;
 
@@ -116,8 +114,10 @@ impl Handler<ConfigureBranch> for BranchRegistry {
         if let Err(e) = msg.config.validate() {
             return Box::pin(async move { Err(e) });
         }
+        // Branches are created here only, one message at a time: two first configurations
+        // of the same branch cannot both start it.
         let addr = match self.branches.get(&msg.branch) {
-            Some(addr) => addr.clone(),
+            Some(addr) => addr,
             None => self.start_branch(msg.branch, RecoveredBranch::default()),
         };
         Box::pin(async move {
@@ -136,26 +136,11 @@ impl Handler<AdoptBranch> for BranchRegistry {
     }
 }
 
-impl Handler<FeedCommitted> for BranchRegistry {
-    type Result = ();
-
-    fn handle(&mut self, msg: FeedCommitted, _: &mut Context<Self>) {
-        let Some(first) = msg.0.first() else { return };
-        let Ok(branch) = BranchId::parse(first.branch.clone()) else {
-            return;
-        };
-        let Some(addr) = self.branches.get(&branch) else {
-            return;
-        };
-        // Decoded by the branch, on its own thread.
-        addr.do_send(BranchCommitted(msg.0));
-    }
-}
-
 /// The running domain: what the edge talks to.
 #[derive(Clone)]
 pub struct Engine {
     registry: Addr<BranchRegistry>,
+    branches: Directory,
     journal: Arc<dyn Journal>,
 }
 
@@ -171,16 +156,20 @@ impl Engine {
         mut feed: CommitFeed,
         options: EngineOptions,
     ) -> Result<Self, String> {
+        let branches = Directory::default();
+        let arbiters: Vec<Arbiter> = (0..options.threads).map(|_| Arbiter::new()).collect();
+        // The feed is read on a branches' thread: each commit reaches its branch without
+        // waking a thread of its own (that thread is woken anyway, by the appends' answers).
+        let feed_home = arbiters.first().map(Arbiter::handle);
         let registry = BranchRegistry {
             journal: journal.clone(),
-            branches: HashMap::new(),
+            branches: branches.clone(),
             options,
-            arbiters: (0..options.threads).map(|_| Arbiter::new()).collect(),
+            arbiters,
             started: 0,
         }
         .start();
-        let branches = journal.branches().await.map_err(|e| e.to_string())?;
-        for id in branches {
+        for id in journal.branches().await.map_err(|e| e.to_string())? {
             let id = BranchId::parse(id).map_err(|e| e.to_string())?;
             let recovered = recover(journal.as_ref(), &id).await?;
             tracing::info!(
@@ -195,21 +184,41 @@ impl Engine {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        let feed_registry = registry.clone();
-        actix::spawn(async move {
+        let directory = branches.clone();
+        let forward = async move {
             while let Some(committed) = feed.recv().await {
-                feed_registry.do_send(FeedCommitted(committed));
+                let Some(first) = committed.first() else {
+                    continue;
+                };
+                let Ok(branch) = BranchId::parse(first.branch.clone()) else {
+                    continue;
+                };
+                // Decoded by the branch, on its own thread.
+                if let Some(addr) = directory.get(&branch) {
+                    addr.do_send(BranchCommitted(committed));
+                }
             }
-        });
-        Ok(Self { registry, journal })
+        };
+        match feed_home {
+            Some(arbiter) => {
+                arbiter.spawn(forward);
+            }
+            None => {
+                actix::spawn(forward);
+            }
+        }
+        Ok(Self {
+            registry,
+            branches,
+            journal,
+        })
     }
 
     /// The actor of a configured branch.
-    pub async fn branch(&self, id: &BranchId) -> Result<Addr<BranchActor>, CommandError> {
-        self.registry
-            .send(LocateBranch(id.clone()))
-            .await
-            .map_err(gone)?
+    pub fn branch(&self, id: &BranchId) -> Result<Addr<BranchActor>, CommandError> {
+        self.branches
+            .get(id)
+            .ok_or_else(|| CommandError::UnknownBranch(id.to_string()))
     }
 
     /// Sends a message to a branch and waits for its answer.
@@ -219,7 +228,7 @@ impl Engine {
         M::Result: Send,
         BranchActor: Handler<M>,
     {
-        self.branch(id).await?.send(msg).await.map_err(gone)
+        self.branch(id)?.send(msg).await.map_err(gone)
     }
 
     pub async fn configure(
