@@ -5,6 +5,7 @@ mod common;
 use std::path::Path;
 
 use common::TestApp;
+use rail::auth::Role;
 
 #[actix_web::test]
 async fn kitchen_board_takes_an_order_from_fire_to_served() {
@@ -19,6 +20,12 @@ async fn kitchen_board_takes_an_order_from_fire_to_served() {
         .arg(dir.join("board.mjs"))
         .arg(&app.base)
         .arg(common::manager("demo"))
+        .arg(common::token_for(
+            "demo",
+            Role::Kitchen,
+            Some("grill"),
+            None,
+        ))
         .arg(&screenshot)
         .output()
         .await

@@ -1,9 +1,12 @@
 // Drives the kitchen board in headless Chromium: a demo order appears on its stations, cooks
-// bump it, expo sends it, the waiter marks it served. Usage: node board.mjs <base-url> [png]
+// bump it, expo sends it, the waiter marks it served; a device that may not follow the branch is
+// told so. Usage: node board.mjs <base-url> <token> <refused-token> [png]
 import { chromium } from "playwright-core";
 
-const [base, token, screenshot] = process.argv.slice(2);
-if (!token) throw new Error("usage: node board.mjs <base-url> <token> [screenshot.png]");
+const [base, token, refusedToken, screenshot] = process.argv.slice(2);
+if (!refusedToken) {
+  throw new Error("usage: node board.mjs <base-url> <token> <token-that-may-not-follow-the-branch> [screenshot.png]");
+}
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
@@ -27,6 +30,16 @@ try {
   await blank.waitForTimeout(300);
   if (sockets !== 0) fail("the board opened a websocket without a token");
   await blank.close();
+
+  // A device that may not follow the whole branch (one station's kitchen screen) is told so on
+  // the board instead of waiting on an empty page.
+  const refused = await browser.newPage();
+  await refused.goto(base + "/#token=" + refusedToken);
+  await refused.waitForSelector("#status.refused", { timeout: 10000 });
+  const why = await refused.textContent("#status");
+  if (!why.includes("forbidden")) fail(`the refusal is not shown: ${why}`);
+  if (await refused.locator("section.station").count() !== 0) fail("a refused board shows stations");
+  await refused.close();
 
   await page.goto(base + "/#token=" + token);
   await page.waitForSelector("#status.live", { timeout: 10000 });
