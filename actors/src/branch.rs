@@ -62,7 +62,7 @@ pub struct GetBranchInfo;
 
 /// Opens an order at a table, with the next ticket number of the day.
 #[derive(Message)]
-#[rtype(result = "Result<Order, CommandError>")]
+#[rtype(result = "Result<Arc<Order>, CommandError>")]
 pub struct OpenOrder {
     pub table: TableId,
     pub guests: Option<u16>,
@@ -74,7 +74,7 @@ pub struct OpenOrder {
 
 /// Carries out a command on an open order.
 #[derive(Message)]
-#[rtype(result = "Result<Order, CommandError>")]
+#[rtype(result = "Result<Arc<Order>, CommandError>")]
 pub struct ChangeOrder {
     pub order: OrderId,
     pub command: OrderCommand,
@@ -86,12 +86,12 @@ pub struct ChangeOrder {
 
 /// Reads an order, open or closed.
 #[derive(Message)]
-#[rtype(result = "Result<Order, CommandError>")]
+#[rtype(result = "Result<Arc<Order>, CommandError>")]
 pub struct GetOrder(pub OrderId);
 
 /// Reads every open order of the branch.
 #[derive(Message)]
-#[rtype(result = "Result<Vec<Order>, CommandError>")]
+#[rtype(result = "Result<Vec<Arc<Order>>, CommandError>")]
 pub struct OpenOrders;
 
 /// Starts, bumps or recalls a ticket on a station.
@@ -788,7 +788,7 @@ impl Handler<GetBranchInfo> for BranchActor {
 }
 
 impl Handler<OpenOrder> for BranchActor {
-    type Result = ResponseActFuture<Self, Result<Order, CommandError>>;
+    type Result = ResponseActFuture<Self, Result<Arc<Order>, CommandError>>;
 
     fn handle(&mut self, msg: OpenOrder, _: &mut Context<Self>) -> Self::Result {
         let prepared = (|| {
@@ -831,7 +831,7 @@ impl Handler<OpenOrder> for BranchActor {
 }
 
 impl Handler<ChangeOrder> for BranchActor {
-    type Result = ResponseFuture<Result<Order, CommandError>>;
+    type Result = ResponseFuture<Result<Arc<Order>, CommandError>>;
 
     fn handle(&mut self, msg: ChangeOrder, _: &mut Context<Self>) -> Self::Result {
         let target = self
@@ -882,7 +882,7 @@ impl BranchActor {
     fn read_closed(
         &self,
         id: OrderId,
-    ) -> impl std::future::Future<Output = Result<Order, CommandError>> + 'static {
+    ) -> impl std::future::Future<Output = Result<Arc<Order>, CommandError>> + 'static {
         let journal = self.journal.clone();
         let branch = self.id.clone();
         async move {
@@ -907,13 +907,13 @@ impl BranchActor {
                 o.seq = s.seq;
                 o.position = s.position;
             }
-            order.ok_or(CommandError::UnknownOrder(id))
+            order.map(Arc::new).ok_or(CommandError::UnknownOrder(id))
         }
     }
 }
 
 impl Handler<GetOrder> for BranchActor {
-    type Result = ResponseFuture<Result<Order, CommandError>>;
+    type Result = ResponseFuture<Result<Arc<Order>, CommandError>>;
 
     fn handle(&mut self, msg: GetOrder, _: &mut Context<Self>) -> Self::Result {
         if let Err(e) = self.configured() {
@@ -934,7 +934,7 @@ impl Handler<GetOrder> for BranchActor {
 }
 
 impl Handler<OpenOrders> for BranchActor {
-    type Result = ResponseFuture<Result<Vec<Order>, CommandError>>;
+    type Result = ResponseFuture<Result<Vec<Arc<Order>>, CommandError>>;
 
     fn handle(&mut self, _: OpenOrders, _: &mut Context<Self>) -> Self::Result {
         if let Err(e) = self.configured() {
@@ -947,7 +947,7 @@ impl Handler<OpenOrders> for BranchActor {
             .collect::<Option<Vec<_>>>()
             .unwrap_or_default();
         Box::pin(async move {
-            let mut orders: Vec<Order> = join_all(reads)
+            let mut orders: Vec<Arc<Order>> = join_all(reads)
                 .await
                 .into_iter()
                 .filter_map(|r| r.ok()?.ok())

@@ -31,7 +31,7 @@ const RECENT_KEYS: usize = 32;
 
 /// Opens a new order at this table.
 #[derive(Message)]
-#[rtype(result = "Result<Order, CommandError>")]
+#[rtype(result = "Result<Arc<Order>, CommandError>")]
 pub struct OpenOrderAt {
     pub order_id: OrderId,
     pub ticket_no: u32,
@@ -43,7 +43,7 @@ pub struct OpenOrderAt {
 
 /// Carries out a command on one of this table's orders.
 #[derive(Message)]
-#[rtype(result = "Result<Order, CommandError>")]
+#[rtype(result = "Result<Arc<Order>, CommandError>")]
 pub struct ExecuteOrder {
     pub order_id: OrderId,
     pub command: OrderCommand,
@@ -54,7 +54,7 @@ pub struct ExecuteOrder {
 
 /// Reads one open order of this table.
 #[derive(Message)]
-#[rtype(result = "Result<Order, CommandError>")]
+#[rtype(result = "Result<Arc<Order>, CommandError>")]
 pub struct ReadOrder(pub OrderId);
 
 /// The single writer of one table's orders.
@@ -62,7 +62,9 @@ pub struct TableActor {
     branch: BranchId,
     table: TableId,
     journal: Arc<dyn Journal>,
-    orders: HashMap<OrderId, Order>,
+    /// Shared with the answers: an order is copied only when a change finds an answer still
+    /// holding it.
+    orders: HashMap<OrderId, Arc<Order>>,
     /// Orders whose last append failed: the journal may hold more than memory does.
     stale: HashSet<OrderId>,
     /// Idempotency keys this table stored, as the journal holds them.
@@ -76,7 +78,7 @@ impl TableActor {
         journal: Arc<dyn Journal>,
         orders: Vec<Order>,
     ) -> Self {
-        let orders = orders.into_iter().map(|o| (o.id, o)).collect();
+        let orders = orders.into_iter().map(|o| (o.id, Arc::new(o))).collect();
         Self {
             branch,
             table,
@@ -95,7 +97,7 @@ impl TableActor {
         changes: Vec<OrderChange>,
         idempotency: Option<KeyRecord>,
         span: tracing::Span,
-    ) -> ResponseActFuture<Self, Result<Order, CommandError>> {
+    ) -> ResponseActFuture<Self, Result<Arc<Order>, CommandError>> {
         let kinds: Vec<&'static str> = changes.iter().map(OrderChange::kind).collect();
         let now = Utc::now();
         let closes_stream = changes
@@ -154,7 +156,7 @@ impl TableActor {
         }))
     }
 
-    fn apply(&mut self, order_id: OrderId, stored: &[StoredEvent]) -> Option<Order> {
+    fn apply(&mut self, order_id: OrderId, stored: &[StoredEvent]) -> Option<Arc<Order>> {
         for s in stored {
             let event = match Event::of(s) {
                 Ok(event) => event,
@@ -166,10 +168,10 @@ impl TableActor {
             let Event::Order(e) = &*event else {
                 continue;
             };
-            let order = self
-                .orders
-                .entry(order_id)
-                .or_insert_with(|| Order::opened(order_id, e.table.clone(), &e.change, s.at));
+            let order = self.orders.entry(order_id).or_insert_with(|| {
+                Arc::new(Order::opened(order_id, e.table.clone(), &e.change, s.at))
+            });
+            let order = Arc::make_mut(order);
             order.apply(&e.change, s.at);
             order.seq = s.seq;
             order.position = s.position;
@@ -204,8 +206,9 @@ impl TableActor {
     fn once(
         &mut self,
         key: Option<KeyRecord>,
-        run: impl FnOnce(&mut Self) -> ResponseActFuture<Self, Result<Order, CommandError>> + 'static,
-    ) -> ResponseActFuture<Self, Result<Order, CommandError>> {
+        run: impl FnOnce(&mut Self) -> ResponseActFuture<Self, Result<Arc<Order>, CommandError>>
+            + 'static,
+    ) -> ResponseActFuture<Self, Result<Arc<Order>, CommandError>> {
         let Some(key) = key else { return run(self) };
         if let Some(stored) = self.recent_keys.get(&key.key).cloned() {
             return self.answer_again(&key, stored);
@@ -221,7 +224,7 @@ impl TableActor {
         &mut self,
         key: KeyRecord,
         error: CommandError,
-    ) -> ResponseActFuture<Self, Result<Order, CommandError>> {
+    ) -> ResponseActFuture<Self, Result<Arc<Order>, CommandError>> {
         let journal = self.journal.clone();
         let branch = self.branch.to_string();
         let name = key.key.clone();
@@ -242,7 +245,7 @@ impl TableActor {
         &mut self,
         key: &KeyRecord,
         stored: StoredKey,
-    ) -> ResponseActFuture<Self, Result<Order, CommandError>> {
+    ) -> ResponseActFuture<Self, Result<Arc<Order>, CommandError>> {
         if stored.fingerprint != key.fingerprint {
             return Box::pin(fut::ready(Err(CommandError::IdempotencyKeyReused)));
         }
@@ -264,7 +267,7 @@ impl TableActor {
 pub(crate) async fn order_as_of(
     journal: Arc<dyn Journal>,
     stored: StoredKey,
-) -> Result<Order, CommandError> {
+) -> Result<Arc<Order>, CommandError> {
     let events = journal
         .load_stream(&stored.stream)
         .await
@@ -284,7 +287,7 @@ pub(crate) async fn order_as_of(
         o.seq = seq;
         o.position = position;
     }
-    order.ok_or(CommandError::Conflict)
+    order.map(Arc::new).ok_or(CommandError::Conflict)
 }
 
 /// The first answer to a key this branch stored, if it stored it: refused when the key was
@@ -293,7 +296,7 @@ pub(crate) async fn first_answer(
     journal: Arc<dyn Journal>,
     branch: &str,
     key: &KeyRecord,
-) -> Result<Option<Order>, CommandError> {
+) -> Result<Option<Arc<Order>>, CommandError> {
     let stored = journal
         .idempotency_key(branch, &key.key)
         .await
@@ -313,7 +316,7 @@ impl Actor for TableActor {
 }
 
 impl Handler<OpenOrderAt> for TableActor {
-    type Result = AtomicResponse<Self, Result<Order, CommandError>>;
+    type Result = AtomicResponse<Self, Result<Arc<Order>, CommandError>>;
 
     fn handle(&mut self, msg: OpenOrderAt, _: &mut Context<Self>) -> Self::Result {
         let change = OrderChange::OrderOpened {
@@ -335,7 +338,7 @@ impl TableActor {
     fn execute(
         &mut self,
         msg: ExecuteOrder,
-    ) -> ResponseActFuture<Self, Result<Order, CommandError>> {
+    ) -> ResponseActFuture<Self, Result<Arc<Order>, CommandError>> {
         let decided = match self.orders.get(&msg.order_id) {
             None => Err(CommandError::UnknownOrder(msg.order_id)),
             Some(order) => order
@@ -356,7 +359,7 @@ impl TableActor {
     fn execute_fresh(
         &mut self,
         msg: ExecuteOrder,
-    ) -> ResponseActFuture<Self, Result<Order, CommandError>> {
+    ) -> ResponseActFuture<Self, Result<Arc<Order>, CommandError>> {
         if !self.stale.contains(&msg.order_id) {
             return self.execute(msg);
         }
@@ -386,7 +389,7 @@ impl TableActor {
 }
 
 impl Handler<ExecuteOrder> for TableActor {
-    type Result = AtomicResponse<Self, Result<Order, CommandError>>;
+    type Result = AtomicResponse<Self, Result<Arc<Order>, CommandError>>;
 
     fn handle(&mut self, msg: ExecuteOrder, _: &mut Context<Self>) -> Self::Result {
         let key = msg.idempotency.clone();
@@ -395,7 +398,7 @@ impl Handler<ExecuteOrder> for TableActor {
 }
 
 impl Handler<ReadOrder> for TableActor {
-    type Result = Result<Order, CommandError>;
+    type Result = Result<Arc<Order>, CommandError>;
 
     fn handle(&mut self, msg: ReadOrder, _: &mut Context<Self>) -> Self::Result {
         self.orders

@@ -94,7 +94,7 @@ fn step() -> impl Strategy<Value = Step> {
 /// What screens could see: open orders and each station's live tickets.
 #[derive(Debug, PartialEq)]
 struct Live {
-    orders: Vec<Order>,
+    orders: Vec<Arc<Order>>,
     stations: Vec<Vec<Ticket>>,
 }
 
