@@ -23,28 +23,18 @@ CREATE TABLE index_cost_keys_after (LIKE index_cost_keys_before);
 ALTER TABLE index_cost_keys_after ADD PRIMARY KEY (branch, key);
 CREATE INDEX ON index_cost_keys_after USING brin (at);
 
+-- The same rows for both shapes of each table.
+\set events 'SELECT ''load-'' || (i % 20), i, ''order-'' || (i / 14), i % 14, (ARRAY[''order_opened'', ''lines_added'', ''course_fired'', ''ticket_started'', ''ticket_bumped'', ''lines_served'', ''order_closed''])[1 + i % 7], ''{"a": 1, "b": "xyz"}'', clock_timestamp() FROM generate_series(1, 300000) i'
+\set keys 'SELECT ''load-'' || (i % 20), md5(i::text), ''fp'', ''order-'' || i, 1, clock_timestamp() FROM generate_series(1, 300000) i'
+
 \echo events, by kind in a b-tree (before)
-INSERT INTO index_cost_events_before
-SELECT 'load-' || (i % 20), i, 'order-' || (i / 14), i % 14,
-       (ARRAY['order_opened', 'lines_added', 'course_fired', 'ticket_started', 'ticket_bumped',
-              'lines_served', 'order_closed'])[1 + i % 7],
-       '{"a": 1, "b": "xyz"}', clock_timestamp()
-FROM generate_series(1, 300000) i;
+INSERT INTO index_cost_events_before :events;
 \echo events, order_opened in a partial index (after)
-INSERT INTO index_cost_events_after
-SELECT 'load-' || (i % 20), i, 'order-' || (i / 14), i % 14,
-       (ARRAY['order_opened', 'lines_added', 'course_fired', 'ticket_started', 'ticket_bumped',
-              'lines_served', 'order_closed'])[1 + i % 7],
-       '{"a": 1, "b": "xyz"}', clock_timestamp()
-FROM generate_series(1, 300000) i;
+INSERT INTO index_cost_events_after :events;
 \echo keys, by age in a b-tree (before)
-INSERT INTO index_cost_keys_before
-SELECT 'load-' || (i % 20), md5(i::text), 'fp', 'order-' || i, 1, clock_timestamp()
-FROM generate_series(1, 300000) i;
+INSERT INTO index_cost_keys_before :keys;
 \echo keys, by age in a BRIN index (after)
-INSERT INTO index_cost_keys_after
-SELECT 'load-' || (i % 20), md5(i::text), 'fp', 'order-' || i, 1, clock_timestamp()
-FROM generate_series(1, 300000) i;
+INSERT INTO index_cost_keys_after :keys;
 
 DROP TABLE index_cost_events_before, index_cost_events_after,
            index_cost_keys_before, index_cost_keys_after;

@@ -909,20 +909,17 @@ impl Journal for PostgresJournal {
     ) -> Result<Option<StoredEvent>, JournalError> {
         // A branch's last `order_opened` (what recovery asks) has an index of its own, which
         // the planner uses only when the kind is written in the statement.
-        let rows = if kind == ORDER_OPENED {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM events e WHERE e.branch = $1 AND e.kind = '{ORDER_OPENED}' \
-                 ORDER BY e.position DESC LIMIT 1"
-            );
-            self.query(&sql, &[&branch]).await?
-        } else {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM events e WHERE e.branch = $1 AND e.kind = $2 \
-                 ORDER BY e.position DESC LIMIT 1"
-            );
-            self.query(&sql, &[&branch, &kind]).await?
-        };
-        Ok(rows.first().map(row_event))
+        let (kind_is, params): (_, &[&(dyn tokio_postgres::types::ToSql + Sync)]) =
+            if kind == ORDER_OPENED {
+                (format!("'{ORDER_OPENED}'"), &[&branch])
+            } else {
+                ("$2".to_owned(), &[&branch, &kind])
+            };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events e WHERE e.branch = $1 AND e.kind = {kind_is} \
+             ORDER BY e.position DESC LIMIT 1"
+        );
+        Ok(self.query(&sql, params).await?.first().map(row_event))
     }
 
     async fn read_branch(
