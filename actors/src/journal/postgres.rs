@@ -309,6 +309,101 @@ fn row_event(row: &tokio_postgres::Row) -> StoredEvent {
     }
 }
 
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
+/// The stream's last seq once an append is stored.
+fn last_seq(r: &AppendRequest) -> i64 {
+    (r.expected_seq + r.events.len() as u64) as i64
+}
+
+/// The idempotency key of each keyed append, as the columns the keys' statements unnest.
+struct KeyColumns<'a> {
+    branch: Vec<&'a str>,
+    key: Vec<&'a str>,
+    fingerprint: Vec<&'a str>,
+    stream: Vec<&'a str>,
+    seq: Vec<i64>,
+}
+
+impl<'a> KeyColumns<'a> {
+    fn of(requests: impl Iterator<Item = &'a AppendRequest>) -> Self {
+        let mut c = Self {
+            branch: Vec::new(),
+            key: Vec::new(),
+            fingerprint: Vec::new(),
+            stream: Vec::new(),
+            seq: Vec::new(),
+        };
+        for r in requests {
+            let Some(k) = &r.idempotency else { continue };
+            c.branch.push(&r.branch);
+            c.key.push(&k.key);
+            c.fingerprint.push(&k.fingerprint);
+            c.stream.push(&r.stream);
+            c.seq.push(last_seq(r));
+        }
+        c
+    }
+
+    /// `(branch, key, fingerprint, stream, seq)`.
+    fn params(&self) -> [Param<'_>; 5] {
+        [
+            &self.branch,
+            &self.key,
+            &self.fingerprint,
+            &self.stream,
+            &self.seq,
+        ]
+    }
+}
+
+/// The streams of a batch's appends as the statements that move them on unnest: existing
+/// streams (compare-and-set from `expected`) or new ones (`branch` set, `expected` unused).
+struct StreamColumns<'a> {
+    stream: Vec<&'a str>,
+    branch: Vec<&'a str>,
+    expected: Vec<i64>,
+    seq: Vec<i64>,
+    closes: Vec<bool>,
+}
+
+impl<'a> StreamColumns<'a> {
+    /// The streams that exist (an append expecting a seq) and the new ones.
+    fn of(requests: impl Iterator<Item = &'a AppendRequest>) -> (Self, Self) {
+        let empty = || Self {
+            stream: Vec::new(),
+            branch: Vec::new(),
+            expected: Vec::new(),
+            seq: Vec::new(),
+            closes: Vec::new(),
+        };
+        let (mut old, mut new) = (empty(), empty());
+        for r in requests {
+            let c = if r.expected_seq > 0 {
+                &mut old
+            } else {
+                &mut new
+            };
+            c.stream.push(&r.stream);
+            c.branch.push(&r.branch);
+            c.expected.push(r.expected_seq as i64);
+            c.seq.push(last_seq(r));
+            c.closes.push(r.closes_stream);
+        }
+        (old, new)
+    }
+
+    /// `(stream, expected, new last seq, closes)`: existing streams.
+    fn params(&self) -> [Param<'_>; 4] {
+        [&self.stream, &self.expected, &self.seq, &self.closes]
+    }
+
+    /// `(stream, branch, last seq, closes)`: new streams.
+    fn new_params(&self) -> [Param<'_>; 4] {
+        [&self.stream, &self.branch, &self.seq, &self.closes]
+    }
+}
+
 struct Writer {
     pool: Pool,
     conn: Option<Object>,
@@ -493,32 +588,9 @@ async fn commit_pipelined(
     )
     .map_err(unavailable)?;
 
-    let requests: Vec<&AppendRequest> = pending.iter().map(|p| &p.request).collect();
-    let keyed: Vec<(&AppendRequest, &super::KeyRecord)> = requests
-        .iter()
-        .filter_map(|r| r.idempotency.as_ref().map(|k| (*r, k)))
-        .collect();
-    let key_branch: Vec<&str> = keyed.iter().map(|(r, _)| r.branch.as_str()).collect();
-    let key_key: Vec<&str> = keyed.iter().map(|(_, k)| k.key.as_str()).collect();
-    let key_print: Vec<&str> = keyed.iter().map(|(_, k)| k.fingerprint.as_str()).collect();
-    let key_stream: Vec<&str> = keyed.iter().map(|(r, _)| r.stream.as_str()).collect();
-    let key_seq: Vec<i64> = keyed
-        .iter()
-        .map(|(r, _)| (r.expected_seq + r.events.len() as u64) as i64)
-        .collect();
-    let (old, new): (Vec<&AppendRequest>, Vec<&AppendRequest>) =
-        requests.iter().partition(|r| r.expected_seq > 0);
-    let old_stream: Vec<&str> = old.iter().map(|r| r.stream.as_str()).collect();
-    let old_expected: Vec<i64> = old.iter().map(|r| r.expected_seq as i64).collect();
-    let old_seq: Vec<i64> = old
-        .iter()
-        .map(|r| (r.expected_seq + r.events.len() as u64) as i64)
-        .collect();
-    let old_closes: Vec<bool> = old.iter().map(|r| r.closes_stream).collect();
-    let new_stream: Vec<&str> = new.iter().map(|r| r.stream.as_str()).collect();
-    let new_branch: Vec<&str> = new.iter().map(|r| r.branch.as_str()).collect();
-    let new_seq: Vec<i64> = new.iter().map(|r| r.events.len() as i64).collect();
-    let new_closes: Vec<bool> = new.iter().map(|r| r.closes_stream).collect();
+    let requests = pending.iter().map(|p| &p.request);
+    let keyed = KeyColumns::of(requests.clone());
+    let (old, new) = StreamColumns::of(requests);
 
     let mut rows = EventRows::default();
     for p in pending.iter() {
@@ -546,25 +618,22 @@ async fn commit_pipelined(
         biased;
         conn.batch_execute("BEGIN"),
         async {
-            if keyed.is_empty() {
+            if keyed.stream.is_empty() {
                 return none().await;
             }
-            conn.execute(&keys, &[&key_branch, &key_key, &key_print, &key_stream, &key_seq])
-                .await
+            conn.execute(&keys, &keyed.params()).await
         },
         async {
-            if old.is_empty() {
+            if old.stream.is_empty() {
                 return none().await;
             }
-            conn.execute(&moves, &[&old_stream, &old_expected, &old_seq, &old_closes])
-                .await
+            conn.execute(&moves, &old.params()).await
         },
         async {
-            if new.is_empty() {
+            if new.stream.is_empty() {
                 return none().await;
             }
-            conn.execute(&opens, &[&new_stream, &new_branch, &new_seq, &new_closes])
-                .await
+            conn.execute(&opens, &new.new_params()).await
         },
         async { conn.query(&heads, &[&head_branch, &head_size]).await },
         async {
@@ -606,9 +675,9 @@ async fn commit_pipelined(
         head_rows.map_err(unavailable)?,
         inserted.map_err(unavailable)?,
     );
-    let all_stored = stored_keys == keyed.len() as u64
-        && moved == old.len() as u64
-        && opened == new.len() as u64
+    let all_stored = stored_keys == keyed.stream.len() as u64
+        && moved == old.stream.len() as u64
+        && opened == new.stream.len() as u64
         && inserted == rows.seq.len() as u64;
     if !all_stored {
         conn.batch_execute("ROLLBACK").await.map_err(unavailable)?;
@@ -651,9 +720,9 @@ async fn commit_checked(
     let tx = conn.transaction().await.map_err(unavailable)?;
 
     // Idempotency keys first: an append whose key another stored first goes no further.
-    let keyed: Vec<&&AppendRequest> = batch.iter().filter(|r| r.idempotency.is_some()).collect();
+    let keyed = KeyColumns::of(batch.iter().copied());
     let mut stored_keys: HashSet<(String, String)> = HashSet::new();
-    if !keyed.is_empty() {
+    if !keyed.stream.is_empty() {
         let stmt = tx
                 .prepare_cached(
                     "INSERT INTO idempotency_keys (branch, key, fingerprint, stream, seq) \
@@ -662,17 +731,8 @@ async fn commit_checked(
                 )
                 .await
                 .map_err(unavailable)?;
-        let record = |r: &AppendRequest| r.idempotency.clone().expect("keyed");
-        let branches: Vec<&str> = keyed.iter().map(|r| r.branch.as_str()).collect();
-        let keys: Vec<String> = keyed.iter().map(|r| record(r).key).collect();
-        let prints: Vec<String> = keyed.iter().map(|r| record(r).fingerprint).collect();
-        let streams: Vec<&str> = keyed.iter().map(|r| r.stream.as_str()).collect();
-        let seqs: Vec<i64> = keyed
-            .iter()
-            .map(|r| (r.expected_seq + r.events.len() as u64) as i64)
-            .collect();
         let rows = tx
-            .query(&stmt, &[&branches, &keys, &prints, &streams, &seqs])
+            .query(&stmt, &keyed.params())
             .await
             .map_err(unavailable)?;
         for row in rows {
@@ -686,12 +746,9 @@ async fn commit_checked(
     };
 
     // Compare-and-set every stream head: existing streams, then new ones.
-    let (old, new): (Vec<&&AppendRequest>, Vec<&&AppendRequest>) = batch
-        .iter()
-        .filter(|r| !key_lost(r))
-        .partition(|r| r.expected_seq > 0);
+    let (old, new) = StreamColumns::of(batch.iter().copied().filter(|r| !key_lost(r)));
     let mut won: HashSet<String> = HashSet::new();
-    if !old.is_empty() {
+    if !old.stream.is_empty() {
         let stmt = tx
             .prepare_cached(
                 "UPDATE streams s SET last_seq = r.new_seq, closed = r.closes \
@@ -701,22 +758,11 @@ async fn commit_checked(
             )
             .await
             .map_err(unavailable)?;
-        let streams: Vec<&str> = old.iter().map(|r| r.stream.as_str()).collect();
-        let expected: Vec<i64> = old.iter().map(|r| r.expected_seq as i64).collect();
-        let new_seq: Vec<i64> = old
-            .iter()
-            .map(|r| (r.expected_seq + r.events.len() as u64) as i64)
-            .collect();
-        let closes: Vec<bool> = old.iter().map(|r| r.closes_stream).collect();
-        for row in tx
-            .query(&stmt, &[&streams, &expected, &new_seq, &closes])
-            .await
-            .map_err(unavailable)?
-        {
+        for row in tx.query(&stmt, &old.params()).await.map_err(unavailable)? {
             won.insert(row.get(0));
         }
     }
-    if !new.is_empty() {
+    if !new.stream.is_empty() {
         let stmt = tx
             .prepare_cached(
                 "INSERT INTO streams (stream, branch, last_seq, closed) \
@@ -725,12 +771,8 @@ async fn commit_checked(
             )
             .await
             .map_err(unavailable)?;
-        let streams: Vec<&str> = new.iter().map(|r| r.stream.as_str()).collect();
-        let branches: Vec<&str> = new.iter().map(|r| r.branch.as_str()).collect();
-        let last: Vec<i64> = new.iter().map(|r| r.events.len() as i64).collect();
-        let closes: Vec<bool> = new.iter().map(|r| r.closes_stream).collect();
         for row in tx
-            .query(&stmt, &[&streams, &branches, &last, &closes])
+            .query(&stmt, &new.new_params())
             .await
             .map_err(unavailable)?
         {
