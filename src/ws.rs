@@ -23,7 +23,7 @@ use rail_actors::station::TicketAction;
 use rail_actors::subscriber::{Push, Subscriber, Topic};
 use rail_actors::{metrics, CommandError, Engine};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::auth::{self, Act, Device, TokenError, Tokens};
 use crate::error::ApiError;
@@ -196,12 +196,16 @@ pub async fn endpoint(
     let (replies, reply_rx) = mpsc::unbounded_channel();
     let overflow = Arc::new(Notify::new());
     let stopping = lifecycle.stopping();
+    let (session_gone, ended) = oneshot::channel();
     let writer = write_loop(
         session.clone(),
         pushes,
         reply_rx,
-        overflow.clone(),
-        stopping,
+        Signals {
+            overflow: overflow.clone(),
+            stopping,
+            ended,
+        },
     );
     actix_web::rt::spawn(writer);
     let ping_every = Duration::from_secs(settings.ws_ping_seconds.max(1));
@@ -222,6 +226,7 @@ pub async fn endpoint(
             device: None,
             expiry: None,
             _slot: slot,
+            _writer: session_gone,
         };
         match device {
             Some(device) => session.authenticated(device, ctx),
@@ -239,14 +244,33 @@ pub async fn endpoint(
     Ok(response)
 }
 
+/// What ends a session's writer besides its socket failing.
+struct Signals {
+    /// The session's queue overflowed: the screen is not keeping up.
+    overflow: Arc<Notify>,
+    /// The server is shutting down.
+    stopping: watch::Receiver<bool>,
+    /// Resolves when the session is dropped (its sender lives in the session). Subscriptions
+    /// hold clones of the queue's sender until their actors hear the session left, and
+    /// `overflow` and `stopping` never close: without this the writer of every closed socket
+    /// would wait forever, holding its queue, its socket and their buffers.
+    ended: oneshot::Receiver<()>,
+}
+
 /// Drains a session's queue onto its socket, in order, until either side goes away.
 async fn write_loop(
     mut socket: actix_ws::Session,
     mut pushes: mpsc::Receiver<Push>,
     mut replies: mpsc::UnboundedReceiver<String>,
-    overflow: Arc<Notify>,
-    mut stopping: watch::Receiver<bool>,
+    signals: Signals,
 ) {
+    metrics::ws_writer_started();
+    let _running = WriterRunning;
+    let Signals {
+        overflow,
+        mut stopping,
+        mut ended,
+    } = signals;
     let close = |socket: actix_ws::Session, code: CloseCode, why: &str| {
         // The close frame waits behind what the socket already holds; the writer does not.
         let reason = CloseReason {
@@ -279,11 +303,15 @@ async fn write_loop(
                 }
                 push_frame(&push)
             }
+            _ = &mut ended => break,
             else => return,
         };
         // A socket that stops draining must not hold the writer: the overflow signal wins.
+        let mut sender = socket.clone();
+        let send = sender.text(text);
+        tokio::pin!(send);
         tokio::select! {
-            sent = socket.text(text) => {
+            sent = &mut send => {
                 if sent.is_err() {
                     return;
                 }
@@ -292,8 +320,39 @@ async fn write_loop(
                 metrics::slow_consumer_closed();
                 return close(socket, CloseCode::Policy, "slow_consumer: reconnect and resubscribe");
             }
+            _ = &mut ended => {
+                if !matches!(tokio::time::timeout(CLOSE_WAIT, send).await, Ok(Ok(()))) {
+                    return;
+                }
+                metrics::ws_frame_sent();
+                break;
+            }
         }
         metrics::ws_frame_sent();
+    }
+    // The session is gone. What it queued still goes out (a refusal's error frame before the
+    // close frame the session sent), for CLOSE_WAIT at most.
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(text) = replies
+            .try_recv()
+            .ok()
+            .or_else(|| pushes.try_recv().ok().map(|push| push_frame(&push)))
+        {
+            if socket.text(text).await.is_err() {
+                return;
+            }
+            metrics::ws_frame_sent();
+        }
+    })
+    .await;
+}
+
+/// Counts a running writer for as long as it runs, however it ends.
+struct WriterRunning;
+
+impl Drop for WriterRunning {
+    fn drop(&mut self) {
+        metrics::ws_writer_ended();
     }
 }
 
@@ -316,6 +375,8 @@ pub struct WsSession {
     expiry: Option<SpawnHandle>,
     /// This connection's place under its address's cap, given back when it closes.
     _slot: Option<Slot>,
+    /// Dropped with the session, which ends its writer.
+    _writer: oneshot::Sender<()>,
 }
 
 /// The `id` of a frame, if it has one, for an error about a frame that was not carried out.

@@ -113,3 +113,51 @@ async fn one_address_cannot_take_every_socket() {
         }
     }
 }
+
+/// Polls a gauge until it reads `want` (or five seconds pass) and returns what it read last.
+async fn settles_at(app: &TestApp, series: &str, want: f64) -> Option<f64> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let now = app.metric(series).await;
+        if now == Some(want) || std::time::Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_closed_socket_leaves_no_writer_behind() {
+    let app = TestApp::spawn().await;
+    let before = app.metric("rail_ws_writers").await.unwrap_or(0.0);
+    let mut screens = Vec::new();
+    for _ in 0..6 {
+        screens.push(app.station_screen("grill").await.0);
+    }
+    let mut tablet = app.ws().await;
+    tablet.send(json!({"type": "subscribe"})).await;
+    tablet.next_of("snapshot").await;
+    assert_eq!(app.metric("rail_ws_writers").await, Some(before + 7.0));
+
+    // Some leave with a close frame, the others just go (a screen unplugged).
+    for (i, mut ws) in screens.into_iter().enumerate() {
+        if i % 2 == 0 {
+            ws.stream.close(None).await.unwrap();
+        }
+    }
+    // Tickets keep being fired at the station they followed.
+    let order = app.open_order("t1").await;
+    app.fire_lines(&order, json!([{"item": "steak"}])).await;
+    tablet.next_event().await;
+
+    assert_eq!(
+        settles_at(&app, "rail_ws_writers", before + 1.0).await,
+        Some(before + 1.0),
+        "every writer of a closed socket ends with its session"
+    );
+    drop(tablet);
+    assert_eq!(
+        settles_at(&app, "rail_ws_writers", before).await,
+        Some(before)
+    );
+}

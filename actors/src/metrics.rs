@@ -23,6 +23,7 @@ struct Metrics {
     orders: IntCounterVec,
     ws_connections: IntGaugeVec,
     ws_sent: IntCounter,
+    ws_writers: IntGauge,
     ws_dropped: IntCounter,
     slow_consumers: IntCounter,
     journal_append: Histogram,
@@ -87,6 +88,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             Opts::new("rail_ws_connections", "Open websocket connections, by device role."),
             &["role"]).unwrap()),
         ws_sent: register(&r, IntCounter::new("rail_ws_messages_sent_total", "Frames written to websockets.").unwrap()),
+        ws_writers: register(&r, IntGauge::new("rail_ws_writers", "Websocket writer tasks running: one a connection, gone when its session is.").unwrap()),
         ws_dropped: register(&r, IntCounter::new("rail_ws_messages_dropped_total", "Pushes dropped because a screen's queue was full.").unwrap()),
         slow_consumers: register(&r, IntCounter::new("rail_ws_slow_consumers_total", "Websockets closed because they did not keep up.").unwrap()),
         journal_append: register(&r, Histogram::with_opts(
@@ -224,6 +226,14 @@ pub fn ws_connected(role: &str) {
 
 pub fn ws_disconnected(role: &str) {
     METRICS.ws_connections.with_label_values(&[role]).dec();
+}
+
+pub fn ws_writer_started() {
+    METRICS.ws_writers.inc();
+}
+
+pub fn ws_writer_ended() {
+    METRICS.ws_writers.dec();
 }
 
 pub fn ws_frame_sent() {
