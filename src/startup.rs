@@ -396,8 +396,9 @@ fn print_demo_devices(tokens: &Tokens, port: u16) -> anyhow::Result<()> {
         anyhow::Ok(tokens.issue(&branch, &request)?.token)
     };
     let board = issue(Role::Manager, None, None, "demo-board")?;
+    let grill = issue(Role::Kitchen, Some("grill"), None, "demo-grill-board")?;
     let mut out = format!(
-        "\nDemo branch '{DEMO_ID}': open the kitchen board at\n  http://localhost:{port}/#token={board}\n\nDevice tokens (send 'Authorization: Bearer <token>'):\n"
+        "\nDemo branch '{DEMO_ID}': open the kitchen board at\n  http://localhost:{port}/#token={board}\nand the grill's own screen at\n  http://localhost:{port}/#token={grill}\n\nDevice tokens (send 'Authorization: Bearer <token>'):\n"
     );
     let devices: [(&str, Role, Option<&str>, Option<&str>); 5] = [
         ("manager", Role::Manager, None, None),

@@ -910,8 +910,9 @@ async fn the_demo_prints_a_board_link_that_works() {
             .expect("the demo prints its devices' tokens")
             .unwrap()
             .expect("the server is still running");
+        // The first link is the manager's board; the grill screen's follows.
         if let Some((_, token)) = line.split_once("/#token=") {
-            board = Some(token.trim().to_owned());
+            board.get_or_insert_with(|| token.trim().to_owned());
         }
         if let Some(token) = line.trim().strip_prefix("waiter") {
             waiter = Some(token.trim().to_owned());

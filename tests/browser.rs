@@ -1,4 +1,5 @@
-//! The kitchen board page, driven in a real headless Chromium by `tests/browser/board.mjs`.
+//! The kitchen board page, as a manager's board and as one station's screen, driven in a real
+//! headless Chromium by `tests/browser/board.mjs`.
 
 mod common;
 
@@ -26,6 +27,7 @@ async fn kitchen_board_takes_an_order_from_fire_to_served() {
             Some("grill"),
             None,
         ))
+        .arg(common::token_for("demo", Role::Guest, None, Some("qr-5")))
         .arg(&screenshot)
         .output()
         .await

@@ -1,11 +1,12 @@
 // Drives the kitchen board in headless Chromium: a demo order appears on its stations, cooks
-// bump it, expo sends it, the waiter marks it served; a device that may not follow the branch is
-// told so. Usage: node board.mjs <base-url> <token> <refused-token> [png]
+// bump it, expo sends it, the waiter marks it served; one station's kitchen token opens that
+// station's screen alone and cooks a ticket there; a device that may not follow the branch is
+// told so. Usage: node board.mjs <base-url> <manager-token> <grill-token> <refused-token> [png]
 import { chromium } from "playwright-core";
 
-const [base, token, refusedToken, screenshot] = process.argv.slice(2);
+const [base, token, grillToken, refusedToken, screenshot] = process.argv.slice(2);
 if (!refusedToken) {
-  throw new Error("usage: node board.mjs <base-url> <token> <token-that-may-not-follow-the-branch> [screenshot.png]");
+  throw new Error("usage: node board.mjs <base-url> <manager-token> <grill-kitchen-token> <token-that-may-not-follow-the-branch> [screenshot.png]");
 }
 
 const browser = await chromium.launch({
@@ -31,8 +32,8 @@ try {
   if (sockets !== 0) fail("the board opened a websocket without a token");
   await blank.close();
 
-  // A device that may not follow the whole branch (one station's kitchen screen) is told so on
-  // the board instead of waiting on an empty page.
+  // A device that may not follow the whole branch (a guest's phone) is told so on the board
+  // instead of waiting on an empty page.
   const refused = await browser.newPage();
   await refused.goto(base + "/#token=" + refusedToken);
   await refused.waitForSelector("#status.refused", { timeout: 10000 });
@@ -82,8 +83,39 @@ try {
   const order = await res.json();
   if (!order.closed_at) fail(`order not closed: ${JSON.stringify(order)}`);
   if (order.lines.some((l) => l.status !== "served")) fail("a line was not served");
+
+  // The grill's own screen: its column alone, nothing to place or serve; a steak fired at the
+  // pass lands there and the cook starts and bumps it.
+  const grill = await browser.newPage({ viewport: { width: 600, height: 800 } });
+  grill.on("pageerror", (e) => errors.push(`grill: ${e.message}`));
+  grill.on("dialog", (d) => { errors.push(`grill dialog: ${d.message()}`); d.dismiss(); });
+  await grill.goto(base + "/#token=" + grillToken);
+  await grill.waitForSelector("#status.live", { timeout: 10000 });
+  const shown = await grill.locator("section.station").evaluateAll((ns) => ns.map((n) => n.dataset.station));
+  if (shown.join() !== "grill") fail(`the grill's screen shows stations ${shown.join()}`);
+  if (await grill.isVisible("#place")) fail("the grill's screen offers to place orders");
+  if (await grill.isVisible("aside")) fail("the grill's screen offers to serve orders");
+  const api = `${base}/api/v1/branches/demo`;
+  const auth = { authorization: `Bearer ${token}` };
+  const opened = await page.request.post(`${api}/orders`, { headers: auth, data: { table: "t1" } });
+  if (!opened.ok()) fail(`open: ${opened.status()} ${await opened.text()}`);
+  const steakOrder = (await opened.json()).id;
+  for (const [path, data] of [["lines", { lines: [{ item: "steak" }] }], ["fire", {}]]) {
+    const res = await page.request.post(`${api}/orders/${steakOrder}/${path}`, { headers: auth, data });
+    if (!res.ok()) fail(`${path}: ${res.status()} ${await res.text()}`);
+  }
+  const steak = grill.locator(`.ticket[data-order="${steakOrder}"]`);
+  await steak.waitFor({ timeout: 10000 });
+  await steak.locator("button.start").click();
+  await grill.locator(`.ticket.started[data-order="${steakOrder}"] button.bump`).click();
+  await steak.waitFor({ state: "detached", timeout: 10000 });
+  // The manager's board saw the grill's bump: expo has every part of that order.
+  await page.locator(`section[data-station="expo"] .ticket.parts-ready[data-order="${steakOrder}"]`)
+    .waitFor({ timeout: 10000 });
+  await grill.close();
+
   if (errors.length) fail(`page errors: ${errors.join("; ")}`);
-  console.log(`board ok: order ${orderId} went through ${parts} station(s) and expo`);
+  console.log(`board ok: order ${orderId} went through ${parts} station(s) and expo; the grill's screen cooked order ${steakOrder}`);
 } finally {
   await browser.close();
 }
