@@ -307,28 +307,35 @@ async fn write_loop(
             else => return,
         };
         // A socket that stops draining must not hold the writer: the overflow signal wins.
-        let mut sender = socket.clone();
-        let send = sender.text(text);
-        tokio::pin!(send);
-        tokio::select! {
-            sent = &mut send => {
-                if sent.is_err() {
-                    return;
-                }
+        let sent = {
+            let send = socket.text(text);
+            tokio::pin!(send);
+            tokio::select! {
+                sent = &mut send => Sent::Done(sent.is_ok()),
+                _ = overflow.notified() => Sent::Overflow,
+                // The session is gone: this frame still goes out if the socket takes it soon.
+                _ = &mut ended => Sent::SessionGone(matches!(
+                    tokio::time::timeout(CLOSE_WAIT, send).await,
+                    Ok(Ok(()))
+                )),
             }
-            _ = overflow.notified() => {
+        };
+        match sent {
+            Sent::Done(true) => metrics::ws_frame_sent(),
+            Sent::Done(false) | Sent::SessionGone(false) => return,
+            Sent::Overflow => {
                 metrics::slow_consumer_closed();
-                return close(socket, CloseCode::Policy, "slow_consumer: reconnect and resubscribe");
+                return close(
+                    socket,
+                    CloseCode::Policy,
+                    "slow_consumer: reconnect and resubscribe",
+                );
             }
-            _ = &mut ended => {
-                if !matches!(tokio::time::timeout(CLOSE_WAIT, send).await, Ok(Ok(()))) {
-                    return;
-                }
+            Sent::SessionGone(true) => {
                 metrics::ws_frame_sent();
                 break;
             }
         }
-        metrics::ws_frame_sent();
     }
     // The session is gone. What it queued still goes out (a refusal's error frame before the
     // close frame the session sent), for CLOSE_WAIT at most.
@@ -345,6 +352,13 @@ async fn write_loop(
         }
     })
     .await;
+}
+
+/// How one frame's send ended: `Done` and `SessionGone` say whether the socket took it.
+enum Sent {
+    Done(bool),
+    Overflow,
+    SessionGone(bool),
 }
 
 /// Counts a running writer for as long as it runs, however it ends.
