@@ -337,8 +337,8 @@ async fn write_loop(
             }
         }
     }
-    // The session is gone. What it queued still goes out (a refusal's error frame before the
-    // close frame the session sent), for CLOSE_WAIT at most.
+    // The session is gone. What it queued still goes out (a refusal's error frame, unless the
+    // close frame the session sent has closed the socket first), for CLOSE_WAIT at most.
     let _ = tokio::time::timeout(CLOSE_WAIT, async {
         while let Some(text) = replies
             .try_recv()
