@@ -822,9 +822,11 @@ impl Handler<OpenOrder> for BranchActor {
             async move { addr.send(open).await }
                 .into_actor(self)
                 .map(move |res, act, _| {
-                    let order = res.map_err(|_| CommandError::JournalUnavailable)??;
-                    act.order_tables.insert(order.id, table);
-                    Ok(order)
+                    let opened = res.map_err(|_| CommandError::JournalUnavailable)??;
+                    if opened.open {
+                        act.order_tables.insert(opened.order.id, table);
+                    }
+                    Ok(opened.order)
                 }),
         )
     }

@@ -31,7 +31,7 @@ const RECENT_KEYS: usize = 32;
 
 /// Opens a new order at this table.
 #[derive(Message)]
-#[rtype(result = "Result<Arc<Order>, CommandError>")]
+#[rtype(result = "Result<Opened, CommandError>")]
 pub struct OpenOrderAt {
     pub order_id: OrderId,
     pub ticket_no: u32,
@@ -315,8 +315,15 @@ impl Actor for TableActor {
     type Context = Context<Self>;
 }
 
+/// What opening an order answers: the order as its open left it, and whether it is still open
+/// at this table (a retried open of an order since closed is answered, but not open).
+pub struct Opened {
+    pub order: Arc<Order>,
+    pub open: bool,
+}
+
 impl Handler<OpenOrderAt> for TableActor {
-    type Result = AtomicResponse<Self, Result<Arc<Order>, CommandError>>;
+    type Result = AtomicResponse<Self, Result<Opened, CommandError>>;
 
     fn handle(&mut self, msg: OpenOrderAt, _: &mut Context<Self>) -> Self::Result {
         let change = OrderChange::OrderOpened {
@@ -329,7 +336,13 @@ impl Handler<OpenOrderAt> for TableActor {
             let key = key.clone();
             move |act: &mut Self| act.commit(order_id, 0, vec![change], key, span)
         };
-        AtomicResponse::new(self.once(key, run))
+        let opened = self.once(key, run).map(|result, act, _| {
+            result.map(|order| Opened {
+                open: act.orders.contains_key(&order.id),
+                order,
+            })
+        });
+        AtomicResponse::new(Box::pin(opened))
     }
 }
 

@@ -123,6 +123,33 @@ impl TestJournal {
         Self { store, _dir: dir }
     }
 
+    /// A copy of a golden journal under `tests/fixtures/`: the embedded file itself, or the
+    /// Postgres dump loaded into a fresh database (by `RAIL_TEST_JOURNAL`, as `fresh` does).
+    pub async fn golden(embedded: &str, postgres: &str) -> Self {
+        let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let journal = Self::fresh().await;
+        match &journal.store {
+            Store::File(path) => {
+                std::fs::copy(fixtures.join(embedded), path).expect("golden journal copies");
+            }
+            Store::Postgres(url) => {
+                let dump = std::fs::read_to_string(fixtures.join(postgres)).expect("golden dump");
+                // psql's meta-commands (`\restrict`) are not SQL.
+                let sql: String = dump
+                    .lines()
+                    .filter(|l| !l.starts_with('\\'))
+                    .flat_map(|l| [l, "\n"])
+                    .collect();
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .expect("test database answers");
+                tokio::spawn(conn);
+                client.batch_execute(&sql).await.expect("golden dump loads");
+            }
+        }
+        journal
+    }
+
     /// The environment a server process needs to use this journal.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         match &self.store {
