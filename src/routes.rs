@@ -877,6 +877,22 @@ async fn events(
         .read_branch(branch.as_str(), query.after, query.limit)
         .await
         .map_err(|_| ApiError::from(rail_actors::CommandError::JournalUnavailable))?;
+    // Served as the domain reads them (every storage format upcast), never as stored.
+    let events = events
+        .into_iter()
+        .map(|mut stored| {
+            let event = rail_actors::stored::decode(&stored).map_err(|e| {
+                tracing::error!(error = %e, "journal event this build cannot read");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "journal_unreadable",
+                    "the journal holds an event this version cannot read",
+                )
+            })?;
+            stored.body = serde_json::to_value(&*event).expect("events serialize");
+            Ok(stored)
+        })
+        .collect::<Result<Vec<StoredEvent>, ApiError>>()?;
     Ok(HttpResponse::Ok().json(events))
 }
 

@@ -17,6 +17,7 @@ use rail_actors::ids::{BranchId, ItemId, OrderId, TableId};
 use rail_actors::journal::{AppendRequest, Journal, NewEvent, PostgresJournal, SqliteJournal};
 use rail_actors::menu::{Branch, BranchConfig};
 use rail_actors::order::{NewLine, Order, OrderChange, OrderCommand};
+use rail_actors::stored;
 use serde_json::json;
 
 const STREAMS: usize = 256;
@@ -230,10 +231,12 @@ fn bench_branch() -> BranchConfig {
 
 /// Configures a bench branch.
 async fn configure(journal: &dyn Journal, branch_id: &BranchId) {
-    let configured = Event::Branch(BranchEvent::BranchConfigured {
-        config: bench_branch(),
-    })
-    .to_new(Utc::now());
+    let configured = stored::encode(
+        Event::Branch(BranchEvent::BranchConfigured {
+            config: bench_branch(),
+        }),
+        Utc::now(),
+    );
     journal
         .append(AppendRequest {
             branch: branch_id.to_string(),
@@ -303,12 +306,12 @@ async fn write_orders(
                     let events = changes
                         .into_iter()
                         .map(|change| {
-                            Event::Order(OrderEvent {
+                            let event = Event::Order(OrderEvent {
                                 order_id: id,
                                 table: table.clone(),
                                 change,
-                            })
-                            .to_new(at)
+                            });
+                            stored::encode(event, at)
                         })
                         .collect();
                     let request = AppendRequest {

@@ -12,20 +12,19 @@ use std::sync::Arc;
 use actix::prelude::*;
 use chrono::{Duration, NaiveDate, Utc};
 use futures::future::join_all;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::{invalid, CommandError};
 use crate::event::{branch_stream, order_stream, BranchEvent, Envelope, Event, Published};
 use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId};
-use crate::journal::{
-    append_recorded, AppendRequest, Committed, Journal, JournalError, KeyRecord, SavedSnapshot,
-};
+use crate::journal::{append_recorded, AppendRequest, Committed, Journal, JournalError, KeyRecord};
 use crate::menu::{Branch, BranchConfig};
 use crate::order::{Order, OrderChange, OrderCommand, Ticket};
 use crate::station::{
     ActOnTicket, Backfill, LiveTickets, StationActor, StationEvent, SubscribeStation, TicketAction,
     Unsubscribe,
 };
+use crate::stored::{self, decode_snapshot, encode_snapshot, BranchSnapshot};
 use crate::subscriber::{read_events, read_missed, Audience, Joined, Snapshot, Subscriber, Topic};
 use crate::table::{ExecuteOrder, OpenOrderAt, ReadOrder, TableActor};
 
@@ -150,68 +149,8 @@ pub struct RecoveredBranch {
 /// Events a branch commits between two of its snapshots, unless configured otherwise.
 pub const SNAPSHOT_EVERY: u64 = 5_000;
 
-/// The snapshot format this build writes and reads; another is ignored (recovery then reads
-/// the events instead, and the next snapshot replaces it).
-const SNAPSHOT_VERSION: u32 = 1;
-
 /// Events recovery reads from the journal at a time after a snapshot.
 const REPLAY_PAGE: usize = 10_000;
-
-/// A branch as of a position, as its snapshot stores it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BranchSnapshot {
-    pub version: u32,
-    pub position: u64,
-    pub config_seq: u64,
-    pub config: Option<BranchConfig>,
-    pub eighty_sixed: Vec<ItemId>,
-    /// The open orders, each with the seq and position of its last event.
-    pub orders: Vec<Order>,
-}
-
-impl BranchSnapshot {
-    /// The snapshot of a branch's configuration and open orders as of `position`.
-    pub fn new<'a>(
-        branch: Option<&Branch>,
-        config_seq: u64,
-        position: u64,
-        orders: impl IntoIterator<Item = &'a Order>,
-    ) -> Self {
-        Self {
-            version: SNAPSHOT_VERSION,
-            position,
-            config_seq,
-            config: branch.map(|b| b.config().clone()),
-            eighty_sixed: branch
-                .map(|b| b.eighty_sixed().iter().cloned().collect())
-                .unwrap_or_default(),
-            orders: orders.into_iter().cloned().collect(),
-        }
-    }
-
-    /// The snapshot as the journal keeps it.
-    pub fn encode(&self) -> SavedSnapshot {
-        SavedSnapshot {
-            position: self.position,
-            body: serde_json::to_vec(self).expect("a snapshot serializes"),
-        }
-    }
-
-    /// Reads a saved snapshot; None (with a warning) when it is of another format.
-    fn decode(branch: &BranchId, saved: &SavedSnapshot) -> Option<Self> {
-        match serde_json::from_slice::<Self>(&saved.body) {
-            Ok(s) if s.version == SNAPSHOT_VERSION && s.position == saved.position => Some(s),
-            Ok(s) => {
-                tracing::warn!(%branch, version = s.version, "snapshot of another format ignored");
-                None
-            }
-            Err(e) => {
-                tracing::warn!(%branch, error = %e, "unreadable snapshot ignored");
-                None
-            }
-        }
-    }
-}
 
 /// Saves a snapshot of a recovered branch (recovery benchmarks and tools; the branch actor
 /// snapshots itself as it runs).
@@ -226,7 +165,9 @@ pub async fn save_snapshot(
         recovered.position,
         &recovered.orders,
     );
-    journal.save_snapshot(id.as_str(), snapshot.encode()).await
+    journal
+        .save_snapshot(id.as_str(), encode_snapshot(&snapshot))
+        .await
 }
 
 /// A branch being rebuilt: the state events are applied to.
@@ -265,15 +206,11 @@ impl Rebuild {
                 self.config_seq = seq;
                 apply_branch_event(&mut self.branch, e)?;
             }
-            Event::Order(e) => {
-                let order = self
-                    .orders
-                    .entry(e.order_id)
-                    .or_insert_with(|| Order::opened(e.order_id, e.table.clone(), &e.change, at));
-                order.apply(&e.change, at);
-                order.seq = seq;
-                order.position = position;
-            }
+            Event::Order(e) => self
+                .orders
+                .entry(e.order_id)
+                .or_insert_with(|| Order::opened(e.order_id, e.table.clone(), &e.change, at))
+                .replay(&e.change, seq, position, at),
         }
         Ok(())
     }
@@ -289,7 +226,7 @@ async fn load_config(
         .load_snapshot(id.as_str())
         .await
         .map_err(|e| e.to_string())?;
-    let mut rebuild = match saved.and_then(|s| BranchSnapshot::decode(&id, &s)) {
+    let mut rebuild = match saved.and_then(|s| decode_snapshot(&id, &s)) {
         Some(snapshot) => Rebuild::from_snapshot(BranchSnapshot {
             orders: Vec::new(),
             ..snapshot
@@ -302,7 +239,7 @@ async fn load_config(
         .map_err(|e| e.to_string())?;
     let from = rebuild.config_seq;
     for s in stored.into_iter().filter(|s| s.seq > from) {
-        rebuild.apply(&Envelope::decode(s)?)?;
+        rebuild.apply(&stored::envelope(&s)?)?;
     }
     Ok((rebuild.branch, rebuild.config_seq))
 }
@@ -314,7 +251,7 @@ pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBr
         .load_snapshot(id.as_str())
         .await
         .map_err(|e| e.to_string())?;
-    let snapshot = saved.and_then(|s| BranchSnapshot::decode(id, &s));
+    let snapshot = saved.and_then(|s| decode_snapshot(id, &s));
     let snapshot_position = snapshot.as_ref().map_or(0, |s| s.position);
     // The events read after the snapshot are also the branch's latest.
     let mut recent: VecDeque<Envelope> = VecDeque::new();
@@ -328,7 +265,7 @@ pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBr
                     .map_err(|e| e.to_string())?;
                 let full = page.len() == REPLAY_PAGE;
                 for s in page {
-                    let envelope = Envelope::decode(s)?;
+                    let envelope = stored::envelope(&s)?;
                     rebuild.apply(&envelope)?;
                     if recent.len() == BRANCH_HISTORY {
                         recent.pop_front();
@@ -348,7 +285,7 @@ pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBr
                 .map_err(|e| e.to_string())?;
             let mut rebuild = Rebuild::default();
             for s in stored {
-                rebuild.apply(&Envelope::decode(s)?)?;
+                rebuild.apply(&stored::envelope(&s)?)?;
             }
             rebuild
         }
@@ -369,7 +306,7 @@ pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBr
         .map_err(|e| e.to_string())?;
     if let Some(s) = last {
         recovered.position = recovered.position.max(s.position);
-        if let Event::Order(e) = &*Envelope::decode(s)?.event {
+        if let Event::Order(e) = &*stored::decode(&s)? {
             if let OrderChange::OrderOpened { ticket_no, day, .. } = e.change {
                 recovered.last_ticket = Some((day, ticket_no));
             }
@@ -505,10 +442,11 @@ impl BranchActor {
         actix::spawn(async move {
             let started = std::time::Instant::now();
             let position = snapshot.position;
-            let encoded = match tokio::task::spawn_blocking(move || snapshot.encode()).await {
-                Ok(encoded) => encoded,
-                Err(e) => return tracing::error!(%branch, error = %e, "snapshot not encoded"),
-            };
+            let encoded =
+                match tokio::task::spawn_blocking(move || encode_snapshot(&snapshot)).await {
+                    Ok(encoded) => encoded,
+                    Err(e) => return tracing::error!(%branch, error = %e, "snapshot not encoded"),
+                };
             let bytes = encoded.body.len();
             match journal.save_snapshot(branch.as_str(), encoded).await {
                 Ok(()) => {
@@ -606,7 +544,7 @@ impl BranchActor {
             branch: self.id.to_string(),
             stream: branch_stream(&self.id),
             expected_seq: self.config_seq,
-            events: vec![Event::Branch(event.clone()).to_new(Utc::now())],
+            events: vec![stored::encode(Event::Branch(event.clone()), Utc::now())],
             closes_stream: false,
             idempotency: None,
         };
@@ -667,7 +605,9 @@ impl BranchActor {
             match &e.change {
                 OrderChange::OrderOpened { .. } => {
                     crate::metrics::order_opened();
-                    let order = Order::opened(e.order_id, e.table.clone(), &e.change, envelope.at);
+                    let mut order =
+                        Order::opened(e.order_id, e.table.clone(), &e.change, envelope.at);
+                    order.replay(&e.change, envelope.seq, envelope.position, envelope.at);
                     self.view.insert(e.order_id, order);
                 }
                 OrderChange::OrderClosed {} => {
@@ -680,13 +620,9 @@ impl BranchActor {
                 }
                 change => {
                     if let Some(order) = self.view.get_mut(&e.order_id) {
-                        order.apply(change, envelope.at);
+                        order.replay(change, envelope.seq, envelope.position, envelope.at);
                     }
                 }
-            }
-            if let Some(order) = self.view.get_mut(&e.order_id) {
-                order.seq = envelope.seq;
-                order.position = envelope.position;
             }
         }
         crate::metrics::orders_open(self.id.as_str(), self.view.len());
@@ -892,23 +828,10 @@ impl BranchActor {
                 .load_stream(&order_stream(&id))
                 .await
                 .map_err(|_| CommandError::JournalUnavailable)?;
-            let mut order: Option<Order> = None;
-            for s in &stored {
-                if s.branch != branch.as_str() {
-                    return Err(CommandError::UnknownOrder(id));
-                }
-                let Ok(envelope) = Envelope::decode_ref(s) else {
-                    continue;
-                };
-                let Event::Order(e) = &*envelope.event else {
-                    continue;
-                };
-                let o = order
-                    .get_or_insert_with(|| Order::opened(id, e.table.clone(), &e.change, s.at));
-                o.apply(&e.change, s.at);
-                o.seq = s.seq;
-                o.position = s.position;
+            if stored.iter().any(|s| s.branch != branch.as_str()) {
+                return Err(CommandError::UnknownOrder(id));
             }
+            let order = stored::replay_order(None, &stored);
             order.map(Arc::new).ok_or(CommandError::UnknownOrder(id))
         }
     }
@@ -1054,7 +977,7 @@ impl Handler<BranchCommitted> for BranchActor {
         let envelopes: Vec<Arc<Envelope>> = msg
             .0
             .iter()
-            .filter_map(|s| match Envelope::decode_ref(s) {
+            .filter_map(|s| match stored::envelope(s) {
                 Ok(e) => Some(Arc::new(e)),
                 Err(e) => {
                     tracing::error!(error = %e, "undecodable committed event");

@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId};
-use crate::journal::{Decoded, NewEvent, StoredEvent};
 use crate::menu::BranchConfig;
 use crate::order::OrderChange;
 
@@ -68,28 +67,6 @@ impl Event {
             Event::Order(o) => o.change.stations(),
         }
     }
-
-    /// The event a stored one holds: the one it was written from when the journal handed it
-    /// on, else its body decoded.
-    pub fn of(stored: &StoredEvent) -> Result<Arc<Self>, String> {
-        match &stored.decoded.0 {
-            Some(event) => Ok(event.clone()),
-            None => Self::deserialize(&stored.body)
-                .map(Arc::new)
-                .map_err(|e| format!("event {}#{}: {e}", stored.stream, stored.seq)),
-        }
-    }
-
-    /// The event to append; it travels with its body so that the actors receiving the commit
-    /// need not decode it again.
-    pub fn to_new(self, at: DateTime<Utc>) -> NewEvent {
-        NewEvent {
-            kind: self.kind().to_owned(),
-            body: serde_json::to_value(&self).expect("events serialize"),
-            at,
-            decoded: Decoded(Some(Arc::new(self))),
-        }
-    }
 }
 
 /// A committed event with its place in the journal.
@@ -120,35 +97,6 @@ pub struct Published {
 }
 
 impl Envelope {
-    /// Decodes a stored event; fails only on a journal this version cannot read.
-    pub fn decode(stored: StoredEvent) -> Result<Self, String> {
-        let event = Event::of(&stored)?;
-        let branch = BranchId::parse(stored.branch).map_err(|e| e.to_string())?;
-        Ok(Self {
-            stream: stored.stream,
-            seq: stored.seq,
-            branch,
-            position: stored.position,
-            at: stored.at,
-            event,
-        })
-    }
-
-    /// Reads a stored event without taking it: the event it was written from when the
-    /// journal handed it on, else its body decoded.
-    pub fn decode_ref(stored: &StoredEvent) -> Result<Self, String> {
-        let event = Event::of(stored)?;
-        let branch = BranchId::parse(stored.branch.clone()).map_err(|e| e.to_string())?;
-        Ok(Self {
-            stream: stored.stream.clone(),
-            seq: stored.seq,
-            branch,
-            position: stored.position,
-            at: stored.at,
-            event,
-        })
-    }
-
     /// The event as screens are sent it, serialized once for all of them.
     pub fn publish(&self) -> Arc<Published> {
         Arc::new(Published {

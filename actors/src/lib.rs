@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod order;
 pub mod registry;
 pub mod station;
+pub mod stored;
 pub mod subscriber;
 pub mod table;
 

@@ -30,6 +30,7 @@ struct Metrics {
     journal_batch: Histogram,
     journal_errors: IntCounterVec,
     snapshot_seconds: Histogram,
+    snapshots_unreadable: IntCounterVec,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     ready: IntGauge,
@@ -98,6 +99,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         journal_errors: register(&r, IntCounterVec::new(
             Opts::new("rail_journal_errors_total", "Appends the journal refused or could not commit."),
             &["kind"]).unwrap()),
+        snapshots_unreadable: register(&r, IntCounterVec::new(
+            Opts::new("rail_snapshots_unreadable_total", "Snapshots recovery could not use (reason: format, undecodable, position) and read the events for instead."),
+            &["reason"]).unwrap()),
         snapshot_seconds: register(&r, Histogram::with_opts(
             h("rail_snapshot_save_seconds", "Time to encode and save a branch snapshot.", latency.clone())).unwrap()),
         http_requests: register(&r, IntCounterVec::new(
@@ -273,6 +277,15 @@ pub fn journal_batch(size: usize) {
 /// A branch snapshot was encoded and saved.
 pub fn snapshot_saved(took: Duration) {
     METRICS.snapshot_seconds.observe(took.as_secs_f64());
+}
+
+/// A saved snapshot could not be used: `format` (another version), `undecodable` or
+/// `position` (its body disagrees with where the journal keeps it).
+pub fn snapshot_unreadable(reason: &str) {
+    METRICS
+        .snapshots_unreadable
+        .with_label_values(&[reason])
+        .inc();
 }
 
 /// An append failed: `conflict` or `unavailable`.

@@ -868,6 +868,15 @@ impl Order {
         }
     }
 
+    /// Applies one committed event of the order's stream and notes where the order stands:
+    /// every rebuild of an order (recovery, tables, the branch's view, reads of closed orders,
+    /// idempotent answers) goes through here.
+    pub fn replay(&mut self, change: &OrderChange, seq: u64, position: u64, at: DateTime<Utc>) {
+        self.apply(change, at);
+        self.seq = seq;
+        self.position = position;
+    }
+
     fn set_status(&mut self, lines: &[LineId], status: LineStatus) {
         for id in lines {
             if let Some(line) = self.lines.get_mut(id) {

@@ -414,6 +414,6 @@ pub async fn read_events(
         .map_err(|_| ())?;
     stored
         .into_iter()
-        .map(|s| Envelope::decode(s).map(Arc::new).map_err(|_| ()))
+        .map(|s| crate::stored::envelope(&s).map(Arc::new).map_err(|_| ()))
         .collect()
 }

@@ -16,13 +16,14 @@ use actix::prelude::*;
 use chrono::{NaiveDate, Utc};
 
 use crate::error::CommandError;
-use crate::event::{order_stream, Envelope, Event, OrderEvent};
+use crate::event::{order_stream, Event, OrderEvent};
 use crate::ids::{BranchId, OrderId, TableId};
 use crate::journal::{
     append_recorded, AppendRequest, Journal, JournalError, KeyRecord, StoredEvent, StoredKey,
 };
 use crate::menu::Branch;
 use crate::order::{Order, OrderChange, OrderCommand};
+use crate::stored;
 
 /// Keys this table remembers, to answer a quick retry without the journal (an older retry is
 /// refused by the journal's copy of its key and answered from there). Kept small: a replica
@@ -112,7 +113,7 @@ impl TableActor {
                     change,
                 })
             })
-            .map(|e| e.to_new(now))
+            .map(|e| stored::encode(e, now))
             .collect();
         let request = AppendRequest {
             branch: self.branch.to_string(),
@@ -157,24 +158,9 @@ impl TableActor {
     }
 
     fn apply(&mut self, order_id: OrderId, stored: &[StoredEvent]) -> Option<Arc<Order>> {
-        for s in stored {
-            let event = match Event::of(s) {
-                Ok(event) => event,
-                Err(e) => {
-                    tracing::error!(error = %e, %order_id, "unreadable order event skipped");
-                    continue;
-                }
-            };
-            let Event::Order(e) = &*event else {
-                continue;
-            };
-            let order = self.orders.entry(order_id).or_insert_with(|| {
-                Arc::new(Order::opened(order_id, e.table.clone(), &e.change, s.at))
-            });
-            let order = Arc::make_mut(order);
-            order.apply(&e.change, s.at);
-            order.seq = s.seq;
-            order.position = s.position;
+        let before = self.orders.remove(&order_id).map(Arc::unwrap_or_clone);
+        if let Some(order) = stored::replay_order(before, stored) {
+            self.orders.insert(order_id, Arc::new(order));
         }
         let order = self.orders.get(&order_id)?.clone();
         if order.is_closed() {
@@ -272,21 +258,8 @@ pub(crate) async fn order_as_of(
         .load_stream(&stored.stream)
         .await
         .map_err(|_| CommandError::JournalUnavailable)?;
-    let mut order: Option<Order> = None;
-    for s in events.into_iter().take_while(|s| s.seq <= stored.seq) {
-        let (seq, position, at) = (s.seq, s.position, s.at);
-        let Ok(envelope) = Envelope::decode(s) else {
-            continue;
-        };
-        let Event::Order(e) = &*envelope.event else {
-            continue;
-        };
-        let o =
-            order.get_or_insert_with(|| Order::opened(e.order_id, e.table.clone(), &e.change, at));
-        o.apply(&e.change, at);
-        o.seq = seq;
-        o.position = position;
-    }
+    let upto = events.iter().take_while(|s| s.seq <= stored.seq).count();
+    let order = crate::stored::replay_order(None, &events[..upto]);
     order.map(Arc::new).ok_or(CommandError::Conflict)
 }
 

@@ -13,7 +13,7 @@ use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
 use rail_actors::event::{Event, OrderEvent};
 use rail_actors::ids::{ItemId, LineId, OrderId, StationId, TableId, TicketId};
-use rail_actors::journal::NewEvent;
+use rail_actors::journal::{NewEvent, StoredEvent};
 use rail_actors::menu::{Branch, BranchConfig, StationKind};
 use rail_actors::order::{
     LineStatus, NewLine, Order, OrderChange, OrderCommand, Ticket, TicketStatus, MAX_QUANTITY,
@@ -527,10 +527,20 @@ impl Screens {
 fn replay(journal: &[NewEvent]) -> Result<Order, TestCaseError> {
     let mut replayed: Option<Order> = None;
     for stored in journal {
-        let event: Event = serde_json::from_value(stored.body.clone())
+        let read = StoredEvent {
+            stream: "order/x".into(),
+            seq: 1,
+            branch: "demo".into(),
+            position: 1,
+            kind: stored.kind.clone(),
+            body: stored.body.clone(),
+            at: stored.at,
+            decoded: Default::default(),
+        };
+        let event = rail_actors::stored::decode(&read)
             .map_err(|e| fail(format!("{} does not decode: {e}", stored.body)))?;
         prop_assert_eq!(event.kind(), stored.kind.as_str());
-        let Event::Order(e) = event else {
+        let Event::Order(e) = &*event else {
             return Err(fail(format!("{} decoded as a branch event", stored.body)));
         };
         replayed
@@ -551,10 +561,21 @@ fn record(
         table: order.table.clone(),
         change: change.clone(),
     });
-    let new = event.clone().to_new(at);
-    let decoded: Event = serde_json::from_value(new.body.clone())
+    let new = rail_actors::stored::encode(event.clone(), at);
+    // Read back as recovery reads it: from the stored body alone.
+    let read = StoredEvent {
+        stream: "order/x".into(),
+        seq: 1,
+        branch: "demo".into(),
+        position: 1,
+        kind: new.kind.clone(),
+        body: new.body.clone(),
+        at,
+        decoded: Default::default(),
+    };
+    let decoded = rail_actors::stored::decode(&read)
         .map_err(|e| fail(format!("{} does not decode: {e}", new.body)))?;
-    prop_assert_eq!(&decoded, &event, "event survives serialization");
+    prop_assert_eq!(&*decoded, &event, "event survives serialization");
     journal.push(new);
     Ok(())
 }
@@ -624,10 +645,20 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
         &order,
         "replaying the journal rebuilds the live order"
     );
-    let snapshot: Order = serde_json::to_value(&order)
-        .and_then(serde_json::from_value)
-        .map_err(|e| fail(format!("order snapshot does not round-trip: {e}")))?;
-    prop_assert_eq!(snapshot, order, "an order snapshot survives serialization");
+    let branch_id = rail_actors::ids::BranchId::parse("demo").unwrap();
+    let saved = rail_actors::stored::encode_snapshot(&rail_actors::stored::BranchSnapshot::new(
+        None,
+        0,
+        0,
+        [&order],
+    ));
+    let snapshot = rail_actors::stored::decode_snapshot(&branch_id, &saved)
+        .ok_or_else(|| fail("order snapshot does not round-trip"))?;
+    prop_assert_eq!(
+        &snapshot.orders,
+        &vec![order],
+        "an order snapshot survives serialization"
+    );
     Ok(())
 }
 

@@ -1,0 +1,772 @@
+//! Event bodies as the journal stores them (format 2), and their conversions to and from the
+//! domain. These types change only with a new format (and an upcast from the one before);
+//! the domain's may change freely as long as the conversions here keep up.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::event::{BranchEvent, Event, OrderEvent};
+use crate::ids::{CategoryId, ItemId, LineId, OrderId, StationId, TableId, TicketId};
+use crate::menu::{BranchConfig, Category, MenuItem, Station, StationKind, Table, TableKind};
+use crate::order::{Line, LineStatus, OrderChange, Ticket, TicketLine, TicketRef, TicketStatus};
+
+/// The body of an event, by its kind.
+pub(super) fn to_value(event: &Event) -> Value {
+    let stored = match event {
+        Event::Branch(e) => serde_json::to_value(BranchBody::from(e)),
+        Event::Order(e) => serde_json::to_value(OrderBody::from(e)),
+    };
+    stored.expect("stored bodies serialize")
+}
+
+/// The domain event of a body of the current format; the kind says which body it is.
+pub(super) fn from_value(kind: &str, body: &Value) -> Result<Event, String> {
+    let event = match kind {
+        "branch_configured" | "item_eighty_sixed" | "item_restored" => {
+            BranchBody::deserialize(body).map(|b| Event::Branch(b.into()))
+        }
+        _ => OrderBody::deserialize(body).map(|b| Event::Order(b.into())),
+    };
+    let event = event.map_err(|e| e.to_string())?;
+    if event.kind() != kind {
+        return Err(format!("a {} body stored as {kind}", event.kind()));
+    }
+    Ok(event)
+}
+
+// ---- the branch's configuration stream ----
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum BranchBody {
+    BranchConfigured { config: ConfigBody },
+    ItemEightySixed { item: ItemId },
+    ItemRestored { item: ItemId },
+}
+
+/// A branch's configuration as stored in its events and snapshots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigBody {
+    name: String,
+    utc_offset_minutes: i32,
+    stations: Vec<StationBody>,
+    categories: Vec<CategoryBody>,
+    items: Vec<ItemBody>,
+    tables: Vec<TableBody>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct StationBody {
+    id: StationId,
+    name: String,
+    kind: StationKindBody,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StationKindBody {
+    Cooking,
+    Expo,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct CategoryBody {
+    id: CategoryId,
+    name: String,
+    stations: Vec<StationId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ItemBody {
+    id: ItemId,
+    name: String,
+    category: CategoryId,
+    stations: Vec<StationId>,
+    price_cents: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct TableBody {
+    id: TableId,
+    name: String,
+    kind: TableKindBody,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TableKindBody {
+    DineIn,
+    Counter,
+    Takeaway,
+    Delivery,
+    Qr,
+}
+
+impl From<&BranchEvent> for BranchBody {
+    fn from(e: &BranchEvent) -> Self {
+        match e {
+            BranchEvent::BranchConfigured { config } => Self::BranchConfigured {
+                config: config.into(),
+            },
+            BranchEvent::ItemEightySixed { item } => Self::ItemEightySixed { item: item.clone() },
+            BranchEvent::ItemRestored { item } => Self::ItemRestored { item: item.clone() },
+        }
+    }
+}
+
+impl From<BranchBody> for BranchEvent {
+    fn from(b: BranchBody) -> Self {
+        match b {
+            BranchBody::BranchConfigured { config } => Self::BranchConfigured {
+                config: config.into(),
+            },
+            BranchBody::ItemEightySixed { item } => Self::ItemEightySixed { item },
+            BranchBody::ItemRestored { item } => Self::ItemRestored { item },
+        }
+    }
+}
+
+impl From<&BranchConfig> for ConfigBody {
+    fn from(c: &BranchConfig) -> Self {
+        Self {
+            name: c.name.clone(),
+            utc_offset_minutes: c.utc_offset_minutes,
+            stations: c
+                .stations
+                .iter()
+                .map(|s| StationBody {
+                    id: s.id.clone(),
+                    name: s.name.clone(),
+                    kind: station_kind_body(s.kind),
+                })
+                .collect(),
+            categories: c
+                .categories
+                .iter()
+                .map(|k| CategoryBody {
+                    id: k.id.clone(),
+                    name: k.name.clone(),
+                    stations: k.stations.clone(),
+                })
+                .collect(),
+            items: c
+                .items
+                .iter()
+                .map(|i| ItemBody {
+                    id: i.id.clone(),
+                    name: i.name.clone(),
+                    category: i.category.clone(),
+                    stations: i.stations.clone(),
+                    price_cents: i.price_cents,
+                })
+                .collect(),
+            tables: c
+                .tables
+                .iter()
+                .map(|t| TableBody {
+                    id: t.id.clone(),
+                    name: t.name.clone(),
+                    kind: match t.kind {
+                        TableKind::DineIn => TableKindBody::DineIn,
+                        TableKind::Counter => TableKindBody::Counter,
+                        TableKind::Takeaway => TableKindBody::Takeaway,
+                        TableKind::Delivery => TableKindBody::Delivery,
+                        TableKind::Qr => TableKindBody::Qr,
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<ConfigBody> for BranchConfig {
+    fn from(c: ConfigBody) -> Self {
+        Self {
+            name: c.name,
+            utc_offset_minutes: c.utc_offset_minutes,
+            stations: c
+                .stations
+                .into_iter()
+                .map(|s| Station {
+                    id: s.id,
+                    name: s.name,
+                    kind: station_kind(s.kind),
+                })
+                .collect(),
+            categories: c
+                .categories
+                .into_iter()
+                .map(|k| Category {
+                    id: k.id,
+                    name: k.name,
+                    stations: k.stations,
+                })
+                .collect(),
+            items: c
+                .items
+                .into_iter()
+                .map(|i| MenuItem {
+                    id: i.id,
+                    name: i.name,
+                    category: i.category,
+                    stations: i.stations,
+                    price_cents: i.price_cents,
+                })
+                .collect(),
+            tables: c
+                .tables
+                .into_iter()
+                .map(|t| Table {
+                    id: t.id,
+                    name: t.name,
+                    kind: match t.kind {
+                        TableKindBody::DineIn => TableKind::DineIn,
+                        TableKindBody::Counter => TableKind::Counter,
+                        TableKindBody::Takeaway => TableKind::Takeaway,
+                        TableKindBody::Delivery => TableKind::Delivery,
+                        TableKindBody::Qr => TableKind::Qr,
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+fn station_kind_body(kind: StationKind) -> StationKindBody {
+    match kind {
+        StationKind::Cooking => StationKindBody::Cooking,
+        StationKind::Expo => StationKindBody::Expo,
+    }
+}
+
+fn station_kind(kind: StationKindBody) -> StationKind {
+    match kind {
+        StationKindBody::Cooking => StationKind::Cooking,
+        StationKindBody::Expo => StationKind::Expo,
+    }
+}
+
+// ---- an order's stream ----
+
+#[derive(Serialize, Deserialize)]
+struct OrderBody {
+    order_id: OrderId,
+    table: TableId,
+    #[serde(flatten)]
+    change: ChangeBody,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ChangeBody {
+    OrderOpened {
+        ticket_no: u32,
+        day: NaiveDate,
+        guests: Option<u16>,
+    },
+    LinesAdded {
+        lines: Vec<LineBody>,
+    },
+    LineVoided {
+        line_id: LineId,
+        reason: Option<String>,
+        tickets: Vec<TicketRefBody>,
+    },
+    CourseFired {
+        fire_no: u32,
+        course: Option<u8>,
+        tickets: Vec<FiredTicketBody>,
+    },
+    TicketStarted {
+        ticket_id: TicketId,
+        station: StationId,
+    },
+    TicketBumped {
+        ticket_id: TicketId,
+        station: StationId,
+    },
+    TicketRecalled {
+        ticket_id: TicketId,
+        station: StationId,
+    },
+    TicketVoided {
+        ticket_id: TicketId,
+        station: StationId,
+    },
+    ExpoReady {
+        ticket_id: TicketId,
+        station: StationId,
+        fire_no: u32,
+    },
+    ExpoWaiting {
+        ticket_id: TicketId,
+        station: StationId,
+        fire_no: u32,
+    },
+    OrderReady {
+        fire_no: u32,
+        lines: Vec<LineId>,
+    },
+    LinesServed {
+        lines: Vec<LineId>,
+    },
+    OrderClosed {},
+}
+
+/// A line of an order as stored in its events and snapshots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LineBody {
+    id: LineId,
+    item: ItemId,
+    name: String,
+    quantity: u16,
+    modifiers: Vec<String>,
+    note: Option<String>,
+    seat: Option<u16>,
+    course: u8,
+    status: LineStatusBody,
+    fire_no: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum LineStatusBody {
+    Held,
+    Fired,
+    Started,
+    Ready,
+    Served,
+    Voided,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TicketRefBody {
+    ticket_id: TicketId,
+    station: StationId,
+}
+
+/// A ticket as its fire makes it: what the fire event does not already say.
+#[derive(Serialize, Deserialize)]
+struct FiredTicketBody {
+    id: TicketId,
+    ticket_no: u32,
+    station: StationId,
+    kind: StationKindBody,
+    lines: Vec<FiredLineBody>,
+    fired_at: DateTime<Utc>,
+}
+
+/// A line on a ticket as its fire prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FiredLineBody {
+    line_id: LineId,
+    item: ItemId,
+    name: String,
+    quantity: u16,
+    modifiers: Vec<String>,
+    note: Option<String>,
+    seat: Option<u16>,
+    course: u8,
+}
+
+impl From<&OrderEvent> for OrderBody {
+    fn from(e: &OrderEvent) -> Self {
+        Self {
+            order_id: e.order_id,
+            table: e.table.clone(),
+            change: ChangeBody::from(&e.change),
+        }
+    }
+}
+
+impl From<OrderBody> for OrderEvent {
+    fn from(b: OrderBody) -> Self {
+        let change = b.change.into_change(b.order_id, &b.table);
+        Self {
+            order_id: b.order_id,
+            table: b.table,
+            change,
+        }
+    }
+}
+
+impl From<&OrderChange> for ChangeBody {
+    fn from(c: &OrderChange) -> Self {
+        let refs = |tickets: &[TicketRef]| {
+            tickets
+                .iter()
+                .map(|t| TicketRefBody {
+                    ticket_id: t.ticket_id,
+                    station: t.station.clone(),
+                })
+                .collect()
+        };
+        match c {
+            OrderChange::OrderOpened {
+                ticket_no,
+                day,
+                guests,
+            } => Self::OrderOpened {
+                ticket_no: *ticket_no,
+                day: *day,
+                guests: *guests,
+            },
+            OrderChange::LinesAdded { lines } => Self::LinesAdded {
+                lines: lines.iter().map(LineBody::from).collect(),
+            },
+            OrderChange::LineVoided {
+                line_id,
+                reason,
+                tickets,
+            } => Self::LineVoided {
+                line_id: *line_id,
+                reason: reason.clone(),
+                tickets: refs(tickets),
+            },
+            OrderChange::CourseFired {
+                fire_no,
+                course,
+                tickets,
+            } => Self::CourseFired {
+                fire_no: *fire_no,
+                course: *course,
+                tickets: tickets
+                    .iter()
+                    .map(|t| FiredTicketBody {
+                        id: t.id,
+                        ticket_no: t.ticket_no,
+                        station: t.station.clone(),
+                        kind: station_kind_body(t.kind),
+                        lines: t.lines.iter().map(FiredLineBody::from).collect(),
+                        fired_at: t.fired_at,
+                    })
+                    .collect(),
+            },
+            OrderChange::TicketStarted { ticket_id, station } => Self::TicketStarted {
+                ticket_id: *ticket_id,
+                station: station.clone(),
+            },
+            OrderChange::TicketBumped { ticket_id, station } => Self::TicketBumped {
+                ticket_id: *ticket_id,
+                station: station.clone(),
+            },
+            OrderChange::TicketRecalled { ticket_id, station } => Self::TicketRecalled {
+                ticket_id: *ticket_id,
+                station: station.clone(),
+            },
+            OrderChange::TicketVoided { ticket_id, station } => Self::TicketVoided {
+                ticket_id: *ticket_id,
+                station: station.clone(),
+            },
+            OrderChange::ExpoReady {
+                ticket_id,
+                station,
+                fire_no,
+            } => Self::ExpoReady {
+                ticket_id: *ticket_id,
+                station: station.clone(),
+                fire_no: *fire_no,
+            },
+            OrderChange::ExpoWaiting {
+                ticket_id,
+                station,
+                fire_no,
+            } => Self::ExpoWaiting {
+                ticket_id: *ticket_id,
+                station: station.clone(),
+                fire_no: *fire_no,
+            },
+            OrderChange::OrderReady { fire_no, lines } => Self::OrderReady {
+                fire_no: *fire_no,
+                lines: lines.clone(),
+            },
+            OrderChange::LinesServed { lines } => Self::LinesServed {
+                lines: lines.clone(),
+            },
+            OrderChange::OrderClosed {} => Self::OrderClosed {},
+        }
+    }
+}
+
+impl ChangeBody {
+    /// The domain change; a fire's tickets get back what the event says of them.
+    fn into_change(self, order_id: OrderId, table: &TableId) -> OrderChange {
+        let refs = |tickets: Vec<TicketRefBody>| {
+            tickets
+                .into_iter()
+                .map(|t| TicketRef {
+                    ticket_id: t.ticket_id,
+                    station: t.station,
+                })
+                .collect()
+        };
+        match self {
+            Self::OrderOpened {
+                ticket_no,
+                day,
+                guests,
+            } => OrderChange::OrderOpened {
+                ticket_no,
+                day,
+                guests,
+            },
+            Self::LinesAdded { lines } => OrderChange::LinesAdded {
+                lines: lines.into_iter().map(Line::from).collect(),
+            },
+            Self::LineVoided {
+                line_id,
+                reason,
+                tickets,
+            } => OrderChange::LineVoided {
+                line_id,
+                reason,
+                tickets: refs(tickets),
+            },
+            Self::CourseFired {
+                fire_no,
+                course,
+                tickets,
+            } => OrderChange::CourseFired {
+                fire_no,
+                course,
+                tickets: tickets
+                    .into_iter()
+                    .map(|t| Ticket {
+                        id: t.id,
+                        order_id,
+                        table: table.clone(),
+                        ticket_no: t.ticket_no,
+                        station: t.station,
+                        kind: station_kind(t.kind),
+                        fire_no,
+                        course,
+                        lines: t
+                            .lines
+                            .into_iter()
+                            .map(|l| l.into_ticket_line(false))
+                            .collect(),
+                        status: TicketStatus::New,
+                        fired_at: t.fired_at,
+                        started_at: None,
+                        bumped_at: None,
+                        parts_ready: false,
+                    })
+                    .collect(),
+            },
+            Self::TicketStarted { ticket_id, station } => {
+                OrderChange::TicketStarted { ticket_id, station }
+            }
+            Self::TicketBumped { ticket_id, station } => {
+                OrderChange::TicketBumped { ticket_id, station }
+            }
+            Self::TicketRecalled { ticket_id, station } => {
+                OrderChange::TicketRecalled { ticket_id, station }
+            }
+            Self::TicketVoided { ticket_id, station } => {
+                OrderChange::TicketVoided { ticket_id, station }
+            }
+            Self::ExpoReady {
+                ticket_id,
+                station,
+                fire_no,
+            } => OrderChange::ExpoReady {
+                ticket_id,
+                station,
+                fire_no,
+            },
+            Self::ExpoWaiting {
+                ticket_id,
+                station,
+                fire_no,
+            } => OrderChange::ExpoWaiting {
+                ticket_id,
+                station,
+                fire_no,
+            },
+            Self::OrderReady { fire_no, lines } => OrderChange::OrderReady { fire_no, lines },
+            Self::LinesServed { lines } => OrderChange::LinesServed { lines },
+            Self::OrderClosed {} => OrderChange::OrderClosed {},
+        }
+    }
+}
+
+impl From<&Line> for LineBody {
+    fn from(l: &Line) -> Self {
+        Self {
+            id: l.id,
+            item: l.item.clone(),
+            name: l.name.clone(),
+            quantity: l.quantity,
+            modifiers: l.modifiers.clone(),
+            note: l.note.clone(),
+            seat: l.seat,
+            course: l.course,
+            status: match l.status {
+                LineStatus::Held => LineStatusBody::Held,
+                LineStatus::Fired => LineStatusBody::Fired,
+                LineStatus::Started => LineStatusBody::Started,
+                LineStatus::Ready => LineStatusBody::Ready,
+                LineStatus::Served => LineStatusBody::Served,
+                LineStatus::Voided => LineStatusBody::Voided,
+            },
+            fire_no: l.fire_no,
+        }
+    }
+}
+
+impl From<LineBody> for Line {
+    fn from(l: LineBody) -> Self {
+        Self {
+            id: l.id,
+            item: l.item,
+            name: l.name,
+            quantity: l.quantity,
+            modifiers: l.modifiers,
+            note: l.note,
+            seat: l.seat,
+            course: l.course,
+            status: match l.status {
+                LineStatusBody::Held => LineStatus::Held,
+                LineStatusBody::Fired => LineStatus::Fired,
+                LineStatusBody::Started => LineStatus::Started,
+                LineStatusBody::Ready => LineStatus::Ready,
+                LineStatusBody::Served => LineStatus::Served,
+                LineStatusBody::Voided => LineStatus::Voided,
+            },
+            fire_no: l.fire_no,
+        }
+    }
+}
+
+impl From<&TicketLine> for FiredLineBody {
+    fn from(l: &TicketLine) -> Self {
+        Self {
+            line_id: l.line_id,
+            item: l.item.clone(),
+            name: l.name.clone(),
+            quantity: l.quantity,
+            modifiers: l.modifiers.clone(),
+            note: l.note.clone(),
+            seat: l.seat,
+            course: l.course,
+        }
+    }
+}
+
+impl FiredLineBody {
+    pub(super) fn into_ticket_line(self, voided: bool) -> TicketLine {
+        TicketLine {
+            line_id: self.line_id,
+            item: self.item,
+            name: self.name,
+            quantity: self.quantity,
+            modifiers: self.modifiers,
+            note: self.note,
+            seat: self.seat,
+            course: self.course,
+            voided,
+        }
+    }
+}
+
+// ---- what snapshots store beyond the events ----
+
+/// A ticket as a snapshot stores it, whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TicketBody {
+    id: TicketId,
+    order_id: OrderId,
+    table: TableId,
+    ticket_no: u32,
+    station: StationId,
+    kind: StationKindBody,
+    fire_no: u32,
+    course: Option<u8>,
+    lines: Vec<SnapshotLineBody>,
+    status: TicketStatusBody,
+    fired_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    bumped_at: Option<DateTime<Utc>>,
+    parts_ready: bool,
+}
+
+/// A line on a ticket in a snapshot: as fired, and whether it was voided since.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotLineBody {
+    #[serde(flatten)]
+    line: FiredLineBody,
+    voided: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TicketStatusBody {
+    New,
+    Started,
+    Bumped,
+    Voided,
+}
+
+impl From<&Ticket> for TicketBody {
+    fn from(t: &Ticket) -> Self {
+        Self {
+            id: t.id,
+            order_id: t.order_id,
+            table: t.table.clone(),
+            ticket_no: t.ticket_no,
+            station: t.station.clone(),
+            kind: station_kind_body(t.kind),
+            fire_no: t.fire_no,
+            course: t.course,
+            lines: t
+                .lines
+                .iter()
+                .map(|l| SnapshotLineBody {
+                    line: l.into(),
+                    voided: l.voided,
+                })
+                .collect(),
+            status: match t.status {
+                TicketStatus::New => TicketStatusBody::New,
+                TicketStatus::Started => TicketStatusBody::Started,
+                TicketStatus::Bumped => TicketStatusBody::Bumped,
+                TicketStatus::Voided => TicketStatusBody::Voided,
+            },
+            fired_at: t.fired_at,
+            started_at: t.started_at,
+            bumped_at: t.bumped_at,
+            parts_ready: t.parts_ready,
+        }
+    }
+}
+
+impl From<TicketBody> for Ticket {
+    fn from(t: TicketBody) -> Self {
+        Self {
+            id: t.id,
+            order_id: t.order_id,
+            table: t.table,
+            ticket_no: t.ticket_no,
+            station: t.station,
+            kind: station_kind(t.kind),
+            fire_no: t.fire_no,
+            course: t.course,
+            lines: t
+                .lines
+                .into_iter()
+                .map(|l| l.line.into_ticket_line(l.voided))
+                .collect(),
+            status: match t.status {
+                TicketStatusBody::New => TicketStatus::New,
+                TicketStatusBody::Started => TicketStatus::Started,
+                TicketStatusBody::Bumped => TicketStatus::Bumped,
+                TicketStatusBody::Voided => TicketStatus::Voided,
+            },
+            fired_at: t.fired_at,
+            started_at: t.started_at,
+            bumped_at: t.bumped_at,
+            parts_ready: t.parts_ready,
+        }
+    }
+}

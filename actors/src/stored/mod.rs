@@ -1,0 +1,132 @@
+//! Storage formats: how events and snapshots are written in the journal, apart from the domain.
+//!
+//! The domain's types (`Order`, `OrderChange`, `BranchConfig`) change as the kitchen's rules
+//! do; what the journal holds must stay readable for years. So the journal never holds a
+//! domain type: an event body or a snapshot is one of the types of this module, written with a
+//! format version, and converted to and from the domain at this boundary. Reading an older
+//! format upcasts it first (`upcast`); a body of a newer format than this build knows is an
+//! error, never a guess. Golden journals of every format (`tests/fixtures/`) prove that each
+//! stays readable.
+//!
+//! Event formats:
+//! - 1: the body is the domain event as serde wrote it; no `v` field.
+//! - 2 (written now): `"v": 2`; a fire's tickets leave out what the event already says (order,
+//!   table, fire, course) and what every new ticket starts as (new, not started, not bumped,
+//!   parts not ready, no line voided).
+//!
+//! Snapshot formats: 1 (written now), `version` in the body.
+
+mod body;
+mod snapshot;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::event::{Envelope, Event};
+use crate::ids::BranchId;
+use crate::journal::{Decoded, NewEvent, StoredEvent};
+use crate::order::Order;
+
+pub use snapshot::{decode_snapshot, encode_snapshot, BranchSnapshot, SNAPSHOT_FORMAT};
+
+/// The event format this build writes.
+pub const EVENT_FORMAT: u64 = 2;
+
+/// The event to append, in the current format; it travels with the domain event so that the
+/// actors receiving the commit need not decode it again.
+pub fn encode(event: Event, at: DateTime<Utc>) -> NewEvent {
+    let mut body = body::to_value(&event);
+    if let Value::Object(fields) = &mut body {
+        fields.insert("v".into(), Value::from(EVENT_FORMAT));
+    }
+    NewEvent {
+        kind: event.kind().to_owned(),
+        body,
+        at,
+        decoded: Decoded(Some(Arc::new(event))),
+    }
+}
+
+/// The event a stored one holds: the one it was written from when the journal handed it on,
+/// else its body upcast to the current format and decoded.
+pub fn decode(stored: &StoredEvent) -> Result<Arc<Event>, String> {
+    if let Some(event) = &stored.decoded.0 {
+        return Ok(event.clone());
+    }
+    let failed = |e: String| format!("event {}#{}: {e}", stored.stream, stored.seq);
+    let format = stored.body.get("v").map_or(Some(1), Value::as_u64);
+    let body = match format {
+        Some(EVENT_FORMAT) => body::from_value(&stored.kind, &stored.body),
+        Some(1) => body::from_value(&stored.kind, &upcast_1_to_2(&stored.kind, &stored.body)),
+        Some(v) if v > EVENT_FORMAT => Err(format!(
+            "format {v} is newer than this build reads ({EVENT_FORMAT})"
+        )),
+        _ => Err(format!("no known format ({:?})", stored.body.get("v"))),
+    };
+    body.map(Arc::new).map_err(failed)
+}
+
+/// Format 1 to 2: a fire's tickets lose what format 2 leaves out (it is the event's, or every
+/// new ticket's); the rest of format 1 reads as format 2.
+fn upcast_1_to_2(kind: &str, body: &Value) -> Value {
+    let mut body = body.clone();
+    if kind == "course_fired" {
+        if let Some(tickets) = body.get_mut("tickets").and_then(Value::as_array_mut) {
+            for ticket in tickets.iter_mut().filter_map(Value::as_object_mut) {
+                for field in [
+                    "order_id",
+                    "table",
+                    "fire_no",
+                    "course",
+                    "status",
+                    "started_at",
+                    "bumped_at",
+                    "parts_ready",
+                ] {
+                    ticket.remove(field);
+                }
+                let lines = ticket.get_mut("lines").and_then(Value::as_array_mut);
+                for line in lines.into_iter().flatten().filter_map(Value::as_object_mut) {
+                    line.remove("voided");
+                }
+            }
+        }
+    }
+    body
+}
+
+/// A stored event with its place in the journal, decoded; fails only on a journal this build
+/// cannot read.
+pub fn envelope(stored: &StoredEvent) -> Result<Envelope, String> {
+    let event = decode(stored)?;
+    let branch = BranchId::parse(stored.branch.clone()).map_err(|e| e.to_string())?;
+    Ok(Envelope {
+        stream: stored.stream.clone(),
+        seq: stored.seq,
+        branch,
+        position: stored.position,
+        at: stored.at,
+        event,
+    })
+}
+
+/// An order rebuilt from events of its stream, in order, on top of what the earlier ones made
+/// of it (none: the first opens it). Events this build cannot read are skipped, logged.
+pub fn replay_order(mut order: Option<Order>, events: &[StoredEvent]) -> Option<Order> {
+    for s in events {
+        let event = match decode(s) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::error!(error = %e, "unreadable order event skipped");
+                continue;
+            }
+        };
+        let Event::Order(e) = &*event else { continue };
+        order
+            .get_or_insert_with(|| Order::opened(e.order_id, e.table.clone(), &e.change, s.at))
+            .replay(&e.change, s.seq, s.position, s.at);
+    }
+    order
+}

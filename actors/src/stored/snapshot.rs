@@ -1,0 +1,174 @@
+//! Snapshots as the journal stores them (format 1), and the branch state they hold.
+//!
+//! A snapshot that cannot be read (another format, a body that does not decode, a position
+//! that disagrees with the journal's) is never used and never silent: it is logged, counted in
+//! `rail_snapshots_unreadable_total`, and recovery reads the events instead; the next snapshot
+//! replaces it.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::body::{ConfigBody, LineBody, TicketBody};
+use crate::ids::{BranchId, ItemId, OrderId, TableId};
+use crate::journal::SavedSnapshot;
+use crate::menu::{Branch, BranchConfig};
+use crate::order::Order;
+
+/// The snapshot format this build writes and reads.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+/// A branch as of a position: what a snapshot holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BranchSnapshot {
+    pub position: u64,
+    pub config_seq: u64,
+    pub config: Option<BranchConfig>,
+    pub eighty_sixed: Vec<ItemId>,
+    /// The open orders, each with the seq and position of its last event.
+    pub orders: Vec<Order>,
+}
+
+impl BranchSnapshot {
+    /// The snapshot of a branch's configuration and open orders as of `position`.
+    pub fn new<'a>(
+        branch: Option<&Branch>,
+        config_seq: u64,
+        position: u64,
+        orders: impl IntoIterator<Item = &'a Order>,
+    ) -> Self {
+        Self {
+            position,
+            config_seq,
+            config: branch.map(|b| b.config().clone()),
+            eighty_sixed: branch
+                .map(|b| b.eighty_sixed().iter().cloned().collect())
+                .unwrap_or_default(),
+            orders: orders.into_iter().cloned().collect(),
+        }
+    }
+}
+
+/// A snapshot's body in the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotBody {
+    version: u32,
+    position: u64,
+    config_seq: u64,
+    config: Option<ConfigBody>,
+    eighty_sixed: Vec<ItemId>,
+    orders: Vec<OrderBody>,
+}
+
+/// An open order as a snapshot stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct OrderBody {
+    id: OrderId,
+    table: TableId,
+    ticket_no: u32,
+    day: NaiveDate,
+    guests: Option<u16>,
+    opened_at: DateTime<Utc>,
+    closed_at: Option<DateTime<Utc>>,
+    lines: Vec<LineBody>,
+    tickets: Vec<TicketBody>,
+    fires: u32,
+    seq: u64,
+    position: u64,
+}
+
+/// The snapshot as the journal keeps it.
+pub fn encode_snapshot(snapshot: &BranchSnapshot) -> SavedSnapshot {
+    let body = SnapshotBody {
+        version: SNAPSHOT_FORMAT,
+        position: snapshot.position,
+        config_seq: snapshot.config_seq,
+        config: snapshot.config.as_ref().map(ConfigBody::from),
+        eighty_sixed: snapshot.eighty_sixed.clone(),
+        orders: snapshot
+            .orders
+            .iter()
+            .map(|o| OrderBody {
+                id: o.id,
+                table: o.table.clone(),
+                ticket_no: o.ticket_no,
+                day: o.day,
+                guests: o.guests,
+                opened_at: o.opened_at,
+                closed_at: o.closed_at,
+                lines: o.lines.values().map(LineBody::from).collect(),
+                tickets: o.tickets.iter().map(TicketBody::from).collect(),
+                fires: o.fires,
+                seq: o.seq,
+                position: o.position,
+            })
+            .collect(),
+    };
+    SavedSnapshot {
+        position: snapshot.position,
+        body: serde_json::to_vec(&body).expect("a snapshot serializes"),
+    }
+}
+
+/// Reads a saved snapshot; None (logged and counted) when it cannot be used.
+pub fn decode_snapshot(branch: &BranchId, saved: &SavedSnapshot) -> Option<BranchSnapshot> {
+    let unreadable = |reason: &'static str, detail: String| {
+        tracing::warn!(%branch, position = saved.position, reason, detail, "snapshot not used; recovery reads the events instead");
+        crate::metrics::snapshot_unreadable(reason);
+        None
+    };
+    #[derive(Deserialize)]
+    struct Version {
+        version: u32,
+    }
+    let version = match serde_json::from_slice::<Version>(&saved.body) {
+        Ok(v) => v.version,
+        Err(e) => return unreadable("undecodable", e.to_string()),
+    };
+    if version != SNAPSHOT_FORMAT {
+        return unreadable(
+            "format",
+            format!("format {version}, this build reads {SNAPSHOT_FORMAT}"),
+        );
+    }
+    let body = match serde_json::from_slice::<SnapshotBody>(&saved.body) {
+        Ok(body) => body,
+        Err(e) => return unreadable("undecodable", e.to_string()),
+    };
+    if body.position != saved.position {
+        return unreadable(
+            "position",
+            format!("body at {}, stored at {}", body.position, saved.position),
+        );
+    }
+    Some(BranchSnapshot {
+        position: body.position,
+        config_seq: body.config_seq,
+        config: body.config.map(BranchConfig::from),
+        eighty_sixed: body.eighty_sixed,
+        orders: body
+            .orders
+            .into_iter()
+            .map(|o| Order {
+                id: o.id,
+                table: o.table,
+                ticket_no: o.ticket_no,
+                day: o.day,
+                guests: o.guests,
+                opened_at: o.opened_at,
+                closed_at: o.closed_at,
+                lines: o
+                    .lines
+                    .into_iter()
+                    .map(|l| {
+                        let line = crate::order::Line::from(l);
+                        (line.id, line)
+                    })
+                    .collect(),
+                tickets: o.tickets.into_iter().map(Into::into).collect(),
+                fires: o.fires,
+                seq: o.seq,
+                position: o.position,
+            })
+            .collect(),
+    })
+}
