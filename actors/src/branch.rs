@@ -16,13 +16,12 @@ use serde::Serialize;
 
 use crate::error::{invalid, CommandError};
 use crate::event::{branch_stream, order_stream, BranchEvent, Envelope, Event, Published};
-use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId};
+use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId, TicketId};
 use crate::journal::{append_recorded, AppendRequest, Committed, Journal, JournalError, KeyRecord};
 use crate::menu::{Branch, BranchConfig};
 use crate::order::{Order, OrderChange, OrderCommand, Ticket};
 use crate::station::{
-    ActOnTicket, Backfill, LiveTickets, StationActor, StationEvent, SubscribeStation, TicketAction,
-    Unsubscribe,
+    Backfill, LiveTickets, StationActor, StationEvent, SubscribeStation, TicketAction, Unsubscribe,
 };
 use crate::stored::{self, decode_snapshot, encode_snapshot, BranchSnapshot};
 use crate::subscriber::{read_events, read_missed, Audience, Joined, Snapshot, Subscriber, Topic};
@@ -98,7 +97,7 @@ pub struct OpenOrders;
 #[rtype(result = "Result<Ticket, CommandError>")]
 pub struct StationCommand {
     pub station: StationId,
-    pub ticket: crate::ids::TicketId,
+    pub ticket: TicketId,
     pub action: TicketAction,
     /// The client's idempotency key and a digest of its request.
     pub idempotency: Option<KeyRecord>,
@@ -347,6 +346,8 @@ pub struct BranchActor {
     stations: HashMap<StationId, Addr<StationActor>>,
     /// Which table holds each open order; updated as soon as an open is acknowledged.
     order_tables: HashMap<OrderId, TableId>,
+    /// Which order and station each ticket of an open order belongs to, for station commands.
+    ticket_orders: HashMap<TicketId, (OrderId, StationId)>,
     /// Open orders as the committed feed has them, for table and branch snapshots.
     view: HashMap<OrderId, Order>,
     position: u64,
@@ -373,6 +374,12 @@ impl BranchActor {
             .iter()
             .map(|o| (o.id, o.table.clone()))
             .collect();
+        let ticket_orders = recovered
+            .orders
+            .iter()
+            .flat_map(|o| o.tickets.iter())
+            .map(|t| (t.id, (t.order_id, t.station.clone())))
+            .collect();
         let view = recovered.orders.into_iter().map(|o| (o.id, o)).collect();
         Self {
             id,
@@ -382,6 +389,7 @@ impl BranchActor {
             tables: HashMap::new(),
             stations: HashMap::new(),
             order_tables,
+            ticket_orders,
             view,
             position: recovered.position,
             last_ticket: recovered.last_ticket,
@@ -475,7 +483,7 @@ impl BranchActor {
     }
 
     /// Starts actors for stations the configuration names and this branch does not run yet.
-    fn start_stations(&mut self, ctx: &mut Context<Self>) {
+    fn start_stations(&mut self) {
         // Only stations started with the branch are as of the recovered position.
         let recent = std::mem::take(&mut self.recent);
         let Some(branch) = self.branch.clone() else {
@@ -495,7 +503,6 @@ impl BranchActor {
             let actor = StationActor::new(
                 self.id.clone(),
                 station.id.clone(),
-                ctx.address(),
                 tickets,
                 self.position,
                 &recent,
@@ -568,7 +575,7 @@ impl BranchActor {
                     let mut branch = act.branch.as_deref().cloned();
                     apply_branch_event(&mut branch, &event).map_err(CommandError::Invalid)?;
                     act.branch = branch.map(Arc::new);
-                    act.start_stations(ctx);
+                    act.start_stations();
                     act.info()
                 }),
         ))
@@ -577,7 +584,7 @@ impl BranchActor {
     /// Rebuilds the configuration from its stream, holding other messages until done.
     fn reload_config(&mut self, ctx: &mut Context<Self>) {
         let load = load_config(self.journal.clone(), self.id.clone());
-        ctx.wait(load.into_actor(self).map(|loaded, act, ctx| {
+        ctx.wait(load.into_actor(self).map(|loaded, act, _| {
             let (branch, seq) = match loaded {
                 Ok(loaded) => loaded,
                 Err(e) => return tracing::error!(branch = %act.id, error = %e, "configuration not read back"),
@@ -585,7 +592,7 @@ impl BranchActor {
             act.config_seq = seq;
             if branch.is_some() {
                 act.branch = branch.map(Arc::new);
-                act.start_stations(ctx);
+                act.start_stations();
             }
         }));
     }
@@ -615,10 +622,19 @@ impl BranchActor {
                     if let Some(order) = self.view.remove(&e.order_id) {
                         stations.extend(order.tickets.iter().map(|t| t.station.clone()));
                         stations.dedup();
+                        for t in &order.tickets {
+                            self.ticket_orders.remove(&t.id);
+                        }
                     }
                     self.order_tables.remove(&e.order_id);
                 }
                 change => {
+                    if let OrderChange::CourseFired { tickets, .. } = change {
+                        for t in tickets {
+                            let at = (t.order_id, t.station.clone());
+                            self.ticket_orders.insert(t.id, at);
+                        }
+                    }
                     if let Some(order) = self.view.get_mut(&e.order_id) {
                         order.replay(change, envelope.seq, envelope.position, envelope.at);
                     }
@@ -669,7 +685,7 @@ impl Actor for BranchActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         crate::metrics::orders_open(self.id.as_str(), self.view.len());
-        self.start_stations(ctx);
+        self.start_stations();
         // A branch recovered from many events saves a snapshot at once: the next start is fast.
         self.snapshot_when_due();
         self.backfill_history(ctx);
@@ -772,6 +788,17 @@ impl Handler<ChangeOrder> for BranchActor {
     type Result = ResponseFuture<Result<Arc<Order>, CommandError>>;
 
     fn handle(&mut self, msg: ChangeOrder, _: &mut Context<Self>) -> Self::Result {
+        self.change_order(msg)
+    }
+}
+
+impl BranchActor {
+    /// Hands a command to the table actor that writes its order, or answers a retry of a
+    /// command on an order closed since from the journal.
+    fn change_order(
+        &mut self,
+        msg: ChangeOrder,
+    ) -> ResponseFuture<Result<Arc<Order>, CommandError>> {
         let target = self
             .configured()
             .map(|branch| (branch, self.order_tables.get(&msg.order).cloned()));
@@ -886,20 +913,50 @@ impl Handler<OpenOrders> for BranchActor {
 impl Handler<StationCommand> for BranchActor {
     type Result = ResponseFuture<Result<Ticket, CommandError>>;
 
+    /// The branch knows which order each live ticket belongs to and sends the command to that
+    /// order's table actor, its one writer; the station actor only shows the outcome.
     fn handle(&mut self, msg: StationCommand, _: &mut Context<Self>) -> Self::Result {
-        let addr = match self.station(&msg.station) {
-            Ok(addr) => addr,
-            Err(e) => return Box::pin(async move { Err(e) }),
+        if let Err(e) = self.station(&msg.station) {
+            return Box::pin(async move { Err(e) });
+        }
+        let (ticket, station) = (msg.ticket, msg.station);
+        let order = match self.ticket_orders.get(&ticket) {
+            Some((order, at)) if *at == station => *order,
+            // Not a ticket of this station's open orders. Its order may have closed since a
+            // command the client is retrying: that command gets its first answer again.
+            _ => {
+                let journal = self.journal.clone();
+                let branch = self.id.to_string();
+                return Box::pin(async move {
+                    let unknown = CommandError::UnknownTicket(ticket);
+                    let Some(key) = msg.idempotency else {
+                        return Err(unknown);
+                    };
+                    let first = crate::table::first_answer(journal, &branch, &key).await?;
+                    first
+                        .and_then(|order| order.ticket(&ticket).cloned())
+                        .filter(|t| t.station == station)
+                        .ok_or(unknown)
+                });
+            }
         };
+        let command = match msg.action {
+            TicketAction::Start => OrderCommand::StartTicket { ticket },
+            TicketAction::Bump => OrderCommand::BumpTicket { ticket },
+            TicketAction::Recall => OrderCommand::RecallTicket { ticket },
+        };
+        let answer = self.change_order(ChangeOrder {
+            order,
+            command,
+            idempotency: msg.idempotency,
+            span: msg.span,
+        });
         Box::pin(async move {
-            addr.send(ActOnTicket {
-                ticket: msg.ticket,
-                action: msg.action,
-                idempotency: msg.idempotency,
-                span: msg.span,
-            })
-            .await
-            .map_err(|_| CommandError::JournalUnavailable)?
+            answer
+                .await?
+                .ticket(&ticket)
+                .cloned()
+                .ok_or(CommandError::UnknownTicket(ticket))
         })
     }
 }

@@ -1,8 +1,9 @@
 //! StationActor: the tickets of one station, and the screens that show them.
 //!
-//! It is a projection of the branch's committed events, fed in position order by the branch
-//! actor, so its snapshot and the events that follow it never overlap or leave a gap. Station
-//! commands (start, bump, recall) are checked here and carried out by the order's table actor.
+//! It is a read model: a projection of the branch's committed events, fed in position order
+//! by the branch actor, so its snapshot and the events that follow it never overlap or leave a
+//! gap. It changes nothing itself: station commands (start, bump, recall) go from the branch
+//! actor, which knows each ticket's order, straight to that order's table actor.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,12 +12,10 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::Utc;
 
-use crate::branch::{BranchActor, ChangeOrder};
-use crate::error::CommandError;
 use crate::event::{Envelope, Event, Published};
 use crate::ids::{BranchId, OrderId, StationId, TicketId};
 use crate::journal::Journal;
-use crate::order::{OrderChange, OrderCommand, Ticket};
+use crate::order::{OrderChange, Ticket};
 use crate::subscriber::{read_missed, Audience, Joined, Snapshot, Subscriber, Topic};
 
 /// Events a station keeps for screens that reconnect.
@@ -33,16 +32,6 @@ pub enum TicketAction {
     Start,
     Bump,
     Recall,
-}
-
-/// Starts, bumps or recalls one of this station's tickets.
-#[derive(Message)]
-#[rtype(result = "Result<Ticket, CommandError>")]
-pub struct ActOnTicket {
-    pub ticket: TicketId,
-    pub action: TicketAction,
-    pub idempotency: Option<crate::journal::KeyRecord>,
-    pub span: tracing::Span,
 }
 
 /// The station's live tickets, oldest first.
@@ -82,7 +71,6 @@ pub struct Unsubscribe(pub u64);
 pub struct StationActor {
     branch_id: BranchId,
     station: StationId,
-    branch: Addr<BranchActor>,
     /// Every ticket of this station that belongs to an open order, bumped ones included so
     /// they can be recalled.
     tickets: HashMap<TicketId, Ticket>,
@@ -96,7 +84,6 @@ impl StationActor {
     pub fn new(
         branch_id: BranchId,
         station: StationId,
-        branch: Addr<BranchActor>,
         tickets: Vec<Ticket>,
         position: u64,
         recent: &[Arc<Published>],
@@ -109,7 +96,6 @@ impl StationActor {
         Self {
             branch_id,
             station,
-            branch,
             tickets,
             position,
             audience,
@@ -271,50 +257,5 @@ impl Handler<LiveTickets> for StationActor {
 
     fn handle(&mut self, _: LiveTickets, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.live())
-    }
-}
-
-impl Handler<ActOnTicket> for StationActor {
-    type Result = ResponseFuture<Result<Ticket, CommandError>>;
-
-    fn handle(&mut self, msg: ActOnTicket, _: &mut Context<Self>) -> Self::Result {
-        let Some(ticket) = self.tickets.get(&msg.ticket) else {
-            // Its order may have closed since a command the client is retrying: that command
-            // gets its first answer again.
-            let journal = self.journal.clone();
-            let branch = self.branch_id.to_string();
-            return Box::pin(async move {
-                let unknown = CommandError::UnknownTicket(msg.ticket);
-                let Some(key) = msg.idempotency else {
-                    return Err(unknown);
-                };
-                let first = crate::table::first_answer(journal, &branch, &key).await?;
-                first
-                    .and_then(|order| order.ticket(&msg.ticket).cloned())
-                    .ok_or(unknown)
-            });
-        };
-        let command = match msg.action {
-            TicketAction::Start => OrderCommand::StartTicket { ticket: msg.ticket },
-            TicketAction::Bump => OrderCommand::BumpTicket { ticket: msg.ticket },
-            TicketAction::Recall => OrderCommand::RecallTicket { ticket: msg.ticket },
-        };
-        let change = ChangeOrder {
-            order: ticket.order_id,
-            command,
-            idempotency: msg.idempotency,
-            span: msg.span,
-        };
-        let branch = self.branch.clone();
-        Box::pin(async move {
-            let order = branch
-                .send(change)
-                .await
-                .map_err(|_| CommandError::JournalUnavailable)??;
-            order
-                .ticket(&msg.ticket)
-                .cloned()
-                .ok_or(CommandError::UnknownTicket(msg.ticket))
-        })
     }
 }
