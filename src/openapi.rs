@@ -6,22 +6,11 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::{idempotency, routes};
+use crate::routes::stations::TicketActionName;
+use crate::routes::{branches, journal, orders, stations, tokens};
 
 /// Where the document is served.
 pub const PATH: &str = "/api/v1/openapi.json";
-
-/// What a cook does to a ticket (the last segment of a ticket action's path).
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum TicketActionName {
-    /// A new ticket is being cooked (cooking stations only).
-    Start,
-    /// Done: a cooking part is finished, or expo sends the fire.
-    Bump,
-    /// Back on the screen.
-    Recall,
-}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,25 +26,25 @@ pub enum TicketActionName {
         license(name = "MIT", identifier = "MIT"),
     ),
     paths(
-        routes::put_branch,
-        routes::get_branch,
-        routes::eighty_six,
-        routes::restore_item,
-        routes::open_order,
-        routes::list_orders,
-        routes::get_order,
-        routes::add_lines,
-        routes::void_line,
-        routes::fire,
-        routes::serve,
-        routes::close,
-        routes::station_tickets,
-        routes::ticket_action,
-        routes::events,
-        routes::issue_token,
+        branches::put_branch,
+        branches::get_branch,
+        branches::eighty_six,
+        branches::restore_item,
+        orders::open_order,
+        orders::list_orders,
+        orders::get_order,
+        orders::add_lines,
+        orders::void_line,
+        orders::fire,
+        orders::serve,
+        orders::close,
+        stations::station_tickets,
+        stations::ticket_action,
+        journal::events,
+        tokens::issue_token,
     ),
     components(schemas(ErrorBody, TicketActionName)),
-    modifiers(&BearerAuth, &HeaderParameters),
+    modifiers(&BearerAuth),
     tags(
         (name = "branch", description = "The branch's configuration and 86 list."),
         (name = "orders", description = "Orders, their lines, fires and checks."),
@@ -86,42 +75,6 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
-    }
-}
-
-/// Headers are never `null`: an optional header is one that may be left out. (The path macro
-/// makes an `Option` parameter nullable wherever it is.)
-struct HeaderParameters;
-
-impl Modify for HeaderParameters {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::path::ParameterIn;
-        use utoipa::openapi::schema::{ObjectBuilder, Type};
-        for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ];
-            for operation in operations.into_iter().flatten() {
-                for parameter in operation.parameters.iter_mut().flatten() {
-                    if parameter.parameter_in == ParameterIn::Header
-                        && parameter.name.eq_ignore_ascii_case(idempotency::HEADER)
-                    {
-                        parameter.schema = Some(
-                            ObjectBuilder::new()
-                                .schema_type(Type::String)
-                                .min_length(Some(1))
-                                .max_length(Some(idempotency::MAX_KEY))
-                                .pattern(Some(idempotency::KEY_PATTERN))
-                                .into(),
-                        );
-                    }
-                }
-            }
-        }
     }
 }
 

@@ -1,0 +1,411 @@
+//! Orders at a table: open, read, add lines, void, fire, serve and close. Every change after
+//! the open goes through `change`, which decides who may make it.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use rail_actors::branch::{ChangeOrder, GetOrder, OpenOrder, OpenOrders};
+use rail_actors::ids::{LineId, OrderId, TableId};
+use rail_actors::order::{NewLine, Order, OrderCommand};
+use rail_actors::Engine;
+use serde::{Deserialize, Serialize};
+
+use super::scope::{ApiResult, BranchPath, IdempotencyKey, Refusals};
+use crate::auth::{Act, Device, GuestOrdering, Role};
+use crate::body::{ApiJson, OptionalJson};
+use crate::error::{ApiError, ErrorBody};
+use crate::idempotency;
+
+/// The `{order}` segment of an order's paths.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct OrderPath {
+    /// An order of the branch.
+    #[param(value_type = OrderId)]
+    order: String,
+}
+
+impl OrderPath {
+    /// The order named, or `404 unknown_order`.
+    pub fn id(&self) -> Result<OrderId, ApiError> {
+        let raw = &self.order;
+        OrderId::parse(raw)
+            .ok_or_else(|| ApiError::not_found("unknown_order", format!("no order '{raw}'")))
+    }
+}
+
+/// The `{line}` segment of a void's path.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct LinePath {
+    /// A line's number within its order (1, 2, 3, ...).
+    #[param(value_type = u32)]
+    line: String,
+}
+
+impl LinePath {
+    /// The line named, or `404 unknown_line`.
+    pub fn id(&self) -> Result<LineId, ApiError> {
+        let raw = &self.line;
+        raw.parse()
+            .map_err(|_| ApiError::not_found("unknown_line", format!("no line '{raw}'")))
+    }
+}
+
+/// An order to open.
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenOrderBody {
+    /// The table the order is for.
+    table: TableId,
+    /// How many guests sit at it.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
+    guests: Option<u16>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/branches/{branch}/orders",
+    operation_id = "open_order",
+    tag = "orders",
+    summary = "Open an order at a table",
+    params(BranchPath, IdempotencyKey),
+    request_body = OpenOrderBody,
+    responses(
+        (status = 201, description = "The new order, with the day's next ticket number (or, for a repeated `Idempotency-Key`, the order it opened).", body = Order, links(
+            ("GetOrder" = (operation_id = "get_order", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
+            ("AddLines" = (operation_id = "add_lines", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
+            ("Fire" = (operation_id = "fire", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
+            ("Serve" = (operation_id = "serve", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
+            ("Close" = (operation_id = "close_order", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
+        )),
+        (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
+        Refusals,
+        (status = 404, description = "No such branch or table (`unknown_branch`, `unknown_table`).", body = ErrorBody),
+        (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`).", body = ErrorBody),
+        (status = 422, description = "The body or the key is not valid (`invalid_input`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn open_order(
+    req: HttpRequest,
+    device: Device,
+    engine: web::Data<Engine>,
+    branch: web::Path<BranchPath>,
+    body: ApiJson<OpenOrderBody>,
+) -> ApiResult {
+    device.require(Act::OpenOrder)?;
+    let branch = branch.id()?;
+    let body = body.0;
+    let idempotency = idempotency::from_request(&req, &body)?;
+    let order = engine
+        .ask(
+            &branch,
+            OpenOrder {
+                table: body.table,
+                guests: body.guests,
+                idempotency,
+                span: tracing::Span::current(),
+            },
+        )
+        .await??;
+    Ok(HttpResponse::Created().json(order))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/branches/{branch}/orders",
+    operation_id = "list_orders",
+    tag = "orders",
+    summary = "Every open order",
+    params(BranchPath),
+    responses(
+        (status = 200, description = "The open orders, oldest first.", body = Vec<Order>),
+        Refusals,
+        (status = 404, description = "The branch is not configured (`unknown_branch`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn list_orders(
+    device: Device,
+    engine: web::Data<Engine>,
+    branch: web::Path<BranchPath>,
+) -> ApiResult {
+    device.require(Act::ListOrders)?;
+    let branch = branch.id()?;
+    Ok(HttpResponse::Ok().json(engine.ask(&branch, OpenOrders).await??))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/branches/{branch}/orders/{order}",
+    operation_id = "get_order",
+    tag = "orders",
+    summary = "One order, open or closed",
+    params(BranchPath, OrderPath),
+    responses(
+        (status = 200, description = "The order.", body = Order),
+        Refusals,
+        (status = 404, description = "No such branch or order (`unknown_branch`, `unknown_order`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn get_order(
+    device: Device,
+    engine: web::Data<Engine>,
+    branch: web::Path<BranchPath>,
+    order: web::Path<OrderPath>,
+) -> ApiResult {
+    let branch = branch.id()?;
+    let order = engine.ask(&branch, GetOrder(order.id()?)).await??;
+    device.require(Act::ReadOrder(&order.table))?;
+    Ok(HttpResponse::Ok().json(order))
+}
+
+/// Makes a change to an order once the device may: a guest's phone only adds lines to its own
+/// table's order, within the guest ordering limit; other changes need a staff role.
+async fn change(
+    req: &HttpRequest,
+    device: &Device,
+    engine: &Engine,
+    branch: &BranchPath,
+    order: &OrderPath,
+    command: OrderCommand,
+) -> ApiResult {
+    let branch = branch.id()?;
+    let order = order.id()?;
+    if device.role() == Role::Guest && matches!(command, OrderCommand::AddLines { .. }) {
+        // A guest's phone may add to its own table's order, and only so fast.
+        let current = engine.ask(&branch, GetOrder(order)).await??;
+        device.require(Act::AddLines(&current.table))?;
+        let limiter = req
+            .app_data::<web::Data<GuestOrdering>>()
+            .expect("guest ordering limits are configured");
+        limiter.check(&branch, &current.table)?;
+    } else {
+        device.require(Act::ChangeOrder)?;
+    }
+    let idempotency = idempotency::from_request(req, &command)?;
+    let order = engine
+        .ask(
+            &branch,
+            ChangeOrder {
+                order,
+                command,
+                idempotency,
+                span: tracing::Span::current(),
+            },
+        )
+        .await??;
+    Ok(HttpResponse::Ok().json(order))
+}
+
+/// Lines to add, held until fired: all are added or none.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddLinesBody {
+    /// 1 to 100 lines (an order holds at most 500).
+    #[schema(min_items = 1, max_items = 100)]
+    lines: Vec<NewLine>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/branches/{branch}/orders/{order}/lines",
+    operation_id = "add_lines",
+    tag = "orders",
+    summary = "Add held lines to an order (all or none)",
+    params(BranchPath, OrderPath, IdempotencyKey),
+    request_body = AddLinesBody,
+    responses(
+        (status = 200, description = "The order with its new lines.", body = Order, links(
+            ("GetOrder" = (operation_id = "get_order", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
+            ("Fire" = (operation_id = "fire", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
+            ("VoidFirstLine" = (operation_id = "void_line", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id"), ("line" = "$response.body#/lines/0/id")))),
+        )),
+        (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
+        Refusals,
+        (status = 404, description = "No such branch, order or item (`unknown_branch`, `unknown_order`, `unknown_item`).", body = ErrorBody),
+        (status = 409, description = "An item is 86'd (`item_86`), or the order is closed (`order_closed`) or was changed elsewhere (`conflict`).", body = ErrorBody),
+        (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`).", body = ErrorBody),
+        (status = 422, description = "The body or the key is not valid (`invalid_input`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
+        (status = 429, description = "A guest's table is ordering too fast (`rate_limited`): wait a minute.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn add_lines(
+    req: HttpRequest,
+    device: Device,
+    engine: web::Data<Engine>,
+    branch: web::Path<BranchPath>,
+    order: web::Path<OrderPath>,
+    body: ApiJson<AddLinesBody>,
+) -> ApiResult {
+    let lines = body.0.lines;
+    let command = OrderCommand::AddLines { lines };
+    change(&req, &device, &engine, &branch, &order, command).await
+}
+
+/// Why a line is voided.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoidBody {
+    /// Shown to the kitchen: 1 to 200 characters, not blank, no control characters.
+    #[serde(default)]
+    #[schema(schema_with = reason_schema)]
+    reason: Option<String>,
+}
+
+fn reason_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    rail_actors::openapi::optional_text(rail_actors::order::MAX_TEXT)
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/branches/{branch}/orders/{order}/lines/{line}/void",
+    operation_id = "void_line",
+    tag = "orders",
+    summary = "Void a line; the kitchen sees it",
+    params(BranchPath, OrderPath, LinePath, IdempotencyKey),
+    request_body(content = Option<VoidBody>, description = "Why the line is voided; the body may be left empty.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The order, the line voided.", body = Order),
+        (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
+        Refusals,
+        (status = 404, description = "No such branch, order or line (`unknown_branch`, `unknown_order`, `unknown_line`).", body = ErrorBody),
+        (status = 409, description = "The line cannot be voided now (`invalid_transition`), or the order is closed (`order_closed`) or was changed elsewhere (`conflict`).", body = ErrorBody),
+        (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
+        (status = 422, description = "The body or the key is not valid (`invalid_input`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn void_line(
+    req: HttpRequest,
+    device: Device,
+    engine: web::Data<Engine>,
+    branch: web::Path<BranchPath>,
+    order: web::Path<OrderPath>,
+    line: web::Path<LinePath>,
+    body: OptionalJson<VoidBody>,
+) -> ApiResult {
+    let line = line.id()?;
+    let reason = body.0.reason;
+    let command = OrderCommand::VoidLine { line, reason };
+    change(&req, &device, &engine, &branch, &order, command).await
+}
+
+/// What to fire.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FireBody {
+    /// Fire this course's held lines; without it, every held line.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 9)]
+    course: Option<u8>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/branches/{branch}/orders/{order}/fire",
+    operation_id = "fire",
+    tag = "orders",
+    summary = "Fire one course's held lines, or all held lines",
+    params(BranchPath, OrderPath, IdempotencyKey),
+    request_body(content = Option<FireBody>, description = "The course to fire; an empty body fires every held line.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The order with the tickets this fire made.", body = Order, links(
+            ("GetOrder" = (operation_id = "get_order", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
+            ("FirstTicketsStation" = (operation_id = "station_tickets", parameters(("branch" = "$request.path.branch"), ("station" = "$response.body#/tickets/0/station")))),
+            ("ActOnFirstTicket" = (operation_id = "ticket_action", parameters(("branch" = "$request.path.branch"), ("station" = "$response.body#/tickets/0/station"), ("ticket" = "$response.body#/tickets/0/id")))),
+            ("Serve" = (operation_id = "serve", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
+        )),
+        (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
+        Refusals,
+        (status = 404, description = "No such branch or order (`unknown_branch`, `unknown_order`).", body = ErrorBody),
+        (status = 409, description = "Nothing held to fire (`nothing_to_fire`), an item is 86'd (`item_86`), or the order is closed (`order_closed`) or was changed elsewhere (`conflict`).", body = ErrorBody),
+        (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
+        (status = 422, description = "The body or the key is not valid (`invalid_input`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn fire(
+    req: HttpRequest,
+    device: Device,
+    engine: web::Data<Engine>,
+    branch: web::Path<BranchPath>,
+    order: web::Path<OrderPath>,
+    body: OptionalJson<FireBody>,
+) -> ApiResult {
+    let course = body.0.course;
+    let command = OrderCommand::Fire { course };
+    change(&req, &device, &engine, &branch, &order, command).await
+}
+
+/// What to serve.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServeBody {
+    /// The ready lines to serve; without them, every ready line.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<u32>>)]
+    lines: Option<Vec<LineId>>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/branches/{branch}/orders/{order}/serve",
+    operation_id = "serve",
+    tag = "orders",
+    summary = "Mark ready lines served",
+    params(BranchPath, OrderPath, IdempotencyKey),
+    request_body(content = Option<ServeBody>, description = "The lines to serve; an empty body serves every ready line.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The order, the lines served.", body = Order),
+        (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
+        Refusals,
+        (status = 404, description = "No such branch, order or line (`unknown_branch`, `unknown_order`, `unknown_line`).", body = ErrorBody),
+        (status = 409, description = "Nothing ready to serve (`nothing_to_serve`), a line is not ready (`invalid_transition`), or the order is closed (`order_closed`) or was changed elsewhere (`conflict`).", body = ErrorBody),
+        (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
+        (status = 422, description = "The body or the key is not valid (`invalid_input`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn serve(
+    req: HttpRequest,
+    device: Device,
+    engine: web::Data<Engine>,
+    branch: web::Path<BranchPath>,
+    order: web::Path<OrderPath>,
+    body: OptionalJson<ServeBody>,
+) -> ApiResult {
+    let lines = body.0.lines;
+    let command = OrderCommand::Serve { lines };
+    change(&req, &device, &engine, &branch, &order, command).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/branches/{branch}/orders/{order}/close",
+    operation_id = "close_order",
+    tag = "orders",
+    summary = "Close the check once every line is served or voided",
+    params(BranchPath, OrderPath, IdempotencyKey),
+    responses(
+        (status = 200, description = "The closed order.", body = Order),
+        Refusals,
+        (status = 404, description = "No such branch or order (`unknown_branch`, `unknown_order`).", body = ErrorBody),
+        (status = 409, description = "Lines are still in the kitchen or not served (`order_not_finished`), the order is already closed (`order_closed`) or was changed elsewhere (`conflict`).", body = ErrorBody),
+        (status = 422, description = "The key is not valid (`invalid_input`), or was used for another request (`idempotency_key_reused`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn close(
+    req: HttpRequest,
+    device: Device,
+    engine: web::Data<Engine>,
+    branch: web::Path<BranchPath>,
+    order: web::Path<OrderPath>,
+) -> ApiResult {
+    change(&req, &device, &engine, &branch, &order, OrderCommand::Close).await
+}

@@ -1,0 +1,160 @@
+//! What a kitchen display shows and does: a station's live tickets, and a cook's start, bump
+//! or recall of one.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use rail_actors::branch::{StationCommand, StationTickets};
+use rail_actors::ids::{StationId, TicketId};
+use rail_actors::order::Ticket;
+use rail_actors::station::TicketAction;
+use rail_actors::Engine;
+use serde::Deserialize;
+
+use super::scope::{ApiResult, BranchPath, IdempotencyKey, Refusals};
+use crate::auth::{Act, Device};
+use crate::error::{ApiError, ErrorBody};
+use crate::idempotency;
+
+/// What a cook does to a ticket (the last segment of a ticket action's path).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum TicketActionName {
+    /// A new ticket is being cooked (cooking stations only).
+    Start,
+    /// Done: a cooking part is finished, or expo sends the fire.
+    Bump,
+    /// Back on the screen.
+    Recall,
+}
+
+/// The `{station}` segment of a station's paths.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct StationPath {
+    /// A station of the branch.
+    #[param(value_type = StationId)]
+    station: String,
+}
+
+impl StationPath {
+    /// The station named, or `404 unknown_station`.
+    pub fn id(&self) -> Result<StationId, ApiError> {
+        let raw = &self.station;
+        StationId::parse(raw)
+            .map_err(|_| ApiError::not_found("unknown_station", format!("no station '{raw}'")))
+    }
+}
+
+/// The `{ticket}/{action}` segments of a ticket action's path.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TicketActionPath {
+    /// A live ticket of the station.
+    #[param(value_type = TicketId)]
+    ticket: String,
+    /// What the cook does: start, bump or recall.
+    #[param(value_type = TicketActionName)]
+    action: String,
+}
+
+impl TicketActionPath {
+    /// The ticket named, or `404 unknown_ticket`.
+    fn ticket(&self) -> Result<TicketId, ApiError> {
+        let raw = &self.ticket;
+        TicketId::parse(raw)
+            .ok_or_else(|| ApiError::not_found("unknown_ticket", format!("no ticket '{raw}'")))
+    }
+
+    /// The action named, or `404 unknown_action`.
+    fn action(&self) -> Result<TicketAction, ApiError> {
+        ticket_action_named(&self.action).ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_action",
+                "a ticket can be started, bumped or recalled",
+            )
+        })
+    }
+}
+
+/// The action a path's last segment names.
+pub fn ticket_action_named(name: &str) -> Option<TicketAction> {
+    match name {
+        "start" => Some(TicketAction::Start),
+        "bump" => Some(TicketAction::Bump),
+        "recall" => Some(TicketAction::Recall),
+        _ => None,
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/branches/{branch}/stations/{station}/tickets",
+    operation_id = "station_tickets",
+    tag = "stations",
+    summary = "A station's live tickets, oldest first",
+    params(BranchPath, StationPath),
+    responses(
+        (status = 200, description = "The station's live tickets.", body = Vec<Ticket>),
+        Refusals,
+        (status = 404, description = "No such branch or station (`unknown_branch`, `unknown_station`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn station_tickets(
+    device: Device,
+    engine: web::Data<Engine>,
+    branch: web::Path<BranchPath>,
+    station: web::Path<StationPath>,
+) -> ApiResult {
+    let branch = branch.id()?;
+    let station = station.id()?;
+    device.require(Act::ReadStation(&station))?;
+    Ok(HttpResponse::Ok().json(engine.ask(&branch, StationTickets(station)).await??))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/branches/{branch}/stations/{station}/tickets/{ticket}/{action}",
+    operation_id = "ticket_action",
+    tag = "stations",
+    summary = "Start, bump or recall a ticket, as a cook does on the kitchen display",
+    params(BranchPath, StationPath, TicketActionPath, IdempotencyKey),
+    responses(
+        (status = 200, description = "The ticket as the action left it.", body = Ticket, links(
+            ("GetOrder" = (operation_id = "get_order", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/order_id")))),
+            ("ActAgain" = (operation_id = "ticket_action", parameters(("branch" = "$request.path.branch"), ("station" = "$response.body#/station"), ("ticket" = "$response.body#/id")))),
+        )),
+        Refusals,
+        (status = 404, description = "No such branch, station, live ticket or action (`unknown_branch`, `unknown_station`, `unknown_ticket`, `unknown_action`).", body = ErrorBody),
+        (status = 409, description = "The ticket is another station's (`wrong_station`), the action does not apply to it now (`invalid_transition`), expo waits for cooking parts (`parts_pending`), or the order was changed elsewhere (`conflict`).", body = ErrorBody),
+        (status = 422, description = "The key is not valid (`invalid_input`), or was used for another request (`idempotency_key_reused`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn ticket_action(
+    req: HttpRequest,
+    device: Device,
+    engine: web::Data<Engine>,
+    branch: web::Path<BranchPath>,
+    station: web::Path<StationPath>,
+    act: web::Path<TicketActionPath>,
+) -> ApiResult {
+    let branch = branch.id()?;
+    let station = station.id()?;
+    device.require(Act::ActOnTicket(&station))?;
+    let ticket = act.ticket()?;
+    let action = act.action()?;
+    let idempotency = idempotency::from_request(&req, &())?;
+    let ticket = engine
+        .ask(
+            &branch,
+            StationCommand {
+                station,
+                ticket,
+                action,
+                idempotency,
+                span: tracing::Span::current(),
+            },
+        )
+        .await??;
+    Ok(HttpResponse::Ok().json(ticket))
+}
