@@ -11,4 +11,5 @@ pub mod settings;
 pub mod startup;
 pub mod strict;
 pub mod telemetry;
+pub mod wire;
 pub mod ws;

@@ -4,7 +4,6 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use rail_actors::branch::{BranchInfo, GetBranchInfo, SetEightySix};
 use rail_actors::ids::{BranchId, ItemId};
-use rail_actors::menu::BranchConfig;
 use rail_actors::Engine;
 use serde::Deserialize;
 
@@ -12,6 +11,7 @@ use super::scope::{ApiResult, BranchPath, Refusals};
 use crate::auth::{Act, Device};
 use crate::body::ApiJson;
 use crate::error::{ApiError, ErrorBody};
+use crate::wire;
 
 /// The `{item}` segment of an 86 path.
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -38,9 +38,9 @@ impl ItemPath {
     tag = "branch",
     summary = "Configure the branch",
     params(BranchPath),
-    request_body = BranchConfig,
+    request_body = wire::BranchConfig,
     responses(
-        (status = 200, description = "The branch as configured.", body = BranchInfo),
+        (status = 200, description = "The branch as configured.", body = wire::BranchInfo),
         (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
         Refusals,
         (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
@@ -53,7 +53,7 @@ pub(super) async fn put_branch(
     device: Device,
     engine: web::Data<Engine>,
     branch: web::Path<BranchPath>,
-    body: ApiJson<BranchConfig>,
+    body: ApiJson<wire::BranchConfig>,
 ) -> ApiResult {
     device.require(Act::ConfigureBranch)?;
     let branch = BranchId::parse(branch.into_inner().branch).map_err(|e| {
@@ -63,8 +63,8 @@ pub(super) async fn put_branch(
             e.to_string(),
         )
     })?;
-    let info = engine.configure(branch, body.0).await?;
-    Ok(HttpResponse::Ok().json(info))
+    let info = engine.configure(branch, body.0.into()).await?;
+    Ok(answer(&info))
 }
 
 #[utoipa::path(
@@ -75,7 +75,7 @@ pub(super) async fn put_branch(
     summary = "The branch: its configuration, 86 list and latest position",
     params(BranchPath),
     responses(
-        (status = 200, description = "The branch.", body = BranchInfo),
+        (status = 200, description = "The branch.", body = wire::BranchInfo),
         Refusals,
         (status = 404, description = "The branch is not configured (`unknown_branch`).", body = ErrorBody),
     ),
@@ -88,13 +88,15 @@ pub(super) async fn get_branch(
 ) -> ApiResult {
     device.require(Act::ReadBranch)?;
     let branch = branch.id()?;
-    Ok(HttpResponse::Ok().json(engine.ask(&branch, GetBranchInfo).await??))
+    Ok(answer(&engine.ask(&branch, GetBranchInfo).await??))
 }
 
 async fn set_86(engine: &Engine, branch: &BranchPath, item: &ItemPath, out: bool) -> ApiResult {
     let branch = branch.id()?;
     let item = item.id()?;
-    Ok(HttpResponse::Ok().json(engine.ask(&branch, SetEightySix { item, out }).await??))
+    Ok(answer(
+        &engine.ask(&branch, SetEightySix { item, out }).await??,
+    ))
 }
 
 #[utoipa::path(
@@ -105,7 +107,7 @@ async fn set_86(engine: &Engine, branch: &BranchPath, item: &ItemPath, out: bool
     summary = "86 an item: mark it out of stock",
     params(BranchPath, ItemPath),
     responses(
-        (status = 200, description = "The branch, the item in its 86 list.", body = BranchInfo),
+        (status = 200, description = "The branch, the item in its 86 list.", body = wire::BranchInfo),
         Refusals,
         (status = 404, description = "No such branch or item (`unknown_branch`, `unknown_item`).", body = ErrorBody),
     ),
@@ -129,7 +131,7 @@ pub(super) async fn eighty_six(
     summary = "Put an 86'd item back in stock",
     params(BranchPath, ItemPath),
     responses(
-        (status = 200, description = "The branch, the item off its 86 list.", body = BranchInfo),
+        (status = 200, description = "The branch, the item off its 86 list.", body = wire::BranchInfo),
         Refusals,
         (status = 404, description = "No such branch or item (`unknown_branch`, `unknown_item`).", body = ErrorBody),
     ),
@@ -143,4 +145,9 @@ pub(super) async fn restore_item(
 ) -> ApiResult {
     device.require(Act::EightySix)?;
     set_86(&engine, &branch, &item, false).await
+}
+
+/// The branch as its answers carry it.
+fn answer(info: &BranchInfo) -> HttpResponse {
+    HttpResponse::Ok().json(wire::BranchInfo::from(info))
 }

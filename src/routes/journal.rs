@@ -1,9 +1,9 @@
 //! The branch's journal as managers read it (`/events`): by position, a page at a time, every
 //! event as the domain reads it.
 
+use crate::wire::JournalEvent;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use rail_actors::journal::StoredEvent;
 use rail_actors::Engine;
 use serde::Deserialize;
 
@@ -37,7 +37,7 @@ fn default_limit() -> usize {
     summary = "The branch's journal, by position (managers)",
     params(BranchPath, EventsQuery),
     responses(
-        (status = 200, description = "The events after `after`, at most `limit`, by position.", body = Vec<StoredEvent>),
+        (status = 200, description = "The events after `after`, at most `limit`, by position.", body = Vec<JournalEvent>),
         Refusals,
         (status = 404, description = "The branch is not configured (`unknown_branch`).", body = ErrorBody),
         (status = 422, description = "`after` or `limit` is not valid (`invalid_input`).", body = ErrorBody),
@@ -74,20 +74,31 @@ pub(super) async fn events(
         .await
         .map_err(|_| ApiError::from(rail_actors::CommandError::JournalUnavailable))?;
     // Served as the domain reads them (every storage format upcast), never as stored.
-    let events = events
-        .into_iter()
-        .map(|mut stored| {
-            let event = rail_actors::stored::decode(&stored).map_err(|e| {
+    let decoded = events
+        .iter()
+        .map(|stored| {
+            rail_actors::stored::decode(stored).map_err(|e| {
                 tracing::error!(error = %e, "journal event this build cannot read");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "journal_unreadable",
                     "the journal holds an event this version cannot read",
                 )
-            })?;
-            stored.body = serde_json::to_value(&*event).expect("events serialize");
-            Ok(stored)
+            })
         })
-        .collect::<Result<Vec<StoredEvent>, ApiError>>()?;
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let events: Vec<JournalEvent> = events
+        .iter()
+        .zip(&decoded)
+        .map(|(stored, event)| JournalEvent {
+            stream: &stored.stream,
+            seq: stored.seq,
+            branch: &stored.branch,
+            position: stored.position,
+            kind: &stored.kind,
+            body: (&**event).into(),
+            at: stored.at,
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(events))
 }

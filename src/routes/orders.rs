@@ -4,7 +4,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use rail_actors::branch::{ChangeOrder, GetOrder, OpenOrder, OpenOrders};
 use rail_actors::ids::{LineId, OrderId, TableId};
-use rail_actors::order::{NewLine, Order, OrderCommand};
+use rail_actors::order::OrderCommand;
 use rail_actors::Engine;
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +13,7 @@ use crate::auth::{Act, Device, GuestOrdering, Role};
 use crate::body::{ApiJson, OptionalJson};
 use crate::error::{ApiError, ErrorBody};
 use crate::idempotency;
+use crate::wire;
 
 /// The `{order}` segment of an order's paths.
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -71,7 +72,7 @@ pub struct OpenOrderBody {
     params(BranchPath, IdempotencyKey),
     request_body = OpenOrderBody,
     responses(
-        (status = 201, description = "The new order, with the day's next ticket number (or, for a repeated `Idempotency-Key`, the order it opened).", body = Order, links(
+        (status = 201, description = "The new order, with the day's next ticket number (or, for a repeated `Idempotency-Key`, the order it opened).", body = wire::Order, links(
             ("GetOrder" = (operation_id = "get_order", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
             ("AddLines" = (operation_id = "add_lines", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
             ("Fire" = (operation_id = "fire", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
@@ -109,7 +110,7 @@ pub(super) async fn open_order(
             },
         )
         .await??;
-    Ok(HttpResponse::Created().json(order))
+    Ok(HttpResponse::Created().json(wire::Order::from(&*order)))
 }
 
 #[utoipa::path(
@@ -120,7 +121,7 @@ pub(super) async fn open_order(
     summary = "Every open order",
     params(BranchPath),
     responses(
-        (status = 200, description = "The open orders, oldest first.", body = Vec<Order>),
+        (status = 200, description = "The open orders, oldest first.", body = Vec<wire::Order>),
         Refusals,
         (status = 404, description = "The branch is not configured (`unknown_branch`).", body = ErrorBody),
     ),
@@ -133,7 +134,9 @@ pub(super) async fn list_orders(
 ) -> ApiResult {
     device.require(Act::ListOrders)?;
     let branch = branch.id()?;
-    Ok(HttpResponse::Ok().json(engine.ask(&branch, OpenOrders).await??))
+    let orders = engine.ask(&branch, OpenOrders).await??;
+    let orders: Vec<wire::Order> = orders.iter().map(|o| wire::Order::from(&**o)).collect();
+    Ok(HttpResponse::Ok().json(orders))
 }
 
 #[utoipa::path(
@@ -144,7 +147,7 @@ pub(super) async fn list_orders(
     summary = "One order, open or closed",
     params(BranchPath, OrderPath),
     responses(
-        (status = 200, description = "The order.", body = Order),
+        (status = 200, description = "The order.", body = wire::Order),
         Refusals,
         (status = 404, description = "No such branch or order (`unknown_branch`, `unknown_order`).", body = ErrorBody),
     ),
@@ -159,7 +162,7 @@ pub(super) async fn get_order(
     let branch = branch.id()?;
     let order = engine.ask(&branch, GetOrder(order.id()?)).await??;
     device.require(Act::ReadOrder(&order.table))?;
-    Ok(HttpResponse::Ok().json(order))
+    Ok(HttpResponse::Ok().json(wire::Order::from(&*order)))
 }
 
 /// Makes a change to an order once the device may: a guest's phone only adds lines to its own
@@ -185,7 +188,7 @@ async fn change(
     } else {
         device.require(Act::ChangeOrder)?;
     }
-    let idempotency = idempotency::from_request(req, &command)?;
+    let idempotency = idempotency::from_request(req, &wire::order::CommandBody::from(&command))?;
     let order = engine
         .ask(
             &branch,
@@ -197,7 +200,7 @@ async fn change(
             },
         )
         .await??;
-    Ok(HttpResponse::Ok().json(order))
+    Ok(HttpResponse::Ok().json(wire::Order::from(&*order)))
 }
 
 /// Lines to add, held until fired: all are added or none.
@@ -206,7 +209,7 @@ async fn change(
 pub struct AddLinesBody {
     /// 1 to 100 lines (an order holds at most 500).
     #[schema(min_items = 1, max_items = 100)]
-    lines: Vec<NewLine>,
+    lines: Vec<wire::NewLine>,
 }
 
 #[utoipa::path(
@@ -218,7 +221,7 @@ pub struct AddLinesBody {
     params(BranchPath, OrderPath, IdempotencyKey),
     request_body = AddLinesBody,
     responses(
-        (status = 200, description = "The order with its new lines.", body = Order, links(
+        (status = 200, description = "The order with its new lines.", body = wire::Order, links(
             ("GetOrder" = (operation_id = "get_order", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
             ("Fire" = (operation_id = "fire", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
             ("VoidFirstLine" = (operation_id = "void_line", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id"), ("line" = "$response.body#/lines/0/id")))),
@@ -243,6 +246,7 @@ pub(super) async fn add_lines(
     body: ApiJson<AddLinesBody>,
 ) -> ApiResult {
     let lines = body.0.lines;
+    let lines = lines.into_iter().map(Into::into).collect();
     let command = OrderCommand::AddLines { lines };
     change(&req, &device, &engine, &branch, &order, command).await
 }
@@ -258,7 +262,7 @@ pub struct VoidBody {
 }
 
 fn reason_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
-    rail_actors::openapi::optional_text(rail_actors::order::MAX_TEXT)
+    wire::schema::optional_text(rail_actors::order::MAX_TEXT)
 }
 
 #[utoipa::path(
@@ -270,7 +274,7 @@ fn reason_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
     params(BranchPath, OrderPath, LinePath, IdempotencyKey),
     request_body(content = Option<VoidBody>, description = "Why the line is voided; the body may be left empty.", content_type = "application/json"),
     responses(
-        (status = 200, description = "The order, the line voided.", body = Order),
+        (status = 200, description = "The order, the line voided.", body = wire::Order),
         (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
         Refusals,
         (status = 404, description = "No such branch, order or line (`unknown_branch`, `unknown_order`, `unknown_line`).", body = ErrorBody),
@@ -314,7 +318,7 @@ pub struct FireBody {
     params(BranchPath, OrderPath, IdempotencyKey),
     request_body(content = Option<FireBody>, description = "The course to fire; an empty body fires every held line.", content_type = "application/json"),
     responses(
-        (status = 200, description = "The order with the tickets this fire made.", body = Order, links(
+        (status = 200, description = "The order with the tickets this fire made.", body = wire::Order, links(
             ("GetOrder" = (operation_id = "get_order", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
             ("FirstTicketsStation" = (operation_id = "station_tickets", parameters(("branch" = "$request.path.branch"), ("station" = "$response.body#/tickets/0/station")))),
             ("ActOnFirstTicket" = (operation_id = "ticket_action", parameters(("branch" = "$request.path.branch"), ("station" = "$response.body#/tickets/0/station"), ("ticket" = "$response.body#/tickets/0/id")))),
@@ -361,7 +365,7 @@ pub struct ServeBody {
     params(BranchPath, OrderPath, IdempotencyKey),
     request_body(content = Option<ServeBody>, description = "The lines to serve; an empty body serves every ready line.", content_type = "application/json"),
     responses(
-        (status = 200, description = "The order, the lines served.", body = Order),
+        (status = 200, description = "The order, the lines served.", body = wire::Order),
         (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
         Refusals,
         (status = 404, description = "No such branch, order or line (`unknown_branch`, `unknown_order`, `unknown_line`).", body = ErrorBody),
@@ -392,7 +396,7 @@ pub(super) async fn serve(
     summary = "Close the check once every line is served or voided",
     params(BranchPath, OrderPath, IdempotencyKey),
     responses(
-        (status = 200, description = "The closed order.", body = Order),
+        (status = 200, description = "The closed order.", body = wire::Order),
         Refusals,
         (status = 404, description = "No such branch or order (`unknown_branch`, `unknown_order`).", body = ErrorBody),
         (status = 409, description = "Lines are still in the kitchen or not served (`order_not_finished`), the order is already closed (`order_closed`) or was changed elsewhere (`conflict`).", body = ErrorBody),

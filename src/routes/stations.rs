@@ -4,7 +4,6 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use rail_actors::branch::{StationCommand, StationTickets};
 use rail_actors::ids::{StationId, TicketId};
-use rail_actors::order::Ticket;
 use rail_actors::station::TicketAction;
 use rail_actors::Engine;
 use serde::Deserialize;
@@ -13,6 +12,7 @@ use super::scope::{ApiResult, BranchPath, IdempotencyKey, Refusals};
 use crate::auth::{Act, Device};
 use crate::error::{ApiError, ErrorBody};
 use crate::idempotency;
+use crate::wire;
 
 /// What a cook does to a ticket (the last segment of a ticket action's path).
 #[derive(utoipa::ToSchema)]
@@ -93,7 +93,7 @@ pub fn ticket_action_named(name: &str) -> Option<TicketAction> {
     summary = "A station's live tickets, oldest first",
     params(BranchPath, StationPath),
     responses(
-        (status = 200, description = "The station's live tickets.", body = Vec<Ticket>),
+        (status = 200, description = "The station's live tickets.", body = Vec<wire::Ticket>),
         Refusals,
         (status = 404, description = "No such branch or station (`unknown_branch`, `unknown_station`).", body = ErrorBody),
     ),
@@ -108,7 +108,8 @@ pub(super) async fn station_tickets(
     let branch = branch.id()?;
     let station = station.id()?;
     device.require(Act::ReadStation(&station))?;
-    Ok(HttpResponse::Ok().json(engine.ask(&branch, StationTickets(station)).await??))
+    let tickets = engine.ask(&branch, StationTickets(station)).await??;
+    Ok(HttpResponse::Ok().json(wire::order::tickets(&tickets)))
 }
 
 #[utoipa::path(
@@ -119,13 +120,13 @@ pub(super) async fn station_tickets(
     summary = "Start, bump or recall a ticket, as a cook does on the kitchen display",
     params(BranchPath, StationPath, TicketActionPath, IdempotencyKey),
     responses(
-        (status = 200, description = "The ticket as the action left it.", body = Ticket, links(
+        (status = 200, description = "The ticket as the action left it.", body = wire::Ticket, links(
             ("GetOrder" = (operation_id = "get_order", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/order_id")))),
             ("ActAgain" = (operation_id = "ticket_action", parameters(("branch" = "$request.path.branch"), ("station" = "$response.body#/station"), ("ticket" = "$response.body#/id")))),
         )),
         Refusals,
         (status = 404, description = "No such branch, station, live ticket or action (`unknown_branch`, `unknown_station`, `unknown_ticket`, `unknown_action`).", body = ErrorBody),
-        (status = 409, description = "The ticket is another station's (`wrong_station`), the action does not apply to it now (`invalid_transition`), expo waits for cooking parts (`parts_pending`), or the order was changed elsewhere (`conflict`).", body = ErrorBody),
+        (status = 409, description = "The action does not apply to it now (`invalid_transition`), expo waits for cooking parts (`parts_pending`), or the order was changed elsewhere (`conflict`).", body = ErrorBody),
         (status = 422, description = "The key is not valid (`invalid_input`), or was used for another request (`idempotency_key_reused`).", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -156,5 +157,5 @@ pub(super) async fn ticket_action(
             },
         )
         .await??;
-    Ok(HttpResponse::Ok().json(ticket))
+    Ok(HttpResponse::Ok().json(wire::Ticket::from(&ticket)))
 }

@@ -1,0 +1,222 @@
+//! A branch's configuration as managers send it and every device reads it.
+
+use rail_actors::ids::{CategoryId, ItemId, StationId, TableId};
+use rail_actors::menu;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::schema;
+
+/// What a station does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StationKind {
+    /// Prepares food or drink (grill, fryer, cold, bar, pastry).
+    #[default]
+    Cooking,
+    /// The expeditor: sees every ticket of an order and sends it out.
+    Expo,
+}
+
+/// A kitchen station.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Station {
+    #[schema(value_type = schema::StationId)]
+    pub id: StationId,
+    #[schema(schema_with = schema::name)]
+    pub name: String,
+    #[serde(default)]
+    pub kind: StationKind,
+}
+
+/// A menu category and the stations its items go to unless an item says otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Category {
+    #[schema(value_type = schema::CategoryId)]
+    pub id: CategoryId,
+    #[schema(schema_with = schema::name)]
+    pub name: String,
+    #[serde(default)]
+    #[schema(schema_with = schema::routes)]
+    pub stations: Vec<StationId>,
+}
+
+/// A menu item. Its own `stations`, when given, replace its category's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MenuItem {
+    #[schema(value_type = schema::ItemId)]
+    pub id: ItemId,
+    #[schema(schema_with = schema::name)]
+    pub name: String,
+    #[schema(value_type = schema::CategoryId)]
+    pub category: CategoryId,
+    #[serde(default)]
+    #[schema(schema_with = schema::routes)]
+    pub stations: Vec<StationId>,
+    #[serde(default)]
+    pub price_cents: u32,
+}
+
+/// Where orders are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TableKind {
+    #[default]
+    DineIn,
+    Counter,
+    Takeaway,
+    Delivery,
+    Qr,
+}
+
+/// A table, or a virtual one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Table {
+    #[schema(value_type = schema::TableId)]
+    pub id: TableId,
+    #[schema(schema_with = schema::name)]
+    pub name: String,
+    #[serde(default)]
+    pub kind: TableKind,
+}
+
+/// Everything a manager sets for one branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BranchConfig {
+    #[schema(schema_with = schema::name)]
+    pub name: String,
+    /// Offset of the branch's local time from UTC; the ticket number restarts each local day.
+    #[serde(default)]
+    #[schema(minimum = -720, maximum = 840)]
+    pub utc_offset_minutes: i32,
+    /// Exactly one expo station and at least one cooking station.
+    #[schema(min_items = 2, max_items = 64)]
+    pub stations: Vec<Station>,
+    #[schema(max_items = 500)]
+    pub categories: Vec<Category>,
+    #[schema(max_items = 5000)]
+    pub items: Vec<MenuItem>,
+    #[schema(max_items = 2000)]
+    pub tables: Vec<Table>,
+}
+
+pub fn station_kind(kind: menu::StationKind) -> StationKind {
+    match kind {
+        menu::StationKind::Cooking => StationKind::Cooking,
+        menu::StationKind::Expo => StationKind::Expo,
+    }
+}
+
+impl From<&menu::BranchConfig> for BranchConfig {
+    fn from(c: &menu::BranchConfig) -> Self {
+        Self {
+            name: c.name.clone(),
+            utc_offset_minutes: c.utc_offset_minutes,
+            stations: c
+                .stations
+                .iter()
+                .map(|s| Station {
+                    id: s.id.clone(),
+                    name: s.name.clone(),
+                    kind: station_kind(s.kind),
+                })
+                .collect(),
+            categories: c
+                .categories
+                .iter()
+                .map(|k| Category {
+                    id: k.id.clone(),
+                    name: k.name.clone(),
+                    stations: k.stations.clone(),
+                })
+                .collect(),
+            items: c
+                .items
+                .iter()
+                .map(|i| MenuItem {
+                    id: i.id.clone(),
+                    name: i.name.clone(),
+                    category: i.category.clone(),
+                    stations: i.stations.clone(),
+                    price_cents: i.price_cents,
+                })
+                .collect(),
+            tables: c
+                .tables
+                .iter()
+                .map(|t| Table {
+                    id: t.id.clone(),
+                    name: t.name.clone(),
+                    kind: match t.kind {
+                        menu::TableKind::DineIn => TableKind::DineIn,
+                        menu::TableKind::Counter => TableKind::Counter,
+                        menu::TableKind::Takeaway => TableKind::Takeaway,
+                        menu::TableKind::Delivery => TableKind::Delivery,
+                        menu::TableKind::Qr => TableKind::Qr,
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<BranchConfig> for menu::BranchConfig {
+    fn from(c: BranchConfig) -> Self {
+        Self {
+            name: c.name,
+            utc_offset_minutes: c.utc_offset_minutes,
+            stations: c
+                .stations
+                .into_iter()
+                .map(|s| menu::Station {
+                    id: s.id,
+                    name: s.name,
+                    kind: match s.kind {
+                        StationKind::Cooking => menu::StationKind::Cooking,
+                        StationKind::Expo => menu::StationKind::Expo,
+                    },
+                })
+                .collect(),
+            categories: c
+                .categories
+                .into_iter()
+                .map(|k| menu::Category {
+                    id: k.id,
+                    name: k.name,
+                    stations: k.stations,
+                })
+                .collect(),
+            items: c
+                .items
+                .into_iter()
+                .map(|i| menu::MenuItem {
+                    id: i.id,
+                    name: i.name,
+                    category: i.category,
+                    stations: i.stations,
+                    price_cents: i.price_cents,
+                })
+                .collect(),
+            tables: c
+                .tables
+                .into_iter()
+                .map(|t| menu::Table {
+                    id: t.id,
+                    name: t.name,
+                    kind: match t.kind {
+                        TableKind::DineIn => menu::TableKind::DineIn,
+                        TableKind::Counter => menu::TableKind::Counter,
+                        TableKind::Takeaway => menu::TableKind::Takeaway,
+                        TableKind::Delivery => menu::TableKind::Delivery,
+                        TableKind::Qr => menu::TableKind::Qr,
+                    },
+                })
+                .collect(),
+        }
+    }
+}
