@@ -1,0 +1,133 @@
+//! A device's socket over the run: how a screen or tablet connects, whether a socket that
+//! closed was closed by a kill or failed, reconnecting with backoff and resuming after the last
+//! position seen, and dropping the events a resume sends twice.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures_util::SinkExt;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::{Backoff, Shared};
+use crate::proto::{self, Frame, Socket, Topic};
+
+/// How a screen or tablet (re)connects: its branch, topic, token and source address.
+pub(super) struct Link {
+    pub(super) branch: String,
+    pub(super) topic: Topic,
+    pub(super) token: String,
+    pub(super) source: Option<IpAddr>,
+}
+
+/// Drops events a socket was sent twice: per stream, events come in order, so a sequence
+/// number not above the last one seen is a repeat.
+#[derive(Default)]
+pub(super) struct Dedupe {
+    last: HashMap<String, u64>,
+}
+
+impl Dedupe {
+    /// True when the event is new.
+    fn fresh(&mut self, stream: Option<&String>, seq: Option<u64>) -> bool {
+        let (Some(stream), Some(seq)) = (stream, seq) else {
+            return true;
+        };
+        match self.last.get_mut(stream) {
+            Some(last) if seq <= *last => false,
+            Some(last) => {
+                *last = seq;
+                true
+            }
+            None => {
+                self.last.insert(stream.clone(), seq);
+                true
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// A screen's or tablet's socket closed (`connected_at`: the kills counted when it was
+    /// opened): expected when the server was killed since, a failure otherwise.
+    pub(super) fn socket_lost(&self, connected_at: u64, who: &str, why: impl FnOnce() -> String) {
+        if self.kills.load(Ordering::Relaxed) != connected_at {
+            self.counts
+                .sockets_closed_by_kill
+                .fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.counts.sockets_closed.fetch_add(1, Ordering::Relaxed);
+            self.rec
+                .incident("socket_closed", || format!("{who}: {}", why()));
+        }
+    }
+
+    /// Opens a screen's or tablet's socket again, with backoff, and resumes its topic after
+    /// `after`; None when the run stops first or `--retry-deadline` passes.
+    pub(super) async fn reconnect(
+        &self,
+        link: &Link,
+        after: u64,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<Socket> {
+        let deadline = Instant::now() + Duration::from_secs(self.args.retry_deadline);
+        let mut backoff = Backoff::new();
+        loop {
+            if *stop.borrow() {
+                return None;
+            }
+            let attempt = async {
+                let mut ws =
+                    proto::connect(&self.ws_url, self.server_addr, link.source, &link.token)
+                        .await?;
+                let frame = link
+                    .topic
+                    .subscribe_frame(&link.branch, "resume", Some(after));
+                ws.send(Message::text(frame.to_string())).await?;
+                anyhow::Ok(ws)
+            };
+            if let Ok(Ok(ws)) = tokio::time::timeout(Duration::from_secs(5), attempt).await {
+                self.counts.reconnects.fetch_add(1, Ordering::Relaxed);
+                return Some(ws);
+            }
+            if Instant::now() > deadline {
+                self.counts
+                    .reconnects_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                self.rec.incident("reconnect_failed", || {
+                    format!(
+                        "{} {:?}: no socket within --retry-deadline",
+                        link.branch, link.topic
+                    )
+                });
+                return None;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff.wait()) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// Whether an event frame is new to a socket: moves the socket's position on, and drops
+    /// (and counts) an event it was sent twice.
+    pub(super) fn fresh_event(
+        &self,
+        frame: &Frame,
+        position: &mut u64,
+        dedupe: &mut Dedupe,
+    ) -> bool {
+        if let Some(p) = frame.position {
+            *position = (*position).max(p);
+        }
+        if dedupe.fresh(frame.stream.as_ref(), frame.seq) {
+            return true;
+        }
+        self.counts
+            .events_redelivered
+            .fetch_add(1, Ordering::Relaxed);
+        false
+    }
+}

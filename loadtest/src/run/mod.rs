@@ -1,0 +1,463 @@
+//! `loadtest run`: a rush against the engine over its public protocol.
+//!
+//! Waiters (one task per order, one tablet socket per table) open orders, add lines, fire
+//! courses, wait for the ready notice on their table's socket, serve and close. Kitchen screens
+//! (`--screens-per-station` sockets per station) receive tickets; one of a station's screens,
+//! picked by the ticket's id, starts each ticket and bumps it after its simulated prep time.
+//! Expo bumps a fire when `expo_ready` arrives. Every delivery is counted per (ticket, screen)
+//! and checked at the end, and every order the engine acknowledged is read back over REST.
+//!
+//! Screens and tablets reconnect with backoff when their socket closes and resume after the
+//! last position they saw, resending the commands still unanswered with the same ids. With
+//! `--chaos-kill-at`, the spawned server is killed (SIGKILL) during the rush and started again
+//! on the same journal, and REST commands are retried with the same Idempotency-Key until
+//! answered.
+//!
+//! The run goes in phases, a module each. `setup` configures the chain and opens every screen
+//! and tablet. In the rush, `rush` lets the orders arrive, `waiter` carries each one from open
+//! to close, `screen` and `tablet` are the devices and `link` keeps their sockets up, while
+//! `chaos` kills the server and `gauges` samples it. `drain` waits for the orders in flight and
+//! hangs the devices up. `verify` checks what the screens and tablets received, `read_back`
+//! what the engine kept, and `tally` turns it all into the report. This module owns the flags,
+//! the entry point and `Shared`, the book every phase reads and writes.
+
+mod chaos;
+mod drain;
+mod gauges;
+mod link;
+mod read_back;
+mod rush;
+mod screen;
+mod setup;
+mod tablet;
+mod tally;
+mod verify;
+mod waiter;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::sync::{oneshot, watch};
+
+use crate::menu::Layout;
+use crate::metrics::Recorder;
+use crate::plan::{Arrival, OrderPlan};
+use crate::report;
+use crate::server::{ServerArgs, Target};
+
+/// Flags of `loadtest run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Mean rate at which new orders arrive (open loop: they arrive whether or not the engine
+    /// keeps up).
+    #[arg(long, default_value_t = 50.0)]
+    pub orders_per_sec: f64,
+    /// Seconds of arrivals; a drain phase follows.
+    #[arg(long, default_value_t = 30)]
+    pub duration: u64,
+    /// Branches (restaurants) of the chain, `load-1` to `load-N`.
+    #[arg(long, default_value_t = 2)]
+    pub branches: usize,
+    /// Tables a branch (one waiter tablet socket each).
+    #[arg(long, default_value_t = 40)]
+    pub tables: usize,
+    /// Cooking stations a branch (expo comes on top).
+    #[arg(long, default_value_t = 4)]
+    pub stations: usize,
+    /// Kitchen screens following each station, expo included.
+    #[arg(long, default_value_t = 2)]
+    pub screens_per_station: usize,
+    /// Seeds the workload: the same seed and flags give the same orders at the same offsets.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// How orders arrive.
+    #[arg(long, value_enum, default_value_t = Arrival::Poisson)]
+    pub arrival: Arrival,
+    /// Simulated cooking time of a ticket, drawn between these (ms).
+    #[arg(long, default_value_t = 50)]
+    pub prep_min_ms: u32,
+    /// See --prep-min-ms.
+    #[arg(long, default_value_t = 200)]
+    pub prep_max_ms: u32,
+    /// Pause between serving one course and firing the next (ms).
+    #[arg(long, default_value_t = 100)]
+    pub course_gap_ms: u32,
+    /// Longest wait, after the last arrival, for orders in flight to close (s).
+    #[arg(long, default_value_t = 30)]
+    pub drain_timeout: u64,
+    /// Orders in flight at once; arrivals beyond it are skipped and counted.
+    #[arg(long, default_value_t = 20_000)]
+    pub max_in_flight: usize,
+    /// REST requests in flight at once: the devices of the chain, each waiting for its answer.
+    /// Bounds the load test's connections (and file descriptors) when the server falls behind;
+    /// a request that waits for a slot counts its wait in its latency.
+    #[arg(long, default_value_t = 2000)]
+    pub max_http_in_flight: usize,
+    /// The run fails when more than this share of commands fail.
+    #[arg(long, default_value_t = 0.001)]
+    pub max_error_ratio: f64,
+    /// A REST command's time limit (ms).
+    #[arg(long, default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    /// Send an Idempotency-Key with every mutating REST call, as tablets do.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub idempotency_keys: bool,
+    /// Chaos: kill the spawned server with SIGKILL this many seconds after the first order, and
+    /// start it again at once on the same journal, port and signing key (repeatable, or
+    /// comma-separated). Clients reconnect and resume; REST commands are retried with the same
+    /// Idempotency-Key on transport errors, timeouts and 503. Needs `--server spawn`.
+    #[arg(long, value_name = "SECS", value_delimiter = ',')]
+    pub chaos_kill_at: Vec<f64>,
+    /// How long a REST command is retried before it counts as failed (with `--chaos-kill-at`,
+    /// or when a replica shedding load refused it with `overloaded`), and how long a screen
+    /// or tablet tries to reconnect (s).
+    #[arg(long, default_value_t = 60)]
+    pub retry_deadline: u64,
+    /// The report folder [default: target/loadtest-reports/<time>-<journal>-<rate>ps, beside
+    /// the build folder this binary is in].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// An order the engine acknowledged opening, and what it acknowledged since: read back after
+/// the run.
+#[derive(Clone)]
+struct AckedOrder {
+    plan: Arc<OrderPlan>,
+    lines_acked: bool,
+    fires_sent: u32,
+    fires_acked: u32,
+    tickets: Vec<String>,
+    served: Vec<u64>,
+    closed: bool,
+}
+
+/// One fire of one order, as the load test follows it.
+struct FireTrack {
+    sent: Instant,
+    acked: Option<Instant>,
+    expo_bump_sent: Option<Instant>,
+    expo_acked: bool,
+    ready_seen: bool,
+}
+
+/// One ticket, as its station's screens receive it.
+struct TicketTrack {
+    order_id: String,
+    fire_no: u32,
+    branch: usize,
+    station: usize,
+    /// Lines on the ticket in the fire's answer: set when the fire was acknowledged.
+    confirmed_lines: Option<usize>,
+    seen_lines: Option<usize>,
+    line_mismatch: bool,
+    /// The screens (bit per screen index) that received it.
+    screens: u64,
+    complete: bool,
+}
+
+/// A fire of an order: the order's id and the fire's number.
+type FireKey = (String, u32);
+
+/// What the run counts as it goes, for the checks and the report.
+#[derive(Default)]
+struct Counters {
+    orders_planned: AtomicU64,
+    orders_skipped: AtomicU64,
+    orders_opened: AtomicU64,
+    orders_completed: AtomicU64,
+    orders_failed: AtomicU64,
+    orders_stalled: AtomicU64,
+    lines_added: AtomicU64,
+    fires: AtomicU64,
+    tickets_fired: AtomicU64,
+    events_redelivered: AtomicU64,
+    tickets_duplicated: AtomicU64,
+    ready_received: AtomicU64,
+    ready_duplicated: AtomicU64,
+    ready_unexpected: AtomicU64,
+    screens_before_ack: AtomicU64,
+    /// Sockets the server closed, or that failed, while it was not being killed.
+    sockets_closed: AtomicU64,
+    /// Sockets that closed because the server was killed.
+    sockets_closed_by_kill: AtomicU64,
+    reconnects: AtomicU64,
+    reconnects_failed: AtomicU64,
+    resets: AtomicU64,
+    /// REST commands sent more than once, and their extra sends.
+    rest_retried: AtomicU64,
+    rest_retries: AtomicU64,
+    /// Websocket commands resent after a reconnect, and their extra sends.
+    ws_retried: AtomicU64,
+    ws_resends: AtomicU64,
+    opens_unanswered: AtomicU64,
+}
+
+/// The run's book: what the waiters, screens and tablets share, and what the checks read.
+struct Shared {
+    rec: Recorder,
+    layout: Layout,
+    args: RunArgs,
+    base: String,
+    /// A waiter's token, per branch.
+    waiter_tokens: Vec<String>,
+    http: reqwest::Client,
+    ws_url: String,
+    server_addr: SocketAddr,
+    run_tag: String,
+    /// Kills so far: bumped just before each SIGKILL, so a socket that closes after it knows
+    /// why.
+    kills: AtomicU64,
+    /// Orders acknowledged open, by id.
+    acked: Mutex<HashMap<String, AckedOrder>>,
+    /// The last kill, set once its restart is ready and taken by the first command answered
+    /// after that: when the devices were served again.
+    since_kill: Mutex<Option<Instant>>,
+    /// Kill -> first command answered after it, one per kill.
+    back_after: Mutex<Vec<Duration>>,
+    plans: Mutex<HashMap<String, Arc<OrderPlan>>>,
+    fires: Mutex<HashMap<FireKey, FireTrack>>,
+    tickets: Mutex<HashMap<String, TicketTrack>>,
+    waiters: Mutex<HashMap<FireKey, oneshot::Sender<Vec<u64>>>>,
+    counts: Counters,
+    in_flight: AtomicUsize,
+    /// REST requests in flight at once (`--max-http-in-flight`).
+    http_slots: tokio::sync::Semaphore,
+    completed: Mutex<HashSet<String>>,
+    violations: Mutex<Vec<String>>,
+    ready_timeout: Duration,
+}
+
+impl Shared {
+    /// Keeps a broken rule for the report (the first 20).
+    fn violation(&self, text: String) {
+        let mut v = self.violations.lock().expect("lock");
+        if v.len() < 20 {
+            v.push(text);
+        }
+    }
+
+    /// A command was answered with success: the first after a kill marks the service back.
+    fn answered(&self) {
+        if self.kills.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        if let Some(killed) = self.since_kill.lock().expect("lock").take() {
+            self.back_after.lock().expect("lock").push(killed.elapsed());
+        }
+    }
+
+    /// Notes what the engine acknowledged of an order.
+    fn update_acked(&self, id: &str, f: impl FnOnce(&mut AckedOrder)) {
+        if let Some(o) = self.acked.lock().expect("lock").get_mut(id) {
+            f(o);
+        }
+    }
+
+    /// Whether the run kills the server: clients then retry what the kill interrupted.
+    fn chaos(&self) -> bool {
+        !self.args.chaos_kill_at.is_empty()
+    }
+}
+
+/// Exponential backoff with jitter: 50 ms doubling up to 1 s, each wait drawn from its upper
+/// half so that a kitchen's devices do not all come back at the same instant.
+struct Backoff {
+    ceiling: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(50);
+    const MAX: Duration = Duration::from_secs(1);
+
+    fn new() -> Self {
+        Self {
+            ceiling: Self::FIRST,
+        }
+    }
+
+    /// The longest the next wait can be.
+    fn peek(&self) -> Duration {
+        self.ceiling
+    }
+
+    fn wait(&mut self) -> Duration {
+        let ceiling = self.ceiling;
+        self.ceiling = (ceiling * 2).min(Self::MAX);
+        ceiling / 2 + ceiling.mul_f64(rand::random::<f64>() / 2.0)
+    }
+}
+
+/// Runs the rush and writes the report; Ok(true) when the run passed.
+pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
+    anyhow::ensure!(
+        args.orders_per_sec > 0.0,
+        "--orders-per-sec must be above 0"
+    );
+    anyhow::ensure!(
+        args.branches >= 1 && args.tables >= 1 && args.stations >= 1,
+        "need at least one branch, table and station"
+    );
+    anyhow::ensure!(
+        (1..=64).contains(&args.screens_per_station),
+        "--screens-per-station must be 1 to 64"
+    );
+    if !args.chaos_kill_at.is_empty() {
+        anyhow::ensure!(
+            args.server.server == "spawn",
+            "--chaos-kill-at needs --server spawn: the load test can only kill and restart a server it started itself"
+        );
+        anyhow::ensure!(
+            args.idempotency_keys,
+            "--chaos-kill-at needs --idempotency-keys true: a retried command without its key could run twice"
+        );
+        for &at in &args.chaos_kill_at {
+            anyhow::ensure!(
+                at > 0.0 && at < args.duration as f64,
+                "--chaos-kill-at {at}: a kill must come during the arrivals, after 0 and before --duration {}",
+                args.duration
+            );
+        }
+    }
+    let started_at = chrono::Utc::now();
+    let out = match &args.out {
+        Some(o) => o.clone(),
+        None => crate::reports_dir().join(format!(
+            "{}-{}-{}ps",
+            started_at.format("%Y%m%d-%H%M%S"),
+            journal_name(&args.server),
+            args.orders_per_sec
+        )),
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let fd_limit = crate::raise_fd_limit();
+    let mut target = Target::start(&args.server, &out).await?;
+    let result = drive(&args, &mut target, &out, started_at, fd_limit).await;
+    let died = target.stop().await;
+    let (mut report, passed) = result?;
+    if let Ok(Some(status)) = died {
+        report.failures.push(format!(
+            "the server exited during the run ({status}); see server.log"
+        ));
+    }
+    let passed = passed && report.failures.is_empty();
+    report.write(&out, passed)?;
+    if !args.quiet {
+        eprintln!();
+    }
+    print!("{}", std::fs::read_to_string(out.join("summary.txt"))?);
+    Ok(passed)
+}
+
+/// The journal as the report names it: `embedded`, `postgres` or `external`.
+fn journal_name(server: &ServerArgs) -> String {
+    if server.server == "spawn" {
+        match server.journal {
+            crate::server::JournalKind::Embedded => "embedded".into(),
+            crate::server::JournalKind::Postgres => "postgres".into(),
+        }
+    } else {
+        "external".into()
+    }
+}
+
+/// Seconds of the per-second series: the arrivals, the drain and room for the stragglers.
+fn series_len(args: &RunArgs) -> usize {
+    (args.duration + args.drain_timeout + 30) as usize
+}
+
+/// The run on a started server, phase by phase; the report, and whether its checks passed.
+async fn drive(
+    args: &RunArgs,
+    target: &mut Target,
+    out: &Path,
+    started_at: chrono::DateTime<chrono::Utc>,
+    fd_limit: Option<u64>,
+) -> anyhow::Result<(report::RunReport, bool)> {
+    let setup::SetUp {
+        layout,
+        http,
+        tokens,
+        server_addr,
+        devices,
+    } = setup::set_up(args, target).await?;
+    let memory_before = target.memory();
+    let t0 = Instant::now();
+    let shared = Arc::new(setup::book(
+        args,
+        target,
+        layout,
+        http,
+        &tokens,
+        server_addr,
+        t0,
+    )?);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let devices = devices.spawn(&shared, &stop_rx);
+    let gauges = gauges::Gauges::start(&shared, target, &stop_rx, t0);
+
+    let rush_and_drain = async {
+        let load_end = rush::rush(&shared, t0).await;
+        (load_end, drain::drain(&shared, load_end).await)
+    };
+    // The chaos: at each time, SIGKILL and an immediate restart on the same journal.
+    let chaos = chaos::chaos(args, &shared, target, t0);
+    let (chaos, (load_end, drained_in)) = tokio::join!(chaos, rush_and_drain);
+    let fate = tally::Fate::read(&shared);
+    let memory_after = target.memory();
+    // The server's own view, for whoever reads the report.
+    let metrics_text = chaos::scrape_metrics(&shared.http, &target.base).await;
+    if let Some(text) = &metrics_text {
+        let _ = std::fs::write(out.join("metrics.txt"), text);
+    }
+    // Every order the engine acknowledged, read back from it.
+    let readback = read_back::read_back(&shared, &tokens).await;
+    drain::hang_up(&stop_tx, devices).await;
+    gauges.stop();
+    let finished = Instant::now();
+    let seconds = (finished - t0).as_secs() as usize + 1;
+    let measured = shared.rec.snapshot(seconds.min(series_len(args)));
+    let verification = verify::verify(&shared);
+    let end = tally::RunEnd {
+        fate,
+        chaos,
+        readback,
+        verification,
+        measured,
+        metrics_text,
+        memory_before,
+        memory_after,
+        memory_samples: gauges.samples(),
+        t0,
+        load_end,
+        drained_in,
+        finished,
+    };
+    Ok(tally::report(
+        args, target, fd_limit, started_at, &shared, end,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backs_off_with_jitter_up_to_a_second() {
+        let mut b = Backoff::new();
+        let waits: Vec<Duration> = (0..8).map(|_| b.wait()).collect();
+        assert!(waits[0] >= Duration::from_millis(25) && waits[0] <= Duration::from_millis(50));
+        assert!(waits.iter().all(|w| *w <= Backoff::MAX));
+        assert!(waits[7] >= Backoff::MAX / 2);
+    }
+}

@@ -1,0 +1,226 @@
+//! Set-up: the chain configured on the engine (branches, stations, menu, tables), every
+//! kitchen screen and waiter tablet connected and holding its snapshot before the first order,
+//! and the run's book sized for the orders it will offer.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::link::Link;
+use super::screen::{screen_task, ScreenId};
+use super::tablet::tablet_task;
+use super::{series_len, Counters, RunArgs, Shared};
+use crate::auth::Tokens;
+use crate::menu::Layout;
+use crate::metrics::Recorder;
+use crate::proto::{self, Socket, Topic};
+use crate::server::Target;
+
+/// Fires of an order at most (one a course).
+const FIRES_AN_ORDER: usize = 2;
+/// Tickets of an order on average (a fire makes one a station it cooks at, expo's included).
+const TICKETS_AN_ORDER: usize = 5;
+
+/// What the set-up leaves for the rush.
+pub(super) struct SetUp {
+    pub(super) layout: Layout,
+    pub(super) http: reqwest::Client,
+    pub(super) tokens: Tokens,
+    pub(super) server_addr: SocketAddr,
+    pub(super) devices: Devices,
+}
+
+/// Every screen and tablet, connected and subscribed, with the position of its snapshot.
+pub(super) struct Devices {
+    screens: Vec<(ScreenId, Link, (Socket, u64))>,
+    tablets: Vec<(Link, (Socket, u64))>,
+}
+
+/// Configures the chain's branches, then opens every screen and tablet.
+pub(super) async fn set_up(args: &RunArgs, target: &Target) -> anyhow::Result<SetUp> {
+    let layout = Layout::new(args.branches, args.stations, args.tables);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(args.request_timeout_ms))
+        .tcp_nodelay(true)
+        .build()?;
+    let tokens = Tokens::new(
+        &args.server.auth,
+        &target.jwt_secret,
+        Duration::from_secs(args.duration + args.drain_timeout),
+    );
+    layout.configure(&http, &target.base, &tokens).await?;
+    let server_addr = proto::resolve(&target.ws_url).await?;
+    let devices = open_devices(args, &layout, &tokens, &target.ws_url, server_addr).await?;
+    Ok(SetUp {
+        layout,
+        http,
+        tokens,
+        server_addr,
+        devices,
+    })
+}
+
+/// Every screen and tablet connects and has its snapshot before the first order.
+async fn open_devices(
+    args: &RunArgs,
+    layout: &Layout,
+    tokens: &Tokens,
+    ws_url: &str,
+    server_addr: SocketAddr,
+) -> anyhow::Result<Devices> {
+    let (screens, mut links) = links(args, layout, tokens, server_addr);
+    let limit = Duration::from_secs(30);
+    let mut sockets: Vec<(Socket, u64)> = futures_util::stream::iter(links.iter().map(|link| {
+        proto::connect_subscribed(
+            ws_url,
+            server_addr,
+            link.source,
+            &link.token,
+            &link.branch,
+            &link.topic,
+            limit,
+        )
+    }))
+    .buffered(100)
+    .collect::<Vec<anyhow::Result<(Socket, u64)>>>()
+    .await
+    .into_iter()
+    .collect::<anyhow::Result<_>>()?;
+    let tablet_sockets = sockets.split_off(screens.len());
+    let tablet_links = links.split_off(screens.len());
+    Ok(Devices {
+        screens: screens
+            .into_iter()
+            .zip(links)
+            .zip(sockets)
+            .map(|((id, link), socket)| (id, link, socket))
+            .collect(),
+        tablets: tablet_links.into_iter().zip(tablet_sockets).collect(),
+    })
+}
+
+/// How each device connects, screens first (with their ids), each with its device's token:
+/// `--screens-per-station` screens on every station of every branch, expo included, and a
+/// tablet for every table.
+fn links(
+    args: &RunArgs,
+    layout: &Layout,
+    tokens: &Tokens,
+    server_addr: SocketAddr,
+) -> (Vec<ScreenId>, Vec<Link>) {
+    let mut screens = Vec::new();
+    let mut topics = Vec::new();
+    for (b, branch) in layout.branches.iter().enumerate() {
+        for (s, station) in layout.stations().enumerate() {
+            for i in 0..args.screens_per_station {
+                screens.push(ScreenId {
+                    branch: b,
+                    station: s,
+                    index: i,
+                });
+                topics.push((branch, Topic::Station(station.to_owned())));
+            }
+        }
+    }
+    for branch in &layout.branches {
+        for table in &layout.tables {
+            topics.push((branch, Topic::Table(table.clone())));
+        }
+    }
+    let per_address = args.server.sockets_per_address;
+    let links = topics
+        .into_iter()
+        .enumerate()
+        .map(|(n, (branch, topic))| Link {
+            token: tokens.socket(branch, &topic, n),
+            branch: branch.clone(),
+            topic,
+            source: proto::source_address(&server_addr, n, per_address),
+        })
+        .collect();
+    (screens, links)
+}
+
+/// The run's book, sized for the orders it will offer (with room for chance), so no map
+/// grows, rehashing tens of thousands of entries under its lock, in the middle of the run: the
+/// screens and waiters waiting on that lock would show it as engine latency.
+pub(super) fn book(
+    args: &RunArgs,
+    target: &Target,
+    layout: Layout,
+    http: reqwest::Client,
+    tokens: &Tokens,
+    server_addr: SocketAddr,
+    t0: Instant,
+) -> anyhow::Result<Shared> {
+    let duration = Duration::from_secs(args.duration);
+    let drain_limit = Duration::from_secs(args.drain_timeout);
+    let orders = (args.orders_per_sec * args.duration as f64 * 1.25) as usize + 64;
+    Ok(Shared {
+        rec: Recorder::new(t0, series_len(args)),
+        waiter_tokens: layout.branches.iter().map(|b| tokens.waiter(b)).collect(),
+        layout,
+        args: args.clone(),
+        base: target.base.clone(),
+        http,
+        ws_url: target.ws_url.clone(),
+        server_addr,
+        kills: AtomicU64::new(0),
+        acked: Mutex::new(HashMap::with_capacity(orders)),
+        since_kill: Mutex::new(None),
+        back_after: Mutex::new(Vec::new()),
+        run_tag: format!(
+            "lt{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_nanos()
+        ),
+        plans: Mutex::new(HashMap::with_capacity(orders)),
+        fires: Mutex::new(HashMap::with_capacity(orders * FIRES_AN_ORDER)),
+        tickets: Mutex::new(HashMap::with_capacity(orders * TICKETS_AN_ORDER)),
+        waiters: Mutex::new(HashMap::new()),
+        counts: Counters::default(),
+        in_flight: AtomicUsize::new(0),
+        http_slots: tokio::sync::Semaphore::new(args.max_http_in_flight.max(1)),
+        completed: Mutex::new(HashSet::with_capacity(orders)),
+        violations: Mutex::new(Vec::new()),
+        ready_timeout: duration + drain_limit,
+    })
+}
+
+impl Devices {
+    /// Puts every screen and tablet to work on its socket, each in its own task.
+    pub(super) fn spawn(
+        self,
+        shared: &Arc<Shared>,
+        stop: &watch::Receiver<bool>,
+    ) -> Vec<JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        for (id, link, (ws, position)) in self.screens {
+            tasks.push(tokio::spawn(screen_task(
+                shared.clone(),
+                id,
+                link,
+                ws,
+                position,
+                stop.clone(),
+            )));
+        }
+        for (link, (ws, position)) in self.tablets {
+            tasks.push(tokio::spawn(tablet_task(
+                shared.clone(),
+                link,
+                ws,
+                position,
+                stop.clone(),
+            )));
+        }
+        tasks
+    }
+}
