@@ -98,6 +98,7 @@ impl Application {
         let options = EngineOptions {
             snapshot_every: settings.snapshot_every.max(1),
             threads: settings.engine_threads,
+            frames: Arc::new(crate::wire::encode_envelope),
         };
         let engine = Engine::start(journal, feed, options)
             .await

@@ -229,6 +229,11 @@ fn bench_branch() -> BranchConfig {
     .unwrap()
 }
 
+/// Frames for screens (none watch a bench): the edge writes the real ones.
+fn frames() -> rail_actors::event::EventFrames {
+    std::sync::Arc::new(|e| format!("{{\"position\":{}}}", e.position).into())
+}
+
 /// Configures a bench branch.
 async fn configure(journal: &dyn Journal, branch_id: &BranchId) {
     let configured = stored::encode(
@@ -344,7 +349,7 @@ struct Recovered {
 
 async fn timed_recovery(journal: &dyn Journal, branch_id: &BranchId, replayed: u64) -> Recovered {
     let started = Instant::now();
-    let recovered = recover(journal, branch_id).await.unwrap();
+    let recovered = recover(journal, branch_id, &frames()).await.unwrap();
     let took = started.elapsed();
     Recovered {
         orders: recovered.orders.len(),
@@ -366,7 +371,7 @@ async fn recovery(journal: Arc<dyn Journal>) -> (Recovered, Recovered) {
     let snap = BranchId::parse("recovery-snapshot").unwrap();
     configure(journal.as_ref(), &snap).await;
     write_orders(&journal, &snap, 0..1400).await;
-    let state = recover(journal.as_ref(), &snap).await.unwrap();
+    let state = recover(journal.as_ref(), &snap, &frames()).await.unwrap();
     save_snapshot(journal.as_ref(), &snap, &state)
         .await
         .unwrap();

@@ -15,7 +15,9 @@ use futures::future::join_all;
 use serde::Serialize;
 
 use crate::error::{invalid, CommandError};
-use crate::event::{branch_stream, order_stream, BranchEvent, Envelope, Event, Published};
+use crate::event::{
+    branch_stream, order_stream, BranchEvent, Envelope, Event, EventFrames, Published,
+};
 use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId, TicketId};
 use crate::journal::{append_recorded, AppendRequest, Committed, Journal, JournalError, KeyRecord};
 use crate::menu::{Branch, BranchConfig};
@@ -245,7 +247,11 @@ async fn load_config(
 
 /// Rebuilds a branch's configuration and open orders: from its latest snapshot and the events
 /// after it, or, without a usable snapshot, from every event of its open streams.
-pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBranch, String> {
+pub async fn recover(
+    journal: &dyn Journal,
+    id: &BranchId,
+    frames: &EventFrames,
+) -> Result<RecoveredBranch, String> {
     let saved = journal
         .load_snapshot(id.as_str())
         .await
@@ -316,7 +322,7 @@ pub async fn recover(journal: &dyn Journal, id: &BranchId) -> Result<RecoveredBr
     recovered.position = recovered.position.max(head);
     // What the snapshot's replay read is the branch's latest; the actor reads back the rest
     // of its history once it runs.
-    recovered.recent = recent.iter().map(Envelope::publish).collect();
+    recovered.recent = recent.iter().map(|e| e.publish(frames)).collect();
     Ok(recovered)
 }
 
@@ -360,6 +366,8 @@ pub struct BranchActor {
     snapshot_every: u64,
     /// The latest events recovery read, until the stations have taken theirs.
     recent: Vec<Arc<Published>>,
+    /// How events are written for screens.
+    frames: EventFrames,
 }
 
 impl BranchActor {
@@ -368,6 +376,7 @@ impl BranchActor {
         journal: Arc<dyn Journal>,
         recovered: RecoveredBranch,
         snapshot_every: u64,
+        frames: EventFrames,
     ) -> Self {
         let order_tables = recovered
             .orders
@@ -401,6 +410,7 @@ impl BranchActor {
             snapshot_position: recovered.snapshot_position,
             snapshot_every: snapshot_every.max(1),
             recent: recovered.recent,
+            frames,
         }
     }
 
@@ -418,6 +428,7 @@ impl BranchActor {
             self.id.to_string(),
             wanted_after,
             held_after,
+            self.frames.clone(),
         );
         ctx.spawn(read.into_actor(self).map(|older, act, _| {
             let Ok(older) = older else {
@@ -507,6 +518,7 @@ impl BranchActor {
                 self.position,
                 &recent,
                 self.journal.clone(),
+                self.frames.clone(),
             );
             self.stations.insert(station.id.clone(), actor.start());
         }
@@ -606,7 +618,7 @@ impl BranchActor {
 
     fn on_committed(&mut self, envelope: Arc<Envelope>) {
         self.position = envelope.position;
-        let published = envelope.publish();
+        let published = envelope.publish(&self.frames);
         let mut stations: Vec<StationId> = published.stations.to_vec();
         if let Event::Order(e) = &*envelope.event {
             match &e.change {
@@ -1003,7 +1015,13 @@ impl Handler<Subscribe> for BranchActor {
                     head,
                 } = joined
                 {
-                    let read = read_missed(self.journal.clone(), self.id.to_string(), after, head);
+                    let read = read_missed(
+                        self.journal.clone(),
+                        self.id.to_string(),
+                        after,
+                        head,
+                        self.frames.clone(),
+                    );
                     ctx.spawn(read.into_actor(self).map(move |missed, act, _| {
                         let topic = act.audience.catching_up_on(ticket).cloned();
                         let snapshot = topic.and_then(|t| act.snapshot(&t).ok());

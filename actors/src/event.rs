@@ -69,8 +69,12 @@ impl Event {
     }
 }
 
+/// How an event is written for screens and tablets: the edge's wire format, given to the
+/// engine at start. The branch actor calls it once per event for every screen it goes to.
+pub type EventFrames = Arc<dyn Fn(&Envelope) -> Box<str> + Send + Sync>;
+
 /// A committed event with its place in the journal.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Envelope {
     pub stream: String,
     pub seq: u64,
@@ -92,22 +96,20 @@ pub struct Published {
     pub table: Option<TableId>,
     /// The stations whose screens show it.
     pub stations: Box<[StationId]>,
-    /// The envelope as a JSON object.
+    /// The envelope in the edge's wire format (a JSON object).
     pub json: Box<str>,
 }
 
 impl Envelope {
-    /// The event as screens are sent it, serialized once for all of them.
-    pub fn publish(&self) -> Arc<Published> {
+    /// The event as screens are sent it, written once for all of them.
+    pub fn publish(&self, frames: &EventFrames) -> Arc<Published> {
         Arc::new(Published {
             position: self.position,
             at: self.at,
             kind: self.event.kind(),
             table: self.table().cloned(),
             stations: self.event.stations().into_iter().cloned().collect(),
-            json: serde_json::to_string(self)
-                .expect("envelopes serialize")
-                .into(),
+            json: frames(self),
         })
     }
 

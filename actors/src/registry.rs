@@ -11,9 +11,10 @@ use std::sync::{Arc, PoisonError, RwLock};
 use actix::prelude::*;
 
 use crate::branch::{
-    recover, BranchActor, BranchCommitted, BranchInfo, Configure, RecoveredBranch, SNAPSHOT_EVERY,
+    recover, BranchActor, BranchCommitted, BranchInfo, Configure, RecoveredBranch,
 };
 use crate::error::CommandError;
+use crate::event::EventFrames;
 use crate::ids::BranchId;
 use crate::journal::{CommitFeed, Journal};
 use crate::menu::BranchConfig;
@@ -49,7 +50,7 @@ pub struct ConfigureBranch {
 struct AdoptBranch(BranchId, RecoveredBranch);
 
 /// How the engine runs its branches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct EngineOptions {
     /// Events a branch commits between two snapshots of itself: recovery reads the latest
     /// snapshot and at most about this many events after it.
@@ -57,15 +58,8 @@ pub struct EngineOptions {
     /// Threads the branches are spread over, each branch with all its table and station
     /// actors on one of them; 0 runs them on the thread that starts the engine.
     pub threads: usize,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        Self {
-            snapshot_every: SNAPSHOT_EVERY,
-            threads: 0,
-        }
-    }
+    /// How events are written for screens: the edge's wire format.
+    pub frames: EventFrames,
 }
 
 /// The branches this process runs.
@@ -94,9 +88,11 @@ impl Actor for BranchRegistry {
 impl BranchRegistry {
     fn start_branch(&mut self, id: BranchId, recovered: RecoveredBranch) -> Addr<BranchActor> {
         let (journal, every) = (self.journal.clone(), self.options.snapshot_every);
+        let frames = self.options.frames.clone();
         let branch = id.clone();
-        let make =
-            move |_: &mut Context<BranchActor>| BranchActor::new(branch, journal, recovered, every);
+        let make = move |_: &mut Context<BranchActor>| {
+            BranchActor::new(branch, journal, recovered, every, frames.clone())
+        };
         let addr = match self.arbiters.get(self.started % self.arbiters.len().max(1)) {
             Some(arbiter) => BranchActor::start_in_arbiter(&arbiter.handle(), make),
             None => BranchActor::create(make),
@@ -157,6 +153,7 @@ impl Engine {
         options: EngineOptions,
     ) -> Result<Self, String> {
         let branches = Directory::default();
+        let options_frames = options.frames.clone();
         let arbiters: Vec<Arbiter> = (0..options.threads).map(|_| Arbiter::new()).collect();
         // The feed is read on a branches' thread: each commit reaches its branch without
         // waking a thread of its own (that thread is woken anyway, by the appends' answers).
@@ -171,7 +168,7 @@ impl Engine {
         .start();
         for id in journal.branches().await.map_err(|e| e.to_string())? {
             let id = BranchId::parse(id).map_err(|e| e.to_string())?;
-            let recovered = recover(journal.as_ref(), &id).await?;
+            let recovered = recover(journal.as_ref(), &id, &options_frames).await?;
             tracing::info!(
                 branch = %id,
                 open_orders = recovered.orders.len(),

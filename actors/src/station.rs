@@ -12,7 +12,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::Utc;
 
-use crate::event::{Envelope, Event, Published};
+use crate::event::{Envelope, Event, EventFrames, Published};
 use crate::ids::{BranchId, OrderId, StationId, TicketId};
 use crate::journal::Journal;
 use crate::order::{OrderChange, Ticket};
@@ -78,6 +78,7 @@ pub struct StationActor {
     /// The station's screens, and what they were sent lately for those that reconnect.
     audience: Audience,
     journal: Arc<dyn Journal>,
+    frames: EventFrames,
 }
 
 impl StationActor {
@@ -88,6 +89,7 @@ impl StationActor {
         position: u64,
         recent: &[Arc<Published>],
         journal: Arc<dyn Journal>,
+        frames: EventFrames,
     ) -> Self {
         let tickets = tickets.into_iter().map(|t| (t.id, t)).collect();
         let topic = Topic::Station(station.clone());
@@ -100,6 +102,7 @@ impl StationActor {
             position,
             audience,
             journal,
+            frames,
         }
     }
 
@@ -232,6 +235,7 @@ impl Handler<SubscribeStation> for StationActor {
                 self.branch_id.to_string(),
                 after,
                 head,
+                self.frames.clone(),
             );
             ctx.spawn(read.into_actor(self).map(move |missed, act, _| {
                 let snapshot = act.snapshot();

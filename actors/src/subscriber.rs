@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::{mpsc, Notify};
 
-use crate::event::{Envelope, Published};
+use crate::event::{Envelope, EventFrames, Published};
 use crate::ids::{ItemId, StationId, TableId};
 use crate::journal::Journal;
 use crate::menu::BranchConfig;
@@ -395,9 +395,10 @@ pub async fn read_missed(
     branch: String,
     after: u64,
     head: u64,
+    frames: EventFrames,
 ) -> Result<Vec<Arc<Published>>, ()> {
     let read = read_events(journal, branch, after, head).await?;
-    Ok(read.iter().map(|e| e.publish()).collect())
+    Ok(read.iter().map(|e| e.publish(&frames)).collect())
 }
 
 /// The branch's events after `after` up to `head`, decoded.

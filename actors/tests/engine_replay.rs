@@ -262,6 +262,7 @@ async fn start(path: &std::path::Path, snapshot_every: u64, threads: usize) -> E
     let options = EngineOptions {
         snapshot_every,
         threads,
+        frames: std::sync::Arc::new(|e| format!("{{\"position\":{}}}", e.position).into()),
     };
     Engine::start(Arc::new(journal), feed, options)
         .await

@@ -23,6 +23,11 @@ fn golden_journal(dir: &tempfile::TempDir) -> SqliteJournal {
     SqliteJournal::open(&path).expect("golden journal opens").0
 }
 
+/// Screens' frames are the edge's business; recovery only needs something to write.
+fn frames() -> rail_actors::event::EventFrames {
+    std::sync::Arc::new(|e| format!("{{\"position\":{}}}", e.position).into())
+}
+
 fn golden() -> BranchId {
     BranchId::parse("golden").unwrap()
 }
@@ -39,7 +44,9 @@ fn metric(series: &str) -> f64 {
 async fn the_golden_journal_recovers_from_its_format_1_snapshot_as_from_its_events() {
     let dir = tempfile::tempdir().unwrap();
     let journal = golden_journal(&dir);
-    let from_snapshot = recover(&journal, &golden()).await.expect("recovers");
+    let from_snapshot = recover(&journal, &golden(), &frames())
+        .await
+        .expect("recovers");
     assert_eq!(
         from_snapshot.snapshot_position, 25,
         "the fixture's snapshot is used"
@@ -67,7 +74,9 @@ async fn the_golden_journal_recovers_from_its_format_1_snapshot_as_from_its_even
         body: br#"{"version": 0}"#.to_vec(),
     };
     journal.save_snapshot("golden", unused).await.unwrap();
-    let from_events = recover(&journal, &golden()).await.expect("recovers");
+    let from_events = recover(&journal, &golden(), &frames())
+        .await
+        .expect("recovers");
     assert_eq!(
         from_events.snapshot_position, 0,
         "the unusable snapshot is not used"
@@ -86,7 +95,7 @@ async fn the_golden_journal_recovers_from_its_format_1_snapshot_as_from_its_even
 async fn a_snapshot_this_build_cannot_use_is_counted_and_the_events_are_read_instead() {
     let dir = tempfile::tempdir().unwrap();
     let journal = golden_journal(&dir);
-    let good = recover(&journal, &golden()).await.unwrap();
+    let good = recover(&journal, &golden(), &frames()).await.unwrap();
 
     let cases: [(&str, &[u8], u64); 3] = [
         ("format", br#"{"version": 7, "position": 30}"#, 30),
@@ -105,7 +114,7 @@ async fn a_snapshot_this_build_cannot_use_is_counted_and_the_events_are_read_ins
             body: body.to_vec(),
         };
         journal.save_snapshot("golden", saved).await.unwrap();
-        let recovered = recover(&journal, &golden())
+        let recovered = recover(&journal, &golden(), &frames())
             .await
             .expect("recovers from events");
         assert_eq!(recovered.snapshot_position, 0, "{reason}");
@@ -123,7 +132,7 @@ async fn a_snapshot_this_build_cannot_use_is_counted_and_the_events_are_read_ins
     moved.position = 40;
     let before = metric("rail_snapshots_unreadable_total{reason=\"position\"}");
     journal.save_snapshot("golden", moved).await.unwrap();
-    let recovered = recover(&journal, &golden()).await.unwrap();
+    let recovered = recover(&journal, &golden(), &frames()).await.unwrap();
     assert_eq!(recovered.snapshot_position, 0);
     assert_eq!(
         metric("rail_snapshots_unreadable_total{reason=\"position\"}"),
@@ -138,7 +147,7 @@ async fn a_snapshot_this_build_cannot_use_is_counted_and_the_events_are_read_ins
         &good.orders,
     ));
     journal.save_snapshot("golden", current).await.unwrap();
-    let recovered = recover(&journal, &golden()).await.unwrap();
+    let recovered = recover(&journal, &golden(), &frames()).await.unwrap();
     assert_eq!(recovered.snapshot_position, 43);
     assert_eq!(recovered.orders, good.orders);
 }
