@@ -5,6 +5,187 @@ use actix_web::{HttpResponse, ResponseError};
 use rail_actors::CommandError;
 use serde::{Deserialize, Serialize};
 
+/// Every code a refusal carries, over REST or in a websocket `error` frame: the one list. The
+/// README's table, the OpenAPI document and docs/PROTOCOL.md are checked against it
+/// (`tests/error_codes.rs`), and a refusal can only be made with one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    MalformedJson,
+    Unauthenticated,
+    InvalidToken,
+    Forbidden,
+    WrongBranch,
+    OriginNotAllowed,
+    UnknownBranch,
+    UnknownTable,
+    UnknownItem,
+    UnknownStation,
+    UnknownOrder,
+    UnknownLine,
+    UnknownTicket,
+    UnknownAction,
+    NotFound,
+    MethodNotAllowed,
+    Item86,
+    NothingToFire,
+    NothingToServe,
+    InvalidTransition,
+    PartsPending,
+    OrderClosed,
+    OrderNotFinished,
+    Conflict,
+    BodyTooLarge,
+    UnsupportedMediaType,
+    InvalidInput,
+    IdempotencyKeyReused,
+    RateLimited,
+    TooManyConnections,
+    JournalUnreadable,
+    JournalUnavailable,
+    Overloaded,
+    /// Websocket only: a frame that is not JSON or not a known frame.
+    MalformedFrame,
+    /// Websocket only: a binary frame.
+    UnsupportedFrame,
+    /// Websocket only: an `auth` frame with another device's token.
+    TokenMismatch,
+}
+
+impl ErrorCode {
+    /// Every code, in the README's order.
+    pub const ALL: [ErrorCode; 36] = {
+        use ErrorCode::*;
+        [
+            MalformedJson,
+            Unauthenticated,
+            InvalidToken,
+            Forbidden,
+            WrongBranch,
+            OriginNotAllowed,
+            UnknownBranch,
+            UnknownTable,
+            UnknownItem,
+            UnknownStation,
+            UnknownOrder,
+            UnknownLine,
+            UnknownTicket,
+            UnknownAction,
+            NotFound,
+            MethodNotAllowed,
+            Item86,
+            NothingToFire,
+            NothingToServe,
+            InvalidTransition,
+            PartsPending,
+            OrderClosed,
+            OrderNotFinished,
+            Conflict,
+            BodyTooLarge,
+            UnsupportedMediaType,
+            InvalidInput,
+            IdempotencyKeyReused,
+            RateLimited,
+            TooManyConnections,
+            JournalUnreadable,
+            JournalUnavailable,
+            Overloaded,
+            MalformedFrame,
+            UnsupportedFrame,
+            TokenMismatch,
+        ]
+    };
+
+    /// The code as clients match on it.
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            MalformedJson => "malformed_json",
+            Unauthenticated => "unauthenticated",
+            InvalidToken => "invalid_token",
+            Forbidden => "forbidden",
+            WrongBranch => "wrong_branch",
+            OriginNotAllowed => "origin_not_allowed",
+            UnknownBranch => "unknown_branch",
+            UnknownTable => "unknown_table",
+            UnknownItem => "unknown_item",
+            UnknownStation => "unknown_station",
+            UnknownOrder => "unknown_order",
+            UnknownLine => "unknown_line",
+            UnknownTicket => "unknown_ticket",
+            UnknownAction => "unknown_action",
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            Item86 => "item_86",
+            NothingToFire => "nothing_to_fire",
+            NothingToServe => "nothing_to_serve",
+            InvalidTransition => "invalid_transition",
+            PartsPending => "parts_pending",
+            OrderClosed => "order_closed",
+            OrderNotFinished => "order_not_finished",
+            Conflict => "conflict",
+            BodyTooLarge => "body_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
+            InvalidInput => "invalid_input",
+            IdempotencyKeyReused => "idempotency_key_reused",
+            RateLimited => "rate_limited",
+            TooManyConnections => "too_many_connections",
+            JournalUnreadable => "journal_unreadable",
+            JournalUnavailable => "journal_unavailable",
+            Overloaded => "overloaded",
+            MalformedFrame => "malformed_frame",
+            UnsupportedFrame => "unsupported_frame",
+            TokenMismatch => "token_mismatch",
+        }
+    }
+
+    /// The HTTP status a REST refusal with this code has; None for websocket-only codes.
+    pub fn status(self) -> Option<StatusCode> {
+        use ErrorCode::*;
+        Some(match self {
+            MalformedJson => StatusCode::BAD_REQUEST,
+            Unauthenticated | InvalidToken => StatusCode::UNAUTHORIZED,
+            Forbidden | WrongBranch | OriginNotAllowed => StatusCode::FORBIDDEN,
+            UnknownBranch | UnknownTable | UnknownItem | UnknownStation | UnknownOrder
+            | UnknownLine | UnknownTicket | UnknownAction | NotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Item86 | NothingToFire | NothingToServe | InvalidTransition | PartsPending
+            | OrderClosed | OrderNotFinished | Conflict => StatusCode::CONFLICT,
+            BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            InvalidInput | IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            RateLimited | TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
+            JournalUnreadable => StatusCode::INTERNAL_SERVER_ERROR,
+            JournalUnavailable | Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            MalformedFrame | UnsupportedFrame | TokenMismatch => return None,
+        })
+    }
+
+    /// The code of a domain refusal.
+    pub fn of(e: &CommandError) -> Self {
+        use CommandError as E;
+        match e {
+            E::UnknownBranch(_) => Self::UnknownBranch,
+            E::UnknownTable(_) => Self::UnknownTable,
+            E::UnknownItem(_) => Self::UnknownItem,
+            E::UnknownStation(_) => Self::UnknownStation,
+            E::UnknownOrder(_) => Self::UnknownOrder,
+            E::UnknownLine(_) => Self::UnknownLine,
+            E::UnknownTicket(_) => Self::UnknownTicket,
+            E::EightySixed(_) => Self::Item86,
+            E::Invalid(_) => Self::InvalidInput,
+            E::NothingToFire(_) => Self::NothingToFire,
+            E::NothingToServe => Self::NothingToServe,
+            E::InvalidTransition(_) => Self::InvalidTransition,
+            E::PartsPending(_) => Self::PartsPending,
+            E::OrderClosed => Self::OrderClosed,
+            E::OrderNotFinished(_) => Self::OrderNotFinished,
+            E::JournalUnavailable => Self::JournalUnavailable,
+            E::Conflict => Self::Conflict,
+            E::IdempotencyKeyReused => Self::IdempotencyKeyReused,
+        }
+    }
+}
+
 /// An error answered to an HTTP client.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -61,27 +242,14 @@ impl ApiError {
 
 /// The HTTP status for a domain refusal.
 pub fn status_of(e: &CommandError) -> StatusCode {
-    use CommandError::*;
-    match e {
-        UnknownBranch(_) | UnknownTable(_) | UnknownItem(_) | UnknownStation(_)
-        | UnknownOrder(_) | UnknownLine(_) | UnknownTicket(_) => StatusCode::NOT_FOUND,
-        Invalid(_) | IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-        JournalUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        WrongStation { .. }
-        | EightySixed(_)
-        | NothingToFire(_)
-        | NothingToServe
-        | InvalidTransition(_)
-        | PartsPending(_)
-        | OrderClosed
-        | OrderNotFinished(_)
-        | Conflict => StatusCode::CONFLICT,
-    }
+    ErrorCode::of(e)
+        .status()
+        .expect("domain refusals have a status")
 }
 
 impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
-        Self::new(status_of(&e), e.code(), e.to_string())
+        Self::new(status_of(&e), ErrorCode::of(&e).as_str(), e.to_string())
     }
 }
 

@@ -19,11 +19,6 @@ pub enum CommandError {
     UnknownLine(LineId),
     #[error("ticket {0} is not live")]
     UnknownTicket(TicketId),
-    #[error("ticket {ticket} belongs to station '{station}'")]
-    WrongStation {
-        ticket: TicketId,
-        station: StationId,
-    },
     #[error("item '{0}' is 86'd (out of stock)")]
     EightySixed(ItemId),
     #[error("{0}")]
@@ -59,7 +54,6 @@ impl CommandError {
             Self::UnknownOrder(_) => "unknown_order",
             Self::UnknownLine(_) => "unknown_line",
             Self::UnknownTicket(_) => "unknown_ticket",
-            Self::WrongStation { .. } => "wrong_station",
             Self::EightySixed(_) => "item_86",
             Self::Invalid(_) => "invalid_input",
             Self::NothingToFire(_) => "nothing_to_fire",

@@ -41,6 +41,7 @@ fn default_limit() -> usize {
         Refusals,
         (status = 404, description = "The branch is not configured (`unknown_branch`).", body = ErrorBody),
         (status = 422, description = "`after` or `limit` is not valid (`invalid_input`).", body = ErrorBody),
+        (status = 500, description = "The journal holds an event this version cannot read, written by a newer one (`journal_unreadable`); nothing was changed.", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
