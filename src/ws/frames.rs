@@ -1,0 +1,141 @@
+//! The websocket's frames: what a client may send, read into a typed enum, and what the server
+//! sends, written as JSON text.
+//!
+//! Only this module knows the wire shape of a frame; the session works on `ClientFrame` and
+//! hands back text ready for the socket.
+
+use rail_actors::event::Published;
+use rail_actors::ids::{BranchId, StationId, TableId, TicketId};
+use rail_actors::order::Ticket;
+use rail_actors::subscriber::{Push, Snapshot, Topic};
+use serde::{Deserialize, Serialize};
+
+/// A frame a client sends.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Authenticate (browsers cannot set headers on a websocket handshake), or renew the
+    /// token of an authenticated socket.
+    Auth {
+        token: String,
+    },
+    /// Follow a station, a table, or (naming neither) the whole branch.
+    Subscribe {
+        #[serde(default)]
+        id: Option<String>,
+        /// The device's branch; when given it must be the token's.
+        #[serde(default)]
+        branch: Option<BranchId>,
+        #[serde(default)]
+        station: Option<StationId>,
+        #[serde(default)]
+        table: Option<TableId>,
+        /// The last position this client saw: resume after it instead of a snapshot.
+        #[serde(default)]
+        after: Option<u64>,
+    },
+    Start(TicketFrame),
+    Bump(TicketFrame),
+    Recall(TicketFrame),
+}
+
+impl ClientFrame {
+    /// Reads a text frame; what is not a client frame gets its `malformed_frame` error.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text)
+            .map_err(|e| error_frame(frame_id(text).as_deref(), "malformed_frame", &e.to_string()))
+    }
+}
+
+/// A station command on a ticket, with the client's id for the answer.
+#[derive(Debug, Deserialize)]
+pub struct TicketFrame {
+    pub id: String,
+    #[serde(default)]
+    pub branch: Option<BranchId>,
+    pub station: StationId,
+    pub ticket: TicketId,
+}
+
+/// A frame the server sends.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame<'a> {
+    Authenticated {
+        branch: &'a BranchId,
+        role: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        station: Option<&'a StationId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        table: Option<&'a TableId>,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
+    Snapshot {
+        topic: &'a Topic,
+        snapshot: &'a Snapshot,
+        /// The resume asked for could not be served: replace what you had with this.
+        reset: bool,
+    },
+    Subscribed {
+        id: Option<&'a str>,
+        topic: &'a Topic,
+    },
+    Ack {
+        id: &'a str,
+        ticket: &'a Ticket,
+    },
+    Error {
+        id: Option<&'a str>,
+        code: &'a str,
+        message: &'a str,
+    },
+}
+
+impl ServerFrame<'_> {
+    /// The frame as the JSON text a socket carries.
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).expect("frames serialize")
+    }
+}
+
+/// The frame a push from the engine goes out as.
+pub(super) fn push_frame(push: &Push) -> String {
+    match push {
+        Push::Snapshot {
+            topic,
+            snapshot,
+            reset,
+        } => ServerFrame::Snapshot {
+            topic,
+            snapshot,
+            reset: *reset,
+        }
+        .to_text(),
+        Push::Event { topic, event, .. } => event_frame(topic, event),
+    }
+}
+
+/// `{"type": "event", "topic": ...}` with the envelope's own fields (stream, seq, branch,
+/// position, at, event), which are serialized once for every screen the event goes to.
+fn event_frame(topic: &Topic, event: &Published) -> String {
+    let fields = &event.json;
+    let topic = serde_json::to_string(topic).expect("topics serialize");
+    let mut frame = String::with_capacity(fields.len() + topic.len() + 32);
+    frame.push_str(r#"{"type":"event","topic":"#);
+    frame.push_str(&topic);
+    frame.push(',');
+    // The envelope is a JSON object with fields: its text after the opening brace.
+    frame.push_str(&fields[1..]);
+    frame
+}
+
+/// An `error` frame, answering the client's frame `id` when it had one.
+pub(super) fn error_frame(id: Option<&str>, code: &str, message: &str) -> String {
+    ServerFrame::Error { id, code, message }.to_text()
+}
+
+/// The `id` of a frame, if it has one, for an error about a frame that was not carried out.
+pub(super) fn frame_id(text: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    value.get("id")?.as_str().map(str::to_owned)
+}
