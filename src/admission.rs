@@ -17,12 +17,11 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
 use actix_web::web;
 use rail_actors::lag::Lag;
 use rail_actors::metrics;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Commands in the engine's hands (received, not yet answered) on this replica.
 #[derive(Debug)]
@@ -140,8 +139,7 @@ impl Admission {
             };
             metrics::shed(ask, why.label());
             return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
+                ErrorCode::Overloaded,
                 "the kitchen's system is at capacity: nothing was done, retry in a second",
             ));
         }
@@ -217,7 +215,7 @@ mod tests {
         let first = Admission::admit(&admission, Ask::NewOrder).expect("room");
         let second = Admission::admit(&admission, Ask::NewOrder).expect("room");
         let refused = Admission::admit(&admission, Ask::NewOrder).unwrap_err();
-        assert_eq!(refused.code, "overloaded");
+        assert_eq!(refused.code.as_str(), "overloaded");
         let third = Admission::admit(&admission, Ask::Command).expect("room for a command");
         let fourth = Admission::admit(&admission, Ask::Command).expect("room for a command");
         assert!(Admission::admit(&admission, Ask::Command).is_err());
@@ -235,7 +233,7 @@ mod tests {
             lag.observe(Duration::from_secs(2));
         }
         let refused = Admission::admit(&admission, Ask::NewOrder).unwrap_err();
-        assert_eq!(refused.code, "overloaded");
+        assert_eq!(refused.code.as_str(), "overloaded");
         Admission::admit(&admission, Ask::Command).expect("commands on taken orders go on");
         for _ in 0..40 {
             lag.observe(Duration::from_millis(5));
@@ -256,7 +254,7 @@ mod tests {
         Admission::admit(&admission, Ask::NewOrder).expect("under the limit");
         admission.observe_memory(401 << 20);
         let refused = Admission::admit(&admission, Ask::NewOrder).unwrap_err();
-        assert_eq!(refused.code, "overloaded");
+        assert_eq!(refused.code.as_str(), "overloaded");
         Admission::admit(&admission, Ask::Command).expect("orders taken go on");
         admission.observe_memory(399 << 20);
         Admission::admit(&admission, Ask::NewOrder).expect("taken again below the limit");

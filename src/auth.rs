@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::dev::Payload;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -20,7 +20,8 @@ use rail_actors::ids::{BranchId, StationId, TableId};
 use rail_actors::metrics;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::wire::schema;
 
 /// Shortest secret accepted: HS256 is only as strong as its key.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -178,8 +179,7 @@ impl Device {
 pub fn forbidden(role: Role) -> ApiError {
     metrics::auth_refused("forbidden");
     ApiError::new(
-        StatusCode::FORBIDDEN,
-        "forbidden",
+        ErrorCode::Forbidden,
         format!("a {} device may not do this", role.as_str()),
     )
 }
@@ -187,8 +187,7 @@ pub fn forbidden(role: Role) -> ApiError {
 pub fn wrong_branch() -> ApiError {
     metrics::auth_refused("wrong_branch");
     ApiError::new(
-        StatusCode::FORBIDDEN,
-        "wrong_branch",
+        ErrorCode::WrongBranch,
         "this device belongs to another branch",
     )
 }
@@ -205,11 +204,11 @@ pub enum TokenError {
 impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
         let code = match e {
-            TokenError::Missing => "unauthenticated",
-            TokenError::Invalid(_) => "invalid_token",
+            TokenError::Missing => ErrorCode::Unauthenticated,
+            TokenError::Invalid(_) => ErrorCode::InvalidToken,
         };
-        metrics::auth_refused(code);
-        ApiError::new(StatusCode::UNAUTHORIZED, code, e.to_string())
+        metrics::auth_refused(code.as_str());
+        ApiError::new(code, e.to_string())
     }
 }
 
@@ -245,8 +244,8 @@ impl utoipa::ToSchema for TokenRequest {
     ) {
         use utoipa::PartialSchema;
         for (name, schema) in [
-            (StationId::name(), StationId::schema()),
-            (TableId::name(), TableId::schema()),
+            (schema::StationId::name(), schema::StationId::schema()),
+            (schema::TableId::name(), schema::TableId::schema()),
         ] {
             schemas.push((name.into(), schema));
         }
@@ -320,7 +319,7 @@ impl utoipa::PartialSchema for TokenRequest {
                     .property(
                         "station",
                         nullable_ref(
-                            StationId::name(),
+                            schema::StationId::name(),
                             "The station it shows (a station of the branch); without one, \
                              every station.",
                         ),
@@ -333,7 +332,7 @@ impl utoipa::PartialSchema for TokenRequest {
                     .property(
                         "table",
                         AllOfBuilder::new()
-                            .item(Ref::from_schema_name(TableId::name()))
+                            .item(Ref::from_schema_name(schema::TableId::name()))
                             .description(Some("Its table (a table of the branch).")),
                     )
                     .required("table"),
@@ -457,7 +456,7 @@ impl Tokens {
         branch: &BranchId,
         request: &TokenRequest,
     ) -> Result<IssuedToken, ApiError> {
-        let invalid = |m: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", m);
+        let invalid = |m: &str| ApiError::new(ErrorCode::InvalidInput, m);
         let ttl = match request.ttl_seconds {
             None => DEFAULT_TTL,
             Some(s) if (60..=MAX_TTL.as_secs()).contains(&s) => Duration::from_secs(s),
@@ -509,9 +508,7 @@ impl Tokens {
             jti: uuid::Uuid::new_v4().to_string(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-        })?;
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         Ok(IssuedToken {
             token,
             branch: branch.to_string(),
@@ -593,8 +590,7 @@ impl GuestOrdering {
         self.limiter.check_key(&key).map_err(|_| {
             metrics::rate_limited("guest");
             ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 "this table is ordering too fast; wait a minute and try again",
             )
         })?;

@@ -11,7 +11,7 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::error::{body_too_large, json_error, ApiError};
+use crate::error::{body_too_large, json_error, ApiError, ErrorCode};
 
 /// A JSON body, limited and content-typed as `web::Json` is (`JsonConfig`), whose whole numbers
 /// may be spelled as floats: JSON Schema's `integer` takes `2.0` as well as `2`, and so does
@@ -71,7 +71,7 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
                     .await
                     .map_err(|e| match e.as_error::<actix_web::error::PayloadError>() {
                         Some(actix_web::error::PayloadError::Overflow) => body_too_large(),
-                        _ => ApiError::bad_request("malformed_json", e.to_string()),
+                        _ => ApiError::new(ErrorCode::MalformedJson, e.to_string()),
                     })?;
             body_or_default(&bytes).map(OptionalJson)
         })

@@ -41,6 +41,8 @@ pub enum ErrorCode {
     RateLimited,
     TooManyConnections,
     JournalUnreadable,
+    /// The server failed at something it should not (never a client's fault).
+    Internal,
     JournalUnavailable,
     Overloaded,
     /// Websocket only: a frame that is not JSON or not a known frame.
@@ -53,7 +55,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the README's order.
-    pub const ALL: [ErrorCode; 36] = {
+    pub const ALL: [ErrorCode; 37] = {
         use ErrorCode::*;
         [
             MalformedJson,
@@ -87,6 +89,7 @@ impl ErrorCode {
             RateLimited,
             TooManyConnections,
             JournalUnreadable,
+            Internal,
             JournalUnavailable,
             Overloaded,
             MalformedFrame,
@@ -130,6 +133,7 @@ impl ErrorCode {
             RateLimited => "rate_limited",
             TooManyConnections => "too_many_connections",
             JournalUnreadable => "journal_unreadable",
+            Internal => "internal",
             JournalUnavailable => "journal_unavailable",
             Overloaded => "overloaded",
             MalformedFrame => "malformed_frame",
@@ -154,7 +158,7 @@ impl ErrorCode {
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             InvalidInput | IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             RateLimited | TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
-            JournalUnreadable => StatusCode::INTERNAL_SERVER_ERROR,
+            JournalUnreadable | Internal => StatusCode::INTERNAL_SERVER_ERROR,
             JournalUnavailable | Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             MalformedFrame | UnsupportedFrame | TokenMismatch => return None,
         })
@@ -191,7 +195,7 @@ impl ErrorCode {
 #[error("{message}")]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -223,20 +227,15 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// A refusal with a code of the list; its status is the code's.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
+            status: code
+                .status()
+                .unwrap_or_else(|| panic!("{} is a websocket code", code.as_str())),
             code,
             message: message.into(),
         }
-    }
-
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message)
     }
 }
 
@@ -249,7 +248,7 @@ pub fn status_of(e: &CommandError) -> StatusCode {
 
 impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
-        Self::new(status_of(&e), ErrorCode::of(&e).as_str(), e.to_string())
+        Self::new(ErrorCode::of(&e), e.to_string())
     }
 }
 
@@ -263,10 +262,10 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
         }
-        if self.code == "overloaded" {
+        if self.code == ErrorCode::Overloaded {
             response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
         }
-        response.json(ErrorBody::new(self.code, self.message.clone()))
+        response.json(ErrorBody::new(self.code.as_str(), self.message.clone()))
     }
 }
 
@@ -276,25 +275,19 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
     match &err {
         E::OverflowKnownLength { .. } | E::Overflow { .. } => body_too_large(),
         E::ContentType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "send the body as application/json",
         ),
-        E::Deserialize(e) if e.is_data() => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_input",
-            e.to_string(),
-        ),
-        E::Deserialize(e) => ApiError::bad_request("malformed_json", e.to_string()),
-        other => ApiError::bad_request("malformed_json", other.to_string()),
+        E::Deserialize(e) if e.is_data() => ApiError::new(ErrorCode::InvalidInput, e.to_string()),
+        E::Deserialize(e) => ApiError::new(ErrorCode::MalformedJson, e.to_string()),
+        other => ApiError::new(ErrorCode::MalformedJson, other.to_string()),
     }
 }
 
 /// `413 body_too_large`.
 pub fn body_too_large() -> ApiError {
     ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
+        ErrorCode::BodyTooLarge,
         "the request body is larger than the server accepts",
     )
 }

@@ -1,13 +1,12 @@
 //! Idempotency keys at the edge: the `Idempotency-Key` header of a REST command, or the `id`
 //! of a websocket command, with a digest of the request it came with.
 
-use actix_web::http::StatusCode;
 use actix_web::HttpRequest;
 use rail_actors::journal::KeyRecord;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 pub const HEADER: &str = "idempotency-key";
 /// The longest key accepted.
@@ -43,8 +42,7 @@ pub fn from_request(
         .filter(|k| valid_key(k))
         .ok_or_else(|| {
             ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_input",
+                ErrorCode::InvalidInput,
                 format!("Idempotency-Key must be 1 to {MAX_KEY} visible ASCII characters"),
             )
         })?;

@@ -14,14 +14,13 @@ use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use rail_actors::ids::{BranchId, StationId, TableId};
 use rail_actors::journal::{Journal, PostgresJournal, SqliteJournal};
-use rail_actors::menu::BranchConfig;
 use rail_actors::{metrics, Engine, EngineOptions};
 use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
 use crate::admission::{self, Admission};
 use crate::auth::{GuestOrdering, Role, TokenRequest, Tokens};
-use crate::error::{json_error, ApiError};
+use crate::error::{json_error, ApiError, ErrorCode};
 use crate::settings::{LogFormat, Settings};
 use crate::{openapi, routes, ws};
 
@@ -174,16 +173,11 @@ impl Application {
                 .app_data(web::PayloadConfig::default().limit(max_body))
                 .app_data(
                     web::PathConfig::default().error_handler(|e, _| {
-                        ApiError::not_found("not_found", e.to_string()).into()
+                        ApiError::new(ErrorCode::NotFound, e.to_string()).into()
                     }),
                 )
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                    ApiError::new(
-                        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid_input",
-                        e.to_string(),
-                    )
-                    .into()
+                    ApiError::new(ErrorCode::InvalidInput, e.to_string()).into()
                 }))
                 .route("/", web::get().to(board))
                 .route(
@@ -197,7 +191,7 @@ impl Application {
                 .route("/ws", web::get().to(ws::endpoint))
                 .configure(routes::configure)
                 .default_service(web::to(|| async {
-                    Err::<HttpResponse, _>(ApiError::not_found("not_found", "no such endpoint"))
+                    Err::<HttpResponse, _>(ApiError::new(ErrorCode::NotFound, "no such endpoint"))
                 }))
         })
         .disable_signals()
@@ -351,8 +345,8 @@ async fn ensure_demo(engine: &Engine) -> anyhow::Result<()> {
     if engine.branch(&id).is_ok() {
         return Ok(());
     }
-    let config: BranchConfig = serde_json::from_str(DEMO_BRANCH)?;
-    engine.configure(id, config).await?;
+    let config: crate::wire::BranchConfig = serde_json::from_str(DEMO_BRANCH)?;
+    engine.configure(id, config.into()).await?;
     tracing::info!(branch = DEMO_ID, "demo branch configured");
     Ok(())
 }

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use actix::prelude::*;
 use chrono::{Duration, NaiveDate, Utc};
 use futures::future::join_all;
-use serde::Serialize;
 
 use crate::error::{invalid, CommandError};
 use crate::event::{
@@ -33,8 +32,7 @@ use crate::table::{ExecuteOrder, OpenOrderAt, ReadOrder, TableActor};
 const BRANCH_HISTORY: usize = 512;
 
 /// What a branch is, as managers and screens read it.
-#[derive(Debug, Clone, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone)]
 pub struct BranchInfo {
     pub id: BranchId,
     pub config: BranchConfig,

@@ -43,37 +43,6 @@ pub enum CommandError {
     IdempotencyKeyReused,
 }
 
-impl CommandError {
-    /// The stable, machine-readable code clients match on.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::UnknownBranch(_) => "unknown_branch",
-            Self::UnknownTable(_) => "unknown_table",
-            Self::UnknownItem(_) => "unknown_item",
-            Self::UnknownStation(_) => "unknown_station",
-            Self::UnknownOrder(_) => "unknown_order",
-            Self::UnknownLine(_) => "unknown_line",
-            Self::UnknownTicket(_) => "unknown_ticket",
-            Self::EightySixed(_) => "item_86",
-            Self::Invalid(_) => "invalid_input",
-            Self::NothingToFire(_) => "nothing_to_fire",
-            Self::NothingToServe => "nothing_to_serve",
-            Self::InvalidTransition(_) => "invalid_transition",
-            Self::PartsPending(_) => "parts_pending",
-            Self::OrderClosed => "order_closed",
-            Self::OrderNotFinished(_) => "order_not_finished",
-            Self::JournalUnavailable => "journal_unavailable",
-            Self::Conflict => "conflict",
-            Self::IdempotencyKeyReused => "idempotency_key_reused",
-        }
-    }
-
-    /// Whether the caller may retry the same command unchanged.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Self::JournalUnavailable | Self::Conflict)
-    }
-}
-
 pub fn invalid(message: impl Into<String>) -> CommandError {
     CommandError::Invalid(message.into())
 }

@@ -7,16 +7,13 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId};
 use crate::menu::BranchConfig;
 use crate::order::OrderChange;
 
 /// A change to a branch's configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum BranchEvent {
     BranchConfigured {
         config: BranchConfig,
@@ -31,19 +28,15 @@ pub enum BranchEvent {
 }
 
 /// A change to one order, with the table it is at.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OrderEvent {
     pub order_id: OrderId,
     pub table: TableId,
-    #[serde(flatten)]
     pub change: OrderChange,
 }
 
 /// Any domain event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Branch(BranchEvent),
     Order(OrderEvent),

@@ -32,37 +32,6 @@ fn check_slug(kind: &str, value: &str) -> Result<(), InvalidId> {
     Ok(())
 }
 
-/// `check_slug` as a regular expression, for the OpenAPI document.
-#[cfg(feature = "openapi")]
-const SLUG_PATTERN: &str = "^[a-z0-9_][a-z0-9_-]{0,63}$";
-
-/// The JSON schema of every slug: the same rule as `check_slug`.
-#[cfg(feature = "openapi")]
-fn slug_schema(kind: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-    use utoipa::openapi::schema::{ObjectBuilder, Type};
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .min_length(Some(1))
-        .max_length(Some(SLUG_MAX))
-        .pattern(Some(SLUG_PATTERN))
-        .description(Some(format!(
-            "The {kind}'s id: 1 to {SLUG_MAX} lowercase letters, digits, '-' and '_', \
-             not starting with '-'."
-        )))
-        .into()
-}
-
-/// The JSON schema of every id the engine makes.
-#[cfg(feature = "openapi")]
-fn uuid_schema(kind: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
-        .description(Some(format!("The {kind}'s id, a UUID the engine made.")))
-        .into()
-}
-
 macro_rules! slug_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
@@ -103,16 +72,6 @@ macro_rules! slug_id {
                 Self::parse(raw).map_err(serde::de::Error::custom)
             }
         }
-
-        #[cfg(feature = "openapi")]
-        impl utoipa::PartialSchema for $name {
-            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                slug_schema($kind)
-            }
-        }
-
-        #[cfg(feature = "openapi")]
-        impl utoipa::ToSchema for $name {}
     };
 }
 
@@ -170,16 +129,6 @@ macro_rules! uuid_id {
                 self.0.fmt(f)
             }
         }
-
-        #[cfg(feature = "openapi")]
-        impl utoipa::PartialSchema for $name {
-            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                uuid_schema($kind)
-            }
-        }
-
-        #[cfg(feature = "openapi")]
-        impl utoipa::ToSchema for $name {}
     };
 }
 

@@ -11,8 +11,6 @@ pub mod journal;
 pub mod lag;
 pub mod menu;
 pub mod metrics;
-#[cfg(feature = "openapi")]
-pub mod openapi;
 pub mod order;
 pub mod registry;
 pub mod station;

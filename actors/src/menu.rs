@@ -1,10 +1,12 @@
 //! A branch's configuration: its stations, menu, routing rules and tables, and its 86 list.
 //!
 //! The configuration is validated once when it is set; afterwards routing an item is a lookup.
+//! These types read from JSON for fixtures and tools (tests, benchmarks); what devices send and
+//! read is `src/wire`'s, converted at the edge.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::{invalid, CommandError};
 use crate::ids::{CategoryId, ItemId, StationId, TableId};
@@ -12,8 +14,7 @@ use crate::ids::{CategoryId, ItemId, StationId, TableId};
 const NAME_MAX: usize = 100;
 
 /// What a station does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum StationKind {
     /// Prepares food or drink (grill, fryer, cold, bar, pastry).
@@ -24,49 +25,40 @@ pub enum StationKind {
 }
 
 /// A kitchen station.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Station {
     pub id: StationId,
-    #[cfg_attr(feature = "openapi", schema(schema_with = name_schema))]
     pub name: String,
     #[serde(default)]
     pub kind: StationKind,
 }
 
 /// A menu category and the stations its items go to unless an item says otherwise.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Category {
     pub id: CategoryId,
-    #[cfg_attr(feature = "openapi", schema(schema_with = name_schema))]
     pub name: String,
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = routes_schema))]
     pub stations: Vec<StationId>,
 }
 
 /// A menu item. Its own `stations`, when given, replace its category's.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MenuItem {
     pub id: ItemId,
-    #[cfg_attr(feature = "openapi", schema(schema_with = name_schema))]
     pub name: String,
     pub category: CategoryId,
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = routes_schema))]
     pub stations: Vec<StationId>,
     #[serde(default)]
     pub price_cents: u32,
 }
 
 /// Where orders are taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum TableKind {
     #[default]
@@ -78,58 +70,28 @@ pub enum TableKind {
 }
 
 /// A table, or a virtual one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Table {
     pub id: TableId,
-    #[cfg_attr(feature = "openapi", schema(schema_with = name_schema))]
     pub name: String,
     #[serde(default)]
     pub kind: TableKind,
 }
 
 /// Everything a manager sets for one branch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BranchConfig {
-    #[cfg_attr(feature = "openapi", schema(schema_with = name_schema))]
     pub name: String,
     /// Offset of the branch's local time from UTC; the ticket number restarts each local day.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(minimum = -720, maximum = 840))]
     pub utc_offset_minutes: i32,
     /// Exactly one expo station and at least one cooking station.
-    #[cfg_attr(feature = "openapi", schema(min_items = 2, max_items = 64))]
     pub stations: Vec<Station>,
-    #[cfg_attr(feature = "openapi", schema(max_items = 500))]
     pub categories: Vec<Category>,
-    #[cfg_attr(feature = "openapi", schema(max_items = 5000))]
     pub items: Vec<MenuItem>,
-    #[cfg_attr(feature = "openapi", schema(max_items = 2000))]
     pub tables: Vec<Table>,
-}
-
-/// A name as `check_name` takes it.
-#[cfg(feature = "openapi")]
-fn name_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
-    crate::openapi::text(NAME_MAX).into()
-}
-
-/// The stations a category or an item routes to: no station twice.
-///
-/// A `schema_with` field does not register its schemas; `StationId` is registered by
-/// `Station::id`, which every configuration holds.
-#[cfg(feature = "openapi")]
-fn routes_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
-    use utoipa::openapi::schema::ArrayBuilder;
-    use utoipa::openapi::Ref;
-    use utoipa::ToSchema;
-    ArrayBuilder::new()
-        .items(Ref::from_schema_name(StationId::name()))
-        .unique_items(true)
-        .into()
 }
 
 fn check_name(what: &str, name: &str) -> Result<(), CommandError> {
@@ -413,7 +375,10 @@ pub(crate) mod tests {
     fn refuses_broken_configs() {
         let mut c = sample_config();
         c.stations.retain(|s| s.kind != StationKind::Expo);
-        assert_eq!(Branch::new(c).unwrap_err().code(), "invalid_input");
+        assert!(matches!(
+            Branch::new(c).unwrap_err(),
+            CommandError::Invalid(_)
+        ));
 
         let mut c = sample_config();
         c.items[0].stations = vec![StationId::parse("expo").unwrap()];

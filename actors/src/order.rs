@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, CommandError};
 use crate::ids::{ItemId, LineId, OrderId, StationId, TableId, TicketId};
@@ -23,44 +22,14 @@ pub const MAX_TEXT: usize = 200;
 const MAX_COURSE: u8 = 9;
 
 /// A line as a waiter asks for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewLine {
     pub item: ItemId,
-    #[serde(default = "one")]
-    #[cfg_attr(feature = "openapi", schema(default = 1, minimum = 1, maximum = 99))]
     pub quantity: u16,
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = modifiers_schema))]
     pub modifiers: Vec<String>,
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = note_schema))]
     pub note: Option<String>,
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub seat: Option<u16>,
-    #[serde(default = "first_course")]
-    #[cfg_attr(feature = "openapi", schema(default = 1, minimum = 1, maximum = 9))]
     pub course: u8,
-}
-
-#[cfg(feature = "openapi")]
-fn modifiers_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
-    crate::openapi::texts(MAX_TEXT, MAX_MODIFIERS)
-}
-
-#[cfg(feature = "openapi")]
-fn note_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
-    crate::openapi::optional_text(MAX_TEXT)
-}
-
-fn one() -> u16 {
-    1
-}
-
-fn first_course() -> u8 {
-    1
 }
 
 fn check_text(what: &str, text: &str) -> Result<(), CommandError> {
@@ -101,9 +70,7 @@ impl NewLine {
 }
 
 /// Where a line is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineStatus {
     Held,
     Fired,
@@ -114,10 +81,8 @@ pub enum LineStatus {
 }
 
 /// A line of an order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
-    #[cfg_attr(feature = "openapi", schema(value_type = u32))]
     pub id: LineId,
     pub item: ItemId,
     pub name: String,
@@ -131,10 +96,8 @@ pub struct Line {
 }
 
 /// A line as printed on a ticket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketLine {
-    #[cfg_attr(feature = "openapi", schema(value_type = u32))]
     pub line_id: LineId,
     pub item: ItemId,
     pub name: String,
@@ -147,9 +110,7 @@ pub struct TicketLine {
 }
 
 /// Where a ticket is on its station's screen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TicketStatus {
     New,
     Started,
@@ -158,8 +119,7 @@ pub enum TicketStatus {
 }
 
 /// What one station sees of one fire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
     pub id: TicketId,
     pub order_id: OrderId,
@@ -225,17 +185,14 @@ impl Ticket {
 }
 
 /// A ticket named in an event, with the station that shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketRef {
     pub ticket_id: TicketId,
     pub station: StationId,
 }
 
 /// What a command does to an order. Stored in the journal as the body of an order event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum OrderChange {
     OrderOpened {
         ticket_no: u32,
@@ -246,7 +203,6 @@ pub enum OrderChange {
         lines: Vec<Line>,
     },
     LineVoided {
-        #[cfg_attr(feature = "openapi", schema(value_type = u32))]
         line_id: LineId,
         reason: Option<String>,
         tickets: Vec<TicketRef>,
@@ -288,11 +244,9 @@ pub enum OrderChange {
     /// Expo bumped the fire: the waiter runs the food.
     OrderReady {
         fire_no: u32,
-        #[cfg_attr(feature = "openapi", schema(value_type = Vec<u32>))]
         lines: Vec<LineId>,
     },
     LinesServed {
-        #[cfg_attr(feature = "openapi", schema(value_type = Vec<u32>))]
         lines: Vec<LineId>,
     },
     OrderClosed {},
@@ -347,8 +301,7 @@ impl OrderChange {
 }
 
 /// What can be done to an open order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrderCommand {
     AddLines {
         lines: Vec<NewLine>,
@@ -378,8 +331,7 @@ pub enum OrderCommand {
 }
 
 /// An order and everything its fires sent to the kitchen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
     pub id: OrderId,
     pub table: TableId,
@@ -388,8 +340,6 @@ pub struct Order {
     pub guests: Option<u16>,
     pub opened_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
-    #[serde(with = "lines_as_list")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Line>))]
     pub lines: BTreeMap<LineId, Line>,
     pub tickets: Vec<Ticket>,
     pub fires: u32,
@@ -917,28 +867,5 @@ fn line_word(s: LineStatus) -> &'static str {
         LineStatus::Ready => "ready",
         LineStatus::Served => "served",
         LineStatus::Voided => "voided",
-    }
-}
-
-/// Lines travel as a list in line order; in memory they are keyed by id.
-mod lines_as_list {
-    use std::collections::BTreeMap;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use super::{Line, LineId};
-
-    pub fn serialize<S: Serializer>(
-        lines: &BTreeMap<LineId, Line>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.collect_seq(lines.values())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<BTreeMap<LineId, Line>, D::Error> {
-        let lines = Vec::<Line>::deserialize(d)?;
-        Ok(lines.into_iter().map(|l| (l.id, l)).collect())
     }
 }

@@ -7,7 +7,6 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use serde::Serialize;
 use tokio::sync::{mpsc, Notify};
 
 use crate::event::{Envelope, EventFrames, Published};
@@ -17,8 +16,7 @@ use crate::menu::BranchConfig;
 use crate::order::{Order, Ticket};
 
 /// A stream of a branch a screen can follow.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Topic {
     /// One station's tickets (a kitchen display).
     Station(StationId),
@@ -40,8 +38,7 @@ impl Topic {
 }
 
 /// The state of a topic at a position; events after that position follow it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Debug, Clone)]
 pub enum Snapshot {
     Station {
         station: StationId,

@@ -1,6 +1,5 @@
 //! The branch itself: its configuration (menu, stations, tables) and its 86 list.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use rail_actors::branch::{BranchInfo, GetBranchInfo, SetEightySix};
 use rail_actors::ids::{BranchId, ItemId};
@@ -10,7 +9,7 @@ use serde::Deserialize;
 use super::scope::{ApiResult, BranchPath, Refusals};
 use crate::auth::{Act, Device};
 use crate::body::ApiJson;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::wire;
 
 /// The `{item}` segment of an 86 path.
@@ -18,7 +17,7 @@ use crate::wire;
 #[into_params(parameter_in = Path)]
 pub struct ItemPath {
     /// A menu item of the branch.
-    #[param(value_type = ItemId)]
+    #[param(value_type = wire::schema::ItemId)]
     item: String,
 }
 
@@ -27,7 +26,7 @@ impl ItemPath {
     pub fn id(&self) -> Result<ItemId, ApiError> {
         let raw = &self.item;
         ItemId::parse(raw)
-            .map_err(|_| ApiError::not_found("unknown_item", format!("no item '{raw}'")))
+            .map_err(|_| ApiError::new(ErrorCode::UnknownItem, format!("no item '{raw}'")))
     }
 }
 
@@ -56,13 +55,8 @@ pub(super) async fn put_branch(
     body: ApiJson<wire::BranchConfig>,
 ) -> ApiResult {
     device.require(Act::ConfigureBranch)?;
-    let branch = BranchId::parse(branch.into_inner().branch).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_input",
-            e.to_string(),
-        )
-    })?;
+    let branch = BranchId::parse(branch.into_inner().branch)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()))?;
     let info = engine.configure(branch, body.0.into()).await?;
     Ok(answer(&info))
 }

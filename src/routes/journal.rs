@@ -2,14 +2,13 @@
 //! event as the domain reads it.
 
 use crate::wire::JournalEvent;
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use rail_actors::Engine;
 use serde::Deserialize;
 
 use super::scope::{ApiResult, BranchPath, Refusals};
 use crate::auth::{Act, Device};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 
 /// Which page of the journal to read.
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -56,16 +55,14 @@ pub(super) async fn events(
     engine.branch(&branch)?;
     if query.limit == 0 || query.limit > 1000 {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_input",
+            ErrorCode::InvalidInput,
             "limit must be 1 to 1000",
         ));
     }
     // Positions are stored as signed 64-bit integers.
     if i64::try_from(query.after).is_err() {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_input",
+            ErrorCode::InvalidInput,
             format!("after must be 0 to {}", i64::MAX),
         ));
     }
@@ -81,8 +78,7 @@ pub(super) async fn events(
             rail_actors::stored::decode(stored).map_err(|e| {
                 tracing::error!(error = %e, "journal event this build cannot read");
                 ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "journal_unreadable",
+                    ErrorCode::JournalUnreadable,
                     "the journal holds an event this version cannot read",
                 )
             })

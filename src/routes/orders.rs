@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::scope::{ApiResult, BranchPath, IdempotencyKey, Refusals};
 use crate::auth::{Act, Device, GuestOrdering, Role};
 use crate::body::{ApiJson, OptionalJson};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::idempotency;
 use crate::wire;
 
@@ -20,7 +20,7 @@ use crate::wire;
 #[into_params(parameter_in = Path)]
 pub struct OrderPath {
     /// An order of the branch.
-    #[param(value_type = OrderId)]
+    #[param(value_type = wire::schema::OrderId)]
     order: String,
 }
 
@@ -29,7 +29,7 @@ impl OrderPath {
     pub fn id(&self) -> Result<OrderId, ApiError> {
         let raw = &self.order;
         OrderId::parse(raw)
-            .ok_or_else(|| ApiError::not_found("unknown_order", format!("no order '{raw}'")))
+            .ok_or_else(|| ApiError::new(ErrorCode::UnknownOrder, format!("no order '{raw}'")))
     }
 }
 
@@ -47,7 +47,7 @@ impl LinePath {
     pub fn id(&self) -> Result<LineId, ApiError> {
         let raw = &self.line;
         raw.parse()
-            .map_err(|_| ApiError::not_found("unknown_line", format!("no line '{raw}'")))
+            .map_err(|_| ApiError::new(ErrorCode::UnknownLine, format!("no line '{raw}'")))
     }
 }
 
@@ -56,6 +56,7 @@ impl LinePath {
 #[serde(deny_unknown_fields)]
 pub struct OpenOrderBody {
     /// The table the order is for.
+    #[schema(value_type = wire::schema::TableId)]
     table: TableId,
     /// How many guests sit at it.
     #[serde(default)]

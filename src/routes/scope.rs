@@ -15,7 +15,7 @@ use utoipa::openapi::Required;
 
 use crate::admission::{Admission, Ask};
 use crate::auth::{self, Tokens};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::idempotency;
 
 pub(super) type ApiResult = Result<HttpResponse, ApiError>;
@@ -48,7 +48,7 @@ pub(super) enum Refusals {
 #[into_params(parameter_in = Path)]
 pub struct BranchPath {
     /// The branch: the token's own (`403 wrong_branch` otherwise).
-    #[param(value_type = BranchId)]
+    #[param(value_type = crate::wire::schema::BranchId)]
     pub(super) branch: String,
 }
 
@@ -57,7 +57,7 @@ impl BranchPath {
     pub fn id(&self) -> Result<BranchId, ApiError> {
         let raw = &self.branch;
         BranchId::parse(raw)
-            .map_err(|_| ApiError::not_found("unknown_branch", format!("no branch '{raw}'")))
+            .map_err(|_| ApiError::new(ErrorCode::UnknownBranch, format!("no branch '{raw}'")))
     }
 }
 

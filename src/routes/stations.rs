@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::scope::{ApiResult, BranchPath, IdempotencyKey, Refusals};
 use crate::auth::{Act, Device};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::idempotency;
 use crate::wire;
 
@@ -31,7 +31,7 @@ pub enum TicketActionName {
 #[into_params(parameter_in = Path)]
 pub struct StationPath {
     /// A station of the branch.
-    #[param(value_type = StationId)]
+    #[param(value_type = wire::schema::StationId)]
     station: String,
 }
 
@@ -40,7 +40,7 @@ impl StationPath {
     pub fn id(&self) -> Result<StationId, ApiError> {
         let raw = &self.station;
         StationId::parse(raw)
-            .map_err(|_| ApiError::not_found("unknown_station", format!("no station '{raw}'")))
+            .map_err(|_| ApiError::new(ErrorCode::UnknownStation, format!("no station '{raw}'")))
     }
 }
 
@@ -49,7 +49,7 @@ impl StationPath {
 #[into_params(parameter_in = Path)]
 pub struct TicketActionPath {
     /// A live ticket of the station.
-    #[param(value_type = TicketId)]
+    #[param(value_type = wire::schema::TicketId)]
     ticket: String,
     /// What the cook does: start, bump or recall.
     #[param(value_type = TicketActionName)]
@@ -61,14 +61,14 @@ impl TicketActionPath {
     fn ticket(&self) -> Result<TicketId, ApiError> {
         let raw = &self.ticket;
         TicketId::parse(raw)
-            .ok_or_else(|| ApiError::not_found("unknown_ticket", format!("no ticket '{raw}'")))
+            .ok_or_else(|| ApiError::new(ErrorCode::UnknownTicket, format!("no ticket '{raw}'")))
     }
 
     /// The action named, or `404 unknown_action`.
     fn action(&self) -> Result<TicketAction, ApiError> {
         ticket_action_named(&self.action).ok_or_else(|| {
-            ApiError::not_found(
-                "unknown_action",
+            ApiError::new(
+                ErrorCode::UnknownAction,
                 "a ticket can be started, bumped or recalled",
             )
         })

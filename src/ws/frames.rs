@@ -6,9 +6,11 @@
 
 use rail_actors::event::Published;
 use rail_actors::ids::{BranchId, StationId, TableId, TicketId};
-use rail_actors::order::Ticket;
-use rail_actors::subscriber::{Push, Snapshot, Topic};
+use rail_actors::subscriber::{Push, Topic};
 use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorCode;
+use crate::wire;
 
 /// A frame a client sends.
 #[derive(Debug, Deserialize)]
@@ -42,8 +44,13 @@ pub enum ClientFrame {
 impl ClientFrame {
     /// Reads a text frame; what is not a client frame gets its `malformed_frame` error.
     pub fn parse(text: &str) -> Result<Self, String> {
-        serde_json::from_str(text)
-            .map_err(|e| error_frame(frame_id(text).as_deref(), "malformed_frame", &e.to_string()))
+        serde_json::from_str(text).map_err(|e| {
+            error_frame(
+                frame_id(text).as_deref(),
+                ErrorCode::MalformedFrame,
+                &e.to_string(),
+            )
+        })
     }
 }
 
@@ -71,18 +78,18 @@ pub enum ServerFrame<'a> {
         expires_at: chrono::DateTime<chrono::Utc>,
     },
     Snapshot {
-        topic: &'a Topic,
-        snapshot: &'a Snapshot,
+        topic: wire::Topic<'a>,
+        snapshot: wire::Snapshot<'a>,
         /// The resume asked for could not be served: replace what you had with this.
         reset: bool,
     },
     Subscribed {
         id: Option<&'a str>,
-        topic: &'a Topic,
+        topic: wire::Topic<'a>,
     },
     Ack {
         id: &'a str,
-        ticket: &'a Ticket,
+        ticket: wire::Ticket<'a>,
     },
     Error {
         id: Option<&'a str>,
@@ -106,8 +113,8 @@ pub(super) fn push_frame(push: &Push) -> String {
             snapshot,
             reset,
         } => ServerFrame::Snapshot {
-            topic,
-            snapshot,
+            topic: topic.into(),
+            snapshot: (&**snapshot).into(),
             reset: *reset,
         }
         .to_text(),
@@ -119,7 +126,7 @@ pub(super) fn push_frame(push: &Push) -> String {
 /// position, at, event), which are serialized once for every screen the event goes to.
 fn event_frame(topic: &Topic, event: &Published) -> String {
     let fields = &event.json;
-    let topic = serde_json::to_string(topic).expect("topics serialize");
+    let topic = serde_json::to_string(&wire::Topic::from(topic)).expect("topics serialize");
     let mut frame = String::with_capacity(fields.len() + topic.len() + 32);
     frame.push_str(r#"{"type":"event","topic":"#);
     frame.push_str(&topic);
@@ -130,7 +137,8 @@ fn event_frame(topic: &Topic, event: &Published) -> String {
 }
 
 /// An `error` frame, answering the client's frame `id` when it had one.
-pub(super) fn error_frame(id: Option<&str>, code: &str, message: &str) -> String {
+pub(super) fn error_frame(id: Option<&str>, code: ErrorCode, message: &str) -> String {
+    let code = code.as_str();
     ServerFrame::Error { id, code, message }.to_text()
 }
 

@@ -21,7 +21,7 @@ mod frames;
 mod limits;
 mod session;
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use rail_actors::Engine;
 
@@ -29,7 +29,7 @@ pub use frames::{ClientFrame, ServerFrame, TicketFrame};
 pub use limits::Addresses;
 
 use crate::auth::{self, TokenError, Tokens};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::settings::Settings;
 use crate::startup::Lifecycle;
 use connection::Connection;
@@ -47,7 +47,7 @@ pub async fn endpoint(
 ) -> Result<HttpResponse, actix_web::Error> {
     if !origin_allowed(&req, &settings.allowed_origins) {
         let msg = "websockets from this origin are not allowed";
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "origin_not_allowed", msg).into());
+        return Err(ApiError::new(ErrorCode::OriginNotAllowed, msg).into());
     }
     // A token in the handshake is checked before the upgrade; without one, the socket has a
     // few seconds to send an `auth` frame.
@@ -62,7 +62,7 @@ pub async fn endpoint(
                 .take(peer.ip(), settings.ws_connections_per_address)
                 .ok_or_else(|| {
                     let msg = "too many open websockets from this address";
-                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_connections", msg)
+                    ApiError::new(ErrorCode::TooManyConnections, msg)
                 })?,
         ),
         None => None,

@@ -31,7 +31,7 @@ use super::connection::Connection;
 use super::frames::{error_frame, frame_id, push_frame, ClientFrame, ServerFrame, TicketFrame};
 use super::limits::{FrameBudget, SendQueue, Slot, Spend};
 use crate::auth::{self, Act, Device, Tokens};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::settings::Settings;
 
 /// The connections gauge's label for sockets that have not authenticated yet.
@@ -197,7 +197,7 @@ impl Session {
             Ok(AggregatedMessage::Binary(_)) => {
                 self.reply(error_frame(
                     None,
-                    "unsupported_frame",
+                    ErrorCode::UnsupportedFrame,
                     "send JSON text frames",
                 ));
             }
@@ -218,7 +218,11 @@ impl Session {
             Spend::Allowed => {}
             Spend::Refused => {
                 let msg = "too many frames; slow down and send it again";
-                self.reply(error_frame(frame_id(text).as_deref(), "rate_limited", msg));
+                self.reply(error_frame(
+                    frame_id(text).as_deref(),
+                    ErrorCode::RateLimited,
+                    msg,
+                ));
                 return Continue(());
             }
             Spend::Exhausted => return Break(End::Close(CloseCode::Policy, "rate_limited")),
@@ -238,7 +242,7 @@ impl Session {
                 let msg = "authenticate first: send {\"type\":\"auth\",\"token\":...}";
                 self.reply(error_frame(
                     frame_id(text).as_deref(),
-                    "unauthenticated",
+                    ErrorCode::Unauthenticated,
                     msg,
                 ));
                 return Continue(());
@@ -259,7 +263,7 @@ impl Session {
                 let topic = match (station, table) {
                     (Some(_), Some(_)) => {
                         let msg = "subscribe to a station or a table, not both";
-                        self.reply(error_frame(id.as_deref(), "invalid_input", msg));
+                        self.reply(error_frame(id.as_deref(), ErrorCode::InvalidInput, msg));
                         return Continue(());
                     }
                     (Some(s), None) => Topic::Station(s),
@@ -308,7 +312,7 @@ impl Session {
                 let e = ApiError::from(e);
                 self.reply(error_frame(None, e.code, &e.message));
                 if self.device.is_none() {
-                    return Break(End::Close(CloseCode::Policy, e.code));
+                    return Break(End::Close(CloseCode::Policy, e.code.as_str()));
                 }
                 return Continue(());
             }
@@ -321,7 +325,7 @@ impl Session {
                 || a.table != b.table
             {
                 let msg = "a socket keeps its device: renew with a token for the same branch, role, station and table";
-                self.reply(error_frame(None, "token_mismatch", msg));
+                self.reply(error_frame(None, ErrorCode::TokenMismatch, msg));
                 return Continue(());
             }
         }
@@ -377,10 +381,10 @@ impl Session {
             match engine.ask(&branch, subscribe).await.and_then(|r| r) {
                 Ok(()) => ServerFrame::Subscribed {
                     id: id.as_deref(),
-                    topic: &topic,
+                    topic: (&topic).into(),
                 }
                 .to_text(),
-                Err(e) => error_frame(id.as_deref(), e.code(), &e.to_string()),
+                Err(e) => error_frame(id.as_deref(), ErrorCode::of(&e), &e.to_string()),
             }
         };
         self.asks.push(ask.boxed_local());
@@ -396,7 +400,7 @@ impl Session {
         }
         if !crate::idempotency::valid_key(&frame.id) {
             let msg = "id must be 1 to 128 visible ASCII characters";
-            return self.reply(error_frame(None, "invalid_input", msg));
+            return self.reply(error_frame(None, ErrorCode::InvalidInput, msg));
         }
         let span = tracing::info_span!(
             "ws_command",
@@ -422,10 +426,10 @@ impl Session {
             match engine.ask(&branch, command).await.and_then(|r| r) {
                 Ok(ticket) => ServerFrame::Ack {
                     id: &id,
-                    ticket: &ticket,
+                    ticket: (&ticket).into(),
                 }
                 .to_text(),
-                Err(e) => error_frame(Some(&id), e.code(), &e.to_string()),
+                Err(e) => error_frame(Some(&id), ErrorCode::of(&e), &e.to_string()),
             }
         };
         self.asks.push(ask.boxed_local());

@@ -10,7 +10,6 @@ mod sqlite;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
@@ -73,8 +72,7 @@ pub struct StoredKey {
 }
 
 /// An event as the journal holds it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
     /// `branch/<branch id>` or `order/<order id>`.
     pub stream: String,
@@ -85,12 +83,9 @@ pub struct StoredEvent {
     pub position: u64,
     /// The event's type name, the same as the body's `type`.
     pub kind: String,
-    /// The event as `Event::to_new` stored it.
-    #[cfg_attr(feature = "openapi", schema(value_type = crate::event::Event))]
+    /// The event in its storage format (`stored`).
     pub body: Value,
     pub at: DateTime<Utc>,
-    #[serde(skip)]
-    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub decoded: Decoded,
 }
 

@@ -13,10 +13,12 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Transaction,
+};
 use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::NoTls;
+use tokio_postgres::{NoTls, Row, Statement};
 
 use super::{
     AppendRequest, CommitFeed, Committed, Decoded, Journal, JournalError, Outcome, Pending,
@@ -404,6 +406,58 @@ impl<'a> StreamColumns<'a> {
     }
 }
 
+/// Declares one statement of the commit twice: as the pipelined path sends it (it counts the
+/// rows stored) and with a `RETURNING` clause for the checked path (it reads back which).
+macro_rules! statement {
+    ($counted:ident, $returning:ident = $sql:literal returning $columns:literal) => {
+        const $counted: &str = $sql;
+        const $returning: &str = concat!($sql, " RETURNING ", $columns);
+    };
+}
+
+// The idempotency keys; a key stored before stays as it is.
+statement!(STORE_KEYS, STORE_KEYS_RETURNING =
+    "INSERT INTO idempotency_keys (branch, key, fingerprint, stream, seq) \
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) \
+     ON CONFLICT (branch, key) DO NOTHING"
+    returning "branch, key");
+
+// Compare-and-set of the existing streams.
+statement!(MOVE_STREAMS, MOVE_STREAMS_RETURNING =
+    "UPDATE streams s SET last_seq = r.new_seq, closed = r.closes \
+     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bool[]) \
+       AS r(stream, expected, new_seq, closes) \
+     WHERE s.stream = r.stream AND s.last_seq = r.expected"
+    returning "s.stream");
+
+// The new streams; a stream another append opened first stays as it is.
+statement!(OPEN_STREAMS, OPEN_STREAMS_RETURNING =
+    "INSERT INTO streams (stream, branch, last_seq, closed) \
+     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bool[]) \
+     ON CONFLICT (stream) DO NOTHING"
+    returning "stream");
+
+/// Moves each branch's head on by its range's size; returns the new heads.
+const TAKE_POSITIONS: &str = "INSERT INTO branch_heads (branch, position) \
+     SELECT * FROM unnest($1::text[], $2::bigint[]) \
+     ON CONFLICT (branch) DO UPDATE SET position = branch_heads.position + excluded.position \
+     RETURNING branch, position";
+
+/// The pipelined path's events: each event's position counted back from its branch's new head
+/// (`back`: how many of the batch's events of that branch come after it).
+const INSERT_EVENTS_FROM_HEADS: &str =
+    "INSERT INTO events (branch, position, stream, seq, kind, body, at) \
+     SELECT t.b, h.position - t.back, t.s, t.q, t.k, t.body::jsonb, t.at \
+     FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], \
+       $6::text[], $7::timestamptz[]) AS t(b, back, s, q, k, body, at) \
+     JOIN branch_heads h ON h.branch = t.b";
+
+/// The checked path's events, at the positions it read back from the heads.
+const INSERT_EVENTS: &str = "INSERT INTO events (branch, position, stream, seq, kind, body, at) \
+     SELECT b, p, s, q, k, body::jsonb, at FROM unnest($1::text[], $2::bigint[], \
+       $3::text[], $4::bigint[], $5::text[], $6::text[], $7::timestamptz[]) \
+       AS t(b, p, s, q, k, body, at)";
+
 struct Writer {
     pool: Pool,
     conn: Option<Object>,
@@ -505,6 +559,14 @@ struct EventRows<'a> {
 }
 
 impl<'a> EventRows<'a> {
+    fn of(pending: impl Iterator<Item = &'a Pending>) -> Self {
+        let mut rows = Self::default();
+        for p in pending {
+            rows.push(p);
+        }
+        rows
+    }
+
     fn push(&mut self, p: &'a Pending) {
         let r = &p.request;
         for (i, (e, text)) in r.events.iter().zip(&p.bodies).enumerate() {
@@ -518,35 +580,135 @@ impl<'a> EventRows<'a> {
                 .push(DateTime::from_timestamp_micros(e.at.timestamp_micros()).unwrap_or_default());
         }
     }
+
+    /// `(branch, position column, stream, seq, kind, body, at)`: the two events statements
+    /// differ in how they are told the positions.
+    fn params<'b>(&'b self, position: Param<'b>) -> [Param<'b>; 7] {
+        [
+            &self.branch,
+            position,
+            &self.stream,
+            &self.seq,
+            &self.kind,
+            &self.body,
+            &self.at,
+        ]
+    }
+
+    /// For each row, how many of the batch's events of its branch come after it.
+    fn back(&self, ranges: &BranchRanges) -> Vec<i64> {
+        let mut seen: HashMap<&str, i64> = HashMap::new();
+        self.branch
+            .iter()
+            .map(|b| {
+                let n = seen.entry(b).or_default();
+                *n += 1;
+                ranges.size[b] - *n
+            })
+            .collect()
+    }
+
+    /// Each row's position: its branch's range handed out in the batch's order.
+    fn positions(&self, firsts: &HashMap<String, i64>) -> Vec<i64> {
+        let mut next: HashMap<&str, i64> = HashMap::new();
+        self.branch
+            .iter()
+            .map(|b| {
+                let next = next.entry(*b).or_insert_with(|| firsts[*b]);
+                let position = *next;
+                *next += 1;
+                position
+            })
+            .collect()
+    }
+
+    /// The rows as stored, at `position`, to hand back to their appends.
+    fn stored(self, position: Vec<i64>) -> StoredRows {
+        StoredRows {
+            seq: self.seq,
+            at: self.at,
+            position,
+            next: 0,
+        }
+    }
 }
 
-/// The events of a stored append, taken from it, with the seqs, times and positions they were
-/// stored with: rows `*row..` of a batch's columns (one row an event, in the batch's order).
-fn stored(
-    r: &mut AppendRequest,
-    seq: &[i64],
-    at: &[DateTime<Utc>],
-    position: &[i64],
-    row: &mut usize,
-) -> Committed {
-    let events: Vec<StoredEvent> = std::mem::take(&mut r.events)
-        .into_iter()
-        .map(|e| {
-            let stored = StoredEvent {
-                stream: r.stream.clone(),
-                seq: seq[*row] as u64,
-                branch: r.branch.clone(),
-                position: position[*row] as u64,
-                kind: e.kind,
-                body: e.body,
-                at: at[*row],
-                decoded: e.decoded,
-            };
-            *row += 1;
-            stored
-        })
-        .collect();
-    events.into()
+/// One dense range of positions per branch, one position an event row: taken by moving the
+/// branch's head on by the range's size, under the head's row lock.
+struct BranchRanges<'a> {
+    size: HashMap<&'a str, i64>,
+    branch: Vec<&'a str>,
+    sizes: Vec<i64>,
+}
+
+impl<'a> BranchRanges<'a> {
+    fn of(rows: &EventRows<'a>) -> Self {
+        let mut size: HashMap<&str, i64> = HashMap::new();
+        for &b in &rows.branch {
+            *size.entry(b).or_default() += 1;
+        }
+        let branch: Vec<&str> = size.keys().copied().collect();
+        let sizes = branch.iter().map(|b| size[b]).collect();
+        Self {
+            size,
+            branch,
+            sizes,
+        }
+    }
+
+    /// `(branch, size)`.
+    fn params(&self) -> [Param<'_>; 2] {
+        [&self.branch, &self.sizes]
+    }
+
+    /// The first position of each branch's range, from the new heads [`TAKE_POSITIONS`]
+    /// returned.
+    fn firsts(&self, heads: &[Row]) -> HashMap<String, i64> {
+        heads
+            .iter()
+            .map(|row| {
+                let branch: String = row.get(0);
+                let head: i64 = row.get(1);
+                let first = head - self.size[branch.as_str()] + 1;
+                (branch, first)
+            })
+            .collect()
+    }
+}
+
+/// A committed batch's event rows, with the positions they were stored at, handed back to the
+/// appends in the batch's order.
+struct StoredRows {
+    seq: Vec<i64>,
+    at: Vec<DateTime<Utc>>,
+    position: Vec<i64>,
+    /// The first row of the next append.
+    next: usize,
+}
+
+impl StoredRows {
+    /// The events of a stored append, taken from it, with the seqs, times and positions they
+    /// were stored with.
+    fn take(&mut self, r: &mut AppendRequest) -> Committed {
+        let events: Vec<StoredEvent> = std::mem::take(&mut r.events)
+            .into_iter()
+            .map(|e| {
+                let row = self.next;
+                self.next += 1;
+                StoredEvent {
+                    stream: r.stream.clone(),
+                    seq: self.seq[row] as u64,
+                    branch: r.branch.clone(),
+                    position: self.position[row] as u64,
+                    kind: e.kind,
+                    body: e.body,
+                    at: self.at[row],
+                    decoded: e.decoded,
+                }
+            })
+            .collect();
+        events.into()
+    }
 }
 
 /// The usual batch in two round trips: every statement goes out at once (pipelined), each
@@ -558,156 +720,169 @@ async fn commit_pipelined(
     conn: &Object,
     pending: &mut [Pending],
 ) -> Result<Option<Vec<Outcome>>, JournalError> {
-    const KEYS: &str = "INSERT INTO idempotency_keys (branch, key, fingerprint, stream, seq) \
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) \
-         ON CONFLICT (branch, key) DO NOTHING";
-    const MOVE: &str = "UPDATE streams s SET last_seq = r.new_seq, closed = r.closes \
-         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bool[]) \
-           AS r(stream, expected, new_seq, closes) \
-         WHERE s.stream = r.stream AND s.last_seq = r.expected";
-    const OPEN: &str = "INSERT INTO streams (stream, branch, last_seq, closed) \
-         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bool[]) \
-         ON CONFLICT (stream) DO NOTHING";
-    const HEADS: &str = "INSERT INTO branch_heads (branch, position) \
-         SELECT * FROM unnest($1::text[], $2::bigint[]) \
-         ON CONFLICT (branch) DO UPDATE SET position = branch_heads.position + excluded.position \
-         RETURNING branch, position";
-    // Each event's position counted back from its branch's new head (`back`: how many of the
-    // batch's events of that branch come after it).
-    const EVENTS: &str = "INSERT INTO events (branch, position, stream, seq, kind, body, at) \
-         SELECT t.b, h.position - t.back, t.s, t.q, t.k, t.body::jsonb, t.at \
-         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], \
-           $6::text[], $7::timestamptz[]) AS t(b, back, s, q, k, body, at) \
-         JOIN branch_heads h ON h.branch = t.b";
-    let (keys, moves, opens, heads, events) = tokio::try_join!(
-        conn.prepare_cached(KEYS),
-        conn.prepare_cached(MOVE),
-        conn.prepare_cached(OPEN),
-        conn.prepare_cached(HEADS),
-        conn.prepare_cached(EVENTS),
-    )
-    .map_err(unavailable)?;
-
-    let requests = pending.iter().map(|p| &p.request);
-    let keyed = KeyColumns::of(requests.clone());
-    let (old, new) = StreamColumns::of(requests);
-
-    let mut rows = EventRows::default();
-    for p in pending.iter() {
-        rows.push(p);
-    }
-    let mut counts: HashMap<&str, i64> = HashMap::new();
-    for b in &rows.branch {
-        *counts.entry(b).or_default() += 1;
-    }
-    let head_branch: Vec<&str> = counts.keys().copied().collect();
-    let head_size: Vec<i64> = head_branch.iter().map(|b| counts[b]).collect();
-    let mut seen: HashMap<&str, i64> = HashMap::new();
-    let back: Vec<i64> = rows
-        .branch
-        .iter()
-        .map(|b| {
-            let n = seen.entry(b).or_default();
-            *n += 1;
-            counts[b] - *n
-        })
-        .collect();
-
-    let none = || async { Ok::<u64, tokio_postgres::Error>(0) };
-    let (begun, stored_keys, moved, opened, head_rows, inserted) = tokio::join!(
-        biased;
-        conn.batch_execute("BEGIN"),
-        async {
-            if keyed.stream.is_empty() {
-                return none().await;
-            }
-            conn.execute(&keys, &keyed.params()).await
-        },
-        async {
-            if old.stream.is_empty() {
-                return none().await;
-            }
-            conn.execute(&moves, &old.params()).await
-        },
-        async {
-            if new.stream.is_empty() {
-                return none().await;
-            }
-            conn.execute(&opens, &new.new_params()).await
-        },
-        async { conn.query(&heads, &[&head_branch, &head_size]).await },
-        async {
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
-                &rows.branch,
-                &back,
-                &rows.stream,
-                &rows.seq,
-                &rows.kind,
-                &rows.body,
-                &rows.at,
-            ];
-            conn.execute(&events, &params).await
-        },
-    );
-    // A stale append's events may collide with the stored ones (same stream, seq and time):
-    // that is a conflict for the checked path to report, not a failure of the batch. Once a
-    // statement fails the ones after it fail too, as the transaction is aborted.
-    let failed = [
-        begun.as_ref().err(),
-        stored_keys.as_ref().err(),
-        moved.as_ref().err(),
-        opened.as_ref().err(),
-        head_rows.as_ref().err(),
-        inserted.as_ref().err(),
-    ];
-    let first_failure = failed.into_iter().flatten().next();
-    if let Some(e) = first_failure {
-        if e.code() != Some(&SqlState::UNIQUE_VIOLATION) {
-            return Err(unavailable(e));
-        }
+    let statements = PipelinedStatements::prepare(conn).await?;
+    let batch = PipelinedBatch::of(pending);
+    let answers = batch.send(conn, &statements).await;
+    let Some(heads) = answers.all_stored(&batch)? else {
         conn.batch_execute("ROLLBACK").await.map_err(unavailable)?;
         return Ok(None);
-    }
-    let (stored_keys, moved, opened, head_rows, inserted) = (
-        stored_keys.map_err(unavailable)?,
-        moved.map_err(unavailable)?,
-        opened.map_err(unavailable)?,
-        head_rows.map_err(unavailable)?,
-        inserted.map_err(unavailable)?,
-    );
-    let all_stored = stored_keys == keyed.stream.len() as u64
-        && moved == old.stream.len() as u64
-        && opened == new.stream.len() as u64
-        && inserted == rows.seq.len() as u64;
-    if !all_stored {
-        conn.batch_execute("ROLLBACK").await.map_err(unavailable)?;
-        return Ok(None);
-    }
+    };
     conn.batch_execute("COMMIT").await.map_err(unavailable)?;
 
-    let first: HashMap<String, i64> = head_rows
-        .iter()
-        .map(|row| {
-            let branch: String = row.get(0);
-            let head: i64 = row.get(1);
-            let first = head - counts[branch.as_str()] + 1;
-            (branch, first)
-        })
-        .collect();
-    let position: Vec<i64> = rows
-        .branch
-        .iter()
-        .zip(&back)
-        .map(|(b, back)| first[*b] + counts[b] - 1 - back)
-        .collect();
-    let EventRows { seq, at, .. } = rows;
-    let mut row = 0;
+    let PipelinedBatch { rows, ranges, .. } = batch;
+    let position = rows.positions(&ranges.firsts(&heads));
+    let mut stored = rows.stored(position);
     Ok(Some(
         pending
             .iter_mut()
-            .map(|p| Ok(stored(&mut p.request, &seq, &at, &position, &mut row)))
+            .map(|p| Ok(stored.take(&mut p.request)))
             .collect(),
     ))
+}
+
+/// The pipelined path's statements, prepared together.
+struct PipelinedStatements {
+    keys: Statement,
+    moves: Statement,
+    opens: Statement,
+    heads: Statement,
+    events: Statement,
+}
+
+impl PipelinedStatements {
+    async fn prepare(conn: &Object) -> Result<Self, JournalError> {
+        let (keys, moves, opens, heads, events) = tokio::try_join!(
+            conn.prepare_cached(STORE_KEYS),
+            conn.prepare_cached(MOVE_STREAMS),
+            conn.prepare_cached(OPEN_STREAMS),
+            conn.prepare_cached(TAKE_POSITIONS),
+            conn.prepare_cached(INSERT_EVENTS_FROM_HEADS),
+        )
+        .map_err(unavailable)?;
+        Ok(Self {
+            keys,
+            moves,
+            opens,
+            heads,
+            events,
+        })
+    }
+}
+
+/// The columns of every statement of the pipelined path, all of the batch's appends in each.
+struct PipelinedBatch<'a> {
+    keyed: KeyColumns<'a>,
+    old: StreamColumns<'a>,
+    new: StreamColumns<'a>,
+    rows: EventRows<'a>,
+    ranges: BranchRanges<'a>,
+    back: Vec<i64>,
+}
+
+impl<'a> PipelinedBatch<'a> {
+    fn of(pending: &'a [Pending]) -> Self {
+        let requests = pending.iter().map(|p| &p.request);
+        let keyed = KeyColumns::of(requests.clone());
+        let (old, new) = StreamColumns::of(requests);
+        let rows = EventRows::of(pending.iter());
+        let ranges = BranchRanges::of(&rows);
+        let back = rows.back(&ranges);
+        Self {
+            keyed,
+            old,
+            new,
+            rows,
+            ranges,
+            back,
+        }
+    }
+
+    /// Sends BEGIN and every statement together: `biased` polls each in turn, so each goes
+    /// out before the next, and none waits for another's answer.
+    async fn send(&self, conn: &Object, statements: &PipelinedStatements) -> PipelinedAnswers {
+        let keys = self.keyed.params();
+        let old = self.old.params();
+        let new = self.new.new_params();
+        let heads = self.ranges.params();
+        let events = self.rows.params(&self.back);
+        let (begun, stored_keys, moved, opened, head_rows, inserted) = tokio::join!(
+            biased;
+            conn.batch_execute("BEGIN"),
+            execute_unless_empty(conn, &statements.keys, self.keyed.stream.len(), &keys),
+            execute_unless_empty(conn, &statements.moves, self.old.stream.len(), &old),
+            execute_unless_empty(conn, &statements.opens, self.new.stream.len(), &new),
+            conn.query(&statements.heads, &heads),
+            conn.execute(&statements.events, &events),
+        );
+        PipelinedAnswers {
+            begun,
+            stored_keys,
+            moved,
+            opened,
+            head_rows,
+            inserted,
+        }
+    }
+}
+
+/// Executes a pipelined statement, unless it has no rows to send.
+async fn execute_unless_empty(
+    conn: &Object,
+    statement: &Statement,
+    rows: usize,
+    params: &[Param<'_>],
+) -> Result<u64, tokio_postgres::Error> {
+    if rows == 0 {
+        return Ok(0);
+    }
+    conn.execute(statement, params).await
+}
+
+/// What each pipelined statement answered.
+struct PipelinedAnswers {
+    begun: Result<(), tokio_postgres::Error>,
+    stored_keys: Result<u64, tokio_postgres::Error>,
+    moved: Result<u64, tokio_postgres::Error>,
+    opened: Result<u64, tokio_postgres::Error>,
+    head_rows: Result<Vec<Row>, tokio_postgres::Error>,
+    inserted: Result<u64, tokio_postgres::Error>,
+}
+
+impl PipelinedAnswers {
+    /// The new heads when every statement stored every row it was sent; `None` when one found
+    /// a key or a stream other than expected, and the transaction is to be rolled back.
+    fn all_stored(self, batch: &PipelinedBatch) -> Result<Option<Vec<Row>>, JournalError> {
+        // A stale append's events may collide with the stored ones (same stream, seq and
+        // time): that is a conflict for the checked path to report, not a failure of the
+        // batch. Once a statement fails the ones after it fail too, as the transaction is
+        // aborted.
+        let failed = [
+            self.begun.as_ref().err(),
+            self.stored_keys.as_ref().err(),
+            self.moved.as_ref().err(),
+            self.opened.as_ref().err(),
+            self.head_rows.as_ref().err(),
+            self.inserted.as_ref().err(),
+        ];
+        if let Some(e) = failed.into_iter().flatten().next() {
+            if e.code() != Some(&SqlState::UNIQUE_VIOLATION) {
+                return Err(unavailable(e));
+            }
+            return Ok(None);
+        }
+        let (stored_keys, moved, opened, head_rows, inserted) = (
+            self.stored_keys.map_err(unavailable)?,
+            self.moved.map_err(unavailable)?,
+            self.opened.map_err(unavailable)?,
+            self.head_rows.map_err(unavailable)?,
+            self.inserted.map_err(unavailable)?,
+        );
+        let all_stored = stored_keys == batch.keyed.stream.len() as u64
+            && moved == batch.old.stream.len() as u64
+            && opened == batch.new.stream.len() as u64
+            && inserted == batch.rows.seq.len() as u64;
+        Ok(all_stored.then_some(head_rows))
+    }
 }
 
 /// Commits a batch statement by statement, each deciding on what the ones before found: the
@@ -718,188 +893,19 @@ async fn commit_checked(
 ) -> Result<Vec<Outcome>, JournalError> {
     let batch: Vec<&AppendRequest> = pending.iter().map(|p| &p.request).collect();
     let tx = conn.transaction().await.map_err(unavailable)?;
-
     // Idempotency keys first: an append whose key another stored first goes no further.
-    let keyed = KeyColumns::of(batch.iter().copied());
-    let mut stored_keys: HashSet<(String, String)> = HashSet::new();
-    if !keyed.stream.is_empty() {
-        let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO idempotency_keys (branch, key, fingerprint, stream, seq) \
-                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) \
-                     ON CONFLICT (branch, key) DO NOTHING RETURNING branch, key",
-                )
-                .await
-                .map_err(unavailable)?;
-        let rows = tx
-            .query(&stmt, &keyed.params())
-            .await
-            .map_err(unavailable)?;
-        for row in rows {
-            stored_keys.insert((row.get(0), row.get(1)));
-        }
-    }
-    let key_lost = |r: &AppendRequest| {
-        r.idempotency
-            .as_ref()
-            .is_some_and(|k| !stored_keys.contains(&(r.branch.clone(), k.key.clone())))
-    };
-
-    // Compare-and-set every stream head: existing streams, then new ones.
-    let (old, new) = StreamColumns::of(batch.iter().copied().filter(|r| !key_lost(r)));
-    let mut won: HashSet<String> = HashSet::new();
-    if !old.stream.is_empty() {
-        let stmt = tx
-            .prepare_cached(
-                "UPDATE streams s SET last_seq = r.new_seq, closed = r.closes \
-                     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bool[]) \
-                       AS r(stream, expected, new_seq, closes) \
-                     WHERE s.stream = r.stream AND s.last_seq = r.expected RETURNING s.stream",
-            )
-            .await
-            .map_err(unavailable)?;
-        for row in tx.query(&stmt, &old.params()).await.map_err(unavailable)? {
-            won.insert(row.get(0));
-        }
-    }
-    if !new.stream.is_empty() {
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO streams (stream, branch, last_seq, closed) \
-                     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bool[]) \
-                     ON CONFLICT (stream) DO NOTHING RETURNING stream",
-            )
-            .await
-            .map_err(unavailable)?;
-        for row in tx
-            .query(&stmt, &new.new_params())
-            .await
-            .map_err(unavailable)?
-        {
-            won.insert(row.get(0));
-        }
-    }
-
-    // One dense range of positions per branch, under the branch head's row lock.
-    let mut counts: HashMap<&str, i64> = HashMap::new();
-    for r in batch.iter().filter(|r| won.contains(&r.stream)) {
-        *counts.entry(r.branch.as_str()).or_default() += r.events.len() as i64;
-    }
-    let mut next_position: HashMap<String, u64> = HashMap::new();
-    if !counts.is_empty() {
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO branch_heads (branch, position) \
-                     SELECT * FROM unnest($1::text[], $2::bigint[]) \
-                     ON CONFLICT (branch) DO UPDATE \
-                       SET position = branch_heads.position + excluded.position \
-                     RETURNING branch, position",
-            )
-            .await
-            .map_err(unavailable)?;
-        let branches: Vec<&str> = counts.keys().copied().collect();
-        let sizes: Vec<i64> = branches.iter().map(|b| counts[b]).collect();
-        for row in tx
-            .query(&stmt, &[&branches, &sizes])
-            .await
-            .map_err(unavailable)?
-        {
-            let branch: String = row.get(0);
-            let head = row.get::<_, i64>(1);
-            let first = head - counts[branch.as_str()] + 1;
-            next_position.insert(branch, first as u64);
-        }
-    }
-
-    // Every event of the batch in one insert, its columns straight from the requests.
-    let mut lost = Vec::new();
-    let rows = batch
-        .iter()
-        .filter(|r| won.contains(&r.stream))
-        .map(|r| r.events.len())
-        .sum();
-    let mut position: Vec<i64> = Vec::with_capacity(rows);
-    let mut seq: Vec<i64> = Vec::with_capacity(rows);
-    let mut body: Vec<&str> = Vec::with_capacity(rows);
-    let mut branch: Vec<&str> = Vec::with_capacity(rows);
-    let mut stream: Vec<&str> = Vec::with_capacity(rows);
-    let mut kind: Vec<&str> = Vec::with_capacity(rows);
-    let mut at: Vec<DateTime<Utc>> = Vec::with_capacity(rows);
-    for p in pending.iter() {
-        let r = &p.request;
-        if !won.contains(&r.stream) {
-            lost.push(r.stream.clone());
-            continue;
-        }
-        let next = next_position.get_mut(&r.branch).expect("allocated above");
-        for (i, (e, text)) in r.events.iter().zip(&p.bodies).enumerate() {
-            position.push(*next as i64);
-            *next += 1;
-            seq.push((r.expected_seq + 1 + i as u64) as i64);
-            body.push(text);
-            branch.push(&r.branch);
-            stream.push(&r.stream);
-            kind.push(&e.kind);
-            // Postgres keeps microseconds; the answer holds what it keeps.
-            at.push(DateTime::from_timestamp_micros(e.at.timestamp_micros()).unwrap_or_default());
-        }
-    }
-    if !position.is_empty() {
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO events (branch, position, stream, seq, kind, body, at) \
-                     SELECT b, p, s, q, k, body::jsonb, at FROM unnest($1::text[], $2::bigint[], \
-                       $3::text[], $4::bigint[], $5::text[], $6::text[], $7::timestamptz[]) \
-                       AS t(b, p, s, q, k, body, at)",
-            )
-            .await
-            .map_err(unavailable)?;
-        tx.execute(
-            &stmt,
-            &[&branch, &position, &stream, &seq, &kind, &body, &at],
-        )
-        .await
-        .map_err(unavailable)?;
-    }
-    // Keys of appends that lost their stream are not theirs to keep.
-    let (orphan_branches, orphan_keys): (Vec<&str>, Vec<&str>) = batch
-        .iter()
-        .filter(|r| !won.contains(&r.stream) && !key_lost(r))
-        .filter_map(|r| {
-            r.idempotency
-                .as_ref()
-                .map(|k| (r.branch.as_str(), k.key.as_str()))
-        })
-        .unzip();
-    if !orphan_keys.is_empty() {
-        tx.execute(
-                "DELETE FROM idempotency_keys k USING unnest($1::text[], $2::text[]) AS o(branch, key) \
-                 WHERE k.branch = o.branch AND k.key = o.key",
-                &[&orphan_branches, &orphan_keys],
-            )
-            .await
-            .map_err(unavailable)?;
-    }
-
-    // Conflicts: read where the losing streams really are.
-    let mut actual: HashMap<String, u64> = HashMap::new();
-    if !lost.is_empty() {
-        let rows = tx
-            .query(
-                "SELECT stream, last_seq FROM streams WHERE stream = ANY($1)",
-                &[&lost],
-            )
-            .await
-            .map_err(unavailable)?;
-        for row in rows {
-            actual.insert(row.get(0), row.get::<_, i64>(1) as u64);
-        }
-    }
+    let keys = store_keys(&tx, &batch).await?;
+    let won = move_streams(&tx, batch.iter().copied().filter(|r| !keys.lost(r))).await?;
+    let rows = EventRows::of(pending.iter().filter(|p| won.contains(&p.request.stream)));
+    let position = take_positions(&tx, &rows).await?;
+    insert_events(&tx, &rows, &position).await?;
+    drop_orphan_keys(&tx, &batch, &keys, &won).await?;
+    let actual = lost_stream_heads(&tx, &batch, &won).await?;
     tx.commit().await.map_err(unavailable)?;
 
-    let mut row = 0;
+    let mut stored = rows.stored(position);
     let mut answer = |r: &mut AppendRequest| {
-        if key_lost(r) {
+        if keys.lost(r) {
             let key = r.idempotency.as_ref().map(|k| k.key.clone());
             return Err(JournalError::DuplicateKey(key.unwrap_or_default()));
         }
@@ -910,9 +916,159 @@ async fn commit_checked(
                 actual: actual.get(&r.stream).copied().unwrap_or(0),
             });
         }
-        Ok(stored(r, &seq, &at, &position, &mut row))
+        Ok(stored.take(r))
     };
     Ok(pending.iter_mut().map(|p| answer(&mut p.request)).collect())
+}
+
+/// Prepares and sends one of the checked path's statements, unless it has no rows to send;
+/// returns the rows it returned.
+async fn query_unless_empty(
+    tx: &Transaction<'_>,
+    sql: &str,
+    rows: usize,
+    params: &[Param<'_>],
+) -> Result<Vec<Row>, JournalError> {
+    if rows == 0 {
+        return Ok(Vec::new());
+    }
+    let statement = tx.prepare_cached(sql).await.map_err(unavailable)?;
+    tx.query(&statement, params).await.map_err(unavailable)
+}
+
+/// The idempotency keys the checked path stored: an append whose key is not among them lost
+/// it to an append stored before.
+struct StoredKeys(HashSet<(String, String)>);
+
+impl StoredKeys {
+    fn lost(&self, r: &AppendRequest) -> bool {
+        r.idempotency
+            .as_ref()
+            .is_some_and(|k| !self.0.contains(&(r.branch.clone(), k.key.clone())))
+    }
+}
+
+/// Stores the batch's idempotency keys.
+async fn store_keys(
+    tx: &Transaction<'_>,
+    batch: &[&AppendRequest],
+) -> Result<StoredKeys, JournalError> {
+    let keyed = KeyColumns::of(batch.iter().copied());
+    let rows = query_unless_empty(
+        tx,
+        STORE_KEYS_RETURNING,
+        keyed.stream.len(),
+        &keyed.params(),
+    )
+    .await?;
+    Ok(StoredKeys(
+        rows.iter().map(|row| (row.get(0), row.get(1))).collect(),
+    ))
+}
+
+/// Compare-and-set of every stream head, existing streams then new ones; returns the streams
+/// that moved on.
+async fn move_streams<'a>(
+    tx: &Transaction<'_>,
+    requests: impl Iterator<Item = &'a AppendRequest>,
+) -> Result<HashSet<String>, JournalError> {
+    let (old, new) = StreamColumns::of(requests);
+    let moved =
+        query_unless_empty(tx, MOVE_STREAMS_RETURNING, old.stream.len(), &old.params()).await?;
+    let opened = query_unless_empty(
+        tx,
+        OPEN_STREAMS_RETURNING,
+        new.stream.len(),
+        &new.new_params(),
+    )
+    .await?;
+    Ok(moved.iter().chain(&opened).map(|row| row.get(0)).collect())
+}
+
+/// Takes each branch's range of positions; returns each row's position.
+async fn take_positions(
+    tx: &Transaction<'_>,
+    rows: &EventRows<'_>,
+) -> Result<Vec<i64>, JournalError> {
+    let ranges = BranchRanges::of(rows);
+    let heads =
+        query_unless_empty(tx, TAKE_POSITIONS, ranges.branch.len(), &ranges.params()).await?;
+    Ok(rows.positions(&ranges.firsts(&heads)))
+}
+
+/// Every event of the batch in one insert.
+async fn insert_events(
+    tx: &Transaction<'_>,
+    rows: &EventRows<'_>,
+    position: &[i64],
+) -> Result<(), JournalError> {
+    if position.is_empty() {
+        return Ok(());
+    }
+    let statement = tx
+        .prepare_cached(INSERT_EVENTS)
+        .await
+        .map_err(unavailable)?;
+    tx.execute(&statement, &rows.params(&position))
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Deletes the keys of appends that lost their stream: they are not theirs to keep.
+async fn drop_orphan_keys(
+    tx: &Transaction<'_>,
+    batch: &[&AppendRequest],
+    keys: &StoredKeys,
+    won: &HashSet<String>,
+) -> Result<(), JournalError> {
+    let (orphan_branches, orphan_keys): (Vec<&str>, Vec<&str>) = batch
+        .iter()
+        .filter(|r| !won.contains(&r.stream) && !keys.lost(r))
+        .filter_map(|r| {
+            r.idempotency
+                .as_ref()
+                .map(|k| (r.branch.as_str(), k.key.as_str()))
+        })
+        .unzip();
+    if orphan_keys.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "DELETE FROM idempotency_keys k USING unnest($1::text[], $2::text[]) AS o(branch, key) \
+         WHERE k.branch = o.branch AND k.key = o.key",
+        &[&orphan_branches, &orphan_keys],
+    )
+    .await
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Where the streams that lost really are, for their appends' conflicts.
+async fn lost_stream_heads(
+    tx: &Transaction<'_>,
+    batch: &[&AppendRequest],
+    won: &HashSet<String>,
+) -> Result<HashMap<String, u64>, JournalError> {
+    let lost: Vec<&str> = batch
+        .iter()
+        .filter(|r| !won.contains(&r.stream))
+        .map(|r| r.stream.as_str())
+        .collect();
+    if lost.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = tx
+        .query(
+            "SELECT stream, last_seq FROM streams WHERE stream = ANY($1)",
+            &[&lost],
+        )
+        .await
+        .map_err(unavailable)?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.get(0), row.get::<_, i64>(1) as u64))
+        .collect())
 }
 
 #[async_trait::async_trait]

@@ -1,28 +1,33 @@
 //! The OpenAPI schemas of the REST bodies say exactly what serde writes and reads.
 //!
-//! Values the domain makes are serialized and validated against the generated document with a
+//! Values the domain makes are converted to the edge's wire types, serialized and validated against the generated document with a
 //! JSON Schema validator; request bodies are checked both ways: every body the server takes
 //! fits the schema, and every body the schema allows is taken (where the rule is one a schema
 //! can say).
-
-#![cfg(feature = "openapi")]
 
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use proptest::prelude::*;
+use rail::wire;
 use rail_actors::branch::BranchInfo;
 use rail_actors::event::{branch_stream, order_stream, BranchEvent, Event, OrderEvent};
 use rail_actors::ids::{BranchId, ItemId, OrderId, TableId};
 use rail_actors::journal::StoredEvent;
 use rail_actors::menu::{Branch, BranchConfig};
-use rail_actors::order::{NewLine, Order, OrderChange, OrderCommand};
+use rail_actors::order::{Order, OrderChange, OrderCommand};
 use serde_json::{json, Value};
 use utoipa::OpenApi;
 
 /// The document the server builds, reduced to these components.
 #[derive(OpenApi)]
-#[openapi(components(schemas(BranchConfig, NewLine, Order, BranchInfo, StoredEvent)))]
+#[openapi(components(schemas(
+    wire::BranchConfig,
+    wire::NewLine,
+    wire::Order,
+    wire::BranchInfo,
+    wire::JournalEvent
+)))]
 struct Doc;
 
 fn document() -> Value {
@@ -60,9 +65,10 @@ fn assert_fits(validator: &jsonschema::Validator, what: &str, value: &Value) {
 }
 
 fn demo_config() -> BranchConfig {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/demo-branch.json");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo-branch.json");
     let text = std::fs::read_to_string(path).expect("config/demo-branch.json");
-    let config: BranchConfig = serde_json::from_str(&text).expect("the demo is a config");
+    let config: wire::BranchConfig = serde_json::from_str(&text).expect("the demo is a config");
+    let config = BranchConfig::from(config);
     config.validate().expect("the demo validates");
     config
 }
@@ -134,7 +140,7 @@ fn every_reference_resolves_and_ids_are_strings() {
         "Station",
         "StationId",
         "StationKind",
-        "StoredEvent",
+        "JournalEvent",
         "Table",
         "TableId",
         "TableKind",
@@ -157,7 +163,7 @@ fn branch_config_and_info_fit() {
     let raw: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../config/demo-branch.json"
+            "/config/demo-branch.json"
         ))
         .unwrap(),
     )
@@ -167,7 +173,7 @@ fn branch_config_and_info_fit() {
     assert_fits(
         &v,
         "the demo config as served",
-        &serde_json::to_value(&config).unwrap(),
+        &serde_json::to_value(wire::BranchConfig::from(&config)).unwrap(),
     );
 
     let mut branch = Branch::new(config.clone()).unwrap();
@@ -181,8 +187,16 @@ fn branch_config_and_info_fit() {
     assert_fits(
         &validator("BranchInfo"),
         "a branch info",
-        &serde_json::to_value(&info).unwrap(),
+        &serde_json::to_value(wire::BranchInfo::from(&info)).unwrap(),
     );
+}
+
+/// A journal event as `GET .../events` answers it (its body already in the wire form).
+fn journal_event(e: &StoredEvent) -> Value {
+    json!({
+        "stream": e.stream, "seq": e.seq, "branch": e.branch, "position": e.position,
+        "kind": e.kind, "body": e.body, "at": e.at,
+    })
 }
 
 /// A command to give an order, made from the order as it is then.
@@ -206,7 +220,7 @@ fn order_life() -> (Vec<Order>, Vec<StoredEvent>) {
             branch: branch_id.to_string(),
             position,
             kind: event.kind().to_owned(),
-            body: serde_json::to_value(&event).unwrap(),
+            body: serde_json::to_value(wire::Event::from(&event)).unwrap(),
             at: when,
             decoded: Default::default(),
         });
@@ -253,12 +267,14 @@ fn order_life() -> (Vec<Order>, Vec<StoredEvent>) {
     );
     let mut snapshots = vec![order.clone()];
 
-    let line = |item: &str, extra: Value| -> NewLine {
+    let line = |item: &str, extra: Value| -> rail_actors::order::NewLine {
         let mut body = json!({ "item": item });
         body.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        serde_json::from_value(body).unwrap()
+        serde_json::from_value::<wire::NewLine>(body)
+            .unwrap()
+            .into()
     };
     let ticket_of = |order: &Order, station: &str, fire: u32| {
         order
@@ -352,27 +368,27 @@ fn orders_through_their_life_fit() {
         assert_fits(
             &v,
             &format!("the order after step {step}"),
-            &serde_json::to_value(order).unwrap(),
+            &serde_json::to_value(wire::Order::from(order)).unwrap(),
         );
     }
     let tickets = validator("Ticket");
     for t in &orders.last().unwrap().tickets {
-        assert_fits(&tickets, "a ticket", &serde_json::to_value(t).unwrap());
+        assert_fits(
+            &tickets,
+            "a ticket",
+            &serde_json::to_value(wire::Ticket::from(t)).unwrap(),
+        );
     }
 }
 
 #[test]
 fn stored_events_fit_and_every_kind_is_seen() {
     let (_, events) = order_life();
-    let v = validator("StoredEvent");
+    let v = validator("JournalEvent");
     let mut kinds = BTreeSet::new();
     for e in &events {
         kinds.insert(e.kind.clone());
-        assert_fits(
-            &v,
-            &format!("event {}", e.kind),
-            &serde_json::to_value(e).unwrap(),
-        );
+        assert_fits(&v, &format!("event {}", e.kind), &journal_event(e));
     }
     let body_kinds: BTreeSet<String> = events
         .iter()
@@ -395,11 +411,11 @@ fn stored_events_fit_and_every_kind_is_seen() {
         branch: "demo".into(),
         position: 99,
         kind: waiting.kind().to_owned(),
-        body: serde_json::to_value(&waiting).unwrap(),
+        body: serde_json::to_value(wire::Event::from(&waiting)).unwrap(),
         at: at(0),
         decoded: Default::default(),
     };
-    assert_fits(&v, "expo_waiting", &serde_json::to_value(&e).unwrap());
+    assert_fits(&v, "expo_waiting", &journal_event(&e));
     kinds.insert(e.kind);
     let all: BTreeSet<String> = [
         "branch_configured",
@@ -425,14 +441,15 @@ fn stored_events_fit_and_every_kind_is_seen() {
     assert_eq!(kinds, all, "the sample should cover every event kind");
 
     // A body that is no event does not fit.
-    let mut bad = serde_json::to_value(&events[0]).unwrap();
+    let mut bad = journal_event(&events[0]);
     bad["body"] = json!({"type": "no_such_event"});
     assert!(!v.is_valid(&bad));
 }
 
 /// What the server does with a line body: serde, then the checks that need no menu.
 fn server_takes_line(body: &Value) -> bool {
-    serde_json::from_value::<NewLine>(body.clone()).is_ok_and(|l| l.validate().is_ok())
+    serde_json::from_value::<wire::NewLine>(body.clone())
+        .is_ok_and(|l| rail_actors::order::NewLine::from(l).validate().is_ok())
 }
 
 #[test]
@@ -494,9 +511,10 @@ fn branch_config_schema_takes_what_the_server_takes() {
     // Only rules a schema can say are broken here; the cross-references (one expo, routes to
     // cooking stations, unique ids, known categories) are checked by the server alone.
     let v = validator("BranchConfig");
-    let base = serde_json::to_value(demo_config()).unwrap();
+    let base = serde_json::to_value(wire::BranchConfig::from(&demo_config())).unwrap();
     let takes = |body: &Value| {
-        serde_json::from_value::<BranchConfig>(body.clone()).is_ok_and(|c| c.validate().is_ok())
+        serde_json::from_value::<wire::BranchConfig>(body.clone())
+            .is_ok_and(|c| BranchConfig::from(c).validate().is_ok())
     };
     let mutations: Vec<Mutation> = vec![
         Box::new(|_| {}),
