@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod idempotency;
+pub mod lifecycle;
 pub mod openapi;
 pub mod routes;
 pub mod settings;

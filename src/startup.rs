@@ -6,7 +6,6 @@
 //! `shutdown_seconds`.
 
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,12 +14,12 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use rail_actors::ids::{BranchId, StationId, TableId};
 use rail_actors::journal::{Journal, PostgresJournal, SqliteJournal};
 use rail_actors::{metrics, Engine, EngineOptions};
-use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
 use crate::admission::{self, Admission};
 use crate::auth::{GuestOrdering, Role, TokenRequest, Tokens};
 use crate::error::{json_error, ApiError, ErrorCode};
+use crate::lifecycle::Lifecycle;
 use crate::settings::{LogFormat, Settings};
 use crate::{openapi, routes, ws};
 
@@ -29,36 +28,6 @@ const BOARD: &str = include_str!("../static/board.html");
 
 /// The demo branch's id.
 pub const DEMO_ID: &str = "demo";
-
-/// Whether this replica takes traffic, and the signal that tells sockets to go.
-#[derive(Clone)]
-pub struct Lifecycle {
-    ready: Arc<AtomicBool>,
-    stopping: watch::Sender<bool>,
-}
-
-impl Lifecycle {
-    fn new() -> Self {
-        Self {
-            ready: Arc::new(AtomicBool::new(false)),
-            stopping: watch::Sender::new(false),
-        }
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
-    }
-
-    fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::SeqCst);
-        metrics::set_ready(ready);
-    }
-
-    /// Resolves when the server starts closing its sockets.
-    pub fn stopping(&self) -> watch::Receiver<bool> {
-        self.stopping.subscribe()
-    }
-}
 
 /// A running server and what it serves.
 pub struct Application {
@@ -75,33 +44,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let lifecycle = Lifecycle::new();
         metrics::set_ready(false);
-        let (journal, feed): (Arc<dyn Journal>, _) = match &settings.database_url {
-            Some(url) => {
-                let timeout = Duration::from_millis(settings.journal_timeout_ms.max(1));
-                let (journal, feed) = PostgresJournal::connect(url, timeout).await?;
-                tracing::info!("journal: postgres");
-                let journal = Arc::new(journal);
-                maintain_partitions(
-                    journal.clone(),
-                    settings.journal_retention_months,
-                    settings.idempotency_days.max(7),
-                );
-                (journal, feed)
-            }
-            None => {
-                let (journal, feed) = SqliteJournal::open(&settings.journal_path)?;
-                tracing::info!(path = %settings.journal_path.display(), "journal: embedded");
-                (Arc::new(journal), feed)
-            }
-        };
-        let options = EngineOptions {
-            snapshot_every: settings.snapshot_every.max(1),
-            threads: settings.engine_threads,
-            frames: Arc::new(crate::wire::encode_envelope),
-        };
-        let engine = Engine::start(journal, feed, options)
-            .await
-            .map_err(anyhow::Error::msg)?;
+        let engine = start_engine(&settings).await?;
         let tokens = web::Data::new(device_tokens(&settings)?);
         if settings.demo {
             ensure_demo(&engine).await?;
@@ -110,101 +53,18 @@ impl Application {
 
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
         let port = listener.local_addr()?.port();
-        let max_body = settings.max_body_bytes;
         let drain = Duration::from_secs(settings.shutdown_drain_seconds);
         let limit = Duration::from_secs(settings.shutdown_seconds.max(1));
         metrics::set_shutdown_limit(limit);
-        let engine_data = web::Data::new(engine.clone());
-        let settings_data = web::Data::new(settings);
-        let lifecycle_data = web::Data::new(lifecycle.clone());
-        let addresses = web::Data::new(ws::Addresses::default());
-        let demo_tokens = tokens.clone();
-        let guests = web::Data::new(GuestOrdering::new(settings_data.guest_orders_per_minute));
-        let admission = web::Data::new(Admission::new(
-            settings_data.max_commands_in_flight,
-            Duration::from_millis(settings_data.shed_when_screens_behind_ms),
-            rail_actors::lag::fanout(),
-            admission::memory_limit(
-                settings_data.shed_when_memory_above_mib,
-                admission::container_memory_limit(),
-            ),
-        ));
-        if let Some(limit) = admission.memory_limit() {
-            tracing::info!(
-                limit_mib = limit >> 20,
-                "new orders are refused while resident memory is above the limit"
-            );
-        }
-        admission::watch_memory(admission.clone());
         // The demo's device tokens go to a person at a terminal, never into collected logs.
-        let demo = settings_data.demo && settings_data.log_format == LogFormat::Human;
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap_fn(|req, srv| {
-                    let started = Instant::now();
-                    let method = req.method().to_string();
-                    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-                    let res = srv.call(req);
-                    async move {
-                        // A middleware's refusal (401, 403, 503) arrives as an error and
-                        // becomes its answer later: it is counted as that answer.
-                        let res = res.await;
-                        let status = match &res {
-                            Ok(res) => res.status(),
-                            Err(e) => e.as_response_error().status_code(),
-                        };
-                        metrics::http_request(&method, &route, status.as_u16(), started.elapsed());
-                        res
-                    }
-                })
-                .wrap(TracingLogger::default())
-                .app_data(engine_data.clone())
-                .app_data(settings_data.clone())
-                .app_data(lifecycle_data.clone())
-                .app_data(addresses.clone())
-                .app_data(tokens.clone())
-                .app_data(guests.clone())
-                .app_data(admission.clone())
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(max_body)
-                        .error_handler(|e, _| json_error(e).into()),
-                )
-                .app_data(web::PayloadConfig::default().limit(max_body))
-                .app_data(
-                    web::PathConfig::default().error_handler(|e, _| {
-                        ApiError::new(ErrorCode::NotFound, e.to_string()).into()
-                    }),
-                )
-                .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                    ApiError::new(ErrorCode::InvalidInput, e.to_string()).into()
-                }))
-                .route("/", web::get().to(board))
-                .route(
-                    "/healthz",
-                    web::get().to(|| async { HttpResponse::Ok().body("ok") }),
-                )
-                .route("/readyz", web::get().to(readyz))
-                // The API's description, readable without a token.
-                .route(openapi::PATH, web::get().to(openapi::serve))
-                .route("/metrics", web::get().to(metrics_text))
-                .route("/ws", web::get().to(ws::endpoint))
-                .configure(routes::configure)
-                .default_service(web::to(|| async {
-                    Err::<HttpResponse, _>(ApiError::new(ErrorCode::NotFound, "no such endpoint"))
-                }))
-        })
-        .disable_signals()
-        // Acks are small frames: Nagle would hold each one for the client's delayed ACK.
-        .tcp_nodelay(true)
-        .shutdown_timeout(limit.saturating_sub(drain).as_secs().max(1))
-        .listen(listener)?
-        .run();
+        let demo = settings.demo && settings.log_format == LogFormat::Human;
+        let shared = Shared::new(&engine, settings, &lifecycle, tokens.clone());
+        let server = serve(shared, listener, limit.saturating_sub(drain))?;
         let handle = server.handle();
         lifecycle.set_ready(true);
         tracing::info!(port, "listening");
         if demo {
-            print_demo_devices(&demo_tokens, port)?;
+            print_demo_devices(&tokens, port)?;
         }
         Ok(Self {
             port,
@@ -244,6 +104,171 @@ impl Application {
     }
 }
 
+/// Opens the journal the settings name (Postgres with `DATABASE_URL`, else the embedded
+/// file) and recovers every branch into a running engine.
+async fn start_engine(settings: &Settings) -> anyhow::Result<Engine> {
+    let (journal, feed): (Arc<dyn Journal>, _) = match &settings.database_url {
+        Some(url) => {
+            let timeout = Duration::from_millis(settings.journal_timeout_ms.max(1));
+            let (journal, feed) = PostgresJournal::connect(url, timeout).await?;
+            tracing::info!("journal: postgres");
+            let journal = Arc::new(journal);
+            maintain_partitions(
+                journal.clone(),
+                settings.journal_retention_months,
+                settings.idempotency_days.max(7),
+            );
+            (journal, feed)
+        }
+        None => {
+            let (journal, feed) = SqliteJournal::open(&settings.journal_path)?;
+            tracing::info!(path = %settings.journal_path.display(), "journal: embedded");
+            (Arc::new(journal), feed)
+        }
+    };
+    let options = EngineOptions {
+        snapshot_every: settings.snapshot_every.max(1),
+        threads: settings.engine_threads,
+        frames: Arc::new(crate::wire::encode_envelope),
+    };
+    Engine::start(journal, feed, options)
+        .await
+        .map_err(anyhow::Error::msg)
+}
+
+/// What every worker's handlers share: the engine, the settings, the replica's lifecycle and
+/// its limits.
+#[derive(Clone)]
+struct Shared {
+    engine: web::Data<Engine>,
+    settings: web::Data<Settings>,
+    lifecycle: web::Data<Lifecycle>,
+    addresses: web::Data<ws::Addresses>,
+    tokens: web::Data<Tokens>,
+    guests: web::Data<GuestOrdering>,
+    admission: web::Data<Admission>,
+}
+
+impl Shared {
+    fn new(
+        engine: &Engine,
+        settings: Settings,
+        lifecycle: &Lifecycle,
+        tokens: web::Data<Tokens>,
+    ) -> Self {
+        let guests = GuestOrdering::new(settings.guest_orders_per_minute);
+        Self {
+            engine: web::Data::new(engine.clone()),
+            admission: admission_of(&settings),
+            settings: web::Data::new(settings),
+            lifecycle: web::Data::new(lifecycle.clone()),
+            addresses: web::Data::new(ws::Addresses::default()),
+            tokens,
+            guests: web::Data::new(guests),
+        }
+    }
+
+    /// Hands every handler what it reads, and how bodies, paths and queries are refused.
+    fn register(&self, cfg: &mut web::ServiceConfig) {
+        let max_body = self.settings.max_body_bytes;
+        cfg.app_data(self.engine.clone())
+            .app_data(self.settings.clone())
+            .app_data(self.lifecycle.clone())
+            .app_data(self.addresses.clone())
+            .app_data(self.tokens.clone())
+            .app_data(self.guests.clone())
+            .app_data(self.admission.clone())
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(max_body)
+                    .error_handler(|e, _| json_error(e).into()),
+            )
+            .app_data(web::PayloadConfig::default().limit(max_body))
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|e, _| ApiError::new(ErrorCode::NotFound, e.to_string()).into()),
+            )
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                ApiError::new(ErrorCode::InvalidInput, e.to_string()).into()
+            }));
+    }
+}
+
+/// The admission control the settings ask for, its memory watch started.
+fn admission_of(settings: &Settings) -> web::Data<Admission> {
+    let admission = web::Data::new(Admission::new(
+        settings.max_commands_in_flight,
+        Duration::from_millis(settings.shed_when_screens_behind_ms),
+        rail_actors::lag::fanout(),
+        admission::memory_limit(
+            settings.shed_when_memory_above_mib,
+            admission::container_memory_limit(),
+        ),
+    ));
+    if let Some(limit) = admission.memory_limit() {
+        tracing::info!(
+            limit_mib = limit >> 20,
+            "new orders are refused while resident memory is above the limit"
+        );
+    }
+    admission::watch_memory(admission.clone());
+    admission
+}
+
+/// The endpoints outside the REST API: the board, probes, the API's description, metrics
+/// and the websocket.
+fn endpoints(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(board))
+        .route(
+            "/healthz",
+            web::get().to(|| async { HttpResponse::Ok().body("ok") }),
+        )
+        .route("/readyz", web::get().to(readyz))
+        // The API's description, readable without a token.
+        .route(openapi::PATH, web::get().to(openapi::serve))
+        .route("/metrics", web::get().to(metrics_text))
+        .route("/ws", web::get().to(ws::endpoint));
+}
+
+/// Starts the HTTP server on the listener; in-flight requests get `finish` to end once it is
+/// told to stop.
+fn serve(shared: Shared, listener: TcpListener, finish: Duration) -> std::io::Result<Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap_fn(|req, srv| {
+                let started = Instant::now();
+                let method = req.method().to_string();
+                let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+                let res = srv.call(req);
+                async move {
+                    // A middleware's refusal (401, 403, 503) arrives as an error and becomes
+                    // its answer later: it is counted as that answer.
+                    let res = res.await;
+                    let status = match &res {
+                        Ok(res) => res.status(),
+                        Err(e) => e.as_response_error().status_code(),
+                    };
+                    metrics::http_request(&method, &route, status.as_u16(), started.elapsed());
+                    res
+                }
+            })
+            .wrap(TracingLogger::default())
+            .configure(|cfg| shared.register(cfg))
+            .configure(endpoints)
+            .configure(routes::configure)
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, _>(ApiError::new(ErrorCode::NotFound, "no such endpoint"))
+            }))
+    })
+    .disable_signals()
+    // Acks are small frames: Nagle would hold each one for the client's delayed ACK.
+    .tcp_nodelay(true)
+    .shutdown_timeout(finish.as_secs().max(1))
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
@@ -266,7 +291,7 @@ async fn stop(handle: ServerHandle, lifecycle: Lifecycle, drain: Duration) {
     );
     lifecycle.set_ready(false);
     tokio::time::sleep(drain).await;
-    let _ = lifecycle.stopping.send(true);
+    lifecycle.stop_sockets();
     handle.stop(true).await;
 }
 

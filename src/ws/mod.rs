@@ -30,8 +30,8 @@ pub use limits::Addresses;
 
 use crate::auth::{self, TokenError, Tokens};
 use crate::error::{ApiError, ErrorCode};
+use crate::lifecycle::Lifecycle;
 use crate::settings::Settings;
-use crate::startup::Lifecycle;
 use connection::Connection;
 use session::Session;
 
