@@ -17,9 +17,9 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::metrics;
 use actix_web::web;
 use rail_actors::lag::Lag;
-use rail_actors::metrics;
 
 use crate::error::{ApiError, ErrorCode};
 

@@ -11,13 +11,13 @@ use std::future::{ready, Ready};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::metrics;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rail_actors::ids::{BranchId, StationId, TableId};
-use rail_actors::metrics;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorCode};

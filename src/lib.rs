@@ -6,6 +6,7 @@ pub mod body;
 pub mod error;
 pub mod idempotency;
 pub mod lifecycle;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod settings;

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use rail_actors::metrics;
+use crate::metrics;
 use tokio::sync::watch;
 
 /// Readiness and the stop signal of one replica.

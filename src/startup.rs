@@ -13,7 +13,9 @@ use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use rail_actors::ids::{BranchId, StationId, TableId};
 use rail_actors::journal::{Journal, PostgresJournal, SqliteJournal};
-use rail_actors::{metrics, Engine, EngineOptions};
+use rail_actors::{Engine, EngineOptions};
+
+use crate::metrics;
 use tracing_actix_web::TracingLogger;
 
 use crate::admission::{self, Admission};

@@ -10,8 +10,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use crate::metrics;
 use actix_ws::{CloseCode, CloseReason, Closed, Message};
-use rail_actors::metrics;
 
 /// How long a close frame may wait behind a stalled socket before the socket is dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(30);

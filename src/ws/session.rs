@@ -23,7 +23,9 @@ use rail_actors::ids::BranchId;
 use rail_actors::journal::KeyRecord;
 use rail_actors::station::TicketAction;
 use rail_actors::subscriber::{Push, Topic};
-use rail_actors::{metrics, Engine};
+use rail_actors::Engine;
+
+use crate::metrics;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
