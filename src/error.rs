@@ -5,143 +5,77 @@ use actix_web::{HttpResponse, ResponseError};
 use rail_actors::CommandError;
 use serde::{Deserialize, Serialize};
 
-/// Every code a refusal carries, over REST or in a websocket `error` frame: the one list. The
-/// README's table, the OpenAPI document and docs/PROTOCOL.md are checked against it
-/// (`tests/error_codes.rs`), and a refusal can only be made with one of these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
-    MalformedJson,
-    Unauthenticated,
-    InvalidToken,
-    Forbidden,
-    WrongBranch,
-    OriginNotAllowed,
-    UnknownBranch,
-    UnknownTable,
-    UnknownItem,
-    UnknownStation,
-    UnknownOrder,
-    UnknownLine,
-    UnknownTicket,
-    UnknownAction,
-    NotFound,
-    MethodNotAllowed,
-    Item86,
-    NothingToFire,
-    NothingToServe,
-    InvalidTransition,
-    PartsPending,
-    OrderClosed,
-    OrderNotFinished,
-    Conflict,
-    BodyTooLarge,
-    UnsupportedMediaType,
-    InvalidInput,
-    IdempotencyKeyReused,
-    RateLimited,
-    TooManyConnections,
-    JournalUnreadable,
+/// Declares the one list of codes: the enum, every code in order, and each one's text.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $code:ident => $text:literal,)*) => {
+        /// Every code a refusal carries, over REST or in a websocket `error` frame: the one
+        /// list. The README's table, the OpenAPI document and docs/PROTOCOL.md are checked
+        /// against it (`tests/error_codes.rs`), and a refusal can only be made with one of
+        /// these.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $code,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in the README's order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$code,)*];
+
+            /// The code as clients match on it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$code => $text,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    MalformedJson => "malformed_json",
+    Unauthenticated => "unauthenticated",
+    InvalidToken => "invalid_token",
+    Forbidden => "forbidden",
+    WrongBranch => "wrong_branch",
+    OriginNotAllowed => "origin_not_allowed",
+    UnknownBranch => "unknown_branch",
+    UnknownTable => "unknown_table",
+    UnknownItem => "unknown_item",
+    UnknownStation => "unknown_station",
+    UnknownOrder => "unknown_order",
+    UnknownLine => "unknown_line",
+    UnknownTicket => "unknown_ticket",
+    UnknownAction => "unknown_action",
+    NotFound => "not_found",
+    MethodNotAllowed => "method_not_allowed",
+    Item86 => "item_86",
+    NothingToFire => "nothing_to_fire",
+    NothingToServe => "nothing_to_serve",
+    InvalidTransition => "invalid_transition",
+    PartsPending => "parts_pending",
+    OrderClosed => "order_closed",
+    OrderNotFinished => "order_not_finished",
+    Conflict => "conflict",
+    BodyTooLarge => "body_too_large",
+    UnsupportedMediaType => "unsupported_media_type",
+    InvalidInput => "invalid_input",
+    IdempotencyKeyReused => "idempotency_key_reused",
+    RateLimited => "rate_limited",
+    TooManyConnections => "too_many_connections",
+    JournalUnreadable => "journal_unreadable",
     /// The server failed at something it should not (never a client's fault).
-    Internal,
-    JournalUnavailable,
-    Overloaded,
+    Internal => "internal",
+    JournalUnavailable => "journal_unavailable",
+    Overloaded => "overloaded",
     /// Websocket only: a frame that is not JSON or not a known frame.
-    MalformedFrame,
+    MalformedFrame => "malformed_frame",
     /// Websocket only: a binary frame.
-    UnsupportedFrame,
+    UnsupportedFrame => "unsupported_frame",
     /// Websocket only: an `auth` frame with another device's token.
-    TokenMismatch,
+    TokenMismatch => "token_mismatch",
 }
 
 impl ErrorCode {
-    /// Every code, in the README's order.
-    pub const ALL: [ErrorCode; 37] = {
-        use ErrorCode::*;
-        [
-            MalformedJson,
-            Unauthenticated,
-            InvalidToken,
-            Forbidden,
-            WrongBranch,
-            OriginNotAllowed,
-            UnknownBranch,
-            UnknownTable,
-            UnknownItem,
-            UnknownStation,
-            UnknownOrder,
-            UnknownLine,
-            UnknownTicket,
-            UnknownAction,
-            NotFound,
-            MethodNotAllowed,
-            Item86,
-            NothingToFire,
-            NothingToServe,
-            InvalidTransition,
-            PartsPending,
-            OrderClosed,
-            OrderNotFinished,
-            Conflict,
-            BodyTooLarge,
-            UnsupportedMediaType,
-            InvalidInput,
-            IdempotencyKeyReused,
-            RateLimited,
-            TooManyConnections,
-            JournalUnreadable,
-            Internal,
-            JournalUnavailable,
-            Overloaded,
-            MalformedFrame,
-            UnsupportedFrame,
-            TokenMismatch,
-        ]
-    };
-
-    /// The code as clients match on it.
-    pub fn as_str(self) -> &'static str {
-        use ErrorCode::*;
-        match self {
-            MalformedJson => "malformed_json",
-            Unauthenticated => "unauthenticated",
-            InvalidToken => "invalid_token",
-            Forbidden => "forbidden",
-            WrongBranch => "wrong_branch",
-            OriginNotAllowed => "origin_not_allowed",
-            UnknownBranch => "unknown_branch",
-            UnknownTable => "unknown_table",
-            UnknownItem => "unknown_item",
-            UnknownStation => "unknown_station",
-            UnknownOrder => "unknown_order",
-            UnknownLine => "unknown_line",
-            UnknownTicket => "unknown_ticket",
-            UnknownAction => "unknown_action",
-            NotFound => "not_found",
-            MethodNotAllowed => "method_not_allowed",
-            Item86 => "item_86",
-            NothingToFire => "nothing_to_fire",
-            NothingToServe => "nothing_to_serve",
-            InvalidTransition => "invalid_transition",
-            PartsPending => "parts_pending",
-            OrderClosed => "order_closed",
-            OrderNotFinished => "order_not_finished",
-            Conflict => "conflict",
-            BodyTooLarge => "body_too_large",
-            UnsupportedMediaType => "unsupported_media_type",
-            InvalidInput => "invalid_input",
-            IdempotencyKeyReused => "idempotency_key_reused",
-            RateLimited => "rate_limited",
-            TooManyConnections => "too_many_connections",
-            JournalUnreadable => "journal_unreadable",
-            Internal => "internal",
-            JournalUnavailable => "journal_unavailable",
-            Overloaded => "overloaded",
-            MalformedFrame => "malformed_frame",
-            UnsupportedFrame => "unsupported_frame",
-            TokenMismatch => "token_mismatch",
-        }
-    }
-
     /// The HTTP status a REST refusal with this code has; None for websocket-only codes.
     pub fn status(self) -> Option<StatusCode> {
         use ErrorCode::*;

@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use rail::error::ErrorCode;
 use rail_actors::ids::{ItemId, OrderId, StationId, TableId, TicketId};
 use rail_actors::CommandError;
-use serde_json::Value;
 
 fn read(file: &str) -> String {
     std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap()
@@ -99,12 +98,7 @@ fn the_protocol_lists_the_websocket_only_codes() {
 #[actix_web::test]
 async fn the_openapi_document_names_only_listed_codes_with_their_statuses() {
     let app = common::TestApp::spawn().await;
-    let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", app.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = common::served_openapi(&app.base).await;
     let mut seen = BTreeSet::new();
     for (path, operations) in doc["paths"].as_object().unwrap() {
         for (method, operation) in operations.as_object().unwrap() {

@@ -5,6 +5,8 @@
 //! fits the schema, and every body the schema allows is taken (where the rule is one a schema
 //! can say).
 
+mod common;
+
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
@@ -36,20 +38,7 @@ fn document() -> Value {
 
 /// A validator for one component, its references resolved within the document.
 fn validator(name: &str) -> jsonschema::Validator {
-    let doc = document();
-    assert!(
-        doc["components"]["schemas"].get(name).is_some(),
-        "no component {name}"
-    );
-    let root = json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$ref": format!("#/components/schemas/{name}"),
-        "components": doc["components"],
-    });
-    jsonschema::options()
-        .should_validate_formats(true)
-        .build(&root)
-        .unwrap_or_else(|e| panic!("schema of {name} does not build: {e}"))
+    common::schema_validator(&document(), name)
 }
 
 #[track_caller]

@@ -71,17 +71,8 @@ fn same_shape(path: &str, example: &Value, served: &Value, errors: &mut Vec<Stri
     }
 }
 
-/// A validator for one component of the served OpenAPI document.
 fn schema(doc: &Value, name: &str) -> jsonschema::Validator {
-    let root = json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$ref": format!("#/components/schemas/{name}"),
-        "components": doc["components"],
-    });
-    jsonschema::options()
-        .should_validate_formats(true)
-        .build(&root)
-        .unwrap_or_else(|e| panic!("schema {name} does not build: {e}"))
+    common::schema_validator(doc, name)
 }
 
 #[track_caller]
@@ -129,12 +120,7 @@ async fn send(socket: &mut Socket, frame: &Value) {
 #[actix_web::test]
 async fn the_documented_frames_are_the_frames_served() {
     let app = TestApp::spawn().await;
-    let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", app.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = common::served_openapi(&app.base).await;
     let grill = token_for("demo", Role::Kitchen, Some("grill"), None);
 
     // A browser's screen: no header, the token in its first frame.

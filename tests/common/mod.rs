@@ -537,3 +537,31 @@ impl Server {
         self.child.wait().unwrap();
     }
 }
+
+/// The OpenAPI document the server at `base` serves.
+pub async fn served_openapi(base: &str) -> Value {
+    reqwest::get(format!("{base}/api/v1/openapi.json"))
+        .await
+        .expect("the document answers")
+        .json()
+        .await
+        .expect("the document is JSON")
+}
+
+/// A JSON Schema validator for one component of an OpenAPI document, its references resolved
+/// within the document.
+pub fn schema_validator(doc: &Value, name: &str) -> jsonschema::Validator {
+    assert!(
+        doc["components"]["schemas"].get(name).is_some(),
+        "no component {name}"
+    );
+    let root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$ref": format!("#/components/schemas/{name}"),
+        "components": doc["components"],
+    });
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&root)
+        .unwrap_or_else(|e| panic!("schema of {name} does not build: {e}"))
+}
