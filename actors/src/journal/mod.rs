@@ -91,7 +91,7 @@ pub struct StoredEvent {
 
 /// A branch's state as of a position, saved so that recovery reads it and only the events
 /// after it. The journal keeps the latest of each branch; what the body holds is the branch
-/// actor's business (`branch::BranchSnapshot`).
+/// actor's business (`stored::BranchSnapshot`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SavedSnapshot {
     /// The branch position the state is as of.

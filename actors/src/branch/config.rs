@@ -1,0 +1,126 @@
+//! The branch's configuration (menu, routing, stations, 86 list): read, changed and 86'd here.
+//! Each change is journaled on the branch's configuration stream before it applies; when the
+//! journal refuses one, the configuration is read back before the next command.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use chrono::Utc;
+
+use super::messages::{BranchInfo, Configure, GetBranchInfo, SetEightySix};
+use super::recovery::{apply_branch_event, load_config};
+use super::BranchActor;
+use crate::error::CommandError;
+use crate::event::{branch_stream, BranchEvent, Event};
+use crate::journal::{append_recorded, AppendRequest, JournalError};
+use crate::stored;
+
+impl BranchActor {
+    fn info(&self) -> Result<BranchInfo, CommandError> {
+        let branch = self.configured()?;
+        Ok(BranchInfo {
+            id: self.id.clone(),
+            config: branch.config().clone(),
+            eighty_sixed: branch.eighty_sixed().iter().cloned().collect(),
+            position: self.position,
+        })
+    }
+
+    /// Journals a configuration event, then applies it.
+    fn commit_branch_event(
+        &mut self,
+        event: BranchEvent,
+    ) -> AtomicResponse<Self, Result<BranchInfo, CommandError>> {
+        let request = AppendRequest {
+            branch: self.id.to_string(),
+            stream: branch_stream(&self.id),
+            expected_seq: self.config_seq,
+            events: vec![stored::encode(Event::Branch(event.clone()), Utc::now())],
+            closes_stream: false,
+            idempotency: None,
+        };
+        let journal = self.journal.clone();
+        AtomicResponse::new(Box::pin(
+            async move { append_recorded(journal.as_ref(), request).await }
+                .into_actor(self)
+                .map(move |result, act, ctx| {
+                    let stored = result.map_err(|e| {
+                        // The journal may hold more than memory does: read the configuration
+                        // back before the next command.
+                        act.reload_config(ctx);
+                        match e {
+                            JournalError::Conflict { .. } | JournalError::DuplicateKey(_) => {
+                                CommandError::Conflict
+                            }
+                            JournalError::Unavailable(_) => CommandError::JournalUnavailable,
+                        }
+                    })?;
+                    act.config_seq = stored.last().map(|s| s.seq).unwrap_or(act.config_seq);
+                    let mut branch = act.branch.as_deref().cloned();
+                    apply_branch_event(&mut branch, &event).map_err(CommandError::Invalid)?;
+                    act.branch = branch.map(Arc::new);
+                    act.start_stations();
+                    act.info()
+                }),
+        ))
+    }
+
+    /// Rebuilds the configuration from its stream, holding other messages until done.
+    fn reload_config(&mut self, ctx: &mut Context<Self>) {
+        let load = load_config(self.journal.clone(), self.id.clone());
+        ctx.wait(load.into_actor(self).map(|loaded, act, _| {
+            let (branch, seq) = match loaded {
+                Ok(loaded) => loaded,
+                Err(e) => return tracing::error!(branch = %act.id, error = %e, "configuration not read back"),
+            };
+            act.config_seq = seq;
+            if branch.is_some() {
+                act.branch = branch.map(Arc::new);
+                act.start_stations();
+            }
+        }));
+    }
+}
+
+impl Handler<Configure> for BranchActor {
+    type Result = AtomicResponse<Self, Result<BranchInfo, CommandError>>;
+
+    fn handle(&mut self, msg: Configure, _: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = msg.0.validate() {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
+        }
+        if self.branch.as_ref().is_some_and(|b| *b.config() == msg.0) {
+            // Unchanged: nothing to journal (devices may sync the menu often).
+            return AtomicResponse::new(Box::pin(fut::ready(self.info())));
+        }
+        self.commit_branch_event(BranchEvent::BranchConfigured { config: msg.0 })
+    }
+}
+
+impl Handler<SetEightySix> for BranchActor {
+    type Result = AtomicResponse<Self, Result<BranchInfo, CommandError>>;
+
+    fn handle(&mut self, msg: SetEightySix, _: &mut Context<Self>) -> Self::Result {
+        let checked = self
+            .configured()
+            .and_then(|b| b.item(&msg.item).map(|_| b.is_86(&msg.item)));
+        match checked {
+            Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+            // Already as asked: nothing to journal.
+            Ok(out) if out == msg.out => AtomicResponse::new(Box::pin(fut::ready(self.info()))),
+            Ok(_) => self.commit_branch_event(if msg.out {
+                BranchEvent::ItemEightySixed { item: msg.item }
+            } else {
+                BranchEvent::ItemRestored { item: msg.item }
+            }),
+        }
+    }
+}
+
+impl Handler<GetBranchInfo> for BranchActor {
+    type Result = Result<BranchInfo, CommandError>;
+
+    fn handle(&mut self, _: GetBranchInfo, _: &mut Context<Self>) -> Self::Result {
+        self.info()
+    }
+}

@@ -1,0 +1,227 @@
+//! The branch's feed: committed events arrive in position order (a gap is read back first),
+//! update the view of open orders, and go to the stations concerned and to the table and
+//! branch screens, which join with a snapshot or resume from the position they last saw.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::messages::{BranchCommitted, Subscribe, UnsubscribeAll};
+use super::{BranchActor, BRANCH_HISTORY};
+use crate::error::CommandError;
+use crate::event::{Envelope, Event, Published};
+use crate::ids::StationId;
+use crate::order::{Order, OrderChange};
+use crate::station::{Backfill, StationEvent, SubscribeStation, Unsubscribe};
+use crate::stored;
+use crate::subscriber::{read_events, read_missed, Joined, Snapshot, Topic};
+
+impl BranchActor {
+    /// Reads back the events before what recovery left in the screens' histories, up to a
+    /// history's length, off the actor; screens that reconnect meanwhile are served from the
+    /// journal as before.
+    pub(super) fn backfill_history(&mut self, ctx: &mut Context<Self>) {
+        let held_after = self.audience.history_floor();
+        let wanted_after = self.position.saturating_sub(BRANCH_HISTORY as u64);
+        if held_after <= wanted_after {
+            return;
+        }
+        let read = read_missed(
+            self.journal.clone(),
+            self.id.to_string(),
+            wanted_after,
+            held_after,
+            self.frames.clone(),
+        );
+        ctx.spawn(read.into_actor(self).map(|older, act, _| {
+            let Ok(older) = older else {
+                return tracing::warn!(branch = %act.id, "screens' history not read back");
+            };
+            act.audience.backfill(&older, |_| true);
+            let older: Arc<[Arc<Published>]> = older.into();
+            for station in act.stations.values() {
+                station.do_send(Backfill(older.clone()));
+            }
+        }));
+    }
+
+    /// Applies a committed event unless it was already (a gap read back may overlap).
+    fn on_committed_once(&mut self, envelope: Arc<Envelope>) {
+        if envelope.position > self.position {
+            self.on_committed(envelope);
+        }
+    }
+
+    fn on_committed(&mut self, envelope: Arc<Envelope>) {
+        self.position = envelope.position;
+        let published = envelope.publish(&self.frames);
+        let mut stations: Vec<StationId> = published.stations.to_vec();
+        if let Event::Order(e) = &*envelope.event {
+            match &e.change {
+                OrderChange::OrderOpened { .. } => {
+                    crate::metrics::order_opened();
+                    let mut order =
+                        Order::opened(e.order_id, e.table.clone(), &e.change, envelope.at);
+                    order.replay(&e.change, envelope.seq, envelope.position, envelope.at);
+                    self.view.insert(e.order_id, order);
+                }
+                OrderChange::OrderClosed {} => {
+                    crate::metrics::order_closed();
+                    if let Some(order) = self.view.remove(&e.order_id) {
+                        stations.extend(order.tickets.iter().map(|t| t.station.clone()));
+                        stations.dedup();
+                        for t in &order.tickets {
+                            self.ticket_orders.remove(&t.id);
+                        }
+                    }
+                    self.order_tables.remove(&e.order_id);
+                }
+                change => {
+                    if let OrderChange::CourseFired { tickets, .. } = change {
+                        for t in tickets {
+                            let at = (t.order_id, t.station.clone());
+                            self.ticket_orders.insert(t.id, at);
+                        }
+                    }
+                    if let Some(order) = self.view.get_mut(&e.order_id) {
+                        order.replay(change, envelope.seq, envelope.position, envelope.at);
+                    }
+                }
+            }
+        }
+        crate::metrics::orders_open(self.id.as_str(), self.view.len());
+        stations.sort();
+        stations.dedup();
+        for s in stations {
+            if let Some(addr) = self.stations.get(&s) {
+                addr.do_send(StationEvent(envelope.clone(), published.clone()));
+            }
+        }
+        self.audience.deliver(&published);
+    }
+
+    fn snapshot(&self, topic: &Topic) -> Result<Snapshot, CommandError> {
+        let branch = self.configured()?;
+        let mut orders: Vec<Order> = self
+            .view
+            .values()
+            .filter(|o| match topic {
+                Topic::Table(t) => o.table == *t,
+                _ => true,
+            })
+            .cloned()
+            .collect();
+        orders.sort_by_key(|o| o.ticket_no);
+        Ok(match topic {
+            Topic::Table(table) => Snapshot::Table {
+                table: table.clone(),
+                position: self.position,
+                orders,
+            },
+            _ => Snapshot::Branch {
+                position: self.position,
+                config: branch.config().clone(),
+                eighty_sixed: branch.eighty_sixed().iter().cloned().collect(),
+                orders,
+            },
+        })
+    }
+}
+
+impl Handler<Subscribe> for BranchActor {
+    type Result = Result<(), CommandError>;
+
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
+        match &msg.topic {
+            Topic::Station(s) => {
+                self.station(s)?.do_send(SubscribeStation {
+                    subscriber: msg.subscriber,
+                    after: msg.after,
+                });
+            }
+            topic => {
+                if let Topic::Table(t) = topic {
+                    self.configured()?.table(t)?;
+                }
+                let snapshot = self.snapshot(topic)?;
+                let (topic, head) = (topic.clone(), self.position);
+                let joined = self
+                    .audience
+                    .join(msg.subscriber, topic, msg.after, head, || snapshot);
+                if let Joined::FromJournal {
+                    ticket,
+                    after,
+                    head,
+                } = joined
+                {
+                    let read = read_missed(
+                        self.journal.clone(),
+                        self.id.to_string(),
+                        after,
+                        head,
+                        self.frames.clone(),
+                    );
+                    ctx.spawn(read.into_actor(self).map(move |missed, act, _| {
+                        let topic = act.audience.catching_up_on(ticket).cloned();
+                        let snapshot = topic.and_then(|t| act.snapshot(&t).ok());
+                        act.audience.caught_up(ticket, missed, snapshot);
+                    }));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Handler<UnsubscribeAll> for BranchActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: UnsubscribeAll, _: &mut Context<Self>) {
+        self.audience.leave(msg.0);
+        for addr in self.stations.values() {
+            addr.do_send(Unsubscribe(msg.0));
+        }
+    }
+}
+
+impl Handler<BranchCommitted> for BranchActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: BranchCommitted, ctx: &mut Context<Self>) {
+        let envelopes: Vec<Arc<Envelope>> = msg
+            .0
+            .iter()
+            .filter_map(|s| match stored::envelope(s) {
+                Ok(e) => Some(Arc::new(e)),
+                Err(e) => {
+                    tracing::error!(error = %e, "undecodable committed event");
+                    None
+                }
+            })
+            .collect();
+        let Some(first) = envelopes.first() else {
+            return;
+        };
+        if first.position > self.position + 1 {
+            // Positions are dense: the journal committed something this replica was not told
+            // of (an append whose commit timed out, yet went through). Read it back first,
+            // and take no other message until the screens have it, in order.
+            let (after, upto) = (self.position, first.position - 1);
+            tracing::warn!(branch = %self.id, after, upto, "filling a gap in the commit feed");
+            let read = read_events(self.journal.clone(), self.id.to_string(), after, upto);
+            ctx.wait(read.into_actor(self).map(move |missed, act, _| {
+                match missed {
+                    Ok(missed) => missed.into_iter().for_each(|e| act.on_committed_once(e)),
+                    Err(()) => tracing::error!(branch = %act.id, "could not read a gap back"),
+                }
+                envelopes.into_iter().for_each(|e| act.on_committed_once(e));
+                act.snapshot_when_due();
+            }));
+            return;
+        }
+        envelopes
+            .into_iter()
+            .for_each(|e| self.on_committed_once(e));
+        self.snapshot_when_due();
+    }
+}

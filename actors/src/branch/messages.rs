@@ -1,0 +1,113 @@
+//! What a branch is asked, and what it answers with: one message per intent, from managers,
+//! devices, screens and the journal's commit feed.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::error::CommandError;
+use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId, TicketId};
+use crate::journal::{Committed, KeyRecord};
+use crate::menu::BranchConfig;
+use crate::order::{Order, OrderCommand, Ticket};
+use crate::station::TicketAction;
+use crate::subscriber::{Subscriber, Topic};
+
+/// What a branch is, as managers and screens read it.
+#[derive(Debug, Clone)]
+pub struct BranchInfo {
+    pub id: BranchId,
+    pub config: BranchConfig,
+    pub eighty_sixed: Vec<ItemId>,
+    pub position: u64,
+}
+
+/// Sets the branch's whole configuration.
+#[derive(Message)]
+#[rtype(result = "Result<BranchInfo, CommandError>")]
+pub struct Configure(pub BranchConfig);
+
+/// Marks an item out of stock (86) or back in stock.
+#[derive(Message)]
+#[rtype(result = "Result<BranchInfo, CommandError>")]
+pub struct SetEightySix {
+    pub item: ItemId,
+    pub out: bool,
+}
+
+/// Reads the branch's configuration and 86 list.
+#[derive(Message)]
+#[rtype(result = "Result<BranchInfo, CommandError>")]
+pub struct GetBranchInfo;
+
+/// Opens an order at a table, with the next ticket number of the day.
+#[derive(Message)]
+#[rtype(result = "Result<Arc<Order>, CommandError>")]
+pub struct OpenOrder {
+    pub table: TableId,
+    pub guests: Option<u16>,
+    /// The client's idempotency key and a digest of its request.
+    pub idempotency: Option<KeyRecord>,
+    /// The request this command belongs to, followed into the actors' logs.
+    pub span: tracing::Span,
+}
+
+/// Carries out a command on an open order.
+#[derive(Message)]
+#[rtype(result = "Result<Arc<Order>, CommandError>")]
+pub struct ChangeOrder {
+    pub order: OrderId,
+    pub command: OrderCommand,
+    /// The client's idempotency key and a digest of its request.
+    pub idempotency: Option<KeyRecord>,
+    /// The request this command belongs to, followed into the actors' logs.
+    pub span: tracing::Span,
+}
+
+/// Reads an order, open or closed.
+#[derive(Message)]
+#[rtype(result = "Result<Arc<Order>, CommandError>")]
+pub struct GetOrder(pub OrderId);
+
+/// Reads every open order of the branch.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Arc<Order>>, CommandError>")]
+pub struct OpenOrders;
+
+/// Starts, bumps or recalls a ticket on a station.
+#[derive(Message)]
+#[rtype(result = "Result<Ticket, CommandError>")]
+pub struct StationCommand {
+    pub station: StationId,
+    pub ticket: TicketId,
+    pub action: TicketAction,
+    /// The client's idempotency key and a digest of its request.
+    pub idempotency: Option<KeyRecord>,
+    /// The request this command belongs to, followed into the actors' logs.
+    pub span: tracing::Span,
+}
+
+/// Reads a station's live tickets.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Ticket>, CommandError>")]
+pub struct StationTickets(pub StationId);
+
+/// Sends a subscriber the topic's snapshot, then every event after it.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct Subscribe {
+    pub topic: Topic,
+    pub subscriber: Subscriber,
+    /// Resume after this position (the last one the client saw) instead of a snapshot.
+    pub after: Option<u64>,
+}
+
+/// Stops every subscription of a subscriber in this branch.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UnsubscribeAll(pub u64);
+
+/// Events the journal committed for this branch, in position order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BranchCommitted(pub Committed);

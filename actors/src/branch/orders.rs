@@ -1,0 +1,210 @@
+//! Orders: opened at a table with the day's next ticket number, changed and read through the
+//! table actor that writes them, and, once closed, read from the journal (a retried command on
+//! a closed order gets its first answer again).
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use chrono::{Duration, NaiveDate, Utc};
+use futures::future::join_all;
+
+use super::messages::{ChangeOrder, GetOrder, OpenOrder, OpenOrders};
+use super::BranchActor;
+use crate::error::{invalid, CommandError};
+use crate::event::order_stream;
+use crate::ids::{OrderId, TableId};
+use crate::menu::Branch;
+use crate::order::Order;
+use crate::stored;
+use crate::table::{ExecuteOrder, OpenOrderAt, ReadOrder, TableActor};
+
+impl BranchActor {
+    pub(super) fn table(&mut self, table: &TableId) -> Addr<TableActor> {
+        if let Some(addr) = self.tables.get(table) {
+            return addr.clone();
+        }
+        let orders = self
+            .view
+            .values()
+            .filter(|o| o.table == *table)
+            .cloned()
+            .collect();
+        let actor = TableActor::new(self.id.clone(), table.clone(), self.journal.clone(), orders);
+        let addr = actor.start();
+        self.tables.insert(table.clone(), addr.clone());
+        addr
+    }
+
+    /// Today's date at the branch, for ticket numbers.
+    fn today(&self, branch: &Branch) -> NaiveDate {
+        let offset = Duration::minutes(branch.config().utc_offset_minutes.into());
+        (Utc::now() + offset).date_naive()
+    }
+
+    /// Hands a command to the table actor that writes its order, or answers a retry of a
+    /// command on an order closed since from the journal.
+    pub(super) fn change_order(
+        &mut self,
+        msg: ChangeOrder,
+    ) -> ResponseFuture<Result<Arc<Order>, CommandError>> {
+        let target = self
+            .configured()
+            .map(|branch| (branch, self.order_tables.get(&msg.order).cloned()));
+        match target {
+            Err(e) => Box::pin(async move { Err(e) }),
+            Ok((_, None)) => {
+                // A closed order: a retry of the command that closed it gets its answer again.
+                let read = self.read_closed(msg.order);
+                let journal = self.journal.clone();
+                let branch = self.id.to_string();
+                Box::pin(async move {
+                    let order = match read.await {
+                        Ok(order) if order.is_closed() => order,
+                        Ok(_) | Err(_) => return Err(CommandError::UnknownOrder(msg.order)),
+                    };
+                    let Some(key) = msg.idempotency else {
+                        return Err(CommandError::OrderClosed);
+                    };
+                    match crate::table::first_answer(journal, &branch, &key).await? {
+                        Some(first) if first.id == order.id => Ok(first),
+                        _ => Err(CommandError::OrderClosed),
+                    }
+                })
+            }
+            Ok((branch, Some(table))) => {
+                let addr = self.table(&table);
+                let exec = ExecuteOrder {
+                    order_id: msg.order,
+                    command: msg.command,
+                    branch,
+                    idempotency: msg.idempotency,
+                    span: msg.span,
+                };
+                Box::pin(async move {
+                    addr.send(exec)
+                        .await
+                        .map_err(|_| CommandError::JournalUnavailable)?
+                })
+            }
+        }
+    }
+
+    /// Reads an order that is no longer open straight from the journal.
+    fn read_closed(
+        &self,
+        id: OrderId,
+    ) -> impl std::future::Future<Output = Result<Arc<Order>, CommandError>> + 'static {
+        let journal = self.journal.clone();
+        let branch = self.id.clone();
+        async move {
+            let stored = journal
+                .load_stream(&order_stream(&id))
+                .await
+                .map_err(|_| CommandError::JournalUnavailable)?;
+            if stored.iter().any(|s| s.branch != branch.as_str()) {
+                return Err(CommandError::UnknownOrder(id));
+            }
+            let order = stored::replay_order(None, &stored);
+            order.map(Arc::new).ok_or(CommandError::UnknownOrder(id))
+        }
+    }
+}
+
+impl Handler<OpenOrder> for BranchActor {
+    type Result = ResponseActFuture<Self, Result<Arc<Order>, CommandError>>;
+
+    fn handle(&mut self, msg: OpenOrder, _: &mut Context<Self>) -> Self::Result {
+        let prepared = (|| {
+            let branch = self.configured()?;
+            branch.table(&msg.table)?;
+            if matches!(msg.guests, Some(0) | Some(101..)) {
+                return Err(invalid("guests must be 1 to 100"));
+            }
+            let today = self.today(&branch);
+            let ticket_no = match self.last_ticket {
+                Some((day, n)) if day == today => n % 9999 + 1,
+                _ => 1,
+            };
+            self.last_ticket = Some((today, ticket_no));
+            Ok(OpenOrderAt {
+                order_id: OrderId::new(),
+                ticket_no,
+                day: today,
+                guests: msg.guests,
+                idempotency: msg.idempotency.clone(),
+                span: msg.span.clone(),
+            })
+        })();
+        let open = match prepared {
+            Ok(open) => open,
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        let table = msg.table.clone();
+        let addr = self.table(&msg.table);
+        Box::pin(
+            async move { addr.send(open).await }
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    let opened = res.map_err(|_| CommandError::JournalUnavailable)??;
+                    if opened.open {
+                        act.order_tables.insert(opened.order.id, table);
+                    }
+                    Ok(opened.order)
+                }),
+        )
+    }
+}
+
+impl Handler<ChangeOrder> for BranchActor {
+    type Result = ResponseFuture<Result<Arc<Order>, CommandError>>;
+
+    fn handle(&mut self, msg: ChangeOrder, _: &mut Context<Self>) -> Self::Result {
+        self.change_order(msg)
+    }
+}
+
+impl Handler<GetOrder> for BranchActor {
+    type Result = ResponseFuture<Result<Arc<Order>, CommandError>>;
+
+    fn handle(&mut self, msg: GetOrder, _: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = self.configured() {
+            return Box::pin(async move { Err(e) });
+        }
+        match self.order_tables.get(&msg.0).cloned() {
+            Some(table) => {
+                let addr = self.table(&table);
+                Box::pin(async move {
+                    addr.send(ReadOrder(msg.0))
+                        .await
+                        .map_err(|_| CommandError::JournalUnavailable)?
+                })
+            }
+            None => Box::pin(self.read_closed(msg.0)),
+        }
+    }
+}
+
+impl Handler<OpenOrders> for BranchActor {
+    type Result = ResponseFuture<Result<Vec<Arc<Order>>, CommandError>>;
+
+    fn handle(&mut self, _: OpenOrders, _: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = self.configured() {
+            return Box::pin(async move { Err(e) });
+        }
+        let reads: Vec<_> = self
+            .order_tables
+            .iter()
+            .map(|(order, table)| self.tables.get(table).map(|a| a.send(ReadOrder(*order))))
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default();
+        Box::pin(async move {
+            let mut orders: Vec<Arc<Order>> = join_all(reads)
+                .await
+                .into_iter()
+                .filter_map(|r| r.ok()?.ok())
+                .collect();
+            orders.sort_by_key(|o| (o.opened_at, o.ticket_no));
+            Ok(orders)
+        })
+    }
+}

@@ -1,0 +1,66 @@
+//! When and how a branch saves its snapshot: every `snapshot_every` committed events, encoded
+//! and written off the actor so the kitchen never waits for it. The snapshot's format is
+//! `crate::stored`'s.
+
+use super::{BranchActor, RecoveredBranch};
+use crate::ids::BranchId;
+use crate::journal::{Journal, JournalError};
+use crate::stored::{encode_snapshot, BranchSnapshot};
+
+/// Events a branch commits between two of its snapshots, unless configured otherwise.
+pub const SNAPSHOT_EVERY: u64 = 5_000;
+
+/// Saves a snapshot of a recovered branch (recovery benchmarks and tools; the branch actor
+/// snapshots itself as it runs).
+pub async fn save_snapshot(
+    journal: &dyn Journal,
+    id: &BranchId,
+    recovered: &RecoveredBranch,
+) -> Result<(), JournalError> {
+    let snapshot = BranchSnapshot::new(
+        recovered.branch.as_ref(),
+        recovered.config_seq,
+        recovered.position,
+        &recovered.orders,
+    );
+    journal
+        .save_snapshot(id.as_str(), encode_snapshot(&snapshot))
+        .await
+}
+
+impl BranchActor {
+    /// Saves a snapshot once `snapshot_every` events have been committed since the last one.
+    /// The view is copied here and encoded and written off the actor, which goes on at once.
+    pub(super) fn snapshot_when_due(&mut self) {
+        if self.position < self.snapshot_position + self.snapshot_every || self.branch.is_none() {
+            return;
+        }
+        // Whatever the outcome, the next attempt waits for as many events again.
+        self.snapshot_position = self.position;
+        let snapshot = BranchSnapshot::new(
+            self.branch.as_deref(),
+            self.config_seq,
+            self.position,
+            self.view.values(),
+        );
+        let journal = self.journal.clone();
+        let branch = self.id.clone();
+        actix::spawn(async move {
+            let started = std::time::Instant::now();
+            let position = snapshot.position;
+            let encoded =
+                match tokio::task::spawn_blocking(move || encode_snapshot(&snapshot)).await {
+                    Ok(encoded) => encoded,
+                    Err(e) => return tracing::error!(%branch, error = %e, "snapshot not encoded"),
+                };
+            let bytes = encoded.body.len();
+            match journal.save_snapshot(branch.as_str(), encoded).await {
+                Ok(()) => {
+                    crate::metrics::snapshot_saved(started.elapsed());
+                    tracing::info!(%branch, position, bytes, "snapshot saved");
+                }
+                Err(e) => tracing::warn!(%branch, error = %e, "snapshot not saved"),
+            }
+        });
+    }
+}
