@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::charts::{self, Chart, Line};
-use crate::metrics::Measured;
+use crate::metrics::{Measured, SecondPoint};
 use crate::server::Memory;
 
 /// Everything a `run` found.
@@ -102,12 +102,33 @@ impl RunReport {
         })
     }
 
+    /// The text summary: what was offered and done, how fast, what was checked, the verdict.
     pub fn summary(&self, passed: bool, out: &Path) -> String {
-        let m = &self.measured;
-        let c = &self.config;
-        let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
-        let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
         let mut s = String::new();
+        self.heading_lines(&mut s, passed);
+        self.order_lines(&mut s);
+        self.command_lines(&mut s);
+        self.delivery_lines(&mut s);
+        let _ = writeln!(s, "verify        {}", self.verification_line);
+        let _ = writeln!(s, "read back     {}", self.readback_line);
+        if let Some(chaos) = &self.chaos {
+            chaos_lines(&mut s, chaos);
+        }
+        self.errors_line(&mut s);
+        self.cpu_line(&mut s);
+        self.memory_line(&mut s);
+        verdict_lines(&mut s, passed, &self.failures);
+        let _ = writeln!(
+            s,
+            "files         {}/ report.json summary.txt latency.svg throughput.svg",
+            out.display()
+        );
+        s
+    }
+
+    /// The title with the verdict, the server, and the workload it was given.
+    fn heading_lines(&self, s: &mut String, passed: bool) {
+        let c = &self.config;
         let elapsed = (self.finished_at - self.started_at).num_milliseconds() as f64 / 1000.0;
         let _ = writeln!(
             s,
@@ -122,22 +143,27 @@ impl RunReport {
             c["branches"], c["tables"], c["stations"], c["screens_per_station"], c["seed"],
             c["arrival"].as_str().unwrap_or("?"), c["prep_ms"][0], c["prep_ms"][1]
         );
-        let counts = &self.counts;
-        let unfinished =
-            n(counts, "orders_in_flight_at_end") + n(counts, "orders_stalled_no_ready_notice");
+    }
+
+    /// Orders offered, opened, completed and left over, and the backlog when the engine fell
+    /// behind.
+    fn order_lines(&self, s: &mut String) {
+        let (c, counts, throughput) = (&self.config, &self.counts, &self.throughput);
+        let unfinished = u64_at(counts, "orders_in_flight_at_end")
+            + u64_at(counts, "orders_stalled_no_ready_notice");
         let _ = writeln!(
             s,
             "orders        {}/s offered for {} s: {} opened ({}/s), {} completed, {} failed, {} unfinished, {} skipped",
-            rate(f(c, "orders_per_sec")),
+            rate(f64_at(c, "orders_per_sec")),
             c["duration_s"],
-            thousands(n(counts, "orders_opened")),
-            rate(f(&self.throughput, "orders_per_sec_opened")),
-            thousands(n(counts, "orders_completed")),
-            n(counts, "orders_failed"),
+            thousands(u64_at(counts, "orders_opened")),
+            rate(f64_at(throughput, "orders_per_sec_opened")),
+            thousands(u64_at(counts, "orders_completed")),
+            u64_at(counts, "orders_failed"),
             unfinished,
-            n(counts, "orders_skipped_over_in_flight_cap"),
+            u64_at(counts, "orders_skipped_over_in_flight_cap"),
         );
-        let drain = f(&self.throughput, "drain_seconds");
+        let drain = f64_at(throughput, "drain_seconds");
         if drain > 2.0 {
             let _ = writeln!(
                 s,
@@ -145,12 +171,17 @@ impl RunReport {
                 if unfinished > 0 { " (and some never did)" } else { "" }
             );
         }
+    }
+
+    /// Commands acked and failed, with the ack latency of all and of fires and bumps.
+    fn command_lines(&self, s: &mut String) {
+        let m = &self.measured;
         let _ = writeln!(
             s,
             "commands      {} acked ({}/s), {} failed   ack {}",
-            thousands(n(counts, "commands_acked")),
-            rate(f(&self.throughput, "commands_per_sec")),
-            thousands(n(counts, "commands_failed")),
+            thousands(u64_at(&self.counts, "commands_acked")),
+            rate(f64_at(&self.throughput, "commands_per_sec")),
+            thousands(u64_at(&self.counts, "commands_failed")),
             m.ack_all.line()
         );
         for kind in ["fire", "bump"] {
@@ -158,64 +189,69 @@ impl RunReport {
                 let _ = writeln!(s, "  {kind:<11} ack {}", p.line());
             }
         }
-        let _ = writeln!(
-            s,
-            "fire->screen  {}   (fire sent -> ticket on every screen of its station)",
-            m.fire_to_screen.line()
-        );
-        let _ = writeln!(
-            s,
-            "  from ack    {}   (fire answered -> on every screen; 0 when the ticket came first)",
-            m.ack_to_screen.line()
-        );
-        let _ = writeln!(
-            s,
-            "bump->waiter  {}   (expo's bump sent -> ready notice on the table's tablet)",
-            m.bump_to_waiter.line()
-        );
-        let _ = writeln!(
-            s,
-            "order         {}   (open -> close)",
-            m.order_duration.line()
-        );
+    }
+
+    /// How fast tickets reached the screens and ready notices the tablets, how long an order
+    /// took, and the frames the screens and tablets received.
+    fn delivery_lines(&self, s: &mut String) {
+        let m = &self.measured;
+        for (label, latency, what) in [
+            (
+                "fire->screen",
+                &m.fire_to_screen,
+                "fire sent -> ticket on every screen of its station",
+            ),
+            (
+                "  from ack",
+                &m.ack_to_screen,
+                "fire answered -> on every screen; 0 when the ticket came first",
+            ),
+            (
+                "bump->waiter",
+                &m.bump_to_waiter,
+                "expo's bump sent -> ready notice on the table's tablet",
+            ),
+            ("order", &m.order_duration, "open -> close"),
+        ] {
+            let _ = writeln!(s, "{label:<14}{}   ({what})", latency.line());
+        }
         let _ = writeln!(
             s,
             "frames        {} received by screens and tablets ({}/s)",
-            thousands(n(counts, "frames_received")),
-            rate(f(&self.throughput, "frames_per_sec"))
+            thousands(u64_at(&self.counts, "frames_received")),
+            rate(f64_at(&self.throughput, "frames_per_sec"))
         );
-        let _ = writeln!(s, "verify        {}", self.verification_line);
-        let _ = writeln!(s, "read back     {}", self.readback_line);
-        if let Some(chaos) = &self.chaos {
-            chaos_lines(&mut s, chaos);
-        }
-        let errors = if m.errors.is_empty() {
+    }
+
+    /// The errors by code, or none.
+    fn errors_line(&self, s: &mut String) {
+        let errors = &self.measured.errors;
+        let errors = if errors.is_empty() {
             "none".to_owned()
         } else {
-            m.errors
+            errors
                 .iter()
                 .map(|(k, v)| format!("{k} {}", thousands(*v)))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
         let _ = writeln!(s, "errors        {errors}");
-        let cpu =
-            |get: &dyn Fn(&crate::metrics::SecondPoint) -> Option<f64>| -> Option<(f64, f64)> {
-                let v: Vec<f64> = m.series.iter().filter_map(get).collect();
-                (!v.is_empty()).then(|| {
-                    (
-                        v.iter().sum::<f64>() / v.len() as f64,
-                        v.iter().copied().fold(0.0, f64::max),
-                    )
-                })
-            };
-        let cores = c["machine"]["cores"]
+    }
+
+    /// The CPU cores the server, the load test and the machine used, when measured.
+    fn cpu_line(&self, s: &mut String) {
+        let series = &self.measured.series;
+        let cores = self.config["machine"]["cores"]
             .as_u64()
             .map_or(String::new(), |n| format!(" of the machine's {n}"));
-        let machine = cpu(&|p| p.cpu_machine_cores).map_or(String::new(), |(a, m)| {
-            format!("; machine busy {a:.2} ({m:.2})")
-        });
-        match (cpu(&|p| p.cpu_server_cores), cpu(&|p| p.cpu_loadtest_cores)) {
+        let machine = cores_used(series, |p| p.cpu_machine_cores)
+            .map_or(String::new(), |(a, m)| {
+                format!("; machine busy {a:.2} ({m:.2})")
+            });
+        match (
+            cores_used(series, |p| p.cpu_server_cores),
+            cores_used(series, |p| p.cpu_loadtest_cores),
+        ) {
             (Some((sa, sm)), Some((la, lm))) => {
                 let _ = writeln!(s, "cpu           cores on average (max): server {sa:.2} ({sm:.2}), loadtest {la:.2} ({lm:.2}){machine}{cores}");
             }
@@ -224,6 +260,10 @@ impl RunReport {
             }
             _ => {}
         }
+    }
+
+    /// The server's RSS before and after the load and its peak, when it was measured.
+    fn memory_line(&self, s: &mut String) {
         let mem = memory_json(self.memory_before, self.memory_after, &self.memory_samples);
         if mem.is_null() {
             let _ = writeln!(
@@ -244,20 +284,6 @@ impl RunReport {
                 b("rss_peak_bytes")
             );
         }
-        if passed {
-            let _ = writeln!(s, "verdict       PASSED");
-        } else {
-            let _ = writeln!(s, "verdict       FAILED");
-            for failure in &self.failures {
-                let _ = writeln!(s, "  - {failure}");
-            }
-        }
-        let _ = writeln!(
-            s,
-            "files         {}/ report.json summary.txt latency.svg throughput.svg",
-            out.display()
-        );
-        s
     }
 
     pub fn write(&self, out: &Path, passed: bool) -> anyhow::Result<()> {
@@ -267,7 +293,7 @@ impl RunReport {
         )?;
         std::fs::write(out.join("summary.txt"), self.summary(passed, out))?;
         let series = &self.measured.series;
-        let pts = |get: &dyn Fn(&crate::metrics::SecondPoint) -> Option<f64>| -> Vec<(f64, f64)> {
+        let pts = |get: &dyn Fn(&SecondPoint) -> Option<f64>| -> Vec<(f64, f64)> {
             series
                 .iter()
                 .filter_map(|p| get(p).map(|v| (p.second as f64 + 0.5, v)))
@@ -336,6 +362,42 @@ impl RunReport {
         )?;
         Ok(())
     }
+}
+
+/// The verdict line, and under a failed one each failure.
+pub fn verdict_lines(s: &mut String, passed: bool, failures: &[String]) {
+    if passed {
+        let _ = writeln!(s, "verdict       PASSED");
+    } else {
+        let _ = writeln!(s, "verdict       FAILED");
+        for failure in failures {
+            let _ = writeln!(s, "  - {failure}");
+        }
+    }
+}
+
+/// `v[k]` as a count, 0 when it is missing.
+fn u64_at(v: &Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or(0)
+}
+
+/// `v[k]` as a number, 0 when it is missing.
+fn f64_at(v: &Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or(0.0)
+}
+
+/// The average and the maximum of a per-second CPU reading, None when it was never taken.
+fn cores_used(
+    series: &[SecondPoint],
+    get: impl Fn(&SecondPoint) -> Option<f64>,
+) -> Option<(f64, f64)> {
+    let v: Vec<f64> = series.iter().filter_map(get).collect();
+    (!v.is_empty()).then(|| {
+        (
+            v.iter().sum::<f64>() / v.len() as f64,
+            v.iter().copied().fold(0.0, f64::max),
+        )
+    })
 }
 
 /// The chaos section of the summary: kills and downtime, reconnects, retries, and what the
