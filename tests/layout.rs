@@ -10,7 +10,11 @@ fn cycles(folder: &str) -> String {
         .arg(format!("{root}/{folder}"))
         .output()
         .expect("python3 runs scripts/module-cycles (scripts/test needs python3)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     text.lines().next().unwrap_or_default().to_owned()
 }
