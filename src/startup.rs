@@ -254,7 +254,7 @@ fn serve(shared: Shared, listener: TcpListener, finish: Duration) -> std::io::Re
                     res
                 }
             })
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
             .configure(|cfg| shared.register(cfg))
             .configure(endpoints)
             .configure(routes::configure)

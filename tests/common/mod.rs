@@ -458,6 +458,27 @@ impl Server {
     }
 
     pub async fn start_with(journal: &TestJournal, env: &[(&str, &str)]) -> Self {
+        Self::spawn(journal, env, "warn", Stdio::null(), Stdio::inherit()).await
+    }
+
+    /// A server whose every log line (info and above, both streams) goes to `log`.
+    pub async fn start_logging_to(
+        journal: &TestJournal,
+        env: &[(&str, &str)],
+        log: &std::path::Path,
+    ) -> Self {
+        let file = std::fs::File::create(log).expect("log file");
+        let copy = file.try_clone().unwrap();
+        Self::spawn(journal, env, "info", file.into(), copy.into()).await
+    }
+
+    async fn spawn(
+        journal: &TestJournal,
+        env: &[(&str, &str)],
+        rust_log: &str,
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -469,11 +490,11 @@ impl Server {
             .env("PORT", port.to_string())
             .env_remove("RAIL_JOURNAL_PATH")
             .envs(journal.env())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .env("JWT_SECRET", SECRET)
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .expect("server binary starts");
         let server = Self {
