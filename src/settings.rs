@@ -33,6 +33,8 @@ pub struct Settings {
     pub ws_messages_per_second: u32,
     pub ws_message_burst: u32,
     pub ws_connections_per_address: u32,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` is believed for per-address limits and logs.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub shutdown_drain_seconds: u64,
     pub shutdown_seconds: u64,
     /// The Postgres journal, from `DATABASE_URL`; the embedded file when unset.
@@ -82,7 +84,8 @@ impl Settings {
                 Environment::with_prefix("RAIL")
                     .try_parsing(true)
                     .list_separator(",")
-                    .with_list_parse_key("allowed_origins"),
+                    .with_list_parse_key("allowed_origins")
+                    .with_list_parse_key("trusted_proxies"),
             );
         if let Ok(port) = std::env::var("PORT") {
             builder = builder.set_override("port", port)?;

@@ -3,17 +3,19 @@
 //! No secret reaches a log line, whatever a client sends: the request span is tracing-actix-web's
 //! own but for its `http.target`, whose query string is logged with its parameters' names and
 //! none of their values (a device that puts its token in `?token=` is refused, and its refusal
-//! is logged without the token). Headers are not logged, but for the user agent.
+//! is logged without the token). Headers are not logged, but for the user agent. The client's
+//! address is the peer's, or what a trusted proxy says it is (`client::client_ip`).
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Uri, Version};
-use actix_web::{Error, HttpMessage};
+use actix_web::{web, Error, HttpMessage};
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
 use tracing_subscriber::EnvFilter;
 
-use crate::settings::LogFormat;
+use crate::client::client_ip;
+use crate::settings::{LogFormat, Settings};
 
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -38,6 +40,14 @@ impl RootSpanBuilder for RequestSpan {
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
         let request_id = request.extensions().get::<RequestId>().copied();
+        let trusted = request
+            .app_data::<web::Data<Settings>>()
+            .map(|s| s.trusted_proxies.as_slice())
+            .unwrap_or_default();
+        let peer = request.peer_addr().map(|a| a.ip());
+        let client = client_ip(peer, request.headers(), trusted)
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
         tracing::info_span!(
             "HTTP request",
             http.method = %method,
@@ -45,7 +55,7 @@ impl RootSpanBuilder for RequestSpan {
             http.flavor = %flavor(request.version()),
             http.scheme = %connection.scheme(),
             http.host = %connection.host(),
-            http.client_ip = %connection.realip_remote_addr().unwrap_or(""),
+            http.client_ip = %client,
             http.user_agent = %user_agent,
             http.target = %redacted_target(request.uri()),
             http.status_code = tracing::field::Empty,

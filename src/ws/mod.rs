@@ -29,6 +29,7 @@ pub use frames::{ClientFrame, ServerFrame, TicketFrame};
 pub use limits::Addresses;
 
 use crate::auth::{self, TokenError, Tokens};
+use crate::client::client_ip;
 use crate::error::{ApiError, ErrorCode};
 use crate::lifecycle::Lifecycle;
 use crate::settings::Settings;
@@ -56,10 +57,15 @@ pub async fn endpoint(
         Err(TokenError::Missing) => None,
         Err(e) => return Err(ApiError::from(e).into()),
     };
-    let slot = match req.peer_addr() {
-        Some(peer) => Some(
+    let client = client_ip(
+        req.peer_addr().map(|a| a.ip()),
+        req.headers(),
+        &settings.trusted_proxies,
+    );
+    let slot = match client {
+        Some(client) => Some(
             addresses
-                .take(peer.ip(), settings.ws_connections_per_address)
+                .take(client, settings.ws_connections_per_address)
                 .ok_or_else(|| {
                     let msg = "too many open websockets from this address";
                     ApiError::new(ErrorCode::TooManyConnections, msg)
