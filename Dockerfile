@@ -41,6 +41,7 @@ COPY config/ /app/config/
 # is read-only. Mount a volume there (or set RAIL_JOURNAL_PATH) to keep it across containers.
 ENV RAIL_ENV=production \
     RAIL_JOURNAL_PATH=/tmp/rail.db
-EXPOSE 3000
+# The API and websocket; /metrics on 9300 when RAIL_METRICS_PORT says so (k8s/configmap.yaml).
+EXPOSE 3000 9300
 USER 10001
 ENTRYPOINT ["/usr/local/bin/rail"]

@@ -21,6 +21,9 @@ pub enum LogFormat {
 pub struct Settings {
     pub host: String,
     pub port: u16,
+    /// Where `/metrics` is served: its own port (none: the main port).
+    #[serde(default)]
+    pub metrics_port: Option<u16>,
     pub journal_path: PathBuf,
     pub demo: bool,
     pub log_format: LogFormat,

@@ -35,6 +35,8 @@ pub const DEMO_ID: &str = "demo";
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` on its own port, when the settings give one.
+    metrics: Option<(u16, Server)>,
     handle: ServerHandle,
     engine: Engine,
     lifecycle: Lifecycle,
@@ -60,8 +62,17 @@ impl Application {
         metrics::set_shutdown_limit(limit);
         // The demo's device tokens go to a person at a terminal, never into collected logs.
         let demo = settings.demo && settings.log_format == LogFormat::Human;
+        let metrics = match settings.metrics_port {
+            Some(port) => Some(serve_metrics((settings.host.as_str(), port))?),
+            None => None,
+        };
         let shared = Shared::new(&engine, settings, &lifecycle, tokens.clone());
-        let server = serve(shared, listener, limit.saturating_sub(drain))?;
+        let server = serve(
+            shared,
+            listener,
+            limit.saturating_sub(drain),
+            metrics.is_none(),
+        )?;
         let handle = server.handle();
         lifecycle.set_ready(true);
         tracing::info!(port, "listening");
@@ -71,6 +82,7 @@ impl Application {
         Ok(Self {
             port,
             server,
+            metrics,
             handle,
             engine,
             lifecycle,
@@ -82,6 +94,11 @@ impl Application {
         self.port
     }
 
+    /// The port `/metrics` is served on when it has one of its own.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -90,17 +107,24 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let Self {
             server,
+            metrics,
             handle,
             lifecycle,
             drain,
             ..
         } = self;
+        // Scraped until the replica has stopped serving: its last state is seen.
+        let metrics = metrics.map(|(_, server)| (server.handle(), actix_web::rt::spawn(server)));
         actix_web::rt::spawn(async move {
             wait_for_signal().await;
             stop(handle, lifecycle, drain).await;
         });
         let started = Instant::now();
         let result = server.await;
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         tracing::info!(took_ms = started.elapsed().as_millis() as u64, "stopped");
         result
     }
@@ -217,8 +241,8 @@ fn admission_of(settings: &Settings) -> web::Data<Admission> {
     admission
 }
 
-/// The endpoints outside the REST API: the board, probes, the API's description, metrics
-/// and the websocket.
+/// The endpoints outside the REST API: the board, probes, the API's description and the
+/// websocket (metrics have their own, unless they are served here).
 fn endpoints(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(board))
         .route(
@@ -228,13 +252,17 @@ fn endpoints(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         // The API's description, readable without a token.
         .route(openapi::PATH, web::get().to(openapi::serve))
-        .route("/metrics", web::get().to(metrics_text))
         .route("/ws", web::get().to(ws::endpoint));
 }
 
 /// Starts the HTTP server on the listener; in-flight requests get `finish` to end once it is
 /// told to stop.
-fn serve(shared: Shared, listener: TcpListener, finish: Duration) -> std::io::Result<Server> {
+fn serve(
+    shared: Shared,
+    listener: TcpListener,
+    finish: Duration,
+    with_metrics: bool,
+) -> std::io::Result<Server> {
     let server = HttpServer::new(move || {
         App::new()
             .wrap_fn(|req, srv| {
@@ -257,6 +285,11 @@ fn serve(shared: Shared, listener: TcpListener, finish: Duration) -> std::io::Re
             .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
             .configure(|cfg| shared.register(cfg))
             .configure(endpoints)
+            .configure(|cfg| {
+                if with_metrics {
+                    cfg.route("/metrics", web::get().to(metrics_text));
+                }
+            })
             .configure(routes::configure)
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(ApiError::new(ErrorCode::NotFound, "no such endpoint"))
@@ -269,6 +302,25 @@ fn serve(shared: Shared, listener: TcpListener, finish: Duration) -> std::io::Re
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// `/metrics` alone on its own address, for Prometheus; everything else there is 404.
+fn serve_metrics(address: (&str, u16)) -> anyhow::Result<(u16, Server)> {
+    let listener = TcpListener::bind(address)?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(|| {
+        App::new()
+            .route("/metrics", web::get().to(metrics_text))
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, _>(ApiError::new(ErrorCode::NotFound, "no such endpoint"))
+            }))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    tracing::info!(port, "metrics served on their own port");
+    Ok((port, server))
 }
 
 async fn wait_for_signal() {

@@ -179,6 +179,8 @@ pub async fn fresh_database() -> String {
 /// A server started in this process on a journal of its own.
 pub struct TestApp {
     pub base: String,
+    /// Where `/metrics` is served when the settings give it a port of its own.
+    pub metrics_base: Option<String>,
     pub ws_url: String,
     pub client: reqwest::Client,
     pub journal: TestJournal,
@@ -208,9 +210,11 @@ impl TestApp {
         adjust(&mut settings);
         let app = Application::build(settings).await.expect("server starts");
         let port = app.port();
+        let metrics_base = app.metrics_port().map(|p| format!("http://127.0.0.1:{p}"));
         actix_web::rt::spawn(app.run_until_stopped());
         Self {
             base: format!("http://127.0.0.1:{port}"),
+            metrics_base,
             ws_url: format!("ws://127.0.0.1:{port}/ws"),
             client: client(),
             journal,
