@@ -1,6 +1,6 @@
 //! The REST API's OpenAPI document: served without a token, complete, and true.
 //!
-//! The document at `GET /api/v1/openapi.json` must list exactly the routes `src/routes.rs`
+//! The document at `GET /api/v1/openapi.json` must list exactly the routes `src/routes/`
 //! registers, each behind the `bearer` scheme, and the server must answer as it says:
 //! schemathesis (https://schemathesis.readthedocs.io, v4) fuzzes every operation from the
 //! document, as the demo branch's manager, with every check it has (no 5xx, statuses, content
