@@ -67,6 +67,9 @@ error_codes! {
     Internal => "internal",
     JournalUnavailable => "journal_unavailable",
     Overloaded => "overloaded",
+    /// The replica that owns the branch could not be reached (or the branch is changing
+    /// hands): nothing was done; retry with the same idempotency key.
+    OwnerUnavailable => "owner_unavailable",
     /// Websocket only: a frame that is not JSON or not a known frame.
     MalformedFrame => "malformed_frame",
     /// Websocket only: a binary frame.
@@ -93,7 +96,7 @@ impl ErrorCode {
             InvalidInput | IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             RateLimited | TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
             JournalUnreadable | Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            JournalUnavailable | Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            JournalUnavailable | Overloaded | OwnerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             MalformedFrame | UnsupportedFrame | TokenMismatch => return None,
         })
     }
@@ -120,6 +123,7 @@ impl ErrorCode {
             E::JournalUnavailable => Self::JournalUnavailable,
             E::Conflict => Self::Conflict,
             E::IdempotencyKeyReused => Self::IdempotencyKeyReused,
+            E::NotOwner => Self::OwnerUnavailable,
         }
     }
 }
@@ -196,7 +200,10 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
         }
-        if self.code == ErrorCode::Overloaded {
+        if matches!(
+            self.code,
+            ErrorCode::Overloaded | ErrorCode::OwnerUnavailable
+        ) {
             response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
         }
         response.json(ErrorBody::new(self.code.as_str(), self.message.clone()))

@@ -4,6 +4,7 @@ pub mod admission;
 pub mod auth;
 pub mod body;
 pub mod client;
+pub mod cluster;
 pub mod error;
 pub mod idempotency;
 pub mod lifecycle;

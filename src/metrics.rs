@@ -164,3 +164,86 @@ pub fn set_ready(ready: bool) {
 pub fn set_shutdown_limit(limit: Duration) {
     EDGE.shutdown_seconds.set(limit.as_secs_f64());
 }
+
+/// The replica bridge's metrics (with `REDIS_URL`).
+struct Replicas {
+    members: IntGauge,
+    owned: IntGauge,
+    branch_owned: IntGaugeVec,
+    lease_changes: IntCounterVec,
+    relay: IntCounterVec,
+    relay_up: IntGauge,
+    forwarded: IntCounterVec,
+}
+
+static REPLICAS: LazyLock<Replicas> = LazyLock::new(|| {
+    Replicas {
+    members: register(IntGauge::new("rail_replica_members", "Live replicas of the chain, as this one last read them from Redis (0 while Redis cannot be read).").unwrap()),
+    owned: register(IntGauge::new("rail_replica_branches_owned", "Branches this replica holds the lease of and writes.").unwrap()),
+    branch_owned: register(IntGaugeVec::new(
+        Opts::new("rail_branch_owned", "1 while this replica holds the branch's lease and writes it, 0 after."),
+        &["branch"]).unwrap()),
+    lease_changes: register(IntCounterVec::new(
+        Opts::new("rail_lease_changes_total", "Branch leases this replica took, handed off or lost."),
+        &["change"]).unwrap()),
+    relay: register(IntCounterVec::new(
+        Opts::new("rail_relay_messages_total", "Relay messages between replicas: published, not published (left to the journal), received, unreadable (a newer format; left to the journal)."),
+        &["outcome"]).unwrap()),
+    relay_up: register(IntGauge::new("rail_relay_up", "1 while this replica's subscription to the relay is live.").unwrap()),
+    forwarded: register(IntCounterVec::new(
+        Opts::new("rail_forwarded_total", "Commands sent on to the replica owning their branch, by way (rest, ws) and outcome."),
+        &["via", "outcome"]).unwrap()),
+}
+});
+
+pub fn replica_members(n: usize) {
+    REPLICAS.members.set(n as i64);
+}
+
+pub fn replica_branches_owned(n: usize) {
+    REPLICAS.owned.set(n as i64);
+}
+
+pub fn branch_owned(branch: &str, owned: bool) {
+    REPLICAS
+        .branch_owned
+        .with_label_values(&[branch])
+        .set(i64::from(owned));
+}
+
+pub fn lease_change(change: &str) {
+    REPLICAS.lease_changes.with_label_values(&[change]).inc();
+}
+
+pub fn relay_published(n: usize) {
+    REPLICAS
+        .relay
+        .with_label_values(&["published"])
+        .inc_by(n as u64);
+}
+
+pub fn relay_publish_failed(n: usize) {
+    REPLICAS
+        .relay
+        .with_label_values(&["not_published"])
+        .inc_by(n as u64);
+}
+
+pub fn relay_received(n: usize) {
+    REPLICAS
+        .relay
+        .with_label_values(&["received"])
+        .inc_by(n as u64);
+}
+
+pub fn relay_unreadable() {
+    REPLICAS.relay.with_label_values(&["unreadable"]).inc();
+}
+
+pub fn relay_up(up: bool) {
+    REPLICAS.relay_up.set(i64::from(up));
+}
+
+pub fn forwarded(via: &str, outcome: &str) {
+    REPLICAS.forwarded.with_label_values(&[via, outcome]).inc();
+}

@@ -43,6 +43,23 @@ pub struct Settings {
     /// The Postgres journal, from `DATABASE_URL`; the embedded file when unset.
     #[serde(default)]
     pub database_url: Option<String>,
+    /// Redis (`REDIS_URL`): with it, and the Postgres journal, this engine is one of several
+    /// replicas of one chain; without it, the only one.
+    #[serde(default)]
+    pub redis_url: Option<String>,
+    /// This replica's name among the others (the pod's name); made up when unset.
+    #[serde(default)]
+    pub replica_id: Option<String>,
+    /// Where the other replicas reach this one (host:port, the pod's address); the loopback
+    /// address and `port` when unset.
+    #[serde(default)]
+    pub advertise_address: Option<String>,
+    /// How long a branch's lease runs without renewal: a replica that dies leaves its branches
+    /// unwritten this long (plus a second) before another takes them.
+    pub lease_ttl_ms: u64,
+    /// How long a command sent on to the replica owning its branch may take, waiting for an
+    /// owner included, before `503 owner_unavailable`.
+    pub forward_timeout_ms: u64,
     /// Longest wait on the database before a command fails with `journal_unavailable`.
     pub journal_timeout_ms: u64,
     /// Days an idempotency key answers retries before it is forgotten (at least 7).
@@ -95,6 +112,9 @@ impl Settings {
         }
         if let Ok(url) = std::env::var("DATABASE_URL") {
             builder = builder.set_override("database_url", url)?;
+        }
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            builder = builder.set_override("redis_url", url)?;
         }
         if let Ok(secret) = std::env::var("JWT_SECRET") {
             builder = builder.set_override("jwt_secret", secret)?;

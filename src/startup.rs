@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use rail_actors::ids::{BranchId, StationId, TableId};
-use rail_actors::journal::{Journal, PostgresJournal, SqliteJournal};
+use rail_actors::journal::{Fences, Journal, PostgresJournal, SqliteJournal};
 use rail_actors::{Engine, EngineOptions};
 
 use crate::metrics;
@@ -20,6 +20,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::admission::{self, Admission};
 use crate::auth::{GuestOrdering, Role, TokenRequest, Tokens};
+use crate::cluster::{Cluster, ReplicaSettings, Route};
 use crate::error::{json_error, ApiError, ErrorCode};
 use crate::lifecycle::Lifecycle;
 use crate::settings::{LogFormat, Settings};
@@ -39,6 +40,7 @@ pub struct Application {
     metrics: Option<(u16, Server)>,
     handle: ServerHandle,
     engine: Engine,
+    cluster: Option<Cluster>,
     lifecycle: Lifecycle,
     drain: Duration,
 }
@@ -48,10 +50,17 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let lifecycle = Lifecycle::new();
         metrics::set_ready(false);
-        let engine = start_engine(&settings).await?;
+        let (engine, cluster) = start_engine(&settings).await?;
         let tokens = web::Data::new(device_tokens(&settings)?);
         if settings.demo {
-            ensure_demo(&engine).await?;
+            // With replicas, the replica that owns the demo branch configures it.
+            let here = match &cluster {
+                Some(cluster) => cluster.route(DEMO_ID).await == Route::Here,
+                None => true,
+            };
+            if here {
+                ensure_demo(&engine).await?;
+            }
         }
         forget_old_keys(engine.journal().clone(), settings.idempotency_days.max(7));
 
@@ -66,7 +75,13 @@ impl Application {
             Some(port) => Some(serve_metrics((settings.host.as_str(), port))?),
             None => None,
         };
-        let shared = Shared::new(&engine, settings, &lifecycle, tokens.clone());
+        let shared = Shared::new(
+            &engine,
+            cluster.clone(),
+            settings,
+            &lifecycle,
+            tokens.clone(),
+        );
         let server = serve(
             shared,
             listener,
@@ -85,6 +100,7 @@ impl Application {
             metrics,
             handle,
             engine,
+            cluster,
             lifecycle,
             drain,
         })
@@ -103,6 +119,11 @@ impl Application {
         &self.engine
     }
 
+    /// This replica's part in the chain, with replicas.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
+    }
+
     /// Serves until SIGTERM or SIGINT, then stops as the module says.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let Self {
@@ -111,13 +132,14 @@ impl Application {
             handle,
             lifecycle,
             drain,
+            cluster,
             ..
         } = self;
         // Scraped until the replica has stopped serving: its last state is seen.
         let metrics = metrics.map(|(_, server)| (server.handle(), actix_web::rt::spawn(server)));
         actix_web::rt::spawn(async move {
             wait_for_signal().await;
-            stop(handle, lifecycle, drain).await;
+            stop(handle, lifecycle, cluster, drain).await;
         });
         let started = Instant::now();
         let result = server.await;
@@ -132,13 +154,21 @@ impl Application {
 
 /// Opens the journal the settings name (Postgres with `DATABASE_URL`, else the embedded
 /// file) and recovers every branch into a running engine.
-async fn start_engine(settings: &Settings) -> anyhow::Result<Engine> {
+async fn start_engine(settings: &Settings) -> anyhow::Result<(Engine, Option<Cluster>)> {
+    let replica = ReplicaSettings::of(settings);
+    if replica.is_some() && settings.database_url.is_none() {
+        anyhow::bail!("REDIS_URL makes this engine one of several replicas, which share a Postgres journal: set DATABASE_URL too");
+    }
+    let fences = replica.as_ref().map(|_| Arc::new(Fences::default()));
+    let mut postgres = None;
     let (journal, feed): (Arc<dyn Journal>, _) = match &settings.database_url {
         Some(url) => {
             let timeout = Duration::from_millis(settings.journal_timeout_ms.max(1));
-            let (journal, feed) = PostgresJournal::connect(url, timeout).await?;
+            let (journal, feed) =
+                PostgresJournal::connect_fenced(url, timeout, fences.clone()).await?;
             tracing::info!("journal: postgres");
             let journal = Arc::new(journal);
+            postgres = Some(journal.clone());
             maintain_partitions(
                 journal.clone(),
                 settings.journal_retention_months,
@@ -152,14 +182,30 @@ async fn start_engine(settings: &Settings) -> anyhow::Result<Engine> {
             (Arc::new(journal), feed)
         }
     };
+    let (relay, commits) = match replica {
+        Some(_) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
     let options = EngineOptions {
         snapshot_every: settings.snapshot_every.max(1),
         threads: settings.engine_threads,
         frames: Arc::new(crate::wire::encode_envelope),
+        follow: replica.is_some(),
+        relay,
     };
-    Engine::start(journal, feed, options)
+    let engine = Engine::start(journal, feed, options)
         .await
-        .map_err(anyhow::Error::msg)
+        .map_err(anyhow::Error::msg)?;
+    let cluster = match (replica, postgres, fences, commits) {
+        (Some(replica), Some(postgres), Some(fences), Some(commits)) => {
+            Some(Cluster::start(replica, postgres, fences, engine.clone(), commits).await?)
+        }
+        _ => None,
+    };
+    Ok((engine, cluster))
 }
 
 /// What every worker's handlers share: the engine, the settings, the replica's lifecycle and
@@ -167,6 +213,7 @@ async fn start_engine(settings: &Settings) -> anyhow::Result<Engine> {
 #[derive(Clone)]
 struct Shared {
     engine: web::Data<Engine>,
+    cluster: Option<web::Data<Cluster>>,
     settings: web::Data<Settings>,
     lifecycle: web::Data<Lifecycle>,
     addresses: web::Data<ws::Addresses>,
@@ -178,6 +225,7 @@ struct Shared {
 impl Shared {
     fn new(
         engine: &Engine,
+        cluster: Option<Cluster>,
         settings: Settings,
         lifecycle: &Lifecycle,
         tokens: web::Data<Tokens>,
@@ -185,6 +233,7 @@ impl Shared {
         let guests = GuestOrdering::new(settings.guest_orders_per_minute);
         Self {
             engine: web::Data::new(engine.clone()),
+            cluster: cluster.map(web::Data::new),
             admission: admission_of(&settings),
             settings: web::Data::new(settings),
             lifecycle: web::Data::new(lifecycle.clone()),
@@ -204,6 +253,11 @@ impl Shared {
             .app_data(self.tokens.clone())
             .app_data(self.guests.clone())
             .app_data(self.admission.clone())
+            .configure(|cfg| {
+                if let Some(cluster) = &self.cluster {
+                    cfg.app_data(cluster.clone());
+                }
+            })
             .app_data(
                 web::JsonConfig::default()
                     .limit(max_body)
@@ -252,7 +306,12 @@ fn endpoints(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         // The API's description, readable without a token.
         .route(openapi::PATH, web::get().to(openapi::serve))
-        .route("/ws", web::get().to(ws::endpoint));
+        .route("/ws", web::get().to(ws::endpoint))
+        // A websocket ticket command another replica sends on to the branch's owner.
+        .route(
+            "/internal/v1/branches/{branch}/tickets",
+            web::post().to(crate::cluster::ticket_endpoint),
+        );
 }
 
 /// Starts the HTTP server on the listener; in-flight requests get `finish` to end once it is
@@ -338,12 +397,22 @@ async fn wait_for_signal() {
 }
 
 /// The stop sequence: not ready, drain, close sockets, finish in-flight requests.
-async fn stop(handle: ServerHandle, lifecycle: Lifecycle, drain: Duration) {
+async fn stop(
+    handle: ServerHandle,
+    lifecycle: Lifecycle,
+    cluster: Option<Cluster>,
+    drain: Duration,
+) {
     tracing::info!(
         drain_ms = drain.as_millis() as u64,
         "stopping: no longer ready"
     );
     lifecycle.set_ready(false);
+    if let Some(cluster) = cluster {
+        // The branches go to the replicas that stay before the sockets close: screens that
+        // reconnect there resume where they were.
+        cluster.leave().await;
+    }
     tokio::time::sleep(drain).await;
     lifecycle.stop_sockets();
     handle.stop(true).await;
@@ -401,9 +470,16 @@ async fn board() -> HttpResponse {
 }
 
 /// Ready when recovery is done, the replica is not stopping, and the journal answers.
-async fn readyz(lifecycle: web::Data<Lifecycle>, engine: web::Data<Engine>) -> HttpResponse {
+async fn readyz(
+    lifecycle: web::Data<Lifecycle>,
+    engine: web::Data<Engine>,
+    cluster: Option<web::Data<Cluster>>,
+) -> HttpResponse {
     if !lifecycle.is_ready() {
         return HttpResponse::ServiceUnavailable().body("stopping");
+    }
+    if cluster.is_some_and(|c| !c.ready()) {
+        return HttpResponse::ServiceUnavailable().body("placing branches");
     }
     let ping = tokio::time::timeout(Duration::from_secs(2), engine.journal().ping()).await;
     match ping {
@@ -421,7 +497,9 @@ async fn metrics_text() -> HttpResponse {
 /// Configures the demo branch unless it already exists.
 async fn ensure_demo(engine: &Engine) -> anyhow::Result<()> {
     let id = BranchId::parse(DEMO_ID)?;
-    if engine.branch(&id).is_ok() {
+    // Configured already (a replica may run the branch before it is configured).
+    let info = engine.ask(&id, rail_actors::branch::GetBranchInfo).await;
+    if info.is_ok_and(|i| i.is_ok()) {
         return Ok(());
     }
     let config: crate::wire::BranchConfig = serde_json::from_str(DEMO_BRANCH)?;

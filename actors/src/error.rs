@@ -41,6 +41,9 @@ pub enum CommandError {
     Conflict,
     #[error("this idempotency key was already used for a different request")]
     IdempotencyKeyReused,
+    /// The branch is owned by another replica, or by none for the moment: nothing was done.
+    #[error("the branch's owner cannot be reached; nothing was saved, try again")]
+    NotOwner,
 }
 
 pub fn invalid(message: impl Into<String>) -> CommandError {

@@ -11,12 +11,13 @@ use std::sync::{Arc, PoisonError, RwLock};
 use actix::prelude::*;
 
 use crate::branch::{
-    recover, BranchActor, BranchCommitted, BranchInfo, Configure, RecoveredBranch,
+    recover, BranchActor, BranchCommitted, BranchInfo, CatchUp, Configure, Demote, Promote,
+    RecoveredBranch,
 };
 use crate::error::CommandError;
 use crate::event::EventFrames;
 use crate::ids::BranchId;
-use crate::journal::{CommitFeed, Journal};
+use crate::journal::{CommitFeed, Committed, Journal};
 use crate::menu::BranchConfig;
 
 /// The actor of each branch this process runs: written by the registry when it starts one,
@@ -33,6 +34,11 @@ impl Directory {
     fn insert(&self, id: BranchId, addr: Addr<BranchActor>) {
         let mut branches = self.0.write().unwrap_or_else(PoisonError::into_inner);
         branches.insert(id, addr);
+    }
+
+    fn ids(&self) -> Vec<BranchId> {
+        let branches = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        branches.keys().cloned().collect()
     }
 }
 
@@ -60,6 +66,11 @@ pub struct EngineOptions {
     pub threads: usize,
     /// How events are written for screens: the edge's wire format.
     pub frames: EventFrames,
+    /// With replicas: branches start following the journal and write only once promoted
+    /// (their lease taken); without, every branch is written here.
+    pub follow: bool,
+    /// With replicas: every commit of this replica, for the relay to publish.
+    pub relay: Option<tokio::sync::mpsc::UnboundedSender<Committed>>,
 }
 
 /// The branches this process runs.
@@ -90,8 +101,9 @@ impl BranchRegistry {
         let (journal, every) = (self.journal.clone(), self.options.snapshot_every);
         let frames = self.options.frames.clone();
         let branch = id.clone();
+        let owner = !self.options.follow;
         let make = move |_: &mut Context<BranchActor>| {
-            BranchActor::new(branch, journal, recovered, every, frames.clone())
+            BranchActor::new(branch, journal, recovered, every, frames.clone(), owner)
         };
         let addr = match self.arbiters.get(self.started % self.arbiters.len().max(1)) {
             Some(arbiter) => BranchActor::start_in_arbiter(&arbiter.handle(), make),
@@ -128,7 +140,10 @@ impl Handler<AdoptBranch> for BranchRegistry {
     type Result = ();
 
     fn handle(&mut self, msg: AdoptBranch, _: &mut Context<Self>) {
-        self.start_branch(msg.0, msg.1);
+        // Two replicas' news of a new branch may both lead here: the first one starts it.
+        if self.branches.get(&msg.0).is_none() {
+            self.start_branch(msg.0, msg.1);
+        }
     }
 }
 
@@ -138,6 +153,7 @@ pub struct Engine {
     registry: Addr<BranchRegistry>,
     branches: Directory,
     journal: Arc<dyn Journal>,
+    frames: EventFrames,
 }
 
 fn gone(_: MailboxError) -> CommandError {
@@ -154,6 +170,7 @@ impl Engine {
     ) -> Result<Self, String> {
         let branches = Directory::default();
         let options_frames = options.frames.clone();
+        let options_relay = options.relay.clone();
         let arbiters: Vec<Arbiter> = (0..options.threads).map(|_| Arbiter::new()).collect();
         // The feed is read on a branches' thread: each commit reaches its branch without
         // waking a thread of its own (that thread is woken anyway, by the appends' answers).
@@ -182,8 +199,12 @@ impl Engine {
                 .map_err(|e| e.to_string())?;
         }
         let directory = branches.clone();
+        let relay = options_relay;
         let forward = async move {
             while let Some(committed) = feed.recv().await {
+                if let Some(relay) = &relay {
+                    let _ = relay.send(committed.clone());
+                }
                 let Some(first) = committed.first() else {
                     continue;
                 };
@@ -208,6 +229,7 @@ impl Engine {
             registry,
             branches,
             journal,
+            frames: options_frames,
         })
     }
 
@@ -241,5 +263,53 @@ impl Engine {
 
     pub fn journal(&self) -> &Arc<dyn Journal> {
         &self.journal
+    }
+
+    /// The branches this replica runs (owned or followed).
+    pub fn branch_ids(&self) -> Vec<BranchId> {
+        self.branches.ids()
+    }
+
+    /// Starts following a branch this replica does not run yet (one created elsewhere, or
+    /// about to be created here), recovered from the journal.
+    pub async fn adopt(&self, id: &BranchId) -> Result<(), String> {
+        if self.branches.get(id).is_some() {
+            return Ok(());
+        }
+        let recovered = recover(self.journal.as_ref(), id, &self.frames).await?;
+        self.registry
+            .send(AdoptBranch(id.clone(), recovered))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// This replica took the branch's lease: it writes the branch once caught up.
+    pub async fn promote(&self, id: &BranchId) -> Result<(), CommandError> {
+        self.ask(id, Promote).await?
+    }
+
+    /// This replica lost or let go the branch's lease: it stops writing (after the commands
+    /// in flight and a snapshot, on a handoff).
+    pub async fn demote(&self, id: &BranchId, handoff: bool) -> Result<(), CommandError> {
+        self.ask(id, Demote { handoff }).await
+    }
+
+    /// Events another replica committed, relayed: applied in position order, a gap read back
+    /// from the journal first. A branch not run here yet is ignored (it is adopted from the
+    /// journal, which has these events too).
+    pub fn relayed(&self, committed: Committed) {
+        let branch = committed
+            .first()
+            .and_then(|e| BranchId::parse(e.branch.clone()).ok());
+        if let Some(addr) = branch.and_then(|b| self.branches.get(&b)) {
+            addr.do_send(BranchCommitted(committed));
+        }
+    }
+
+    /// The journal's head of a branch, as read or relayed: the branch reads what it missed.
+    pub fn caught_up_to(&self, id: &BranchId, head: u64) {
+        if let Some(addr) = self.branches.get(id) {
+            addr.do_send(CatchUp(head));
+        }
     }
 }

@@ -53,6 +53,17 @@ pub struct ExecuteOrder {
     pub span: tracing::Span,
 }
 
+/// Answers once the command the table has in hand is done (a table takes one at a time).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Idle;
+
+impl Handler<Idle> for TableActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Idle, _: &mut Context<Self>) {}
+}
+
 /// Reads one open order of this table.
 #[derive(Message)]
 #[rtype(result = "Result<Arc<Order>, CommandError>")]
@@ -152,6 +163,7 @@ impl TableActor {
                         CommandError::Conflict
                     }
                     JournalError::Unavailable(_) => CommandError::JournalUnavailable,
+ JournalError::Fenced(_) => CommandError::NotOwner,
                 })
             }
         }))

@@ -263,6 +263,8 @@ async fn start(path: &std::path::Path, snapshot_every: u64, threads: usize) -> E
         snapshot_every,
         threads,
         frames: std::sync::Arc::new(|e| format!("{{\"position\":{}}}", e.position).into()),
+        follow: false,
+        relay: None,
     };
     Engine::start(Arc::new(journal), feed, options)
         .await

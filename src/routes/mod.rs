@@ -19,6 +19,7 @@ use crate::error::ErrorBody;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1/branches/{branch}")
+            .wrap(from_fn(crate::cluster::forward_to_owner))
             .wrap(from_fn(scope::authenticate))
             .wrap(from_fn(scope::shed_load))
             .service(

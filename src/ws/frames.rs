@@ -55,7 +55,7 @@ impl ClientFrame {
 }
 
 /// A station command on a ticket, with the client's id for the answer.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TicketFrame {
     pub id: String,
     #[serde(default)]

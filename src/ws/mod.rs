@@ -27,9 +27,11 @@ use rail_actors::Engine;
 
 pub use frames::{ClientFrame, ServerFrame, TicketFrame};
 pub use limits::Addresses;
+pub(crate) use session::{answer_ticket, check_ticket};
 
 use crate::auth::{self, TokenError, Tokens};
 use crate::client::client_ip;
+use crate::cluster::Cluster;
 use crate::error::{ApiError, ErrorCode};
 use crate::lifecycle::Lifecycle;
 use crate::settings::Settings;
@@ -46,6 +48,9 @@ pub async fn endpoint(
     addresses: web::Data<Addresses>,
     tokens: web::Data<Tokens>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    let cluster = req
+        .app_data::<web::Data<Cluster>>()
+        .map(|c| c.get_ref().clone());
     if !origin_allowed(&req, &settings.allowed_origins) {
         let msg = "websockets from this origin are not allowed";
         return Err(ApiError::new(ErrorCode::OriginNotAllowed, msg).into());
@@ -77,7 +82,7 @@ pub async fn endpoint(
     let session = Session::new(
         Connection::new(socket),
         limits::frames_up_to(frames, settings.max_body_bytes),
-        engine.get_ref().clone(),
+        (engine.get_ref().clone(), cluster),
         tokens.into_inner(),
         &settings,
         lifecycle.stopping(),

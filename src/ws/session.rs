@@ -23,7 +23,7 @@ use rail_actors::ids::BranchId;
 use rail_actors::journal::KeyRecord;
 use rail_actors::station::TicketAction;
 use rail_actors::subscriber::{Push, Topic};
-use rail_actors::Engine;
+use rail_actors::{CommandError, Engine};
 
 use crate::metrics;
 use tokio::sync::{mpsc, watch};
@@ -33,6 +33,7 @@ use super::connection::Connection;
 use super::frames::{error_frame, frame_id, push_frame, ClientFrame, ServerFrame, TicketFrame};
 use super::limits::{FrameBudget, SendQueue, Slot, Spend};
 use crate::auth::{self, Act, Device, Tokens};
+use crate::cluster::Cluster;
 use crate::error::{ApiError, ErrorCode};
 use crate::settings::Settings;
 
@@ -59,6 +60,8 @@ type Step = ControlFlow<End>;
 pub(super) struct Session {
     id: u64,
     engine: Engine,
+    /// The chain this replica is part of, with replicas.
+    cluster: Option<Cluster>,
     tokens: Arc<Tokens>,
     connection: Connection,
     /// The frames in from the client.
@@ -88,7 +91,7 @@ impl Session {
     pub(super) fn new(
         connection: Connection,
         frames: AggregatedMessageStream,
-        engine: Engine,
+        (engine, cluster): (Engine, Option<Cluster>),
         tokens: Arc<Tokens>,
         settings: &Settings,
         stopping: watch::Receiver<bool>,
@@ -101,6 +104,7 @@ impl Session {
         Self {
             id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
             engine,
+            cluster,
             tokens,
             connection,
             frames,
@@ -393,45 +397,33 @@ impl Session {
     }
 
     /// Asks the branch to start, bump or recall a ticket; the client gets the `ack` or `error`.
+    /// A branch another replica writes gets the command forwarded, and the client that
+    /// replica's answer.
     fn ticket(&mut self, device: &Device, frame: TicketFrame, action: TicketAction) {
         let Some(branch) = self.branch_of(device, frame.branch.clone(), Some(&frame.id)) else {
             return;
         };
-        if let Err(e) = device.require(Act::ActOnTicket(&frame.station)) {
-            return self.reply(error_frame(Some(&frame.id), e.code, &e.message));
+        if let Err(refusal) = check_ticket(device, &frame) {
+            return self.reply(refusal);
         }
-        if !crate::idempotency::valid_key(&frame.id) {
-            let msg = "id must be 1 to 128 visible ASCII characters";
-            return self.reply(error_frame(None, ErrorCode::InvalidInput, msg));
-        }
-        let span = tracing::info_span!(
-            "ws_command",
-            request_id = %uuid::Uuid::new_v4(),
-            session = self.id,
-            action = ?action,
-        );
-        let target = format!("ws {action:?} {} {}", frame.station, frame.ticket);
-        let idempotency = KeyRecord {
-            key: frame.id.clone(),
-            fingerprint: crate::idempotency::fingerprint(&target, &()),
-        };
-        let command = StationCommand {
-            station: frame.station,
-            ticket: frame.ticket,
-            action,
-            idempotency: Some(idempotency),
-            span,
-        };
         let engine = self.engine.clone();
-        let id = frame.id;
+        let cluster = self.cluster.clone();
+        let token = self.tokens.sign(&device.claims);
+        let session = self.id;
         let ask = async move {
-            match engine.ask(&branch, command).await.and_then(|r| r) {
-                Ok(ticket) => ServerFrame::Ack {
-                    id: &id,
-                    ticket: (&ticket).into(),
-                }
-                .to_text(),
-                Err(e) => error_frame(Some(&id), ErrorCode::of(&e), &e.to_string()),
+            match answer_ticket(&engine, session, &branch, &frame, action).await {
+                Some(answer) => answer,
+                None => match (cluster, token) {
+                    (Some(cluster), Ok(token)) => {
+                        cluster
+                            .forward_ticket(&branch, &token, &frame, action)
+                            .await
+                    }
+                    _ => {
+                        let e = CommandError::NotOwner;
+                        error_frame(Some(&frame.id), ErrorCode::of(&e), &e.to_string())
+                    }
+                },
             }
         };
         self.asks.push(ask.boxed_local());
@@ -494,4 +486,55 @@ impl Drop for Running {
     fn drop(&mut self) {
         metrics::ws_writer_ended();
     }
+}
+
+/// Whether a device may send this ticket command: the error frame it gets otherwise.
+pub(crate) fn check_ticket(device: &Device, frame: &TicketFrame) -> Result<(), String> {
+    if let Err(e) = device.require(Act::ActOnTicket(&frame.station)) {
+        return Err(error_frame(Some(&frame.id), e.code, &e.message));
+    }
+    if !crate::idempotency::valid_key(&frame.id) {
+        let msg = "id must be 1 to 128 visible ASCII characters";
+        return Err(error_frame(None, ErrorCode::InvalidInput, msg));
+    }
+    Ok(())
+}
+
+/// Carries out a ticket command of a socket here: the frame the client gets, or `None` when
+/// another replica writes the branch. The same for a socket on this replica and one on another
+/// that forwarded it here (its fingerprint, so a retry is recognised wherever it lands).
+pub(crate) async fn answer_ticket(
+    engine: &Engine,
+    session: u64,
+    branch: &BranchId,
+    frame: &TicketFrame,
+    action: TicketAction,
+) -> Option<String> {
+    let span = tracing::info_span!(
+        "ws_command",
+        request_id = %uuid::Uuid::new_v4(),
+        session,
+        action = ?action,
+    );
+    let target = format!("ws {action:?} {} {}", frame.station, frame.ticket);
+    let idempotency = KeyRecord {
+        key: frame.id.clone(),
+        fingerprint: crate::idempotency::fingerprint(&target, &()),
+    };
+    let command = StationCommand {
+        station: frame.station.clone(),
+        ticket: frame.ticket,
+        action,
+        idempotency: Some(idempotency),
+        span,
+    };
+    Some(match engine.ask(branch, command).await.and_then(|r| r) {
+        Ok(ticket) => ServerFrame::Ack {
+            id: &frame.id,
+            ticket: (&ticket).into(),
+        }
+        .to_text(),
+        Err(CommandError::NotOwner) => return None,
+        Err(e) => error_frame(Some(&frame.id), ErrorCode::of(&e), &e.to_string()),
+    })
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod replicas;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

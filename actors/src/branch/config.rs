@@ -53,6 +53,7 @@ impl BranchActor {
                                 CommandError::Conflict
                             }
                             JournalError::Unavailable(_) => CommandError::JournalUnavailable,
+                            JournalError::Fenced(_) => CommandError::NotOwner,
                         }
                     })?;
                     act.config_seq = stored.last().map(|s| s.seq).unwrap_or(act.config_seq);
@@ -86,7 +87,7 @@ impl Handler<Configure> for BranchActor {
     type Result = AtomicResponse<Self, Result<BranchInfo, CommandError>>;
 
     fn handle(&mut self, msg: Configure, _: &mut Context<Self>) -> Self::Result {
-        if let Err(e) = msg.0.validate() {
+        if let Err(e) = self.owning().and_then(|()| msg.0.validate()) {
             return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
         }
         if self.branch.as_ref().is_some_and(|b| *b.config() == msg.0) {
@@ -102,7 +103,8 @@ impl Handler<SetEightySix> for BranchActor {
 
     fn handle(&mut self, msg: SetEightySix, _: &mut Context<Self>) -> Self::Result {
         let checked = self
-            .configured()
+            .owning()
+            .and_then(|()| self.configured())
             .and_then(|b| b.item(&msg.item).map(|_| b.is_86(&msg.item)));
         match checked {
             Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),

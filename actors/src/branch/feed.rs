@@ -7,6 +7,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::messages::{BranchCommitted, Subscribe, UnsubscribeAll};
+use super::recovery::apply_branch_event;
 use super::{BranchActor, BRANCH_HISTORY};
 use crate::error::CommandError;
 use crate::event::{Envelope, Event, Published};
@@ -46,27 +47,61 @@ impl BranchActor {
     }
 
     /// Applies a committed event unless it was already (a gap read back may overlap).
-    fn on_committed_once(&mut self, envelope: Arc<Envelope>) {
+    pub(super) fn on_committed_once(&mut self, envelope: Arc<Envelope>) {
         if envelope.position > self.position {
             self.on_committed(envelope);
         }
     }
 
+    /// What the owner keeps as it writes, a replica that follows keeps from the commits: the
+    /// configuration, and each open order's table and the day's last ticket number.
+    fn follow(&mut self, envelope: &Envelope) {
+        match &*envelope.event {
+            Event::Branch(e) if envelope.seq > self.config_seq => {
+                let mut branch = self.branch.as_deref().cloned();
+                match apply_branch_event(&mut branch, e) {
+                    Ok(()) => {
+                        self.branch = branch.map(Arc::new);
+                        self.config_seq = envelope.seq;
+                        self.start_stations();
+                    }
+                    Err(e) => {
+                        tracing::error!(branch = %self.id, error = %e, "configuration event not applied")
+                    }
+                }
+            }
+            Event::Order(e) if !self.owner => {
+                if let OrderChange::OrderOpened { ticket_no, day, .. } = &e.change {
+                    self.order_tables.insert(e.order_id, e.table.clone());
+                    if self.last_ticket.is_none_or(|(last, _)| *day >= last) {
+                        self.last_ticket = Some((*day, *ticket_no));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn on_committed(&mut self, envelope: Arc<Envelope>) {
         self.position = envelope.position;
+        self.follow(&envelope);
         let published = envelope.publish(&self.frames);
         let mut stations: Vec<StationId> = published.stations.to_vec();
         if let Event::Order(e) = &*envelope.event {
             match &e.change {
                 OrderChange::OrderOpened { .. } => {
-                    crate::metrics::order_opened();
+                    if self.owner {
+                        crate::metrics::order_opened();
+                    }
                     let mut order =
                         Order::opened(e.order_id, e.table.clone(), &e.change, envelope.at);
                     order.replay(&e.change, envelope.seq, envelope.position, envelope.at);
                     self.view.insert(e.order_id, order);
                 }
                 OrderChange::OrderClosed {} => {
-                    crate::metrics::order_closed();
+                    if self.owner {
+                        crate::metrics::order_closed();
+                    }
                     if let Some(order) = self.view.remove(&e.order_id) {
                         stations.extend(order.tickets.iter().map(|t| t.station.clone()));
                         stations.dedup();

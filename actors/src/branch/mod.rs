@@ -36,6 +36,7 @@ mod config;
 mod feed;
 mod messages;
 mod orders;
+mod ownership;
 mod recovery;
 mod snapshots;
 mod stations;
@@ -44,6 +45,7 @@ pub use messages::{
     BranchCommitted, BranchInfo, ChangeOrder, Configure, GetBranchInfo, GetOrder, OpenOrder,
     OpenOrders, SetEightySix, StationCommand, StationTickets, Subscribe, UnsubscribeAll,
 };
+pub use ownership::{CatchUp, Demote, Promote};
 pub use recovery::{recover, RecoveredBranch};
 pub use snapshots::{save_snapshot, SNAPSHOT_EVERY};
 
@@ -76,16 +78,21 @@ pub struct BranchActor {
     recent: Vec<Arc<Published>>,
     /// How events are written for screens.
     frames: EventFrames,
+    /// Whether this replica writes the branch (holds its lease); otherwise it follows the
+    /// owner's commits and refuses commands.
+    owner: bool,
 }
 
 impl BranchActor {
-    /// The actor of a branch as recovery left it; `frames` writes its events for screens.
+    /// The actor of a branch as recovery left it; `frames` writes its events for screens;
+    /// `owner` when this replica writes the branch from the start.
     pub fn new(
         id: BranchId,
         journal: Arc<dyn Journal>,
         recovered: RecoveredBranch,
         snapshot_every: u64,
         frames: EventFrames,
+        owner: bool,
     ) -> Self {
         let order_tables = recovered
             .orders
@@ -120,6 +127,7 @@ impl BranchActor {
             snapshot_every: snapshot_every.max(1),
             recent: recovered.recent,
             frames,
+            owner,
         }
     }
 

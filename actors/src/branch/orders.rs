@@ -48,7 +48,8 @@ impl BranchActor {
         msg: ChangeOrder,
     ) -> ResponseFuture<Result<Arc<Order>, CommandError>> {
         let target = self
-            .configured()
+            .owning()
+            .and_then(|()| self.configured())
             .map(|branch| (branch, self.order_tables.get(&msg.order).cloned()));
         match target {
             Err(e) => Box::pin(async move { Err(e) }),
@@ -115,6 +116,7 @@ impl Handler<OpenOrder> for BranchActor {
 
     fn handle(&mut self, msg: OpenOrder, _: &mut Context<Self>) -> Self::Result {
         let prepared = (|| {
+            self.owning()?;
             let branch = self.configured()?;
             branch.table(&msg.table)?;
             if matches!(msg.guests, Some(0) | Some(101..)) {
@@ -171,6 +173,11 @@ impl Handler<GetOrder> for BranchActor {
             return Box::pin(async move { Err(e) });
         }
         match self.order_tables.get(&msg.0).cloned() {
+            // A replica that follows the branch has no table actors: its view is the order.
+            Some(_) if !self.owner => {
+                let order = self.view.get(&msg.0).cloned().map(Arc::new);
+                Box::pin(async move { order.ok_or(CommandError::UnknownOrder(msg.0)) })
+            }
             Some(table) => {
                 let addr = self.table(&table);
                 Box::pin(async move {
@@ -190,6 +197,11 @@ impl Handler<OpenOrders> for BranchActor {
     fn handle(&mut self, _: OpenOrders, _: &mut Context<Self>) -> Self::Result {
         if let Err(e) = self.configured() {
             return Box::pin(async move { Err(e) });
+        }
+        if !self.owner {
+            let mut orders: Vec<Arc<Order>> = self.view.values().cloned().map(Arc::new).collect();
+            orders.sort_by_key(|o| (o.opened_at, o.ticket_no));
+            return Box::pin(async move { Ok(orders) });
         }
         let reads: Vec<_> = self
             .order_tables

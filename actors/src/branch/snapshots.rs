@@ -29,12 +29,18 @@ pub async fn save_snapshot(
 }
 
 impl BranchActor {
-    /// Saves a snapshot once `snapshot_every` events have been committed since the last one.
-    /// The view is copied here and encoded and written off the actor, which goes on at once.
+    /// Saves a snapshot once `snapshot_every` events have been committed since the last one,
+    /// when this replica writes the branch.
     pub(super) fn snapshot_when_due(&mut self) {
-        if self.position < self.snapshot_position + self.snapshot_every || self.branch.is_none() {
-            return;
+        let due = self.position >= self.snapshot_position + self.snapshot_every;
+        if due && self.owner && self.branch.is_some() {
+            actix::spawn(self.save_snapshot_now());
         }
+    }
+
+    /// A snapshot of the branch as it is now, saved by the future returned. The view is copied
+    /// here and encoded and written off the actor, which goes on at once.
+    pub(super) fn save_snapshot_now(&mut self) -> impl std::future::Future<Output = ()> + 'static {
         // Whatever the outcome, the next attempt waits for as many events again.
         self.snapshot_position = self.position;
         let snapshot = BranchSnapshot::new(
@@ -45,7 +51,7 @@ impl BranchActor {
         );
         let journal = self.journal.clone();
         let branch = self.id.clone();
-        actix::spawn(async move {
+        async move {
             let started = std::time::Instant::now();
             let position = snapshot.position;
             let encoded =
@@ -61,6 +67,6 @@ impl BranchActor {
                 }
                 Err(e) => tracing::warn!(%branch, error = %e, "snapshot not saved"),
             }
-        });
+        }
     }
 }

@@ -4,9 +4,11 @@
 //! tests. Appends from many actors are group-committed by one writer; committed events also go,
 //! in commit order, to the commit feed that the branch actors project and publish from.
 
+mod leases;
 mod postgres;
 mod sqlite;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -15,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::event::Event;
 
+pub use leases::{Fences, Lease};
 pub use postgres::PostgresJournal;
 pub use sqlite::SqliteJournal;
 
@@ -114,6 +117,9 @@ pub enum JournalError {
     /// The idempotency key was stored by another append first; read it back.
     #[error("idempotency key {0} is already used")]
     DuplicateKey(String),
+    /// This replica does not hold the branch's lease at its current epoch: another owns it.
+    #[error("branch {0} is owned by another replica")]
+    Fenced(String),
 }
 
 /// What the commit feed carries: the events of one append, in commit order. Shared with the
@@ -191,6 +197,7 @@ pub async fn append_recorded(
     match &result {
         Err(JournalError::Conflict { .. }) => crate::metrics::journal_error("conflict"),
         Err(JournalError::Unavailable(_)) => crate::metrics::journal_error("unavailable"),
+        Err(JournalError::Fenced(_)) => crate::metrics::journal_error("fenced"),
         Err(JournalError::DuplicateKey(_)) => {}
         Ok(_) => {}
     }
@@ -229,6 +236,16 @@ pub trait Journal: Send + Sync + 'static {
 
     /// The branches that have a configuration stream.
     async fn branches(&self) -> Result<Vec<String>, JournalError>;
+
+    /// Every branch's last committed position.
+    async fn heads(&self) -> Result<HashMap<String, u64>, JournalError> {
+        let mut heads = HashMap::new();
+        for branch in self.branches().await? {
+            let head = self.head(&branch).await?;
+            heads.insert(branch, head);
+        }
+        Ok(heads)
+    }
 
     /// The record of a branch's idempotency key, if it was used.
     async fn idempotency_key(

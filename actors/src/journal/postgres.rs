@@ -20,10 +20,12 @@ use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row, Statement};
 
+use super::leases::Fences;
 use super::{
     AppendRequest, CommitFeed, Committed, Decoded, Journal, JournalError, Outcome, Pending,
     SavedSnapshot, StoredEvent, StoredKey,
 };
+use std::sync::Arc;
 
 mod embedded {
     refinery::embed_migrations!("../migrations/postgres");
@@ -128,6 +130,17 @@ impl PostgresJournal {
     /// Connects, applies the migrations, makes this month's and the next two months'
     /// partitions, and starts the writer. `timeout` bounds every wait on the database.
     pub async fn connect(url: &str, timeout: Duration) -> Result<(Self, CommitFeed), JournalError> {
+        Self::connect_fenced(url, timeout, None).await
+    }
+
+    /// As [`connect`](Self::connect); with `fences`, every append is refused (`Fenced`)
+    /// unless this replica holds its branch's lease at the branch's current epoch, checked
+    /// in the commit transaction.
+    pub async fn connect_fenced(
+        url: &str,
+        timeout: Duration,
+        fences: Option<Arc<Fences>>,
+    ) -> Result<(Self, CommitFeed), JournalError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(unavailable)?;
         config.connect_timeout(timeout);
         let pool = connection_pool(config.clone(), timeout, 8)?;
@@ -162,6 +175,7 @@ impl PostgresJournal {
             conn: None,
             timeout,
             partitions: BTreeSet::new(),
+            fences,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -181,7 +195,7 @@ impl PostgresJournal {
         ))
     }
 
-    async fn query(
+    pub(super) async fn query(
         &self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
@@ -458,12 +472,48 @@ const INSERT_EVENTS: &str = "INSERT INTO events (branch, position, stream, seq, 
        $3::text[], $4::bigint[], $5::text[], $6::text[], $7::timestamptz[]) \
        AS t(b, p, s, q, k, body, at)";
 
+/// The batch's branches whose lease row still has the epoch this replica holds, share-locked
+/// until the commit: a replica taking a lease waits for this transaction, then moves the epoch.
+const CHECK_FENCES: &str = "SELECT l.branch FROM branch_leases l \
+     JOIN unnest($1::text[], $2::bigint[]) AS f(branch, epoch) \
+       ON l.branch = f.branch AND l.epoch = f.epoch \
+     FOR SHARE OF l";
+
+/// Each branch of a batch once, with the epoch this replica holds it at.
+struct FenceColumns {
+    branch: Vec<String>,
+    epoch: Vec<i64>,
+}
+
+impl FenceColumns {
+    fn of<'a>(fences: &Fences, pending: impl Iterator<Item = &'a Pending>) -> Self {
+        let branches: BTreeSet<&str> = pending.map(|p| p.request.branch.as_str()).collect();
+        let (branch, epoch) = branches
+            .into_iter()
+            .map(|b| (b.to_owned(), fences.epoch(b).map_or(0, |e| e as i64)))
+            .unzip();
+        Self { branch, epoch }
+    }
+
+    fn params(&self) -> [Param<'_>; 2] {
+        [&self.branch, &self.epoch]
+    }
+
+    /// The branches whose epoch is still current, checked and locked in the transaction.
+    async fn check(&self, conn: &Object) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = conn.prepare_cached(CHECK_FENCES).await?;
+        conn.query(&statement, &self.params()).await
+    }
+}
+
 struct Writer {
     pool: Pool,
     conn: Option<Object>,
     timeout: Duration,
     /// Months known to have a partition.
     partitions: BTreeSet<NaiveDate>,
+    /// With replicas: the epochs this replica holds, checked in every commit.
+    fences: Option<Arc<Fences>>,
 }
 
 impl Writer {
@@ -508,7 +558,12 @@ impl Writer {
             later.extend(deferred.drain(..));
             deferred = later;
 
+            let batch = self.refuse_unheld(batch, &feed);
+            if batch.is_empty() {
+                continue;
+            }
             crate::metrics::journal_batch(batch.len());
+            let mut batch = batch;
             let outcome = tokio::time::timeout(self.timeout, self.commit(&mut batch)).await;
             let outcome = match outcome {
                 Ok(Ok(results)) => Ok(results),
@@ -523,6 +578,26 @@ impl Writer {
             }
             super::settle(batch, outcome, &feed);
         }
+    }
+
+    /// Refuses at once the appends to branches whose lease this replica does not hold.
+    fn refuse_unheld(
+        &self,
+        batch: Vec<Pending>,
+        feed: &mpsc::UnboundedSender<Committed>,
+    ) -> Vec<Pending> {
+        let Some(fences) = &self.fences else {
+            return batch;
+        };
+        let (held, unheld): (Vec<Pending>, Vec<Pending>) = batch
+            .into_iter()
+            .partition(|p| fences.epoch(&p.request.branch).is_some());
+        let refusals = unheld
+            .iter()
+            .map(|p| Err(JournalError::Fenced(p.request.branch.clone())))
+            .collect();
+        super::settle(unheld, Ok(refusals), feed);
+        held
     }
 
     /// Commits a batch in one transaction; the events move from the requests into the answers.
@@ -540,10 +615,14 @@ impl Writer {
             ensure_partition(conn, *month).await.map_err(unavailable)?;
             self.partitions.insert(*month);
         }
-        if let Some(outcomes) = commit_pipelined(conn, pending).await? {
+        let fence = self
+            .fences
+            .as_deref()
+            .map(|f| FenceColumns::of(f, pending.iter()));
+        if let Some(outcomes) = commit_pipelined(conn, pending, fence.as_ref()).await? {
             return Ok(outcomes);
         }
-        commit_checked(conn, pending).await
+        commit_checked(conn, pending, fence.as_ref()).await
     }
 }
 
@@ -719,11 +798,12 @@ impl StoredRows {
 async fn commit_pipelined(
     conn: &Object,
     pending: &mut [Pending],
+    fence: Option<&FenceColumns>,
 ) -> Result<Option<Vec<Outcome>>, JournalError> {
     let statements = PipelinedStatements::prepare(conn).await?;
     let batch = PipelinedBatch::of(pending);
-    let answers = batch.send(conn, &statements).await;
-    let Some(heads) = answers.all_stored(&batch)? else {
+    let answers = batch.send(conn, &statements, fence).await;
+    let Some(heads) = answers.all_stored(&batch, fence)? else {
         conn.batch_execute("ROLLBACK").await.map_err(unavailable)?;
         return Ok(None);
     };
@@ -799,15 +879,27 @@ impl<'a> PipelinedBatch<'a> {
 
     /// Sends BEGIN and every statement together: `biased` polls each in turn, so each goes
     /// out before the next, and none waits for another's answer.
-    async fn send(&self, conn: &Object, statements: &PipelinedStatements) -> PipelinedAnswers {
+    async fn send(
+        &self,
+        conn: &Object,
+        statements: &PipelinedStatements,
+        fence: Option<&FenceColumns>,
+    ) -> PipelinedAnswers {
         let keys = self.keyed.params();
         let old = self.old.params();
         let new = self.new.new_params();
         let heads = self.ranges.params();
         let events = self.rows.params(&self.back);
-        let (begun, stored_keys, moved, opened, head_rows, inserted) = tokio::join!(
+        let fenced = async {
+            match fence {
+                Some(fence) => fence.check(conn).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (begun, fenced, stored_keys, moved, opened, head_rows, inserted) = tokio::join!(
             biased;
             conn.batch_execute("BEGIN"),
+            fenced,
             execute_unless_empty(conn, &statements.keys, self.keyed.stream.len(), &keys),
             execute_unless_empty(conn, &statements.moves, self.old.stream.len(), &old),
             execute_unless_empty(conn, &statements.opens, self.new.stream.len(), &new),
@@ -816,6 +908,7 @@ impl<'a> PipelinedBatch<'a> {
         );
         PipelinedAnswers {
             begun,
+            fenced,
             stored_keys,
             moved,
             opened,
@@ -841,6 +934,7 @@ async fn execute_unless_empty(
 /// What each pipelined statement answered.
 struct PipelinedAnswers {
     begun: Result<(), tokio_postgres::Error>,
+    fenced: Result<Option<Vec<Row>>, tokio_postgres::Error>,
     stored_keys: Result<u64, tokio_postgres::Error>,
     moved: Result<u64, tokio_postgres::Error>,
     opened: Result<u64, tokio_postgres::Error>,
@@ -851,13 +945,18 @@ struct PipelinedAnswers {
 impl PipelinedAnswers {
     /// The new heads when every statement stored every row it was sent; `None` when one found
     /// a key or a stream other than expected, and the transaction is to be rolled back.
-    fn all_stored(self, batch: &PipelinedBatch) -> Result<Option<Vec<Row>>, JournalError> {
+    fn all_stored(
+        self,
+        batch: &PipelinedBatch,
+        fence: Option<&FenceColumns>,
+    ) -> Result<Option<Vec<Row>>, JournalError> {
         // A stale append's events may collide with the stored ones (same stream, seq and
         // time): that is a conflict for the checked path to report, not a failure of the
         // batch. Once a statement fails the ones after it fail too, as the transaction is
         // aborted.
         let failed = [
             self.begun.as_ref().err(),
+            self.fenced.as_ref().err(),
             self.stored_keys.as_ref().err(),
             self.moved.as_ref().err(),
             self.opened.as_ref().err(),
@@ -870,6 +969,7 @@ impl PipelinedAnswers {
             }
             return Ok(None);
         }
+        let fenced = self.fenced.map_err(unavailable)?;
         let (stored_keys, moved, opened, head_rows, inserted) = (
             self.stored_keys.map_err(unavailable)?,
             self.moved.map_err(unavailable)?,
@@ -877,7 +977,12 @@ impl PipelinedAnswers {
             self.head_rows.map_err(unavailable)?,
             self.inserted.map_err(unavailable)?,
         );
-        let all_stored = stored_keys == batch.keyed.stream.len() as u64
+        let all_held = match (fenced, fence) {
+            (Some(rows), Some(fence)) => rows.len() == fence.branch.len(),
+            _ => true,
+        };
+        let all_stored = all_held
+            && stored_keys == batch.keyed.stream.len() as u64
             && moved == batch.old.stream.len() as u64
             && opened == batch.new.stream.len() as u64
             && inserted == batch.rows.seq.len() as u64;
@@ -890,10 +995,28 @@ impl PipelinedAnswers {
 async fn commit_checked(
     conn: &mut Object,
     pending: &mut [Pending],
+    fence: Option<&FenceColumns>,
 ) -> Result<Vec<Outcome>, JournalError> {
-    let batch: Vec<&AppendRequest> = pending.iter().map(|p| &p.request).collect();
     let tx = conn.transaction().await.map_err(unavailable)?;
-    // Idempotency keys first: an append whose key another stored first goes no further.
+    // The fence first: an append to a branch whose epoch moved on goes no further.
+    let held: Option<HashSet<String>> = match fence {
+        Some(fence) => {
+            let statement = tx.prepare_cached(CHECK_FENCES).await.map_err(unavailable)?;
+            let rows = tx
+                .query(&statement, &fence.params())
+                .await
+                .map_err(unavailable)?;
+            Some(rows.iter().map(|r| r.get(0)).collect())
+        }
+        None => None,
+    };
+    let fenced = |r: &AppendRequest| held.as_ref().is_some_and(|h| !h.contains(&r.branch));
+    let batch: Vec<&AppendRequest> = pending
+        .iter()
+        .map(|p| &p.request)
+        .filter(|r| !fenced(r))
+        .collect();
+    // Idempotency keys next: an append whose key another stored first goes no further.
     let keys = store_keys(&tx, &batch).await?;
     let won = move_streams(&tx, batch.iter().copied().filter(|r| !keys.lost(r))).await?;
     let rows = EventRows::of(pending.iter().filter(|p| won.contains(&p.request.stream)));
@@ -905,6 +1028,9 @@ async fn commit_checked(
 
     let mut stored = rows.stored(position);
     let mut answer = |r: &mut AppendRequest| {
+        if fenced(r) {
+            return Err(JournalError::Fenced(r.branch.clone()));
+        }
         if keys.lost(r) {
             let key = r.idempotency.as_ref().map(|k| k.key.clone());
             return Err(JournalError::DuplicateKey(key.unwrap_or_default()));
@@ -1143,6 +1269,16 @@ impl Journal for PostgresJournal {
         let sql = "SELECT position FROM branch_heads WHERE branch = $1";
         let rows = self.query(sql, &[&branch]).await?;
         Ok(rows.first().map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
+    }
+
+    async fn heads(&self) -> Result<HashMap<String, u64>, JournalError> {
+        let rows = self
+            .query("SELECT branch, position FROM branch_heads", &[])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
+            .collect())
     }
 
     async fn branches(&self) -> Result<Vec<String>, JournalError> {
