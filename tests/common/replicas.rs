@@ -197,15 +197,22 @@ impl Replica {
     }
 
     /// SIGKILL, and waits for the process to be gone.
-    pub fn kill(mut self) {
-        let _ = self.server.child.kill();
-        let _ = self.server.child.wait();
+    pub fn kill(self) {
+        drop(self);
     }
 
     /// The branches this replica says it writes, from its metrics.
     pub async fn owns(&self, branch: &str) -> bool {
         let series = format!("rail_branch_owned{{branch=\"{branch}\"}}");
         self.server.metric(&series).await == Some(1.0)
+    }
+}
+
+impl Drop for Replica {
+    /// A replica never outlives its test, whatever the test's outcome.
+    fn drop(&mut self) {
+        let _ = self.server.child.kill();
+        let _ = self.server.child.wait();
     }
 }
 
