@@ -75,9 +75,15 @@ async fn get(base: &str, path: &str) -> (StatusCode, Value) {
 
 /// Starts three replicas; the demo branch is configured by whichever owns it.
 async fn three(db: &str, redis: &RedisServer) -> Vec<Replica> {
+    let urls = [db.to_owned(), db.to_owned(), db.to_owned()];
+    three_through(db, &urls, redis).await
+}
+
+/// Three replicas, each reaching the journal at its own URL (a proxy in front of `db`).
+async fn three_through(db: &str, urls: &[String; 3], redis: &RedisServer) -> Vec<Replica> {
     let mut replicas = Vec::new();
-    for id in ["r1", "r2", "r3"] {
-        replicas.push(Replica::start(id, db, &redis.url(), &[]).await);
+    for (id, url) in ["r1", "r2", "r3"].into_iter().zip(urls) {
+        replicas.push(Replica::start(id, url, &redis.url(), &[]).await);
     }
     // Placement settles: the demo branch stays with one owner for a few ticks, is configured,
     // and every replica answers it.
@@ -413,6 +419,10 @@ async fn rush(targets: Targets, progress: Progress, orders: usize, tag: &str) {
     }
 }
 
+fn replica_named<'a>(replicas: &'a [Replica], id: &str) -> &'a Replica {
+    replicas.iter().find(|r| r.id == id).unwrap()
+}
+
 /// Waits until a rush has had `n` orders answered.
 async fn until_placed(progress: &Progress, n: usize) {
     while progress.lock().unwrap().tickets.len() < n {
@@ -508,6 +518,280 @@ async fn the_owner_killed_mid_rush_loses_nothing() {
     // Every acknowledged ticket is on both surviving screens, and in the journal, once.
     let tickets = progress.lock().unwrap().tickets.clone();
     assert_eq!(tickets.len(), 40);
+    for (n, screen) in screens.iter().enumerate() {
+        screen
+            .assert_has_exactly(&tickets, &format!("screen {n}"))
+            .await;
+    }
+    assert_eq!(journal_tickets(&survivor).await, tickets);
+}
+
+/// Places a rush through `through` with screens on `screens`; returns the rush's progress and
+/// its task.
+fn start_rush(
+    through: &[&Replica],
+    orders: usize,
+    tag: &'static str,
+) -> (Targets, Progress, tokio::task::JoinHandle<()>) {
+    let targets: Targets = std::sync::Arc::new(std::sync::Mutex::new(
+        through.iter().map(|r| r.base().to_owned()).collect(),
+    ));
+    let progress = Progress::default();
+    let task = tokio::spawn(rush(targets.clone(), progress.clone(), orders, tag));
+    (targets, progress, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_paused_past_its_lease_steps_down_and_writes_nothing() {
+    let journal = shared_journal().await;
+    let db = database_url(&journal);
+    let redis = RedisServer::start().await;
+    let replicas = three(&db, &redis).await;
+    let owner = owner_of(&db, "demo", WAIT).await;
+    let (_, first_epoch, _) = lease_of(&db, "demo").await.unwrap();
+    let paused = replica_named(&replicas, &owner);
+    let others: Vec<&Replica> = replicas.iter().filter(|r| r.id != owner).collect();
+    let screens = [
+        Screen::grill(others[0]).await,
+        Screen::grill(others[1]).await,
+    ];
+    let (_, progress, placing) = start_rush(&others, 30, "pause");
+
+    until_placed(&progress, 8).await;
+    paused.signal("STOP");
+    let stopped_at = std::time::Instant::now();
+    // A command sent straight to the paused owner waits in its socket until it wakes.
+    let paused_base = paused.base().to_owned();
+    let stale = tokio::spawn(async move {
+        post(
+            &paused_base,
+            "/orders",
+            "stale-open",
+            json!({"table": "t2"}),
+        )
+        .await
+    });
+    let taker = new_owner(&db, &owner).await;
+    let taken_after = stopped_at.elapsed();
+    let (_, epoch, _) = lease_of(&db, "demo").await.unwrap();
+    assert!(epoch > first_epoch, "the new owner's epoch moved on");
+    until_placed(&progress, 16).await;
+
+    // The old owner wakes believing it still owns the branch: the journal refuses it by the
+    // epoch, or it has stepped down first and forwards; either way it writes nothing itself.
+    paused.signal("CONT");
+    let (status, answer) = stale.await.unwrap();
+    assert!(
+        status == StatusCode::CREATED
+            || (status == StatusCode::SERVICE_UNAVAILABLE
+                && answer["error"]["code"] == "owner_unavailable"),
+        "the woken owner answered {status} {answer}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while paused.owns("demo").await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the woken owner never stepped down"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    placing.await.unwrap();
+    println!(
+        "pause: {taker} took the branch {} ms after the owner stopped",
+        taken_after.as_millis()
+    );
+    // The woken replica may be handed the branch back (placement still picks it): only ever
+    // under a newer epoch.
+    let (_, last_epoch, _) = lease_of(&db, "demo").await.unwrap();
+    assert!(last_epoch >= epoch);
+
+    let tickets = progress.lock().unwrap().tickets.clone();
+    for (n, screen) in screens.iter().enumerate() {
+        screen
+            .assert_has_exactly(&tickets, &format!("screen {n}"))
+            .await;
+    }
+    assert_eq!(journal_tickets(others[0].base()).await, tickets);
+    // The stale open, if it was carried out at all, was carried out once.
+    let (_, events) = get(others[0].base(), "/events?after=0&limit=1000").await;
+    let positions: Vec<u64> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["position"].as_u64().unwrap())
+        .collect();
+    assert_eq!(positions, (1..=positions.len() as u64).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_mid_rush_misses_and_repeats_nothing() {
+    let journal = shared_journal().await;
+    let db = database_url(&journal);
+    let mut redis = RedisServer::start().await;
+    let replicas = three(&db, &redis).await;
+    let owner = owner_of(&db, "demo", WAIT).await;
+    // Screens on the replicas that follow the branch over the relay.
+    let others: Vec<&Replica> = replicas.iter().filter(|r| r.id != owner).collect();
+    let screens = [
+        Screen::grill(others[0]).await,
+        Screen::grill(others[1]).await,
+    ];
+    let all: Vec<&Replica> = replicas.iter().collect();
+    let (_, progress, placing) = start_rush(&all, 40, "redis");
+
+    until_placed(&progress, 10).await;
+    redis.kill();
+    // Without Redis, every replica goes on serving: the owner keeps its lease (Postgres),
+    // the others forward to it and read its commits from the journal.
+    until_placed(&progress, 20).await;
+    redis.restart().await;
+    placing.await.unwrap();
+
+    let tickets = progress.lock().unwrap().tickets.clone();
+    assert_eq!(tickets.len(), 40);
+    for (n, screen) in screens.iter().enumerate() {
+        screen
+            .assert_has_exactly(&tickets, &format!("screen {n}"))
+            .await;
+    }
+    assert_eq!(
+        lease_of(&db, "demo").await.unwrap().0,
+        owner,
+        "the owner kept the branch"
+    );
+    // The relay and the members come back.
+    for r in &replicas {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while r.server.metric("rail_relay_up").await != Some(1.0)
+            || r.server.metric("rail_replica_members").await != Some(3.0)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} never rejoined Redis",
+                r.id
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // What comes after the restart is relayed again.
+    let screen_before = screens[0].fired_tickets().len();
+    let (_, progress, placing) = start_rush(&all, 3, "after");
+    placing.await.unwrap();
+    let more = progress.lock().unwrap().tickets.clone();
+    screens[0]
+        .assert_has_exactly(&more, "screen 0 after the restart")
+        .await;
+    assert_eq!(screens[0].fired_tickets().len(), screen_before + 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_cut_off_from_the_journal_gives_way_and_never_shares_it() {
+    let journal = shared_journal().await;
+    let db = database_url(&journal);
+    let redis = RedisServer::start().await;
+    let upstream = db
+        .strip_prefix("postgres://")
+        .and_then(|rest| rest.split_once('@'))
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(host, _)| host.to_owned())
+        .expect("postgres://user@host:port/db");
+    let (user_part, db_name) = {
+        let (head, name) = db.rsplit_once('/').unwrap();
+        let user = head
+            .strip_prefix("postgres://")
+            .unwrap()
+            .split_once('@')
+            .unwrap()
+            .0
+            .to_owned();
+        (user, name.to_owned())
+    };
+    let mut proxies = Vec::new();
+    let mut urls = Vec::new();
+    for _ in 0..3 {
+        let proxy = common::proxy::FaultProxy::start(upstream.clone()).await;
+        urls.push(format!(
+            "postgres://{user_part}@127.0.0.1:{}/{db_name}",
+            proxy.port
+        ));
+        proxies.push(proxy);
+    }
+    let urls: [String; 3] = urls.try_into().unwrap();
+    let replicas = three_through(&db, &urls, &redis).await;
+    let owner = owner_of(&db, "demo", WAIT).await;
+    let cut = replicas.iter().position(|r| r.id == owner).unwrap();
+    let others: Vec<&Replica> = replicas.iter().filter(|r| r.id != owner).collect();
+    let screen = Screen::grill(others[0]).await;
+    let (_, progress, placing) = start_rush(&others, 20, "cut");
+
+    until_placed(&progress, 5).await;
+    proxies[cut].set_refuse(true);
+    proxies[cut].cut();
+    // At most one replica believes it writes the branch, at every moment, until another has it.
+    let cut_at = std::time::Instant::now();
+    let deadline = cut_at + Duration::from_secs(20);
+    loop {
+        let mut owners = Vec::new();
+        for r in &replicas {
+            if r.owns("demo").await {
+                owners.push(r.id.clone());
+            }
+        }
+        assert!(owners.len() <= 1, "two owners at once: {owners:?}");
+        if owners.len() == 1 && owners[0] != owner {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the branch was never served again"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    println!(
+        "cut: the branch had a new owner {} ms after its owner lost the journal",
+        cut_at.elapsed().as_millis()
+    );
+    placing.await.unwrap();
+    proxies[cut].heal();
+    let tickets = progress.lock().unwrap().tickets.clone();
+    screen.assert_has_exactly(&tickets, "screen").await;
+    assert_eq!(journal_tickets(others[0].base()).await, tickets);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_owner_hands_its_branch_over_without_waiting_for_the_lease() {
+    let journal = shared_journal().await;
+    let db = database_url(&journal);
+    let redis = RedisServer::start().await;
+    let mut replicas = three(&db, &redis).await;
+    let owner = owner_of(&db, "demo", WAIT).await;
+    let others: Vec<&Replica> = replicas.iter().filter(|r| r.id != owner).collect();
+    let screens = [
+        Screen::grill(others[0]).await,
+        Screen::grill(others[1]).await,
+    ];
+    let (_, progress, placing) = start_rush(&others, 30, "term");
+    let survivor = others[0].base().to_owned();
+
+    until_placed(&progress, 10).await;
+    let stopping = replicas.iter().position(|r| r.id == owner).unwrap();
+    replicas[stopping].signal("TERM");
+    let stopped_at = std::time::Instant::now();
+    let taker = new_owner(&db, &owner).await;
+    let handed_after = stopped_at.elapsed();
+    println!(
+        "handoff: {taker} owned the branch {} ms after SIGTERM",
+        handed_after.as_millis()
+    );
+    // Handed over, not waited out: well inside the lease's time to live.
+    assert!(handed_after < LEASE_TTL, "handoff took {handed_after:?}");
+    let status = replicas[stopping].server.child.wait().unwrap();
+    assert!(
+        status.success(),
+        "the stopping replica exited cleanly: {status}"
+    );
+    placing.await.unwrap();
+    let tickets = progress.lock().unwrap().tickets.clone();
     for (n, screen) in screens.iter().enumerate() {
         screen
             .assert_has_exactly(&tickets, &format!("screen {n}"))

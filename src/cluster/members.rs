@@ -34,8 +34,9 @@ fn key(id: &str) -> String {
     format!("rail:member:{id}")
 }
 
-/// Refreshes this replica's key and reads every live member; `None` when Redis cannot be read.
-pub(super) async fn beat_and_list(cluster: &Cluster) -> Option<Vec<Member>> {
+/// Refreshes this replica's key (when `alive`) and reads every live member; `None` when Redis
+/// cannot be read.
+pub(super) async fn beat_and_list(cluster: &Cluster, alive: bool) -> Option<Vec<Member>> {
     let me = Member {
         id: cluster.id().to_owned(),
         address: cluster.0.settings.address.clone(),
@@ -45,20 +46,22 @@ pub(super) async fn beat_and_list(cluster: &Cluster) -> Option<Vec<Member>> {
     let work = async {
         let mut conn = cluster.0.redis.get().await.ok()?;
         let text = serde_json::to_string(&me).ok()?;
-        redis::pipe()
-            .cmd("SET")
-            .arg(key(&me.id))
-            .arg(text)
-            .arg("PX")
-            .arg(ttl.as_millis() as u64)
-            .ignore()
-            .cmd("SADD")
-            .arg(MEMBERS)
-            .arg(&me.id)
-            .ignore()
-            .query_async::<()>(&mut *conn)
-            .await
-            .ok()?;
+        if alive {
+            redis::pipe()
+                .cmd("SET")
+                .arg(key(&me.id))
+                .arg(text)
+                .arg("PX")
+                .arg(ttl.as_millis() as u64)
+                .ignore()
+                .cmd("SADD")
+                .arg(MEMBERS)
+                .arg(&me.id)
+                .ignore()
+                .query_async::<()>(&mut *conn)
+                .await
+                .ok()?;
+        }
         let mut ids: Vec<String> = conn.smembers(MEMBERS).await.ok()?;
         ids.sort();
         let keys: Vec<String> = ids.iter().map(|id| key(id)).collect();

@@ -68,8 +68,10 @@ pub(super) async fn run(cluster: Cluster) {
 async fn place(cluster: &Cluster) {
     renew(cluster).await;
     drop_expired(cluster).await;
-    let members = members::beat_and_list(cluster).await;
     let leases = cluster.0.journal.leases().await;
+    // A replica that cannot read the journal says it is alive no more: it could not take a
+    // branch, and placement should not pick it while it is cut off.
+    let members = members::beat_and_list(cluster, leases.is_ok()).await;
     let branches: BTreeSet<String> = {
         let mut state = cluster.state();
         state.members = members;
