@@ -310,7 +310,7 @@ fn endpoints(cfg: &mut web::ServiceConfig) {
         // A websocket ticket command another replica sends on to the branch's owner.
         .route(
             "/internal/v1/branches/{branch}/tickets",
-            web::post().to(crate::cluster::ticket_endpoint),
+            web::post().to(ws::forwarded_ticket),
         );
 }
 

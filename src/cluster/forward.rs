@@ -24,15 +24,11 @@ use actix_web::web::{Bytes, BytesMut};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use rail_actors::ids::BranchId;
-use rail_actors::station::TicketAction;
-use rail_actors::{CommandError, Engine};
-use serde::{Deserialize, Serialize};
+use rail_actors::CommandError;
 
 use super::{Cluster, Route};
-use crate::auth::{self, Tokens};
 use crate::error::{body_too_large, ApiError, ErrorCode};
 use crate::settings::Settings;
-use crate::ws::{answer_ticket, check_ticket, TicketFrame};
 
 /// Marks a call a replica forwarded (its id): it is carried out where it lands or refused.
 pub const FORWARDED_BY: &str = "x-rail-forwarded-by";
@@ -195,55 +191,17 @@ async fn send(
     Ok(response.body(bytes))
 }
 
-/// A websocket ticket command, as one replica sends it to the owner.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct TicketAsk {
-    pub action: String,
-    pub frame: TicketFrame,
-}
-
-fn action_name(action: TicketAction) -> &'static str {
-    match action {
-        TicketAction::Start => "start",
-        TicketAction::Bump => "bump",
-        TicketAction::Recall => "recall",
-    }
-}
-
-fn action_of(name: &str) -> Option<TicketAction> {
-    Some(match name {
-        "start" => TicketAction::Start,
-        "bump" => TicketAction::Bump,
-        "recall" => TicketAction::Recall,
-        _ => return None,
-    })
-}
-
-fn owner_unavailable_frame(id: &str) -> String {
-    let e = CommandError::NotOwner;
-    crate::ws::ServerFrame::Error {
-        id: Some(id),
-        code: ErrorCode::of(&e).as_str(),
-        message: &e.to_string(),
-    }
-    .to_text()
-}
-
 impl Cluster {
-    /// Sends a socket's ticket command to the branch's owner; the frame for the client.
+    /// Sends a socket's ticket command (`body`, as `ws` writes it) to the branch's owner's
+    /// `/internal/v1/branches/{branch}/tickets`; the frame for the client, or `None` when no
+    /// owner answered in time.
     pub async fn forward_ticket(
         &self,
         branch: &BranchId,
         token: &str,
-        frame: &TicketFrame,
-        action: TicketAction,
-    ) -> String {
+        body: Vec<u8>,
+    ) -> Option<String> {
         let deadline = Instant::now() + self.0.settings.forward_timeout;
-        let ask = TicketAsk {
-            action: action_name(action).to_owned(),
-            frame: frame.clone(),
-        };
-        let body = serde_json::to_vec(&ask).expect("ticket asks serialize");
         loop {
             if let Route::There(address) = self.route(branch.as_str()).await {
                 let url = format!("http://{address}/internal/v1/branches/{branch}/tickets");
@@ -260,7 +218,7 @@ impl Cluster {
                     Ok(mut answer) if answer.status() == StatusCode::OK => {
                         if let Ok(text) = answer.body().await {
                             crate::metrics::forwarded("ws", "answered");
-                            return String::from_utf8_lossy(&text).into_owned();
+                            return Some(String::from_utf8_lossy(&text).into_owned());
                         }
                     }
                     Ok(_) => {}
@@ -268,41 +226,13 @@ impl Cluster {
                     Err(_) => self.refresh_leases().await,
                 }
             }
-            // Here (the branch came to this replica meanwhile) is tried by the caller's retry.
+            // Here (the branch came to this replica meanwhile) is the caller's retry's.
             if Instant::now() + LOOK_AGAIN >= deadline {
                 break;
             }
             tokio::time::sleep(LOOK_AGAIN).await;
         }
         crate::metrics::forwarded("ws", "no_owner");
-        owner_unavailable_frame(&frame.id)
+        None
     }
-}
-
-/// `POST /internal/v1/branches/{branch}/tickets`: a ticket command another replica's socket
-/// sent, carried out here as this replica's own sockets' are; the answer is the frame for the
-/// client, whatever it says (`200`), or a refusal of the call itself.
-pub async fn ticket_endpoint(
-    req: HttpRequest,
-    branch: web::Path<String>,
-    ask: web::Json<TicketAsk>,
-    engine: web::Data<Engine>,
-    tokens: web::Data<Tokens>,
-) -> Result<HttpResponse, ApiError> {
-    let device = tokens.verify(auth::bearer(&req)?)?;
-    device.same_branch(&branch)?;
-    let branch = BranchId::parse(branch.into_inner())
-        .map_err(|_| ApiError::new(ErrorCode::UnknownBranch, "no such branch"))?;
-    let TicketAsk { action, frame } = ask.into_inner();
-    let action = action_of(&action)
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownAction, "start, bump or recall"))?;
-    let answer = match check_ticket(&device, &frame) {
-        Err(refusal) => refusal,
-        Ok(()) => answer_ticket(&engine, 0, &branch, &frame, action)
-            .await
-            .unwrap_or_else(|| owner_unavailable_frame(&frame.id)),
-    };
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(answer))
 }

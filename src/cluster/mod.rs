@@ -31,7 +31,7 @@ use rail_actors::journal::{Committed, Fences, Lease, PostgresJournal};
 use rail_actors::Engine;
 use tokio::sync::{mpsc, Notify};
 
-pub use forward::{forward_to_owner, ticket_endpoint, TicketAsk};
+pub use forward::forward_to_owner;
 pub use members::Member;
 
 use crate::settings::Settings;

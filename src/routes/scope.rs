@@ -37,8 +37,8 @@ pub(super) enum Refusals {
     Forbidden(ErrorBody),
     #[response(
         status = 503,
-        description = "The journal is unavailable (`journal_unavailable`), or this replica has too many commands in hand (`overloaded`; new orders are refused first): nothing was saved, retry.",
-        headers(("Retry-After" = u32, description = "Seconds to wait before retrying (`overloaded`)."))
+        description = "The journal is unavailable (`journal_unavailable`), this replica has too many commands in hand (`overloaded`; new orders are refused first), or the replica that writes the branch cannot be reached or the branch is changing hands (`owner_unavailable`, several replicas only): nothing was saved here, retry with the same idempotency key.",
+        headers(("Retry-After" = u32, description = "Seconds to wait before retrying (`overloaded`, `owner_unavailable`)."))
     )]
     Unavailable(ErrorBody),
 }

@@ -17,6 +17,7 @@
 //! - `session`: the task that owns a socket.
 
 mod connection;
+mod forwarded;
 mod frames;
 mod limits;
 mod session;
@@ -25,9 +26,9 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use rail_actors::Engine;
 
+pub use forwarded::endpoint as forwarded_ticket;
 pub use frames::{ClientFrame, ServerFrame, TicketFrame};
 pub use limits::Addresses;
-pub(crate) use session::{answer_ticket, check_ticket};
 
 use crate::auth::{self, TokenError, Tokens};
 use crate::client::client_ip;

@@ -408,22 +408,16 @@ impl Session {
         }
         let engine = self.engine.clone();
         let cluster = self.cluster.clone();
-        let token = self.tokens.sign(&device.claims);
+        let tokens = self.tokens.clone();
+        let device = device.clone();
         let session = self.id;
         let ask = async move {
             match answer_ticket(&engine, session, &branch, &frame, action).await {
                 Some(answer) => answer,
-                None => match (cluster, token) {
-                    (Some(cluster), Ok(token)) => {
-                        cluster
-                            .forward_ticket(&branch, &token, &frame, action)
-                            .await
-                    }
-                    _ => {
-                        let e = CommandError::NotOwner;
-                        error_frame(Some(&frame.id), ErrorCode::of(&e), &e.to_string())
-                    }
-                },
+                None => {
+                    super::forwarded::forward(cluster, &tokens, &device, &branch, &frame, action)
+                        .await
+                }
             }
         };
         self.asks.push(ask.boxed_local());
@@ -489,7 +483,7 @@ impl Drop for Running {
 }
 
 /// Whether a device may send this ticket command: the error frame it gets otherwise.
-pub(crate) fn check_ticket(device: &Device, frame: &TicketFrame) -> Result<(), String> {
+pub(super) fn check_ticket(device: &Device, frame: &TicketFrame) -> Result<(), String> {
     if let Err(e) = device.require(Act::ActOnTicket(&frame.station)) {
         return Err(error_frame(Some(&frame.id), e.code, &e.message));
     }
@@ -503,7 +497,7 @@ pub(crate) fn check_ticket(device: &Device, frame: &TicketFrame) -> Result<(), S
 /// Carries out a ticket command of a socket here: the frame the client gets, or `None` when
 /// another replica writes the branch. The same for a socket on this replica and one on another
 /// that forwarded it here (its fingerprint, so a retry is recognised wherever it lands).
-pub(crate) async fn answer_ticket(
+pub(super) async fn answer_ticket(
     engine: &Engine,
     session: u64,
     branch: &BranchId,
