@@ -248,13 +248,27 @@ struct Screen {
 
 impl Screen {
     async fn grill(replica: &Replica) -> Self {
-        let (mut ws, _) = screen(
+        let (ws, snapshot) = screen(
             replica,
             &kitchen("grill"),
             json!({"type": "subscribe", "station": "grill"}),
         )
         .await;
-        let frames = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        Self::gather(ws, vec![snapshot])
+    }
+
+    /// A grill screen that resumes after the last position it saw (on another replica).
+    async fn grill_after(replica: &Replica, after: u64) -> Self {
+        let mut ws = Ws {
+            stream: ws_connect_as(&replica.ws_url(), &kitchen("grill")).await,
+        };
+        ws.send(json!({"type": "subscribe", "station": "grill", "after": after}))
+            .await;
+        Self::gather(ws, Vec::new())
+    }
+
+    fn gather(mut ws: Ws, first: Vec<Value>) -> Self {
+        let frames = std::sync::Arc::new(std::sync::Mutex::new(first));
         let gathered = frames.clone();
         let task = tokio::spawn(async move {
             while let Some(Ok(message)) = futures_util::StreamExt::next(&mut ws.stream).await {
@@ -269,6 +283,19 @@ impl Screen {
 
     fn frames(&self) -> Vec<Value> {
         self.frames.lock().unwrap().clone()
+    }
+
+    /// The last event position it was sent (its snapshot's, before any event).
+    fn last_position(&self) -> u64 {
+        self.frames()
+            .iter()
+            .filter_map(|f| match f["type"].as_str() {
+                Some("event") => f["position"].as_u64(),
+                Some("snapshot") => f["snapshot"]["position"].as_u64(),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// The grill tickets of every `course_fired` this screen was sent, in order.
@@ -770,8 +797,11 @@ async fn a_stopping_owner_hands_its_branch_over_without_waiting_for_the_lease() 
         Screen::grill(others[0]).await,
         Screen::grill(others[1]).await,
     ];
+    // A screen on the replica that stops: it is closed, and resumes on another replica.
+    let leaving = Screen::grill(replica_named(&replicas, &owner)).await;
     let (_, progress, placing) = start_rush(&others, 30, "term");
     let survivor = others[0].base().to_owned();
+    let survivor_index = replicas.iter().position(|r| r.id == others[0].id).unwrap();
 
     until_placed(&progress, 10).await;
     let stopping = replicas.iter().position(|r| r.id == owner).unwrap();
@@ -790,6 +820,11 @@ async fn a_stopping_owner_hands_its_branch_over_without_waiting_for_the_lease() 
         status.success(),
         "the stopping replica exited cleanly: {status}"
     );
+    assert!(
+        leaving.task.is_finished(),
+        "the stopping replica closed its sockets"
+    );
+    let resumed = Screen::grill_after(&replicas[survivor_index], leaving.last_position()).await;
     placing.await.unwrap();
     let tickets = progress.lock().unwrap().tickets.clone();
     for (n, screen) in screens.iter().enumerate() {
@@ -798,4 +833,25 @@ async fn a_stopping_owner_hands_its_branch_over_without_waiting_for_the_lease() 
             .await;
     }
     assert_eq!(journal_tickets(&survivor).await, tickets);
+    // The screen that moved saw every ticket once across its two sockets, without a reset.
+    let moved = Screen {
+        frames: std::sync::Arc::new(std::sync::Mutex::new(
+            leaving
+                .frames()
+                .into_iter()
+                .chain(resumed.frames())
+                .collect(),
+        )),
+        task: resumed.task,
+    };
+    moved
+        .assert_has_exactly(&tickets, "the screen that moved")
+        .await;
+    let frames = moved.frames();
+    assert!(
+        frames
+            .iter()
+            .all(|f| f["type"] != "snapshot" || f["reset"] == false),
+        "a screen that moved was reset"
+    );
 }

@@ -71,7 +71,9 @@ async fn place(cluster: &Cluster) {
     let leases = cluster.0.journal.leases().await;
     // A replica that cannot read the journal says it is alive no more: it could not take a
     // branch, and placement should not pick it while it is cut off.
-    let members = members::beat_and_list(cluster, leases.is_ok()).await;
+    // Nor does one that is leaving: the others are to take its branches now.
+    let leaving = cluster.0.leaving.load(Ordering::Acquire);
+    let members = members::beat_and_list(cluster, leases.is_ok() && !leaving).await;
     let branches: BTreeSet<String> = {
         let mut state = cluster.state();
         state.members = members;
@@ -87,7 +89,7 @@ async fn place(cluster: &Cluster) {
             .collect()
     };
     relay::announce(cluster, Note::Beat).await;
-    if cluster.0.leaving.load(Ordering::Acquire) {
+    if leaving {
         return;
     }
     for branch in branches {

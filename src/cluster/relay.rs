@@ -258,7 +258,12 @@ async fn sync_heads(cluster: &Cluster) {
     let Ok(heads) = cluster.0.engine.journal().heads().await else {
         return;
     };
+    // The branches written here hear of their commits first hand.
+    let owned: std::collections::HashSet<String> = cluster.state().owned.keys().cloned().collect();
     for (branch, head) in heads {
+        if owned.contains(&branch) {
+            continue;
+        }
         let Ok(id) = BranchId::parse(branch) else {
             continue;
         };
