@@ -55,7 +55,8 @@ pub struct Settings {
     #[serde(default)]
     pub advertise_address: Option<String>,
     /// How long a branch's lease runs without renewal: a replica that dies leaves its branches
-    /// unwritten this long (plus a second) before another takes them.
+    /// unwritten this long (and up to a fifth more, a placement tick) before another takes
+    /// them.
     pub lease_ttl_ms: u64,
     /// How long a command sent on to the replica owning its branch may take, waiting for an
     /// owner included, before `503 owner_unavailable`.

@@ -296,3 +296,48 @@ impl Cluster {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(ids: &[&str]) -> Vec<Member> {
+        ids.iter()
+            .map(|id| Member {
+                id: (*id).to_owned(),
+                address: format!("{id}:3000"),
+                v: 1,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_joining_replica_takes_only_its_share() {
+        let three = members(&["r1", "r2", "r3"]);
+        let four = members(&["r1", "r2", "r3", "r4"]);
+        let branches: Vec<String> = (0..1000).map(|n| format!("branch-{n}")).collect();
+        let mut moved = 0;
+        let mut counts = std::collections::HashMap::new();
+        for b in &branches {
+            let before = pick(b, Some(&three)).unwrap();
+            let after = pick(b, Some(&four)).unwrap();
+            *counts.entry(before.id.clone()).or_insert(0) += 1;
+            if before != after {
+                // A branch that moves, moves to the newcomer, never between the others.
+                assert_eq!(after.id, "r4");
+                moved += 1;
+            }
+        }
+        // About a quarter moves; each of three holds about a third before.
+        assert!((180..320).contains(&moved), "{moved} of 1000 moved");
+        for (id, n) in counts {
+            assert!((270..400).contains(&n), "{id} held {n} of 1000");
+        }
+        // The same members in another order pick the same owners: every replica agrees.
+        let shuffled = members(&["r3", "r1", "r2"]);
+        for b in &branches {
+            assert_eq!(pick(b, Some(&three)), pick(b, Some(&shuffled)));
+        }
+        assert_eq!(pick("x", None), None);
+    }
+}
