@@ -1,17 +1,63 @@
 //! Short runs of the load test (`loadtest/`) against the real server binary: a few seconds at a
 //! low rate, checking correctness (every ticket on every screen of its station once, every
 //! ready notice at its table, every acknowledged order read back), not speed; once with the
-//! server killed (SIGKILL) and restarted mid-run. Follows `RAIL_TEST_JOURNAL` like the other
-//! tests.
+//! server killed (SIGKILL) and restarted mid-run, and once as three replicas (Postgres and a
+//! `redis-server` of the load test's own) with the replica owning the most branches killed
+//! mid-run and left down. Follows `RAIL_TEST_JOURNAL` like the other tests (the replicas
+//! always run on Postgres).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// The Postgres server the tests make their databases on.
+fn admin_database_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
 /// Runs `loadtest run` on a spawned server, small and quick, with `extra` flags; returns its
 /// output and report.
 fn run_loadtest(report_dir: &Path, extra: &[&str]) -> (Output, Value) {
+    let mut args: Vec<String> = [
+        "--duration",
+        "3",
+        "--orders-per-sec",
+        "15",
+        "--seed",
+        "7",
+        "--branches",
+        "2",
+        "--tables",
+        "4",
+        "--stations",
+        "3",
+        "--screens-per-station",
+        "2",
+        "--prep-min-ms",
+        "10",
+        "--prep-max-ms",
+        "40",
+        "--course-gap-ms",
+        "10",
+        "--drain-timeout",
+        "15",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect();
+    if std::env::var("RAIL_TEST_JOURNAL").as_deref() == Ok("postgres") {
+        args.extend(["--journal".into(), "postgres".into()]);
+        args.extend(["--database-url".into(), admin_database_url()]);
+    }
+    loadtest(report_dir, &args)
+}
+
+/// Runs `loadtest run --server spawn --quiet` with `args`, through cargo, and asserts that it
+/// passed; returns its output and report.
+fn loadtest(report_dir: &Path, args: &[String]) -> (Output, Value) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -31,25 +77,10 @@ fn run_loadtest(report_dir: &Path, extra: &[&str]) -> (Output, Value) {
             "--rail-bin",
             env!("CARGO_BIN_EXE_rail"),
         ])
-        .args(["--duration", "3", "--orders-per-sec", "15", "--seed", "7"])
-        .args(["--branches", "2", "--tables", "4", "--stations", "3"])
-        .args([
-            "--screens-per-station",
-            "2",
-            "--prep-min-ms",
-            "10",
-            "--prep-max-ms",
-            "40",
-        ])
-        .args(["--course-gap-ms", "10", "--drain-timeout", "15", "--quiet"])
-        .args(extra)
+        .arg("--quiet")
+        .args(args)
         .arg("--out")
         .arg(report_dir);
-    if std::env::var("RAIL_TEST_JOURNAL").as_deref() == Ok("postgres") {
-        let admin = std::env::var("TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        cmd.args(["--journal", "postgres", "--database-url", &admin]);
-    }
     let output = cmd.output().expect("cargo runs the load test");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -193,4 +224,132 @@ fn a_rush_survives_the_server_killed_mid_run() {
         summary.contains("tickets lost 0, duplicated 0"),
         "{summary}"
     );
+}
+
+#[test]
+fn a_rush_survives_the_replica_owning_the_most_branches_killed_mid_run() {
+    if let Err(e) = Command::new("redis-server").arg("--version").output() {
+        panic!(
+            "redis-server is not on PATH ({e}): the replica smoke test needs it; scripts/test installs it (Debian: apt-get install redis-server)"
+        );
+    }
+    let out = tempfile::tempdir().expect("temp dir");
+    let report_dir = out.path().join("report");
+    let args: Vec<String> = [
+        "--replicas",
+        "3",
+        "--journal",
+        "postgres",
+        "--database-url",
+        &admin_database_url(),
+        // A short lease: the killed replica's branches move within a few seconds.
+        "--server-env",
+        "RAIL_LEASE_TTL_MS=2000",
+        "--duration",
+        "8",
+        "--chaos-kill-at",
+        "3",
+        "--retry-deadline",
+        "30",
+        "--orders-per-sec",
+        "12",
+        "--seed",
+        "7",
+        "--branches",
+        "6",
+        "--tables",
+        "4",
+        "--stations",
+        "2",
+        "--screens-per-station",
+        "2",
+        "--prep-min-ms",
+        "10",
+        "--prep-max-ms",
+        "40",
+        "--course-gap-ms",
+        "10",
+        "--drain-timeout",
+        "20",
+        // A screen of the killed replica resuming on a replica that had not had the killed
+        // one's last commits relayed yet gets a reset snapshot older than what it saw
+        // (actors/src/subscriber.rs answers a resume from ahead of its head so), acts on a
+        // ticket again and is refused (`invalid_transition`): one command in ~1,400 would
+        // be the whole 0.1% allowed. Nothing lost or duplicated is what this test checks.
+        "--max-error-ratio",
+        "0.01",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (_, report) = loadtest(&report_dir, &args);
+    assert_nothing_lost(&report);
+
+    let replicas = &report["replicas"];
+    assert_eq!(replicas["count"], 3, "{replicas:#}");
+    // Both paths of each kind occurred.
+    let paths = &replicas["paths"];
+    for (kind, path) in [
+        ("command_ack", "local"),
+        ("command_ack", "forwarded"),
+        ("fire_to_screen", "local"),
+        ("fire_to_screen", "relayed"),
+    ] {
+        let n = paths[kind][path]["count"].as_u64().unwrap();
+        assert!(n > 0, "no {kind} {path} sample: {paths:#}");
+    }
+
+    let chaos = &report["chaos"];
+    assert_eq!(chaos["kills"], 1, "{chaos:#}");
+    let kill = &chaos["replica_kills"][0];
+    let killed = kill["replica"].as_str().unwrap();
+    let branches = kill["branches"].as_array().unwrap();
+    assert!(
+        !branches.is_empty(),
+        "the replica killed owned no branch: {chaos:#}"
+    );
+    for b in branches {
+        let owner = b["new_owner"].as_str().expect("a new owner");
+        assert_ne!(owner, killed, "{chaos:#}");
+    }
+    let failover = chaos["failover_ms_max"].as_f64().expect("a failover time");
+    assert!(failover > 0.0 && failover < 30_000.0, "{chaos:#}");
+    assert!(kill["failover_ms_median"].as_f64().unwrap() <= failover);
+    assert!(kill["restart"].is_null(), "left down: {chaos:#}");
+    for k in [
+        "tickets_lost",
+        "tickets_duplicated",
+        "ready_notices_lost",
+        "ready_notices_duplicated",
+        "orders_lost",
+        "orders_mismatched",
+        "orders_duplicated",
+        "sockets_closed_otherwise",
+        "reconnects_failed",
+    ] {
+        assert_eq!(chaos[k], 0, "{k}: {chaos:#}");
+    }
+    // The devices on the killed replica lost their sockets, and came back elsewhere.
+    assert!(
+        chaos["sockets_closed_by_kill"].as_u64().unwrap() > 0,
+        "{chaos:#}"
+    );
+    assert!(chaos["reconnects"].as_u64().unwrap() > 0, "{chaos:#}");
+    let summary = read(&report_dir, "summary.txt");
+    assert!(
+        summary.contains(&format!("SIGKILL to replica {killed}")),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("tickets lost 0, duplicated 0"),
+        "{summary}"
+    );
+    for log in [
+        "replica-r1.log",
+        "replica-r2.log",
+        "replica-r3.log",
+        "redis.log",
+    ] {
+        assert!(report_dir.join(log).is_file(), "{log} is written");
+    }
 }

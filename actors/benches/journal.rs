@@ -70,6 +70,7 @@ fn ticket_events(branch: &str, stream: String, seq: u64) -> AppendRequest {
         events,
         closes_stream: false,
         idempotency: None,
+        epoch: None,
     }
 }
 
@@ -250,6 +251,7 @@ async fn configure(journal: &dyn Journal, branch_id: &BranchId) {
             events: vec![configured],
             closes_stream: false,
             idempotency: None,
+            epoch: None,
         })
         .await
         .unwrap();
@@ -326,6 +328,7 @@ async fn write_orders(
                         events,
                         closes_stream: false,
                         idempotency: None,
+                        epoch: None,
                     };
                     journal.append(request).await.unwrap();
                 }

@@ -283,9 +283,10 @@ impl Engine {
             .map_err(|e| e.to_string())
     }
 
-    /// This replica took the branch's lease: it writes the branch once caught up.
-    pub async fn promote(&self, id: &BranchId) -> Result<(), CommandError> {
-        self.ask(id, Promote).await?
+    /// This replica took the branch's lease at `epoch`: it writes the branch under it once
+    /// caught up.
+    pub async fn promote(&self, id: &BranchId, epoch: u64) -> Result<(), CommandError> {
+        self.ask(id, Promote { epoch }).await?
     }
 
     /// This replica lost or let go the branch's lease: it stops writing (after the commands

@@ -81,6 +81,8 @@ pub struct TableActor {
     stale: HashSet<OrderId>,
     /// Idempotency keys this table stored, as the journal holds them.
     recent_keys: HashMap<String, StoredKey>,
+    /// With replicas, the lease epoch its appends are decided under.
+    epoch: Option<u64>,
 }
 
 impl TableActor {
@@ -98,7 +100,14 @@ impl TableActor {
             orders,
             stale: HashSet::new(),
             recent_keys: HashMap::new(),
+            epoch: None,
         }
+    }
+
+    /// Its appends carry this lease epoch (with replicas).
+    pub fn under_epoch(mut self, epoch: Option<u64>) -> Self {
+        self.epoch = epoch;
+        self
     }
 
     /// Journals the changes for one order, then applies them and answers with the order.
@@ -133,6 +142,7 @@ impl TableActor {
             events,
             closes_stream,
             idempotency: idempotency.clone(),
+            epoch: self.epoch,
         };
         let journal = self.journal.clone();
         let append = async move { append_recorded(journal.as_ref(), request).await };

@@ -54,6 +54,7 @@ mod contract {
             events,
             closes_stream: false,
             idempotency: None,
+            epoch: None,
         }
     }
 

@@ -44,7 +44,7 @@ async fn replica(url: &str) -> (Arc<PostgresJournal>, Arc<Fences>, CommitFeed) {
     (Arc::new(journal), fences, feed)
 }
 
-fn order(branch: &str, stream: &str, expected_seq: u64) -> AppendRequest {
+fn order(branch: &str, stream: &str, expected_seq: u64, epoch: Option<u64>) -> AppendRequest {
     AppendRequest {
         branch: branch.to_owned(),
         stream: stream.to_owned(),
@@ -57,6 +57,7 @@ fn order(branch: &str, stream: &str, expected_seq: u64) -> AppendRequest {
         }],
         closes_stream: false,
         idempotency: None,
+        epoch,
     }
 }
 
@@ -83,10 +84,10 @@ async fn only_the_current_epoch_writes() {
         None
     );
     let stream = order_stream(&OrderId::new());
-    a.append(order("x", &stream, 0))
+    a.append(order("x", &stream, 0, Some(1)))
         .await
         .expect("the owner writes");
-    let refused = b.append(order("x", &stream, 1)).await;
+    let refused = b.append(order("x", &stream, 1, None)).await;
     assert_eq!(refused.unwrap_err(), JournalError::Fenced("x".into()));
 
     // A stops (a paused process) past its lease; B takes the branch at the next epoch.
@@ -100,13 +101,13 @@ async fn only_the_current_epoch_writes() {
     b_fences.hold("x", 2);
 
     // A wakes still believing it holds epoch 1: the journal refuses it, in the transaction.
-    let stale = a.append(order("x", &stream, 1)).await;
+    let stale = a.append(order("x", &stream, 1, Some(1))).await;
     assert_eq!(stale.unwrap_err(), JournalError::Fenced("x".into()));
     // Nor does renewing give A the branch back.
     let held = HashMap::from([("x".to_owned(), 1)]);
     assert!(a.renew_leases("a", &held, TTL).await.unwrap().is_empty());
     // B goes on where A stopped: A's refused append left nothing.
-    b.append(order("x", &stream, 1))
+    b.append(order("x", &stream, 1, Some(2)))
         .await
         .expect("the new owner writes");
     let events = b.load_stream(&stream).await.unwrap();
@@ -152,7 +153,7 @@ async fn a_fenced_branch_fails_alone_in_its_batch() {
         let branch = if i % 2 == 0 { "x" } else { "y" };
         appends.spawn(async move {
             let stream = order_stream(&OrderId::new());
-            (branch, a.append(order(branch, &stream, 0)).await)
+            (branch, a.append(order(branch, &stream, 0, Some(1))).await)
         });
     }
     while let Some(done) = appends.join_next().await {
@@ -172,4 +173,35 @@ async fn a_fenced_branch_fails_alone_in_its_batch() {
     );
     let held = HashMap::from([("y".to_owned(), 1)]);
     assert!(a.renew_leases("a", &held, TTL).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_of_an_earlier_term_never_lands_in_a_later_one() {
+    let url = fresh_database().await;
+    let (a, a_fences, _a_feed) = replica(&url).await;
+    assert_eq!(
+        a.acquire_lease("x", "a", "a:3000", TTL).await.unwrap(),
+        Some(1)
+    );
+    a_fences.hold("x", 1);
+    // The lease ran out and the same replica took it again: a new term, epoch 2.
+    sql(
+        &url,
+        "UPDATE branch_leases SET expires_at = now() - interval '1 second'",
+    )
+    .await;
+    assert_eq!(
+        a.acquire_lease("x", "a", "a:3000", TTL).await.unwrap(),
+        Some(2)
+    );
+    a_fences.hold("x", 2);
+    // An append decided in the first term (a table actor of the old term, still in flight) is
+    // refused; one of the new term commits.
+    let stream = order_stream(&OrderId::new());
+    let stale = a.append(order("x", &stream, 0, Some(1))).await;
+    assert_eq!(stale.unwrap_err(), JournalError::Fenced("x".into()));
+    a.append(order("x", &stream, 0, Some(2)))
+        .await
+        .expect("the new term writes");
+    assert_eq!(a.head("x").await.unwrap(), 1);
 }

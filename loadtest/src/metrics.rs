@@ -82,6 +82,10 @@ struct Second {
     cpu_server: Option<f64>,
     cpu_loadtest: Option<f64>,
     cpu_machine: Option<f64>,
+    /// With replicas: each replica's CPU (cores) and RSS, and the redis-server's CPU.
+    cpu_replicas: Option<Vec<Option<f64>>>,
+    rss_replicas: Option<Vec<Option<u64>>>,
+    cpu_redis: Option<f64>,
 }
 
 impl Second {
@@ -97,6 +101,9 @@ impl Second {
             cpu_server: None,
             cpu_loadtest: None,
             cpu_machine: None,
+            cpu_replicas: None,
+            rss_replicas: None,
+            cpu_redis: None,
         }
     }
 }
@@ -109,6 +116,10 @@ struct Inner {
     bump_to_waiter: Histogram<u64>,
     order_duration: Histogram<u64>,
     retried: Histogram<u64>,
+    /// With replicas: command acks by path, [local, forwarded].
+    command_path: [Histogram<u64>; 2],
+    /// With replicas: fire sent -> the ticket on one screen, by path, [local, relayed].
+    screen_path: [Histogram<u64>; 2],
     errors: BTreeMap<String, u64>,
     errors_by_command: BTreeMap<&'static str, BTreeMap<String, u64>>,
     error_samples: Vec<String>,
@@ -139,6 +150,8 @@ impl Recorder {
                 bump_to_waiter: histogram(),
                 order_duration: histogram(),
                 retried: histogram(),
+                command_path: [histogram(), histogram()],
+                screen_path: [histogram(), histogram()],
                 errors: BTreeMap::new(),
                 errors_by_command: BTreeMap::new(),
                 error_samples: Vec::new(),
@@ -188,6 +201,27 @@ impl Recorder {
         let v = us(latency);
         self.with_second(Instant::now(), |inner, _| {
             inner.retried.saturating_record(v)
+        });
+    }
+
+    /// With replicas: a command answered with success after `latency`, sent to a replica
+    /// that owned its branch (`local`) or not (forwarded to the owner). Also counted by
+    /// [`Recorder::ack`].
+    pub fn command_path(&self, local: bool, latency: Duration) {
+        let v = us(latency);
+        let i = usize::from(!local);
+        self.with_second(Instant::now(), |inner, _| {
+            inner.command_path[i].saturating_record(v)
+        });
+    }
+
+    /// With replicas: a fired ticket reached one screen `latency` after the fire was sent; the
+    /// screen's replica owned the branch (`local`) or had the event relayed.
+    pub fn screen_path(&self, local: bool, latency: Duration) {
+        let v = us(latency);
+        let i = usize::from(!local);
+        self.with_second(Instant::now(), |inner, _| {
+            inner.screen_path[i].saturating_record(v)
         });
     }
 
@@ -275,6 +309,23 @@ impl Recorder {
         });
     }
 
+    /// With replicas: each replica's CPU (cores over the last second; None while it is down
+    /// or just restarted) and RSS, and the redis-server's CPU.
+    pub fn replica_gauges(
+        &self,
+        at: Instant,
+        cpu: Vec<Option<f64>>,
+        rss: Vec<Option<u64>>,
+        redis: Option<f64>,
+    ) {
+        self.with_second(at, |inner, s| {
+            let sec = &mut inner.seconds[s];
+            sec.cpu_replicas = Some(cpu);
+            sec.rss_replicas = Some(rss);
+            sec.cpu_redis = redis;
+        });
+    }
+
     /// A websocket frame arrived.
     pub fn frame(&self) {
         let s = self.second_of(Instant::now());
@@ -339,6 +390,19 @@ impl Recorder {
                     cpu_machine_cores: sec
                         .and_then(|x| x.cpu_machine)
                         .map(|c| (c * 100.0).round() / 100.0),
+                    cpu_replica_cores: sec.and_then(|x| x.cpu_replicas.as_ref()).map(|v| {
+                        v.iter()
+                            .map(|c| c.map(|c| (c * 100.0).round() / 100.0))
+                            .collect()
+                    }),
+                    rss_replica_mib: sec.and_then(|x| x.rss_replicas.as_ref()).map(|v| {
+                        v.iter()
+                            .map(|b| b.map(|b| (b as f64 / 1048576.0 * 10.0).round() / 10.0))
+                            .collect()
+                    }),
+                    cpu_redis_cores: sec
+                        .and_then(|x| x.cpu_redis)
+                        .map(|c| (c * 100.0).round() / 100.0),
                 }
             })
             .collect();
@@ -350,6 +414,12 @@ impl Recorder {
             bump_to_waiter: p(&inner.bump_to_waiter),
             order_duration: p(&inner.order_duration),
             retried: p(&inner.retried),
+            paths: Paths {
+                command_local: p(&inner.command_path[0]),
+                command_forwarded: p(&inner.command_path[1]),
+                screen_local: p(&inner.screen_path[0]),
+                screen_relayed: p(&inner.screen_path[1]),
+            },
             errors: inner.errors.clone(),
             errors_by_command: inner.errors_by_command.clone(),
             error_samples: inner.error_samples.clone(),
@@ -379,6 +449,43 @@ pub struct SecondPoint {
     pub cpu_loadtest_cores: Option<f64>,
     /// CPU cores busy on the whole machine in this second (server, load test, database, ...).
     pub cpu_machine_cores: Option<f64>,
+    /// With replicas: each replica's CPU cores in this second (`cpu_server_cores` is their
+    /// sum), in the order r1, r2, ...; null for one that was down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_replica_cores: Option<Vec<Option<f64>>>,
+    /// With replicas: each replica's RSS (`rss_mib` is their sum).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_replica_mib: Option<Vec<Option<f64>>>,
+    /// With replicas: the redis-server's CPU cores in this second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_redis_cores: Option<f64>,
+}
+
+/// With replicas, latencies by the path a command or an event took.
+pub struct Paths {
+    /// Commands answered by the replica they were sent to, which owned the branch.
+    pub command_local: Percentiles,
+    /// Commands sent to a replica that did not own the branch: forwarded to the owner.
+    pub command_forwarded: Percentiles,
+    /// Fire sent -> the ticket on one screen connected to the branch's owner.
+    pub screen_local: Percentiles,
+    /// Fire sent -> the ticket on one screen connected to another replica (relayed).
+    pub screen_relayed: Percentiles,
+}
+
+impl Paths {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "command_ack": {
+                "local": self.command_local,
+                "forwarded": self.command_forwarded,
+            },
+            "fire_to_screen": {
+                "local": self.screen_local,
+                "relayed": self.screen_relayed,
+            },
+        })
+    }
 }
 
 /// A run's measurements, ready to report.
@@ -392,6 +499,8 @@ pub struct Measured {
     pub order_duration: Percentiles,
     /// Commands sent more than once, first send -> answer.
     pub retried: Percentiles,
+    /// With replicas: latencies by path (empty otherwise).
+    pub paths: Paths,
     pub errors: BTreeMap<String, u64>,
     pub errors_by_command: BTreeMap<&'static str, BTreeMap<String, u64>>,
     pub error_samples: Vec<String>,

@@ -24,6 +24,10 @@ pub struct RunReport {
     pub readback_line: String,
     /// What `--chaos-kill-at` did, when given.
     pub chaos: Option<Value>,
+    /// With `--replicas` ≥ 2: the replicas, ownership, latencies by path, CPU and memory each.
+    pub replicas: Option<Value>,
+    /// CPU over the run and per order: the engine (all replicas), redis-server, load test.
+    pub cpu: Value,
     pub measured: Measured,
     pub memory_before: Option<Memory>,
     pub memory_after: Option<Memory>,
@@ -94,6 +98,8 @@ impl RunReport {
             "latency_ms": m.latency_json(),
             "verification": self.verification,
             "chaos": self.chaos,
+            "replicas": self.replicas,
+            "cpu": self.cpu,
             "errors": m.errors,
             "errors_by_command": m.errors_by_command,
             "error_samples": m.error_samples,
@@ -109,13 +115,21 @@ impl RunReport {
         self.order_lines(&mut s);
         self.command_lines(&mut s);
         self.delivery_lines(&mut s);
+        if let Some(replicas) = &self.replicas {
+            replica_lines(&mut s, replicas);
+        }
         let _ = writeln!(s, "verify        {}", self.verification_line);
         let _ = writeln!(s, "read back     {}", self.readback_line);
         if let Some(chaos) = &self.chaos {
-            chaos_lines(&mut s, chaos);
+            if chaos["replica_kills"].is_array() {
+                replica_chaos_lines(&mut s, chaos);
+            } else {
+                chaos_lines(&mut s, chaos);
+            }
         }
         self.errors_line(&mut s);
         self.cpu_line(&mut s);
+        self.cpu_per_order_line(&mut s);
         self.memory_line(&mut s);
         verdict_lines(&mut s, passed, &self.failures);
         let _ = writeln!(
@@ -248,18 +262,66 @@ impl RunReport {
             .map_or(String::new(), |(a, m)| {
                 format!("; machine busy {a:.2} ({m:.2})")
             });
+        // With replicas: "server" is their sum, each given after it, and redis-server's beside.
+        let parts = self.replicas.as_ref().map_or(String::new(), |r| {
+            let each: Vec<String> = r["per_replica"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    format!(
+                        "{} {:.2}",
+                        p["id"].as_str().unwrap_or("?"),
+                        p["cpu_cores_avg"].as_f64().unwrap_or(0.0)
+                    )
+                })
+                .collect();
+            let redis = cores_used(series, |p| p.cpu_redis_cores)
+                .map_or(String::new(), |(a, m)| {
+                    format!(", redis-server {a:.2} ({m:.2})")
+                });
+            format!(" = {}{redis}", each.join(" + "))
+        });
         match (
             cores_used(series, |p| p.cpu_server_cores),
             cores_used(series, |p| p.cpu_loadtest_cores),
         ) {
             (Some((sa, sm)), Some((la, lm))) => {
-                let _ = writeln!(s, "cpu           cores on average (max): server {sa:.2} ({sm:.2}), loadtest {la:.2} ({lm:.2}){machine}{cores}");
+                let _ = writeln!(s, "cpu           cores on average (max): server {sa:.2} ({sm:.2}){parts}, loadtest {la:.2} ({lm:.2}){machine}{cores}");
             }
             (None, Some((la, lm))) => {
                 let _ = writeln!(s, "cpu           cores on average (max): loadtest {la:.2} ({lm:.2}){machine}{cores}; server not measured");
             }
             _ => {}
         }
+    }
+
+    /// CPU time an order took: the engine's (summed over the replicas), redis-server's, the
+    /// load test's.
+    fn cpu_per_order_line(&self, s: &mut String) {
+        let c = &self.cpu;
+        let Some(engine) = c["engine_cpu_ms_per_order"].as_f64() else {
+            return;
+        };
+        let redis = c["redis_cpu_ms_per_order"]
+            .as_f64()
+            .map_or(String::new(), |r| {
+                format!(
+                    ", redis-server {r:.3} ms (engine + redis {:.3} ms)",
+                    engine + r
+                )
+            });
+        let _ = writeln!(
+            s,
+            "cpu/order     engine {engine:.3} ms{}{redis}, loadtest {:.3} ms of CPU an order completed ({} s of engine CPU over the run)",
+            if self.replicas.is_some() {
+                " (all replicas)"
+            } else {
+                ""
+            },
+            c["loadtest_cpu_ms_per_order"].as_f64().unwrap_or(0.0),
+            c["engine_cpu_seconds"].as_f64().map_or("?".into(), |v| format!("{v:.1}"))
+        );
     }
 
     /// The server's RSS before and after the load and its peak, when it was measured.
@@ -278,10 +340,30 @@ impl RunReport {
             };
             let _ = writeln!(
                 s,
-                "memory        server RSS {} before the load, {} after, {} peak",
+                "memory        server RSS {} before the load, {} after, {} peak{}",
                 b("rss_before_bytes"),
                 b("rss_after_bytes"),
-                b("rss_peak_bytes")
+                b("rss_peak_bytes"),
+                self.replicas.as_ref().map_or(String::new(), |r| {
+                    let each: Vec<String> = r["per_replica"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|p| {
+                            format!(
+                                "{} {}",
+                                p["id"].as_str().unwrap_or("?"),
+                                p["rss_mib_max"]
+                                    .as_f64()
+                                    .map_or("?".into(), |m| format!("{m:.1}"))
+                            )
+                        })
+                        .collect();
+                    format!(
+                        " (summed over the replicas up; peak MiB each: {})",
+                        each.join(", ")
+                    )
+                })
             );
         }
     }
@@ -398,6 +480,113 @@ fn cores_used(
             v.iter().copied().fold(0.0, f64::max),
         )
     })
+}
+
+/// "p50 1.2  p99 3.4 ms (n 56)" of a percentiles object in report.json.
+fn p50_p99(p: &Value) -> String {
+    if p["count"].as_u64().unwrap_or(0) == 0 {
+        return "no samples".into();
+    }
+    format!(
+        "p50 {}  p99 {} ms ({})",
+        crate::metrics::fmt_ms(p["p50_ms"].as_f64().unwrap_or(0.0)),
+        crate::metrics::fmt_ms(p["p99_ms"].as_f64().unwrap_or(0.0)),
+        thousands(p["count"].as_u64().unwrap_or(0))
+    )
+}
+
+/// The replicas section of the summary: who owned what, and the latencies by path.
+fn replica_lines(s: &mut String, r: &Value) {
+    let ids: Vec<&str> = r["ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let owned = |owners: &Value| -> String {
+        ids.iter()
+            .map(|id| {
+                let n = owners
+                    .as_object()
+                    .map_or(0, |o| o.values().filter(|v| v.as_str() == Some(id)).count());
+                format!("{id} {n}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(
+        s,
+        "replicas      {} ({}) on one Postgres journal and a redis-server; branches owned after the set-up: {}; at the end: {}",
+        ids.len(),
+        ids.join(" "),
+        owned(&r["owners_after_setup"]),
+        owned(&r["owners_at_end"])
+    );
+    let paths = &r["paths"];
+    let _ = writeln!(
+        s,
+        "  commands    local {}   forwarded {}   (REST, by whether the replica it was sent to owned the branch)",
+        p50_p99(&paths["command_ack"]["local"]),
+        p50_p99(&paths["command_ack"]["forwarded"])
+    );
+    let _ = writeln!(
+        s,
+        "  fire->screen local {}   relayed {}   (fire sent -> each screen, by whether its replica owned the branch)",
+        p50_p99(&paths["fire_to_screen"]["local"]),
+        p50_p99(&paths["fire_to_screen"]["relayed"])
+    );
+    let _ = writeln!(
+        s,
+        "  note        ownership read after the set-up and after each kill: samples around an ownership change may count for the previous owner"
+    );
+}
+
+/// The chaos section of the summary with replicas: each kill, its branches' failover and new
+/// owners, then the sockets, retries and outcome as with one server.
+fn replica_chaos_lines(s: &mut String, chaos: &Value) {
+    let ms = |v: &Value| {
+        v.as_f64()
+            .map_or("none".to_owned(), |ms| format!("{ms:.0} ms"))
+    };
+    for kill in chaos["replica_kills"].as_array().into_iter().flatten() {
+        let branches: Vec<String> = kill["branches"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|b| {
+                format!(
+                    "{} -> {} ({})",
+                    b["branch"].as_str().unwrap_or("?"),
+                    b["new_owner"].as_str().unwrap_or("none"),
+                    ms(&b["first_answer_ms"])
+                )
+            })
+            .collect();
+        let restart = if kill["restart"].is_object() {
+            format!(", restarted, ready {}", ms(&kill["restart"]["downtime_ms"]))
+        } else {
+            ", left down".to_owned()
+        };
+        let _ = writeln!(
+            s,
+            "chaos         SIGKILL to replica {} at {:.1} s{restart}: failover (kill -> first command answered) max {}, median {}; new owners: {}",
+            kill["replica"].as_str().unwrap_or("?"),
+            kill["at_s"].as_f64().unwrap_or(0.0),
+            ms(&kill["failover_ms_max"]),
+            ms(&kill["failover_ms_median"]),
+            if branches.is_empty() {
+                "it owned no branch".to_owned()
+            } else {
+                branches.join(", ")
+            }
+        );
+    }
+    let mut rest = String::new();
+    chaos_lines(&mut rest, chaos);
+    // The same sockets, retries and outcome lines as with one server.
+    for line in rest.lines().skip(1) {
+        let _ = writeln!(s, "{line}");
+    }
 }
 
 /// The chaos section of the summary: kills and downtime, reconnects, retries, and what the

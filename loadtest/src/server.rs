@@ -1,7 +1,9 @@
 //! The engine under test: one already running at a URL, or a `rail` binary the load test starts
 //! itself on a free port with a fresh journal (a temporary SQLite file, or a Postgres database
 //! it creates and drops), whose memory it can then read from `/proc`. A spawned server can be
-//! killed (SIGKILL) and started again on the same port, journal and signing key.
+//! killed (SIGKILL) and started again on the same port, journal and signing key. With
+//! `--replicas N` it starts N replicas of one chain instead (`RAIL_REPLICA_ID` r1..rN, one
+//! Postgres database, and a `redis-server` of its own between them).
 
 use std::fs::OpenOptions;
 use std::net::TcpListener;
@@ -105,9 +107,12 @@ impl Recipe {
             .env_remove("DATABASE_URL")
             .env_remove("RAIL_JOURNAL_PATH")
             .env_remove("RAIL_PORT")
+            .env_remove("REDIS_URL")
+            .env_remove("RAIL_REPLICA_ID")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            // The engine logs to stdout.
+            .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {}", self.bin.display()))
@@ -127,17 +132,165 @@ pub struct Restart {
     pub downtime_ms: f64,
 }
 
-/// The engine under test.
-pub struct Target {
+/// One kill (SIGKILL) of a spawned process, not restarted.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Killed {
+    /// The pid that was sent SIGKILL.
+    pub killed_pid: u32,
+    /// SIGKILL sent -> the killed process reaped (ms).
+    pub reaped_ms: f64,
+}
+
+/// One engine process: the only one, or one replica of a chain (`RAIL_REPLICA_ID`).
+pub struct Node {
+    /// The replica's id (`r1`, `r2`, ...), or `server` for a single engine.
+    pub id: String,
     pub base: String,
     pub ws_url: String,
+    /// Its log file, when spawned here.
+    pub log: Option<PathBuf>,
     pid: PidCell,
+    child: Option<Child>,
+    recipe: Option<Recipe>,
+}
+
+impl Node {
+    /// The pid, when it runs here and is up.
+    pub fn pid(&self) -> Option<u32> {
+        Some(self.pid.load(Ordering::Relaxed)).filter(|&p| p != 0)
+    }
+
+    /// The pid as it changes across restarts (0 while down).
+    pub fn pid_cell(&self) -> PidCell {
+        self.pid.clone()
+    }
+
+    fn log_tail(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|l| std::fs::read_to_string(l).ok())
+            .map(|log| tail(&log, 20))
+            .unwrap_or_default()
+    }
+
+    /// SIGKILL (no shutdown, no drain: a crash), and waits until the process is reaped.
+    async fn kill(&mut self) -> anyhow::Result<(Killed, Instant)> {
+        let Some(child) = self.child.as_mut() else {
+            bail!("{}: only a running spawned server can be killed", self.id);
+        };
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "{}: the server had already exited ({status}) before the kill",
+                self.id
+            );
+        }
+        let killed_pid = child.id();
+        let killed_at = Instant::now();
+        self.pid.store(0, Ordering::Relaxed);
+        // std's Child::kill is SIGKILL on Unix, sent to the server process itself.
+        child.kill().context("sending SIGKILL to the server")?;
+        while child.try_wait()?.is_none() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        self.child = None;
+        Ok((
+            Killed {
+                killed_pid,
+                reaped_ms: killed_at.elapsed().as_secs_f64() * 1000.0,
+            },
+            killed_at,
+        ))
+    }
+}
+
+/// The `redis-server` a chain of replicas shares: started here on a free port, keeping nothing
+/// on disk.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    async fn start(dir: &Path, log: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let port = free_ports(1)?[0];
+        let log = std::fs::File::create(log)?;
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    anyhow!("redis-server is not on PATH: --replicas needs it to bridge the replicas (Debian: apt-get install redis-server)")
+                } else {
+                    anyhow!("starting redis-server: {e}")
+                }
+            })?;
+        let mut redis = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !redis.pings().await {
+            if let Some(status) = redis.child.try_wait()? {
+                bail!("redis-server exited at once ({status}); see redis.log");
+            }
+            if Instant::now() > deadline {
+                redis.kill();
+                bail!("redis-server on port {port} did not answer PING within 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(redis)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn pings(&self) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
+            return false;
+        };
+        let mut buf = [0u8; 16];
+        s.write_all(b"PING\r\n").await.is_ok()
+            && matches!(s.read(&mut buf).await, Ok(n) if buf[..n].starts_with(b"+PONG"))
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `n` distinct free ports on the loopback (held together while chosen, so none repeats).
+fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The engine under test: one server (spawned here or given by URL), or `--replicas` spawned
+/// replicas of one chain sharing a Postgres database and a Redis started here.
+pub struct Target {
+    /// The first node's base URL and websocket URL.
+    pub base: String,
+    pub ws_url: String,
     pub spawned: bool,
     pub description: String,
     /// The key the server checks tokens with (`JWT_SECRET`).
     pub jwt_secret: String,
-    child: Option<Child>,
-    recipe: Option<Recipe>,
+    /// The engine's processes: one, or a replica each.
+    pub nodes: Vec<Node>,
+    redis: Option<Redis>,
     scratch: Option<PathBuf>,
     database: Option<(String, String)>,
     keep: bool,
@@ -146,8 +299,22 @@ pub struct Target {
 impl Target {
     /// Reaches the server at `--server`, or starts one.
     pub async fn start(args: &ServerArgs, out: &Path) -> anyhow::Result<Self> {
+        Self::start_chain(args, out, 1).await
+    }
+
+    /// Reaches the server at `--server`, or starts one; with `replicas` ≥ 2, starts a
+    /// `redis-server` and that many replicas (`r1`, `r2`, ...) on the same fresh Postgres
+    /// database, and waits until every one is ready.
+    pub async fn start_chain(
+        args: &ServerArgs,
+        out: &Path,
+        replicas: usize,
+    ) -> anyhow::Result<Self> {
         let jwt_secret = args.auth.secret(args.server == "spawn")?;
         if args.server != "spawn" {
+            if replicas > 1 {
+                bail!("--replicas needs --server spawn: the load test starts the replicas itself");
+            }
             let base = args.server.trim_end_matches('/').to_owned();
             if !base.starts_with("http://") {
                 bail!("--server must be an http:// URL or 'spawn', not '{base}'");
@@ -156,18 +323,28 @@ impl Target {
             let target = Self {
                 description: format!("external server {base}"),
                 jwt_secret,
+                nodes: vec![Node {
+                    id: "server".into(),
+                    base: base.clone(),
+                    ws_url: ws_url.clone(),
+                    log: None,
+                    pid: Arc::new(AtomicU32::new(args.server_pid.unwrap_or(0))),
+                    child: None,
+                    recipe: None,
+                }],
                 base,
                 ws_url,
-                pid: Arc::new(AtomicU32::new(args.server_pid.unwrap_or(0))),
                 spawned: false,
-                child: None,
-                recipe: None,
+                redis: None,
                 scratch: None,
                 database: None,
                 keep: true,
             };
-            target.wait_ready(Duration::from_secs(10)).await?;
+            wait_ready(&target.base, Duration::from_secs(10)).await?;
             return Ok(target);
+        }
+        if replicas > 1 && args.journal != JournalKind::Postgres {
+            bail!("--replicas {replicas} needs --journal postgres: the replicas share one Postgres journal");
         }
         let bin = match &args.rail_bin {
             Some(p) => p.clone(),
@@ -182,14 +359,15 @@ impl Target {
                 bin.display()
             );
         }
+        // The server runs in its scratch folder: a relative path must not depend on that.
+        let bin = bin.canonicalize().unwrap_or(bin);
         let stamp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
         let scratch =
             std::env::temp_dir().join(format!("rail-loadtest-{}-{stamp}", std::process::id()));
         std::fs::create_dir_all(&scratch)?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let ports = free_ports(replicas.max(1))?;
         let mut env: Vec<(String, String)> = [
             ("RAIL_HOST", "127.0.0.1".to_owned()),
-            ("PORT", port.to_string()),
             ("RAIL_DEMO", "false".to_owned()),
             ("RAIL_LOG_FORMAT", "human".to_owned()),
             ("RAIL_SHUTDOWN_DRAIN_SECONDS", "0".to_owned()),
@@ -203,150 +381,228 @@ impl Target {
         env.push(("JWT_SECRET".into(), jwt_secret.clone()));
         env.push(("RAIL_JWT_ISSUER".into(), args.auth.jwt_issuer.clone()));
         env.push(("RAIL_JWT_AUDIENCE".into(), args.auth.jwt_audience.clone()));
-        let mut database = None;
-        let description = match args.journal {
+        let mut target = Self {
+            base: String::new(),
+            ws_url: String::new(),
+            spawned: true,
+            description: String::new(),
+            jwt_secret,
+            nodes: Vec::new(),
+            redis: None,
+            scratch: Some(scratch.clone()),
+            database: None,
+            keep: args.keep_journal,
+        };
+        let journal = match args.journal {
             JournalKind::Embedded => {
                 let path = scratch.join("journal.db");
                 env.push((
                     "RAIL_JOURNAL_PATH".into(),
                     path.to_string_lossy().into_owned(),
                 ));
-                format!(
-                    "spawned {} on 127.0.0.1:{port}, embedded journal {}",
-                    bin.display(),
-                    path.display()
-                )
+                format!("embedded journal {}", path.display())
             }
             JournalKind::Postgres => {
                 let name = format!("rail_load_{stamp}_{}", std::process::id());
                 psql(&args.database_url, &format!("CREATE DATABASE {name}"))?;
                 let url = database_url_for(&args.database_url, &name);
-                database = Some((args.database_url.clone(), name.clone()));
+                target.database = Some((args.database_url.clone(), name.clone()));
                 env.push(("DATABASE_URL".into(), url));
-                format!(
-                    "spawned {} on 127.0.0.1:{port}, Postgres journal (database {name})",
-                    bin.display()
-                )
+                format!("Postgres journal (database {name})")
             }
         };
-        let recipe = Recipe {
-            bin,
-            dir: scratch.clone(),
-            env,
-            log: out.join("server.log"),
+        if replicas > 1 {
+            match Redis::start(&scratch.join("redis"), &out.join("redis.log")).await {
+                Ok(redis) => {
+                    env.push(("REDIS_URL".into(), redis.url()));
+                    target.redis = Some(redis);
+                }
+                Err(e) => {
+                    let _ = target.stop().await;
+                    return Err(e);
+                }
+            }
+        }
+        for (i, port) in ports.iter().enumerate() {
+            let (id, log) = if replicas > 1 {
+                let id = format!("r{}", i + 1);
+                let log = out.join(format!("replica-{id}.log"));
+                (id, log)
+            } else {
+                ("server".to_owned(), out.join("server.log"))
+            };
+            let mut env = env.clone();
+            env.push(("PORT".into(), port.to_string()));
+            if replicas > 1 {
+                env.push(("RAIL_REPLICA_ID".into(), id.clone()));
+            }
+            let recipe = Recipe {
+                bin: bin.clone(),
+                dir: scratch.clone(),
+                env,
+                log: log.clone(),
+            };
+            let child = match recipe.spawn(true) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = target.stop().await;
+                    return Err(e);
+                }
+            };
+            target.nodes.push(Node {
+                id,
+                base: format!("http://127.0.0.1:{port}"),
+                ws_url: format!("ws://127.0.0.1:{port}/ws"),
+                log: Some(log),
+                pid: Arc::new(AtomicU32::new(child.id())),
+                child: Some(child),
+                recipe: Some(recipe),
+            });
+        }
+        target.base = target.nodes[0].base.clone();
+        target.ws_url = target.nodes[0].ws_url.clone();
+        target.description = if replicas > 1 {
+            let ports: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
+            format!(
+                "{replicas} replicas of {} on 127.0.0.1:{} (r1..r{replicas}), redis-server on 127.0.0.1:{}, {journal}",
+                bin.display(),
+                ports.join(","),
+                target.redis.as_ref().map_or(0, |r| r.port)
+            )
+        } else {
+            format!(
+                "spawned {} on 127.0.0.1:{}, {journal}",
+                bin.display(),
+                ports[0]
+            )
         };
-        let child = recipe.spawn(true)?;
-        let base = format!("http://127.0.0.1:{port}");
-        let mut target = Self {
-            ws_url: format!("ws://127.0.0.1:{port}/ws"),
-            base,
-            pid: Arc::new(AtomicU32::new(child.id())),
-            spawned: true,
-            description,
-            jwt_secret,
-            child: Some(child),
-            recipe: Some(recipe),
-            scratch: Some(scratch),
-            database,
-            keep: args.keep_journal,
-        };
-        if let Err(e) = target.wait_ready(Duration::from_secs(60)).await {
-            let log = std::fs::read_to_string(out.join("server.log")).unwrap_or_default();
-            let _ = target.stop().await;
-            bail!("{e}; the server's log ends with:\n{}", tail(&log, 20));
+        for i in 0..target.nodes.len() {
+            let node = &target.nodes[i];
+            if let Err(e) = wait_ready(&node.base, Duration::from_secs(60)).await {
+                let log = node.log_tail();
+                let which = if replicas > 1 {
+                    format!("replica {}", node.id)
+                } else {
+                    "the server".to_owned()
+                };
+                let _ = target.stop().await;
+                bail!("{e}; the log of {which} ends with:\n{log}");
+            }
         }
         Ok(target)
     }
 
-    async fn wait_ready(&self, limit: Duration) -> anyhow::Result<()> {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + limit;
-        let url = format!("{}/readyz", self.base);
-        loop {
-            if let Ok(res) = client
-                .get(&url)
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-            {
-                if res.status().is_success() {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("{} did not become ready within {limit:?}", self.base);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// The server's pid, when it runs here and is up.
+    /// The first node's pid, when it runs here and is up.
     pub fn pid(&self) -> Option<u32> {
-        Some(self.pid.load(Ordering::Relaxed)).filter(|&p| p != 0)
+        self.nodes[0].pid()
     }
 
-    /// The server's pid as it changes across restarts.
-    pub fn pid_cell(&self) -> PidCell {
-        self.pid.clone()
+    /// The redis-server's pid, with replicas.
+    pub fn redis_pid(&self) -> Option<u32> {
+        self.redis.as_ref().map(|r| r.child.id())
     }
 
-    /// The server's memory now, when it runs here.
+    /// The memory of the engine's processes that are up now, summed (RSS and peaks), when
+    /// they run here.
     pub fn memory(&self) -> Option<Memory> {
-        memory_of(self.pid()?)
+        let readings: Vec<Memory> = self
+            .nodes
+            .iter()
+            .filter_map(|n| memory_of(n.pid()?))
+            .collect();
+        (!readings.is_empty()).then(|| Memory {
+            rss_bytes: readings.iter().map(|m| m.rss_bytes).sum(),
+            peak_bytes: readings.iter().map(|m| m.peak_bytes).sum(),
+        })
     }
 
     /// Kills a spawned server with SIGKILL (no shutdown, no drain: a crash), reaps it, and
     /// starts it again at once with the same port, journal, signing key and environment;
-    /// returns when the new one answers `/readyz`. Its log goes on in `server.log`.
-    pub async fn kill_and_restart(&mut self, ready_within: Duration) -> anyhow::Result<Restart> {
-        let (Some(child), Some(recipe)) = (self.child.as_mut(), self.recipe.as_ref()) else {
-            bail!("only a spawned server can be killed");
-        };
-        if let Some(status) = child.try_wait()? {
-            bail!("the server had already exited ({status}) before the kill");
-        }
-        let killed_pid = child.id();
-        let killed_at = Instant::now();
-        self.pid.store(0, Ordering::Relaxed);
-        // std's Child::kill is SIGKILL on Unix, sent to the server process itself.
-        child.kill().context("sending SIGKILL to the server")?;
-        while child.try_wait()?.is_none() {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let reaped = killed_at.elapsed();
-        let new = recipe.spawn(false)?;
-        let new_pid = new.id();
-        self.child = Some(new);
-        self.pid.store(new_pid, Ordering::Relaxed);
-        self.wait_ready(ready_within).await?;
+    /// returns when the new one answers `/readyz`. Its log goes on in the same file.
+    pub async fn kill_and_restart(
+        &mut self,
+        node: usize,
+        ready_within: Duration,
+    ) -> anyhow::Result<Restart> {
+        let (killed, killed_at) = self.kill(node).await?;
+        let new_pid = self.restart(node, ready_within).await?;
         Ok(Restart {
-            killed_pid,
+            killed_pid: killed.killed_pid,
             new_pid,
-            reaped_ms: reaped.as_secs_f64() * 1000.0,
+            reaped_ms: killed.reaped_ms,
             downtime_ms: killed_at.elapsed().as_secs_f64() * 1000.0,
         })
     }
 
-    /// Stops a spawned server (SIGTERM, then SIGKILL after 10 s) and removes its journal.
-    /// Returns how it had ended if it died before being asked to stop.
+    /// Kills one spawned node with SIGKILL and reaps it; it stays down. Also returns when the
+    /// signal was sent.
+    pub async fn kill(&mut self, node: usize) -> anyhow::Result<(Killed, Instant)> {
+        self.nodes
+            .get_mut(node)
+            .ok_or_else(|| anyhow!("no node {node}"))?
+            .kill()
+            .await
+    }
+
+    /// Starts a killed node again with its port, journal, key and environment; its pid, once
+    /// it answers `/readyz`.
+    pub async fn restart(&mut self, node: usize, ready_within: Duration) -> anyhow::Result<u32> {
+        let node = self
+            .nodes
+            .get_mut(node)
+            .ok_or_else(|| anyhow!("no node {node}"))?;
+        let Some(recipe) = node.recipe.as_ref() else {
+            bail!("only a spawned server can be restarted");
+        };
+        if node.child.is_some() {
+            bail!("{} is running", node.id);
+        }
+        let new = recipe.spawn(false)?;
+        let new_pid = new.id();
+        node.child = Some(new);
+        node.pid.store(new_pid, Ordering::Relaxed);
+        wait_ready(&node.base, ready_within).await?;
+        Ok(new_pid)
+    }
+
+    /// Stops the spawned processes (SIGTERM, then SIGKILL after 10 s), the redis-server, and
+    /// removes the journal. Returns how the first node that had died before being asked to
+    /// stop had ended (a node the chaos killed and left down does not count).
     pub async fn stop(&mut self) -> anyhow::Result<Option<ExitStatus>> {
-        let mut died_early = None;
-        if let Some(mut child) = self.child.take() {
-            died_early = child.try_wait()?;
-            if died_early.is_none() {
-                let _ = Command::new("kill")
-                    .args(["-TERM", &child.id().to_string()])
-                    .status();
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while child.try_wait()?.is_none() {
-                    if Instant::now() > deadline {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
+        Ok(self.stop_all().await?.into_iter().next().map(|(_, s)| s))
+    }
+
+    /// Like [`Target::stop`], naming every node that had died before being asked to stop.
+    pub async fn stop_all(&mut self) -> anyhow::Result<Vec<(String, ExitStatus)>> {
+        let mut died_early = Vec::new();
+        let mut stopping = Vec::new();
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                node.pid.store(0, Ordering::Relaxed);
+                match child.try_wait()? {
+                    Some(status) => died_early.push((node.id.clone(), status)),
+                    None => {
+                        let _ = Command::new("kill")
+                            .args(["-TERM", &child.id().to_string()])
+                            .status();
+                        stopping.push(child);
                     }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for mut child in stopping {
+            while child.try_wait()?.is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        if let Some(mut redis) = self.redis.take() {
+            redis.kill();
         }
         if !self.keep {
             if let Some((admin, name)) = self.database.take() {
@@ -360,6 +616,29 @@ impl Target {
             }
         }
         Ok(died_early)
+    }
+}
+
+/// Waits until `{base}/readyz` answers 200.
+async fn wait_ready(base: &str, limit: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + limit;
+    let url = format!("{base}/readyz");
+    loop {
+        if let Ok(res) = client
+            .get(&url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+        {
+            if res.status().is_success() {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{base} did not become ready within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

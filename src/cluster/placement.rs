@@ -275,7 +275,12 @@ impl Cluster {
         };
         self.0.fences.hold(branch, epoch);
         let promoted = match self.0.engine.adopt(&id).await {
-            Ok(()) => self.0.engine.promote(&id).await.map_err(|e| e.to_string()),
+            Ok(()) => self
+                .0
+                .engine
+                .promote(&id, epoch)
+                .await
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
         if let Err(e) = promoted {

@@ -38,6 +38,7 @@ impl BranchActor {
             events: vec![stored::encode(Event::Branch(event.clone()), Utc::now())],
             closes_stream: false,
             idempotency: None,
+            epoch: self.epoch,
         };
         let journal = self.journal.clone();
         AtomicResponse::new(Box::pin(

@@ -70,10 +70,14 @@ impl BranchActor {
                     }
                 }
             }
-            Event::Order(e) if !self.owner => {
+            Event::Order(e) => {
                 if let OrderChange::OrderOpened { ticket_no, day, .. } = &e.change {
+                    // Also on the owner: an order its open did not hear back about (the table
+                    // actor gone in a change of hands, the answer lost) is still found.
                     self.order_tables.insert(e.order_id, e.table.clone());
-                    if self.last_ticket.is_none_or(|(last, _)| *day >= last) {
+                    // The owner numbers tickets ahead of its commits; only a follower
+                    // takes the number from them.
+                    if !self.owner && self.last_ticket.is_none_or(|(last, _)| *day >= last) {
                         self.last_ticket = Some((*day, *ticket_no));
                     }
                 }
@@ -163,10 +167,45 @@ impl BranchActor {
     }
 }
 
+/// A subscription that waited for this replica to catch up with the position it resumes after.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct SubscribeCaughtUp(Subscribe);
+
+impl Handler<SubscribeCaughtUp> for BranchActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SubscribeCaughtUp, ctx: &mut Context<Self>) {
+        if let Err(e) = self.join(msg.0, ctx) {
+            tracing::debug!(branch = %self.id, error = %e, "subscription not joined");
+        }
+    }
+}
+
 impl Handler<Subscribe> for BranchActor {
     type Result = Result<(), CommandError>;
 
     fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
+        // A screen that resumes after a position this replica has not reached yet (it was on
+        // a replica further on, or on the owner): the events up to it are read first, so it
+        // resumes instead of being reset to an older snapshot.
+        if msg.after.is_some_and(|after| after > self.position) {
+            match &msg.topic {
+                Topic::Station(s) => self.station(s).map(|_| ())?,
+                Topic::Table(t) => self.configured()?.table(t).map(|_| ())?,
+                Topic::Branch => self.configured().map(|_| ())?,
+            }
+            self.catch_up(msg.after.unwrap_or_default(), ctx);
+            ctx.notify(SubscribeCaughtUp(msg));
+            return Ok(());
+        }
+        self.join(msg, ctx)
+    }
+}
+
+impl BranchActor {
+    /// Joins a screen to its topic: a snapshot, or what it missed after its position.
+    fn join(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Result<(), CommandError> {
         match &msg.topic {
             Topic::Station(s) => {
                 self.station(s)?.do_send(SubscribeStation {

@@ -81,6 +81,9 @@ pub struct BranchActor {
     /// Whether this replica writes the branch (holds its lease); otherwise it follows the
     /// owner's commits and refuses commands.
     owner: bool,
+    /// With replicas, the epoch of the lease this replica writes the branch under: every
+    /// append carries it, and the journal refuses it once the epoch has moved on.
+    epoch: Option<u64>,
 }
 
 impl BranchActor {
@@ -128,6 +131,7 @@ impl BranchActor {
             recent: recovered.recent,
             frames,
             owner,
+            epoch: None,
         }
     }
 

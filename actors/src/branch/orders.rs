@@ -29,7 +29,8 @@ impl BranchActor {
             .filter(|o| o.table == *table)
             .cloned()
             .collect();
-        let actor = TableActor::new(self.id.clone(), table.clone(), self.journal.clone(), orders);
+        let actor = TableActor::new(self.id.clone(), table.clone(), self.journal.clone(), orders)
+            .under_epoch(self.epoch);
         let addr = actor.start();
         self.tables.insert(table.clone(), addr.clone());
         addr

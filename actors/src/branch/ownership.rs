@@ -14,10 +14,13 @@ use crate::error::CommandError;
 use crate::subscriber::read_events;
 use crate::table::Idle;
 
-/// This replica holds the branch's lease: catch up with the journal, then write.
+/// This replica holds the branch's lease at this epoch: catch up with the journal, then write
+/// under it.
 #[derive(Message)]
 #[rtype(result = "Result<(), CommandError>")]
-pub struct Promote;
+pub struct Promote {
+    pub epoch: u64,
+}
 
 /// This replica no longer holds the branch's lease (or is letting it go): stop writing.
 #[derive(Message)]
@@ -68,11 +71,12 @@ impl Handler<Promote> for BranchActor {
     type Result = AtomicResponse<Self, Result<(), CommandError>>;
 
     /// Takes no other message until the journal's head is applied: nothing is written before.
-    fn handle(&mut self, _: Promote, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Promote, _: &mut Context<Self>) -> Self::Result {
         let journal = self.journal.clone();
         let branch = self.id.to_string();
         let head = async move { journal.head(&branch).await };
-        let promoted = head.into_actor(self).then(|head, act, _| {
+        let epoch = msg.epoch;
+        let promoted = head.into_actor(self).then(move |head, act, _| {
             let (position, journal, branch) =
                 (act.position, act.journal.clone(), act.id.to_string());
             async move {
@@ -85,13 +89,15 @@ impl Handler<Promote> for BranchActor {
                     .map_err(|()| CommandError::JournalUnavailable)
             }
             .into_actor(act)
-            .map(|missed, act, _| {
+            .map(move |missed, act, _| {
                 for e in missed? {
                     act.on_committed_once(e);
                 }
-                // Table actors start again from the view, which is as of the journal's head.
+                // Table actors start again from the view, which is as of the journal's head,
+                // and write under the new epoch.
                 act.tables.clear();
                 act.owner = true;
+                act.epoch = Some(epoch);
                 tracing::info!(branch = %act.id, position = act.position, "branch owned here");
                 Ok(())
             })
@@ -105,6 +111,7 @@ impl Handler<Demote> for BranchActor {
 
     fn handle(&mut self, msg: Demote, _: &mut Context<Self>) -> Self::Result {
         let was_owner = std::mem::replace(&mut self.owner, false);
+        self.epoch = None;
         let tables: Vec<_> = self.tables.drain().map(|(_, addr)| addr).collect();
         if was_owner {
             tracing::info!(branch = %self.id, handoff = msg.handoff, "branch no longer owned here");

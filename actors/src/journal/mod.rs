@@ -55,6 +55,10 @@ pub struct AppendRequest {
     pub closes_stream: bool,
     /// The client's idempotency key, stored with the append in the same transaction.
     pub idempotency: Option<KeyRecord>,
+    /// With replicas: the epoch of the branch's lease under which the writer decided this
+    /// append (the fencing token). The journal commits it only while that epoch is the
+    /// branch's current one, so an append decided in an earlier term never lands in a later.
+    pub epoch: Option<u64>,
 }
 
 /// An idempotency key and what the request that first used it looked like.

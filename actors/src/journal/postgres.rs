@@ -474,24 +474,27 @@ const INSERT_EVENTS: &str = "INSERT INTO events (branch, position, stream, seq, 
 
 /// The batch's branches whose lease row still has the epoch this replica holds, share-locked
 /// until the commit: a replica taking a lease waits for this transaction, then moves the epoch.
-const CHECK_FENCES: &str = "SELECT l.branch FROM branch_leases l \
+const CHECK_FENCES: &str = "SELECT l.branch, l.epoch FROM branch_leases l \
      JOIN unnest($1::text[], $2::bigint[]) AS f(branch, epoch) \
        ON l.branch = f.branch AND l.epoch = f.epoch \
      FOR SHARE OF l";
 
-/// Each branch of a batch once, with the epoch this replica holds it at.
+/// Each branch and epoch of a batch's appends once (an append decided in an earlier term of
+/// this replica carries that term's epoch).
 struct FenceColumns {
     branch: Vec<String>,
     epoch: Vec<i64>,
 }
 
 impl FenceColumns {
-    fn of<'a>(fences: &Fences, pending: impl Iterator<Item = &'a Pending>) -> Self {
-        let branches: BTreeSet<&str> = pending.map(|p| p.request.branch.as_str()).collect();
-        let (branch, epoch) = branches
-            .into_iter()
-            .map(|b| (b.to_owned(), fences.epoch(b).map_or(0, |e| e as i64)))
-            .unzip();
+    fn of<'a>(pending: impl Iterator<Item = &'a Pending>) -> Self {
+        let pairs: BTreeSet<(&str, i64)> = pending
+            .map(|p| {
+                let epoch = p.request.epoch.map_or(0, |e| e as i64);
+                (p.request.branch.as_str(), epoch)
+            })
+            .collect();
+        let (branch, epoch) = pairs.into_iter().map(|(b, e)| (b.to_owned(), e)).unzip();
         Self { branch, epoch }
     }
 
@@ -580,7 +583,8 @@ impl Writer {
         }
     }
 
-    /// Refuses at once the appends to branches whose lease this replica does not hold.
+    /// Refuses at once the appends to branches whose lease this replica does not hold, or not
+    /// at the epoch the append was decided under.
     fn refuse_unheld(
         &self,
         batch: Vec<Pending>,
@@ -589,9 +593,10 @@ impl Writer {
         let Some(fences) = &self.fences else {
             return batch;
         };
-        let (held, unheld): (Vec<Pending>, Vec<Pending>) = batch
-            .into_iter()
-            .partition(|p| fences.epoch(&p.request.branch).is_some());
+        let (held, unheld): (Vec<Pending>, Vec<Pending>) = batch.into_iter().partition(|p| {
+            let held = fences.epoch(&p.request.branch);
+            held.is_some() && held == p.request.epoch
+        });
         let refusals = unheld
             .iter()
             .map(|p| Err(JournalError::Fenced(p.request.branch.clone())))
@@ -617,8 +622,8 @@ impl Writer {
         }
         let fence = self
             .fences
-            .as_deref()
-            .map(|f| FenceColumns::of(f, pending.iter()));
+            .as_ref()
+            .map(|_| FenceColumns::of(pending.iter()));
         if let Some(outcomes) = commit_pipelined(conn, pending, fence.as_ref()).await? {
             return Ok(outcomes);
         }
@@ -998,19 +1003,23 @@ async fn commit_checked(
     fence: Option<&FenceColumns>,
 ) -> Result<Vec<Outcome>, JournalError> {
     let tx = conn.transaction().await.map_err(unavailable)?;
-    // The fence first: an append to a branch whose epoch moved on goes no further.
-    let held: Option<HashSet<String>> = match fence {
+    // The fence first: an append under an epoch that is no longer its branch's goes no further.
+    let held: Option<HashSet<(String, i64)>> = match fence {
         Some(fence) => {
             let statement = tx.prepare_cached(CHECK_FENCES).await.map_err(unavailable)?;
             let rows = tx
                 .query(&statement, &fence.params())
                 .await
                 .map_err(unavailable)?;
-            Some(rows.iter().map(|r| r.get(0)).collect())
+            Some(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         }
         None => None,
     };
-    let fenced = |r: &AppendRequest| held.as_ref().is_some_and(|h| !h.contains(&r.branch));
+    let fenced = |r: &AppendRequest| {
+        let epoch = r.epoch.map_or(0, |e| e as i64);
+        held.as_ref()
+            .is_some_and(|h| !h.contains(&(r.branch.clone(), epoch)))
+    };
     let batch: Vec<&AppendRequest> = pending
         .iter()
         .map(|p| &p.request)

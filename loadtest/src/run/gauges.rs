@@ -1,6 +1,7 @@
 //! What the run watches beside the orders: once a second the CPU (the server's, the load
 //! test's, the machine's) and the server's memory when it runs here, and every 5 s a progress
-//! line on stderr unless `--quiet`.
+//! line on stderr unless `--quiet`. With replicas, "the server" is the sum of the replicas up,
+//! each also kept on its own, and the redis-server's CPU beside.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -14,7 +15,8 @@ use crate::server::{cpu_seconds, machine_busy_seconds, memory_of, Memory, PidCel
 
 /// The sampler and the progress line, running until the run stops.
 pub(super) struct Gauges {
-    /// The server's memory: (seconds since the rush began, reading).
+    /// The server's memory (summed over the replicas up): (seconds since the rush began,
+    /// reading).
     samples: Arc<Mutex<Vec<(f64, Memory)>>>,
     sampler: JoinHandle<()>,
     progress: Option<JoinHandle<()>>,
@@ -31,7 +33,8 @@ impl Gauges {
         let samples = Arc::new(Mutex::new(Vec::new()));
         let sampler = tokio::spawn(sample(
             shared.clone(),
-            target.pid_cell(),
+            target.nodes.iter().map(|n| n.pid_cell()).collect(),
+            target.redis_pid(),
             samples.clone(),
             stop.clone(),
             t0,
@@ -58,23 +61,50 @@ impl Gauges {
     }
 }
 
+/// One process followed by the sampler: its pid cell (which follows a restart), the pid and
+/// CPU time last read, and whether it is gone for good.
+struct Followed {
+    cell: PidCell,
+    pid: Option<u32>,
+    cpu: Option<f64>,
+    gone: bool,
+}
+
+impl Followed {
+    fn current(&self) -> Option<u32> {
+        Some(self.cell.load(Ordering::Relaxed)).filter(|&p| p != 0)
+    }
+}
+
 /// Memory and CPU, once a second (the server's when it runs here).
 async fn sample(
     shared: Arc<Shared>,
-    pids: PidCell,
+    cells: Vec<PidCell>,
+    redis: Option<u32>,
     samples: Arc<Mutex<Vec<(f64, Memory)>>>,
     mut stop: watch::Receiver<bool>,
     t0: Instant,
 ) {
-    let current = move || Some(pids.load(Ordering::Relaxed)).filter(|&p| p != 0);
+    let replicated = cells.len() > 1;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
-    let mut pid = current();
+    let mut nodes: Vec<Followed> = cells
+        .into_iter()
+        .map(|cell| {
+            let pid = Some(cell.load(Ordering::Relaxed)).filter(|&p| p != 0);
+            Followed {
+                cpu: pid.and_then(|p| cpu_seconds(Some(p))),
+                cell,
+                pid,
+                gone: false,
+            }
+        })
+        .collect();
     let mut last = (
         Instant::now(),
-        pid.and_then(|p| cpu_seconds(Some(p))),
         cpu_seconds(None),
         machine_busy_seconds(),
+        redis.and_then(|p| cpu_seconds(Some(p))),
     );
     loop {
         tokio::select! {
@@ -82,44 +112,83 @@ async fn sample(
             _ = stop.changed() => return,
         }
         let now = Instant::now();
-        // A restarted server is another process: its CPU time starts again.
-        let same = current() == pid;
-        pid = current();
-        let (server_cpu, own_cpu, machine_cpu) = (
-            pid.and_then(|p| cpu_seconds(Some(p))),
-            cpu_seconds(None),
-            machine_busy_seconds(),
-        );
         let dt = (now - last.0).as_secs_f64().max(1e-3);
         let rate = |a: Option<f64>, b: Option<f64>| Some((a? - b?) / dt);
+        // Each node's CPU over the last second; a restarted server is another process, whose
+        // CPU time starts again: none for that second.
+        let mut cpu = Vec::with_capacity(nodes.len());
+        for node in &mut nodes {
+            let pid = node.current();
+            let same = pid == node.pid;
+            let reading = pid.and_then(|p| cpu_seconds(Some(p)));
+            cpu.push(if same { rate(reading, node.cpu) } else { None });
+            node.pid = pid;
+            node.cpu = reading;
+        }
+        let server_cpu = if replicated {
+            let up: Vec<f64> = cpu.iter().flatten().copied().collect();
+            (!up.is_empty()).then(|| up.iter().sum())
+        } else {
+            cpu[0]
+        };
+        let (own_cpu, machine_cpu, redis_cpu) = (
+            cpu_seconds(None),
+            machine_busy_seconds(),
+            redis.and_then(|p| cpu_seconds(Some(p))),
+        );
         shared.rec.cpu(
             now,
-            if same { rate(server_cpu, last.1) } else { None },
-            rate(own_cpu, last.2),
-            rate(machine_cpu, last.3),
+            server_cpu,
+            rate(own_cpu, last.1),
+            rate(machine_cpu, last.2),
         );
-        last = (now, server_cpu, own_cpu, machine_cpu);
-        // Down between a kill and its restart.
-        let Some(pid) = pid else { continue };
-        match memory_of(pid) {
-            Some(m) => {
-                shared.rec.rss(now, m.rss_bytes);
-                samples
-                    .lock()
-                    .expect("lock")
-                    .push(((now - t0).as_secs_f64(), m));
+        let redis_rate = rate(redis_cpu, last.3);
+        last = (now, own_cpu, machine_cpu, redis_cpu);
+        let mut rss = Vec::with_capacity(nodes.len());
+        for node in &mut nodes {
+            // Down between a kill and its restart (or for good).
+            let Some(pid) = node.pid.filter(|_| !node.gone) else {
+                rss.push(None);
+                continue;
+            };
+            match memory_of(pid) {
+                Some(m) => rss.push(Some(m)),
+                // Unreadable while the process is there: this process is short of file
+                // descriptors, not the server gone.
+                None if std::path::Path::new(&format!("/proc/{pid}")).exists() => rss.push(None),
+                // Killed by the chaos since it was read.
+                None if node.current() != Some(pid) => rss.push(None),
+                None => {
+                    shared
+                        .rec
+                        .incident("server_gone", || format!("process {pid} is gone"));
+                    node.gone = true;
+                    rss.push(None);
+                }
             }
-            // Unreadable while the process is there: this process is short of file
-            // descriptors, not the server gone.
-            None if std::path::Path::new(&format!("/proc/{pid}")).exists() => {}
-            // Killed by the chaos since it was read.
-            None if current() != Some(pid) => {}
-            None => {
-                shared
-                    .rec
-                    .incident("server_gone", || format!("process {pid} is gone"));
-                return;
-            }
+        }
+        if replicated {
+            shared.rec.replica_gauges(
+                now,
+                cpu,
+                rss.iter().map(|m| m.map(|m| m.rss_bytes)).collect(),
+                redis_rate,
+            );
+        }
+        let readings: Vec<Memory> = rss.iter().flatten().copied().collect();
+        if !readings.is_empty() {
+            let m = Memory {
+                rss_bytes: readings.iter().map(|m| m.rss_bytes).sum(),
+                peak_bytes: readings.iter().map(|m| m.peak_bytes).sum(),
+            };
+            shared.rec.rss(now, m.rss_bytes);
+            samples
+                .lock()
+                .expect("lock")
+                .push(((now - t0).as_secs_f64(), m));
+        }
+        if nodes.iter().all(|n| n.gone) {
+            return;
         }
     }
 }

@@ -1,6 +1,7 @@
 //! A device's socket over the run: how a screen or tablet connects, whether a socket that
 //! closed was closed by a kill or failed, reconnecting with backoff and resuming after the last
-//! position seen, and dropping the events a resume sends twice.
+//! position seen (to its own replica, or while that one is down to the next one up), and
+//! dropping the events a resume sends twice.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -14,12 +15,15 @@ use tokio_tungstenite::tungstenite::Message;
 use super::{Backoff, Shared};
 use crate::proto::{self, Frame, Socket, Topic};
 
-/// How a screen or tablet (re)connects: its branch, topic, token and source address.
+/// How a screen or tablet (re)connects: its branch, topic, token and source address, and its
+/// own replica.
 pub(super) struct Link {
     pub(super) branch: String,
     pub(super) topic: Topic,
     pub(super) token: String,
     pub(super) source: Option<IpAddr>,
+    /// The replica it connects to while that one is up (0 for a single server).
+    pub(super) home: usize,
 }
 
 /// Drops events a socket was sent twice: per stream, events come in order, so a sequence
@@ -50,10 +54,22 @@ impl Dedupe {
 }
 
 impl Shared {
-    /// A screen's or tablet's socket closed (`connected_at`: the kills counted when it was
-    /// opened): expected when the server was killed since, a failure otherwise.
-    pub(super) fn socket_lost(&self, connected_at: u64, who: &str, why: impl FnOnce() -> String) {
-        if self.kills.load(Ordering::Relaxed) != connected_at {
+    /// The kills of `replica` so far: what a socket opened on it now notes.
+    pub(super) fn kills_of(&self, replica: usize) -> u64 {
+        self.replicas[replica].kills.load(Ordering::Relaxed)
+    }
+
+    /// A screen's or tablet's socket on `replica` closed (`connected_at`: the replica's kills
+    /// counted when it was opened): expected when that replica was killed since, a failure
+    /// otherwise.
+    pub(super) fn socket_lost(
+        &self,
+        replica: usize,
+        connected_at: u64,
+        who: &str,
+        why: impl FnOnce() -> String,
+    ) {
+        if self.kills_of(replica) != connected_at {
             self.counts
                 .sockets_closed_by_kill
                 .fetch_add(1, Ordering::Relaxed);
@@ -65,23 +81,26 @@ impl Shared {
     }
 
     /// Opens a screen's or tablet's socket again, with backoff, and resumes its topic after
-    /// `after`; None when the run stops first or `--retry-deadline` passes.
+    /// `after`: on its own replica, or the next one up while that one is down. The socket, the
+    /// replica it is on and that replica's kills before it connected; None when the run stops
+    /// first or `--retry-deadline` passes.
     pub(super) async fn reconnect(
         &self,
         link: &Link,
         after: u64,
         stop: &mut watch::Receiver<bool>,
-    ) -> Option<Socket> {
+    ) -> Option<(Socket, usize, u64)> {
         let deadline = Instant::now() + Duration::from_secs(self.args.retry_deadline);
         let mut backoff = Backoff::new();
         loop {
             if *stop.borrow() {
                 return None;
             }
+            let replica = self.live_replica(link.home);
+            let to = &self.replicas[replica];
+            let kills = self.kills_of(replica);
             let attempt = async {
-                let mut ws =
-                    proto::connect(&self.ws_url, self.server_addr, link.source, &link.token)
-                        .await?;
+                let mut ws = proto::connect(&to.ws_url, to.addr, link.source, &link.token).await?;
                 let frame = link
                     .topic
                     .subscribe_frame(&link.branch, "resume", Some(after));
@@ -90,7 +109,7 @@ impl Shared {
             };
             if let Ok(Ok(ws)) = tokio::time::timeout(Duration::from_secs(5), attempt).await {
                 self.counts.reconnects.fetch_add(1, Ordering::Relaxed);
-                return Some(ws);
+                return Some((ws, replica, kills));
             }
             if Instant::now() > deadline {
                 self.counts

@@ -13,6 +13,13 @@
 //! on the same journal, and REST commands are retried with the same Idempotency-Key until
 //! answered.
 //!
+//! With `--replicas N` (N ≥ 2) the engine is N spawned replicas of one chain on one Postgres
+//! journal and a Redis of the run's own (`chain`): the devices are spread over them, so that
+//! commands are answered locally and forwarded to their branch's owner, and screens are served
+//! locally and by relay, in every run; a chaos kill then takes down the replica that owns the
+//! most branches (and leaves it down unless `--chaos-restart`), its devices move to the
+//! replicas left, and the report gives the failover of each branch it owned.
+//!
 //! The run goes in phases, a module each. `setup` configures the chain and opens every screen
 //! and tablet. In the rush, `rush` lets the orders arrive, `waiter` carries each one from open
 //! to close, `screen` and `tablet` are the devices and `link` keeps their sockets up, while
@@ -21,6 +28,7 @@
 //! what the engine kept, and `tally` turns it all into the report. This module owns the flags,
 //! the entry point and `Shared`, the book every phase reads and writes.
 
+mod chain;
 mod chaos;
 mod drain;
 mod gauges;
@@ -35,7 +43,6 @@ mod verify;
 mod waiter;
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,6 +62,16 @@ use crate::server::{ServerArgs, Target};
 pub struct RunArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    /// Replicas of the engine to spawn, as one chain (`r1` ... `rN`): one Postgres database
+    /// (needs `--journal postgres`), a `redis-server` started here (it must be on PATH), and
+    /// the devices spread over the replicas (waiter tablet i and its REST commands on replica
+    /// i % N, station screen j on replica j % N). 1: one server, no Redis.
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
+    /// With `--replicas` ≥ 2 and `--chaos-kill-at`: start the killed replica again at once
+    /// (as a single server is) instead of leaving it down.
+    #[arg(long)]
+    pub chaos_restart: bool,
     /// Mean rate at which new orders arrive (open loop: they arrive whether or not the engine
     /// keeps up).
     #[arg(long, default_value_t = 50.0)]
@@ -111,7 +128,8 @@ pub struct RunArgs {
     pub idempotency_keys: bool,
     /// Chaos: kill the spawned server with SIGKILL this many seconds after the first order, and
     /// start it again at once on the same journal, port and signing key (repeatable, or
-    /// comma-separated). Clients reconnect and resume; REST commands are retried with the same
+    /// comma-separated). With `--replicas` ≥ 2: kill the replica owning the most branches at
+    /// that moment and leave it down (see `--chaos-restart`); the others take its branches. Clients reconnect and resume; REST commands are retried with the same
     /// Idempotency-Key on transport errors, timeouts and 503. Needs `--server spawn`.
     #[arg(long, value_name = "SECS", value_delimiter = ',')]
     pub chaos_kill_at: Vec<f64>,
@@ -208,15 +226,22 @@ struct Shared {
     rec: Recorder,
     layout: Layout,
     args: RunArgs,
-    base: String,
     /// A waiter's token, per branch.
     waiter_tokens: Vec<String>,
     http: reqwest::Client,
-    ws_url: String,
-    server_addr: SocketAddr,
+    /// The engine's processes: the only server, or each replica, with whether it is up.
+    replicas: Vec<chain::Endpoint>,
+    /// With replicas: the replica owning each branch, as last read (`chain::UNKNOWN` when
+    /// none); read after the set-up and again after each kill.
+    owners: Vec<AtomicUsize>,
+    /// With replicas: the branches whose owner was killed and that have had no command
+    /// answered since; each with the kill's number, its instant, and when the signal had been
+    /// sent (a command sent before that does not count).
+    failing_over: Mutex<HashMap<usize, (usize, Instant, Instant)>>,
+    /// With replicas: (kill's number, branch, kill -> first command answered for the branch).
+    failovers: Mutex<Vec<(usize, usize, Duration)>>,
     run_tag: String,
-    /// Kills so far: bumped just before each SIGKILL, so a socket that closes after it knows
-    /// why.
+    /// Kills so far, of any node: bumped just before each SIGKILL.
     kills: AtomicU64,
     /// Orders acknowledged open, by id.
     acked: Mutex<HashMap<String, AckedOrder>>,
@@ -247,9 +272,25 @@ impl Shared {
         }
     }
 
-    /// A command was answered with success: the first after a kill marks the service back.
-    fn answered(&self) {
+    /// A command on `branch`, whose last send was at `sent`, was answered with success: the
+    /// first after a kill marks the service back (with replicas: the branch's failover done,
+    /// when its owner was the one killed).
+    fn answered(&self, branch: usize, sent: Instant) {
         if self.kills.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        if self.replicated() {
+            let mut pending = self.failing_over.lock().expect("lock");
+            if let Some(&(kill, at, signalled)) = pending.get(&branch) {
+                if sent >= signalled {
+                    pending.remove(&branch);
+                    drop(pending);
+                    self.failovers
+                        .lock()
+                        .expect("lock")
+                        .push((kill, branch, at.elapsed()));
+                }
+            }
             return;
         }
         if let Some(killed) = self.since_kill.lock().expect("lock").take() {
@@ -312,6 +353,31 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         (1..=64).contains(&args.screens_per_station),
         "--screens-per-station must be 1 to 64"
     );
+    anyhow::ensure!(
+        (1..=32).contains(&args.replicas),
+        "--replicas must be 1 to 32"
+    );
+    if args.replicas > 1 {
+        anyhow::ensure!(
+            args.server.server == "spawn",
+            "--replicas needs --server spawn: the load test starts the replicas itself"
+        );
+        anyhow::ensure!(
+            args.server.journal == crate::server::JournalKind::Postgres,
+            "--replicas {} needs --journal postgres: the replicas share one Postgres journal",
+            args.replicas
+        );
+    }
+    anyhow::ensure!(
+        !args.chaos_restart || !args.chaos_kill_at.is_empty(),
+        "--chaos-restart goes with --chaos-kill-at"
+    );
+    anyhow::ensure!(
+        args.replicas < 2 || args.chaos_restart || args.chaos_kill_at.len() < args.replicas,
+        "--chaos-kill-at: {} kill(s) of replicas left down would leave none of the {} replicas (add --chaos-restart, or more --replicas)",
+        args.chaos_kill_at.len(),
+        args.replicas
+    );
     if !args.chaos_kill_at.is_empty() {
         anyhow::ensure!(
             args.server.server == "spawn",
@@ -341,14 +407,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let fd_limit = crate::raise_fd_limit();
-    let mut target = Target::start(&args.server, &out).await?;
+    let mut target = Target::start_chain(&args.server, &out, args.replicas).await?;
     let result = drive(&args, &mut target, &out, started_at, fd_limit).await;
-    let died = target.stop().await;
+    let died = target.stop_all().await;
     let (mut report, passed) = result?;
-    if let Ok(Some(status)) = died {
-        report.failures.push(format!(
-            "the server exited during the run ({status}); see server.log"
-        ));
+    for (id, status) in died.unwrap_or_default() {
+        report.failures.push(if args.replicas > 1 {
+            format!("replica {id} exited during the run ({status}); see replica-{id}.log")
+        } else {
+            format!("the server exited during the run ({status}); see server.log")
+        });
     }
     let passed = passed && report.failures.is_empty();
     report.write(&out, passed)?;
@@ -388,20 +456,16 @@ async fn drive(
         layout,
         http,
         tokens,
-        server_addr,
+        replicas,
+        owners,
         devices,
     } = setup::set_up(args, target).await?;
     let memory_before = target.memory();
     let t0 = Instant::now();
     let shared = Arc::new(setup::book(
-        args,
-        target,
-        layout,
-        http,
-        &tokens,
-        server_addr,
-        t0,
+        args, layout, http, &tokens, replicas, &owners, t0,
     )?);
+    let owners_after_setup = shared.owner_names();
     let (stop_tx, stop_rx) = watch::channel(false);
     let devices = devices.spawn(&shared, &stop_rx);
     let gauges = gauges::Gauges::start(&shared, target, &stop_rx, t0);
@@ -415,10 +479,20 @@ async fn drive(
     let (chaos, (load_end, drained_in)) = tokio::join!(chaos, rush_and_drain);
     let fate = tally::Fate::read(&shared);
     let memory_after = target.memory();
-    // The server's own view, for whoever reads the report.
-    let metrics_text = chaos::scrape_metrics(&shared.http, &target.base).await;
-    if let Some(text) = &metrics_text {
-        let _ = std::fs::write(out.join("metrics.txt"), text);
+    let redis_memory = target.redis_pid().and_then(crate::server::memory_of);
+    // The server's own view, for whoever reads the report (each replica's that is up).
+    let mut replays_at_end = None;
+    for node in shared.replicas.iter().filter(|r| r.is_up()) {
+        let Some(text) = chaos::scrape_metrics(&shared.http, &node.base).await else {
+            continue;
+        };
+        let name = if shared.replicated() {
+            format!("metrics-{}.txt", node.id)
+        } else {
+            "metrics.txt".to_owned()
+        };
+        let _ = std::fs::write(out.join(name), &text);
+        *replays_at_end.get_or_insert(0) += chaos::replays(&text);
     }
     // Every order the engine acknowledged, read back from it.
     let readback = read_back::read_back(&shared, &tokens).await;
@@ -434,7 +508,9 @@ async fn drive(
         readback,
         verification,
         measured,
-        metrics_text,
+        replays_at_end,
+        owners_after_setup,
+        redis_memory,
         memory_before,
         memory_after,
         memory_samples: gauges.samples(),

@@ -217,7 +217,8 @@ async fn fetch_orders(shared: &Shared, orders: &[(String, AckedOrder)]) -> Vec<O
         let plan = &acked.plan;
         let url = format!(
             "{}/api/v1/branches/{}/orders/{id}",
-            shared.base, layout.branches[plan.branch]
+            shared.base(),
+            layout.branches[plan.branch]
         );
         let token = &shared.waiter_tokens[plan.branch];
         async move {
@@ -246,7 +247,7 @@ async fn read_journals(
         loop {
             let url = format!(
                 "{}/api/v1/branches/{branch}/events?after={after}&limit=1000",
-                shared.base
+                shared.base()
             );
             let page = async {
                 let res = shared.http.get(&url).bearer_auth(&token).send().await?;

@@ -28,16 +28,33 @@ pub(super) struct ScreenId {
 }
 
 impl Shared {
-    /// A ticket reached one screen of its station (first time on that screen).
+    /// A ticket reached one screen of its station (first time on that screen), a screen on
+    /// `replica`.
     fn ticket_arrived(
         &self,
         screen: &ScreenId,
+        replica: usize,
         ticket: &TicketBody,
         order_id: &str,
         fire_no: u32,
         now: Instant,
     ) {
         let k = self.args.screens_per_station as u32;
+        if self.replicated() {
+            // Each screen's own arrival, by whether its replica owns the branch.
+            let sent = self
+                .fires
+                .lock()
+                .expect("lock")
+                .get(&(order_id.to_owned(), fire_no))
+                .map(|f| f.sent);
+            if let Some(sent) = sent {
+                self.rec.screen_path(
+                    self.owns(replica, screen.branch),
+                    now.saturating_duration_since(sent),
+                );
+            }
+        }
         let complete = {
             let mut tickets = self.tickets.lock().expect("lock");
             let t = tickets
@@ -88,7 +105,8 @@ impl Shared {
 enum ScreenCmd {
     /// A ticket's prep time is over.
     BumpDue(String),
-    /// A command the journal could not take (the server restarting) is due again.
+    /// A command the journal could not take (the server restarting), or that found no owner
+    /// of its branch (a replica killed), is due again.
     ResendDue(String),
 }
 
@@ -110,6 +128,8 @@ struct Pending {
     kind: &'static str,
     /// The first send.
     sent: Instant,
+    /// The last send (a resend's): a failover counts only answers to sends after the kill.
+    last_sent: Instant,
     ticket: String,
     fire: Option<FireKey>,
     resent: bool,
@@ -119,6 +139,8 @@ struct Pending {
 struct Screen {
     shared: Arc<Shared>,
     me: ScreenId,
+    /// The replica its socket is on now.
+    replica: usize,
     branch: String,
     station_name: String,
     is_expo: bool,
@@ -205,6 +227,7 @@ impl Screen {
             ScreenCmd::ResendDue(id) => {
                 if let Some(p) = self.pending.get_mut(&id) {
                     p.resent = true;
+                    p.last_sent = Instant::now();
                     self.shared
                         .counts
                         .ws_resends
@@ -287,7 +310,7 @@ impl Screen {
                 ));
                 continue;
             }
-            shared.ticket_arrived(&self.me, t, &order_id, fire_no, now);
+            shared.ticket_arrived(&self.me, self.replica, t, &order_id, fire_no, now);
             if !self.is_expo && self.picked(&t.id) {
                 self.cook(&t.id, &order_id, fire_no, false);
             }
@@ -307,7 +330,7 @@ impl Screen {
         let station = self.station_name.clone();
         for t in snapshot.tickets.iter().filter(|t| t.station == station) {
             if self.seen.insert(t.id.clone()) {
-                shared.ticket_arrived(&self.me, t, &t.order_id, t.fire_no, now);
+                shared.ticket_arrived(&self.me, self.replica, t, &t.order_id, t.fire_no, now);
             }
             if !self.picked(&t.id) {
                 continue;
@@ -329,12 +352,14 @@ impl Screen {
             return;
         };
         // A command the journal could not take while the server restarts goes again, same id,
-        // after a pause.
-        if frame.kind == "error"
-            && self.shared.chaos()
-            && frame.code.as_deref() == Some("journal_unavailable")
-            && self.pending.contains_key(id)
-        {
+        // after a pause; so does one that found no owner of its branch (with replicas: while
+        // a branch changes hands, or its owner was killed).
+        let again = match frame.code.as_deref() {
+            Some("journal_unavailable") => self.shared.chaos(),
+            Some("owner_unavailable") => self.shared.replicated(),
+            _ => false,
+        };
+        if frame.kind == "error" && again && self.pending.contains_key(id) {
             let (tx, id) = (self.tx.clone(), id.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -376,7 +401,7 @@ impl Screen {
     fn acked(&mut self, p: Pending, now: Instant) {
         let shared = &self.shared;
         shared.rec.ack(p.kind, now - p.sent);
-        shared.answered();
+        shared.answered(self.me.branch, p.last_sent);
         if p.resent {
             shared.rec.retried(now - p.sent);
         }
@@ -439,6 +464,7 @@ impl Screen {
                     action,
                     kind,
                     sent: Instant::now(),
+                    last_sent: Instant::now(),
                     ticket,
                     fire,
                     resent: false,
@@ -453,6 +479,7 @@ impl Screen {
     fn resend_pending(&mut self) {
         for (id, p) in &mut self.pending {
             p.resent = true;
+            p.last_sent = Instant::now();
             self.shared
                 .counts
                 .ws_resends
@@ -512,6 +539,7 @@ pub(super) async fn screen_task(
         )),
         shared: shared.clone(),
         me,
+        replica: link.home,
         branch: link.branch.clone(),
         station_name,
         tx,
@@ -525,7 +553,7 @@ pub(super) async fn screen_task(
         position,
     };
     let mut ws = ws;
-    let mut connected_at = shared.kills.load(Ordering::Relaxed);
+    let mut connected_at = shared.kills_of(screen.replica);
     loop {
         let (mut sink, mut stream) = ws.split();
         for frame in screen.outgoing() {
@@ -559,12 +587,12 @@ pub(super) async fn screen_task(
         if *stop.borrow() {
             break;
         }
-        shared.socket_lost(connected_at, &screen.who(), || why);
-        connected_at = shared.kills.load(Ordering::Relaxed);
-        let Some(new) = shared.reconnect(&link, screen.position, &mut stop).await else {
+        shared.socket_lost(screen.replica, connected_at, &screen.who(), || why);
+        let Some((new, on, kills)) = shared.reconnect(&link, screen.position, &mut stop).await
+        else {
             break;
         };
-        ws = new;
+        (ws, screen.replica, connected_at) = (new, on, kills);
         screen.resend_pending();
     }
 }

@@ -1,10 +1,12 @@
 //! Set-up: the chain configured on the engine (branches, stations, menu, tables), every
 //! kitchen screen and waiter tablet connected and holding its snapshot before the first order,
-//! and the run's book sized for the orders it will offer.
+//! and the run's book sized for the orders it will offer. With replicas, the set-up first
+//! waits until every replica sees all the others, and after the configuration until every
+//! branch has one owner that stays: the ownership the run starts from.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,6 +14,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::chain::{self, Endpoint};
 use super::link::Link;
 use super::screen::{screen_task, ScreenId};
 use super::tablet::tablet_task;
@@ -32,7 +35,10 @@ pub(super) struct SetUp {
     pub(super) layout: Layout,
     pub(super) http: reqwest::Client,
     pub(super) tokens: Tokens,
-    pub(super) server_addr: SocketAddr,
+    /// The engine's processes (one, or each replica).
+    pub(super) replicas: Vec<Endpoint>,
+    /// Each branch's owner (replica index) once the chain settled; 0 for a single server.
+    pub(super) owners: Vec<usize>,
     pub(super) devices: Devices,
 }
 
@@ -45,23 +51,61 @@ pub(super) struct Devices {
 /// Configures the chain's branches, then opens every screen and tablet.
 pub(super) async fn set_up(args: &RunArgs, target: &Target) -> anyhow::Result<SetUp> {
     let layout = Layout::new(args.branches, args.stations, args.tables);
-    let http = reqwest::Client::builder()
+    let mut http = reqwest::Client::builder()
         .timeout(Duration::from_millis(args.request_timeout_ms))
-        .tcp_nodelay(true)
-        .build()?;
+        .tcp_nodelay(true);
+    if target.nodes.len() > 1 {
+        // Spread over the replicas, a connection waits longer between two requests: drop it
+        // before the engine's keep-alive (5 s) closes it, rather than reuse one it is closing
+        // (a send that fails, or a 408 for a connection it gave up on).
+        http = http.pool_idle_timeout(Duration::from_secs(4));
+    }
+    let http = http.build()?;
     let tokens = Tokens::new(
         &args.server.auth,
         &target.jwt_secret,
         Duration::from_secs(args.duration + args.drain_timeout),
     );
-    layout.configure(&http, &target.base, &tokens).await?;
-    let server_addr = proto::resolve(&target.ws_url).await?;
-    let devices = open_devices(args, &layout, &tokens, &target.ws_url, server_addr).await?;
+    let mut replicas = Vec::new();
+    for node in &target.nodes {
+        replicas.push(Endpoint {
+            id: node.id.clone(),
+            base: node.base.clone(),
+            ws_url: node.ws_url.clone(),
+            addr: proto::resolve(&node.ws_url).await?,
+            up: AtomicBool::new(true),
+            kills: AtomicU64::new(0),
+        });
+    }
+    let owners = if replicas.len() > 1 {
+        let bases: Vec<&str> = replicas.iter().map(|r| r.base.as_str()).collect();
+        // Before the branches exist: each replica then places them knowing every member.
+        chain::wait_members(&http, &bases, Duration::from_secs(30)).await?;
+        layout.configure(&http, &target.base, &tokens).await?;
+        let ttl = chain::lease_ttl(args);
+        // Unchanged over two placement ticks (a fifth of the lease each).
+        let hold = ttl * 2 / 5 + Duration::from_millis(200);
+        let up: Vec<(&str, bool)> = bases.iter().map(|b| (*b, true)).collect();
+        match chain::settle(&http, &up, &layout.branches, hold, ttl * 4 + Duration::from_secs(30))
+            .await
+        {
+            Ok((owners, _)) => owners,
+            Err(last) => anyhow::bail!(
+                "the replicas did not settle who owns each branch: last reading (branch -> replica index) {:?}",
+                layout.branches.iter().zip(last).collect::<Vec<_>>()
+            ),
+        }
+    } else {
+        layout.configure(&http, &target.base, &tokens).await?;
+        vec![0; layout.branches.len()]
+    };
+    let devices = open_devices(args, &layout, &tokens, &replicas).await?;
     Ok(SetUp {
         layout,
         http,
         tokens,
-        server_addr,
+        replicas,
+        owners,
         devices,
     })
 }
@@ -71,15 +115,15 @@ async fn open_devices(
     args: &RunArgs,
     layout: &Layout,
     tokens: &Tokens,
-    ws_url: &str,
-    server_addr: SocketAddr,
+    replicas: &[Endpoint],
 ) -> anyhow::Result<Devices> {
-    let (screens, mut links) = links(args, layout, tokens, server_addr);
+    let (screens, mut links) = links(args, layout, tokens, replicas.len(), replicas[0].addr);
     let limit = Duration::from_secs(30);
     let mut sockets: Vec<(Socket, u64)> = futures_util::stream::iter(links.iter().map(|link| {
+        let replica = &replicas[link.home];
         proto::connect_subscribed(
-            ws_url,
-            server_addr,
+            &replica.ws_url,
+            replica.addr,
             link.source,
             &link.token,
             &link.branch,
@@ -107,11 +151,12 @@ async fn open_devices(
 
 /// How each device connects, screens first (with their ids), each with its device's token:
 /// `--screens-per-station` screens on every station of every branch, expo included, and a
-/// tablet for every table.
+/// tablet for every table. Screen j goes to replica j % N, tablet i to replica i % N.
 fn links(
     args: &RunArgs,
     layout: &Layout,
     tokens: &Tokens,
+    replicas: usize,
     server_addr: SocketAddr,
 ) -> (Vec<ScreenId>, Vec<Link>) {
     let mut screens = Vec::new();
@@ -134,6 +179,7 @@ fn links(
         }
     }
     let per_address = args.server.sockets_per_address;
+    let n_screens = screens.len();
     let links = topics
         .into_iter()
         .enumerate()
@@ -142,6 +188,8 @@ fn links(
             branch: branch.clone(),
             topic,
             source: proto::source_address(&server_addr, n, per_address),
+            // Screens count from 0, and so do tablets.
+            home: if n < n_screens { n } else { n - n_screens } % replicas.max(1),
         })
         .collect();
     (screens, links)
@@ -152,11 +200,11 @@ fn links(
 /// screens and waiters waiting on that lock would show it as engine latency.
 pub(super) fn book(
     args: &RunArgs,
-    target: &Target,
     layout: Layout,
     http: reqwest::Client,
     tokens: &Tokens,
-    server_addr: SocketAddr,
+    replicas: Vec<Endpoint>,
+    owners: &[usize],
     t0: Instant,
 ) -> anyhow::Result<Shared> {
     let duration = Duration::from_secs(args.duration);
@@ -167,10 +215,11 @@ pub(super) fn book(
         waiter_tokens: layout.branches.iter().map(|b| tokens.waiter(b)).collect(),
         layout,
         args: args.clone(),
-        base: target.base.clone(),
         http,
-        ws_url: target.ws_url.clone(),
-        server_addr,
+        replicas,
+        owners: owners.iter().map(|&o| AtomicUsize::new(o)).collect(),
+        failing_over: Mutex::new(HashMap::new()),
+        failovers: Mutex::new(Vec::new()),
         kills: AtomicU64::new(0),
         acked: Mutex::new(HashMap::with_capacity(orders)),
         since_kill: Mutex::new(None),

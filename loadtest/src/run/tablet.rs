@@ -35,7 +35,8 @@ pub(super) async fn tablet_task(
         position,
     };
     let mut ws = ws;
-    let mut connected_at = shared.kills.load(Ordering::Relaxed);
+    let mut replica = link.home;
+    let mut connected_at = shared.kills_of(replica);
     loop {
         let (mut sink, mut stream) = ws.split();
         let lost = loop {
@@ -58,12 +59,12 @@ pub(super) async fn tablet_task(
         if *stop.borrow() {
             break;
         }
-        shared.socket_lost(connected_at, &tablet.who, || why);
-        connected_at = shared.kills.load(Ordering::Relaxed);
-        let Some(new) = shared.reconnect(&link, tablet.position, &mut stop).await else {
+        shared.socket_lost(replica, connected_at, &tablet.who, || why);
+        let Some((new, on, kills)) = shared.reconnect(&link, tablet.position, &mut stop).await
+        else {
             break;
         };
-        ws = new;
+        (ws, replica, connected_at) = (new, on, kills);
     }
 }
 

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::chaos::{replays, ChaosOutcome};
+use super::chain::UNKNOWN;
+use super::chaos::ChaosOutcome;
 use super::read_back::ReadBack;
 use super::verify::Verification;
 use super::{journal_name, RunArgs, Shared};
@@ -46,8 +47,13 @@ pub(super) struct RunEnd {
     pub(super) readback: ReadBack,
     pub(super) verification: Verification,
     pub(super) measured: Measured,
-    /// The server's `/metrics` text after the drain.
-    pub(super) metrics_text: Option<String>,
+    /// Retries answered from the journal, by the `/metrics` of the servers up after the
+    /// drain (summed over the replicas).
+    pub(super) replays_at_end: Option<u64>,
+    /// With replicas: each branch's owner after the set-up, by name.
+    pub(super) owners_after_setup: Value,
+    /// With replicas: the redis-server's memory at the end.
+    pub(super) redis_memory: Option<Memory>,
     pub(super) memory_before: Option<Memory>,
     pub(super) memory_after: Option<Memory>,
     /// (seconds since the rush began, reading)
@@ -80,6 +86,10 @@ pub(super) fn report(
     let throughput = throughput_json(args, shared, &end, ok, load_secs);
     let failures = failures(args, shared, &end, ok, failed);
     let chaos = (!args.chaos_kill_at.is_empty()).then(|| chaos_json(args, shared, &end));
+    let replicas = shared
+        .replicated()
+        .then(|| replicas_json(shared, &end, target));
+    let cpu = cpu_json(&end);
     let passed = failures.is_empty();
     let RunEnd {
         readback,
@@ -104,6 +114,8 @@ pub(super) fn report(
         verification_line: verification.summary_line(args.screens_per_station),
         readback_line: readback.summary_line(),
         chaos,
+        replicas,
+        cpu,
         measured,
         memory_before,
         memory_after,
@@ -250,12 +262,11 @@ fn chaos_json(args: &RunArgs, shared: &Shared, end: &RunEnd) -> Value {
     let c = &shared.counts;
     let (chaos, readback, verification, measured) =
         (&end.chaos, &end.readback, &end.verification, &end.measured);
-    let metrics_text = &end.metrics_text;
     let downtimes: Vec<f64> = chaos.kills.iter().map(|(_, r)| r.downtime_ms).collect();
     let back_after = shared.back_after.lock().expect("lock").clone();
-    let replays_now = metrics_text.as_deref().map(replays);
-    json!({
-        "kills": chaos.kills.len(),
+    let replays_now = end.replays_at_end;
+    let mut json = json!({
+        "kills": chaos.kills.len().max(chaos.replica_kills.len()),
         "kills_planned_at_s": args.chaos_kill_at,
         "restarts": chaos.kills.iter().enumerate().map(|(i, (at, r))| {
             let mut r = json!(r);
@@ -286,6 +297,151 @@ fn chaos_json(args: &RunArgs, shared: &Shared, end: &RunEnd) -> Value {
         "orders_lost": readback.missing,
         "orders_mismatched": readback.mismatched,
         "orders_duplicated": readback.duplicated,
+    });
+    if shared.replicated() {
+        let (kills, all) = replica_kills_json(shared, chaos);
+        json["replica_kills"] = kills;
+        json["restart_after_kill"] = json!(args.chaos_restart);
+        json["failover_ms_max"] = json!(all.last().copied());
+        json["failover_ms_median"] = json!(median(&all));
+        json["failover_note"] = json!("failover: from the SIGKILL to the first command answered (with success) for each branch the killed replica owned, counting only commands sent after the kill; new owner: by the replicas' /metrics once ownership settled");
+        // Kills of replicas: one restart for each with --chaos-restart.
+        if !args.chaos_restart {
+            json["restarts"] = json!([]);
+        }
+    }
+    json
+}
+
+/// The median of sorted values.
+fn median(sorted: &[f64]) -> Option<f64> {
+    match sorted.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(sorted[n / 2]),
+        n => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
+/// Each replica kill in report.json, and every branch's failover (ms) of all kills, sorted.
+fn replica_kills_json(shared: &Shared, chaos: &ChaosOutcome) -> (Value, Vec<f64>) {
+    let failovers = shared.failovers.lock().expect("lock").clone();
+    let name = |r: usize| shared.replicas.get(r).map(|e| e.id.clone());
+    let mut all = Vec::new();
+    let kills = chaos
+        .replica_kills
+        .iter()
+        .enumerate()
+        .map(|(k, kill)| {
+            let mut times = Vec::new();
+            let branches: Vec<Value> = kill
+                .branches
+                .iter()
+                .map(|&(b, owner)| {
+                    let ms = failovers
+                        .iter()
+                        .find(|(kn, fb, _)| *kn == k && *fb == b)
+                        .map(|(_, _, d)| d.as_secs_f64() * 1000.0);
+                    times.extend(ms);
+                    json!({
+                        "branch": shared.layout.branches[b],
+                        "new_owner": (owner != UNKNOWN).then(|| name(owner)).flatten(),
+                        "first_answer_ms": ms,
+                    })
+                })
+                .collect();
+            times.sort_by(f64::total_cmp);
+            all.extend(&times);
+            json!({
+                "at_s": (kill.at_s * 1000.0).round() / 1000.0,
+                "replica": name(kill.replica),
+                "killed_pid": kill.killed.killed_pid,
+                "reaped_ms": kill.killed.reaped_ms,
+                "restart": kill.restart,
+                "branches_owned_before": kill.owned_before.iter().enumerate()
+                    .map(|(r, n)| (name(r).unwrap_or_default(), json!(n)))
+                    .collect::<serde_json::Map<_, _>>(),
+                "branches": branches,
+                "branches_answered_again": times.len(),
+                "failover_ms_max": times.last().copied(),
+                "failover_ms_median": median(&times),
+                "owners_settled_ms": kill.settled_ms,
+            })
+        })
+        .collect::<Vec<_>>();
+    all.sort_by(f64::total_cmp);
+    (json!(kills), all)
+}
+
+/// `replicas` in report.json: the replicas, who owned what, the latencies by path, and each
+/// replica's and the redis-server's CPU and memory.
+fn replicas_json(shared: &Shared, end: &RunEnd, target: &Target) -> Value {
+    let series = &end.measured.series;
+    let n = shared.replicas.len();
+    let per_replica: Vec<Value> = (0..n)
+        .map(|r| {
+            let cpu: Vec<f64> = series
+                .iter()
+                .filter_map(|p| p.cpu_replica_cores.as_ref()?.get(r).copied().flatten())
+                .collect();
+            let rss: Vec<f64> = series
+                .iter()
+                .filter_map(|p| p.rss_replica_mib.as_ref()?.get(r).copied().flatten())
+                .collect();
+            let e = &shared.replicas[r];
+            json!({
+                "id": e.id,
+                "base": e.base,
+                "up_at_end": e.is_up(),
+                "kills": e.kills.load(Ordering::Relaxed),
+                "log": target.nodes.get(r).and_then(|n| n.log.as_ref()).map(|l| l.display().to_string()),
+                "cpu_cores_avg": (!cpu.is_empty()).then(|| cpu.iter().sum::<f64>() / cpu.len() as f64),
+                "cpu_cores_max": cpu.iter().copied().reduce(f64::max),
+                "cpu_seconds": cpu.iter().sum::<f64>(),
+                "rss_mib_max": rss.iter().copied().reduce(f64::max),
+                "rss_mib_last": rss.last(),
+            })
+        })
+        .collect();
+    let redis: Vec<f64> = series.iter().filter_map(|p| p.cpu_redis_cores).collect();
+    json!({
+        "count": n,
+        "ids": shared.replicas.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        "owners_after_setup": end.owners_after_setup,
+        "owners_at_end": shared.owner_names(),
+        "paths": end.measured.paths.to_json(),
+        "paths_note": "command_ack: REST commands (first send -> answer), local when the replica it was last sent to owned the branch, forwarded otherwise; fire_to_screen: fire sent -> the ticket on one screen (each screen's own arrival), local when the screen's replica owned the branch, relayed otherwise. Ownership is read after the set-up and after each kill once the chain settled: a sample taken around an ownership change may be put down to the previous owner.",
+        "per_replica": per_replica,
+        "redis": {
+            "cpu_cores_avg": (!redis.is_empty()).then(|| redis.iter().sum::<f64>() / redis.len() as f64),
+            "cpu_cores_max": redis.iter().copied().reduce(f64::max),
+            "cpu_seconds": redis.iter().sum::<f64>(),
+            "rss_bytes_at_end": end.redis_memory.map(|m| m.rss_bytes),
+        },
+    })
+}
+
+/// `cpu` in report.json: the CPU the engine (all its replicas) and, with replicas, the
+/// redis-server used over the run (the sum of the per-second readings), and per order
+/// completed.
+fn cpu_json(end: &RunEnd) -> Value {
+    let series = &end.measured.series;
+    let engine: f64 = series.iter().filter_map(|p| p.cpu_server_cores).sum();
+    let measured = series.iter().any(|p| p.cpu_server_cores.is_some());
+    let redis: Option<f64> = series
+        .iter()
+        .any(|p| p.cpu_redis_cores.is_some())
+        .then(|| series.iter().filter_map(|p| p.cpu_redis_cores).sum());
+    let loadtest: f64 = series.iter().filter_map(|p| p.cpu_loadtest_cores).sum();
+    let orders = end.fate.completed.max(1) as f64;
+    let per_order = |secs: f64| (secs * 1000.0 / orders * 1000.0).round() / 1000.0;
+    json!({
+        "engine_cpu_seconds": measured.then_some(engine),
+        "engine_cpu_ms_per_order": measured.then(|| per_order(engine)),
+        "redis_cpu_seconds": redis,
+        "redis_cpu_ms_per_order": redis.map(per_order),
+        "loadtest_cpu_seconds": loadtest,
+        "loadtest_cpu_ms_per_order": per_order(loadtest),
+        "orders_completed": end.fate.completed,
     })
 }
 
@@ -312,6 +468,8 @@ fn config_json(args: &RunArgs, target: &Target, fd_limit: Option<u64>) -> Value 
         "request_timeout_ms": args.request_timeout_ms,
         "idempotency_keys": args.idempotency_keys,
         "chaos_kill_at_s": args.chaos_kill_at,
+        "replicas": args.replicas,
+        "chaos_restart": args.chaos_restart,
         "retry_deadline_s": args.retry_deadline,
         "open_files_limit": fd_limit,
         "machine": crate::server::machine(),

@@ -1,7 +1,9 @@
 //! A waiter's part: one task for each order, carrying it over REST from open to close (open,
 //! add the lines, fire each course, wait for its ready notice on the table's tablet, serve,
 //! close) and noting what the engine acknowledges of it; and the REST call itself, measured,
-//! with an Idempotency-Key, retried through a kill or a replica shedding load.
+//! with an Idempotency-Key, retried through a kill or a replica shedding load. With replicas a
+//! waiter's calls go to its table's tablet's replica (or the next one up while that one is
+//! down), and are measured as local or forwarded by whether that replica owned the branch.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -40,18 +42,20 @@ struct ErrorBody {
 static KEYS: AtomicU64 = AtomicU64::new(1);
 
 impl Shared {
-    /// A mutating REST call by a waiter of `branch`, measured; the answer's body on success.
-    /// With chaos, a transport error, a timeout or a 503 is retried with the same body and
-    /// Idempotency-Key until answered or `--retry-deadline` passes; the latency counts from
-    /// the first send.
+    /// A mutating REST call by the waiter of an order, measured; the answer's body on
+    /// success. With chaos, a transport error, a timeout or a 503 is retried with the same
+    /// body and Idempotency-Key until answered or `--retry-deadline` passes (with replicas a
+    /// `503 owner_unavailable` always is); the latency counts from the first send.
     async fn call(
         &self,
         kind: &'static str,
-        branch: usize,
+        plan: &OrderPlan,
         path: &str,
         body: Option<Value>,
     ) -> Option<String> {
-        let url = format!("{}{path}", self.base);
+        let branch = plan.branch;
+        // The replica of the table's tablet (waiter tablet i on replica i % N).
+        let home = (plan.branch * self.layout.tables.len() + plan.table) % self.replicas.len();
         let key = self.args.idempotency_keys.then(|| {
             let n = KEYS.fetch_add(1, Ordering::Relaxed);
             format!("{}-{n}", self.run_tag)
@@ -62,8 +66,11 @@ impl Shared {
         let deadline = sent + Duration::from_secs(self.args.retry_deadline);
         let mut backoff = Backoff::new();
         let mut attempts = 0u32;
-        let (status, text) = loop {
+        let (status, text, replica, attempt_sent) = loop {
             attempts += 1;
+            let replica = self.live_replica(home);
+            let url = format!("{}{path}", self.replicas[replica].base);
+            let attempt_sent = Instant::now();
             let mut req = self
                 .http
                 .post(&url)
@@ -95,7 +102,20 @@ impl Shared {
             let shed = matches!(&answer, Ok((status, text))
                 if *status == reqwest::StatusCode::SERVICE_UNAVAILABLE
                     && text.contains(r#""overloaded""#));
-            let again = (self.chaos() && retry) || (shed && kind != "open");
+            // Nothing was done (or, timed out forwarding, it is safe to retry with the key).
+            let no_owner = self.replicated()
+                && matches!(&answer, Ok((status, text))
+                    if *status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                        && text.contains(r#""owner_unavailable""#));
+            // A `408` is the server's answer to a connection whose first request it did not
+            // receive in time (a pooled connection reused as the server gave up on it): the
+            // request was never read.
+            let unread = matches!(&answer, Ok((status, _))
+                if *status == reqwest::StatusCode::REQUEST_TIMEOUT);
+            let again = (self.chaos() && (retry || unread))
+                || (shed && kind != "open")
+                || no_owner
+                || (self.replicated() && unread);
             if again && Instant::now() + backoff.peek() < deadline {
                 self.counts.rest_retries.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(backoff.wait()).await;
@@ -105,7 +125,7 @@ impl Shared {
                 self.counts.rest_retried.fetch_add(1, Ordering::Relaxed);
             }
             match answer {
-                Ok(answer) => break answer,
+                Ok((status, text)) => break (status, text, replica, attempt_sent),
                 Err(e) => {
                     let code = if e.is_timeout() {
                         "timeout"
@@ -121,7 +141,11 @@ impl Shared {
         };
         if status.is_success() {
             self.rec.ack(kind, sent.elapsed());
-            self.answered();
+            if self.replicated() {
+                self.rec
+                    .command_path(self.owns(replica, branch), sent.elapsed());
+            }
+            self.answered(branch, attempt_sent);
             if attempts > 1 {
                 self.rec.retried(sent.elapsed());
             }
@@ -202,7 +226,7 @@ async fn open<'a>(shared: &'a Shared, plan: &'a Arc<OrderPlan>) -> Result<Waiter
     let Some(body) = shared
         .call(
             "open",
-            plan.branch,
+            plan,
             &orders,
             Some(json!({"table": table, "guests": plan.guests})),
         )
@@ -255,12 +279,7 @@ impl Waiter<'_> {
         body: Option<Value>,
     ) -> Result<String, Unfinished> {
         self.shared
-            .call(
-                kind,
-                self.plan.branch,
-                &format!("{}/{step}", self.path),
-                body,
-            )
+            .call(kind, self.plan, &format!("{}/{step}", self.path), body)
             .await
             .ok_or(Unfinished::Failed)
     }
