@@ -133,8 +133,10 @@ async fn renew(cluster: &Cluster) {
     }
     let settings = &cluster.0.settings;
     let sent = Instant::now();
+    // A slow renewal (a busy database) may still land before the leases' own deadline; past
+    // it, the branches are dropped below whatever the answer would have been.
     let renewed = tokio::time::timeout(
-        cluster.tick(),
+        settings.lease_ttl - margin(settings.lease_ttl),
         cluster
             .0
             .journal
