@@ -62,7 +62,10 @@ impl BranchActor {
                 Box::pin(async move {
                     let order = match read.await {
                         Ok(order) if order.is_closed() => order,
-                        Ok(_) | Err(_) => return Err(CommandError::UnknownOrder(msg.order)),
+                        Ok(_) => return Err(CommandError::UnknownOrder(msg.order)),
+                        // The journal did not answer (a busy database): say so, and the
+                        // client retries, rather than calling the order unknown.
+                        Err(e) => return Err(e),
                     };
                     let Some(key) = msg.idempotency else {
                         return Err(CommandError::OrderClosed);
