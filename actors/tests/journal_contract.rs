@@ -19,6 +19,8 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::task::JoinSet;
 
+mod common;
+
 mod contract {
     use super::*;
 
@@ -785,22 +787,8 @@ struct Postgres {
 
 impl Postgres {
     async fn new() -> Self {
-        let admin = std::env::var("TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| {
-                panic!("Postgres at {admin} is not reachable ({e}); scripts/test starts it")
-            });
-        tokio::spawn(conn);
-        let name = format!("rail_test_{}", uuid::Uuid::new_v4().simple());
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create database");
-        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
         Self {
-            url: format!("{base}/{name}"),
+            url: common::fresh_database().await,
         }
     }
 
