@@ -36,6 +36,7 @@ pub const PATH: &str = "/api/v1/openapi.json";
         orders::add_lines,
         orders::void_line,
         orders::fire,
+        orders::set_priority,
         orders::serve,
         orders::close,
         stations::station_tickets,

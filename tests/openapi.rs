@@ -20,7 +20,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 /// Every route of `routes::configure`, as the document must list it.
-const ROUTES: [(&str, &str); 16] = [
+const ROUTES: [(&str, &str); 17] = [
     ("put", "/api/v1/branches/{branch}"),
     ("get", "/api/v1/branches/{branch}"),
     ("put", "/api/v1/branches/{branch}/86/{item}"),
@@ -34,6 +34,7 @@ const ROUTES: [(&str, &str); 16] = [
         "/api/v1/branches/{branch}/orders/{order}/lines/{line}/void",
     ),
     ("post", "/api/v1/branches/{branch}/orders/{order}/fire"),
+    ("post", "/api/v1/branches/{branch}/orders/{order}/priority"),
     ("post", "/api/v1/branches/{branch}/orders/{order}/serve"),
     ("post", "/api/v1/branches/{branch}/orders/{order}/close"),
     (

@@ -17,7 +17,7 @@ use rail_actors::event::{branch_stream, order_stream, BranchEvent, Event, OrderE
 use rail_actors::ids::{BranchId, ItemId, OrderId, TableId};
 use rail_actors::journal::StoredEvent;
 use rail_actors::menu::{Branch, BranchConfig};
-use rail_actors::order::{Order, OrderChange, OrderCommand};
+use rail_actors::order::{Order, OrderChange, OrderCommand, OrderSource};
 use serde_json::{json, Value};
 use utoipa::OpenApi;
 
@@ -241,6 +241,9 @@ fn order_life() -> (Vec<Order>, Vec<StoredEvent>) {
         ticket_no: 7,
         day: NaiveDate::from_ymd_opt(2025, 3, 14).unwrap(),
         guests: Some(2),
+        source: Some(OrderSource::Delivery),
+        external_ref: Some("YS-20250314-7".into()),
+        priority: false,
     };
     let mut order = Order::opened(order_id, table.clone(), &opened, at(1));
     let mut seq = 1;
@@ -286,7 +289,11 @@ fn order_life() -> (Vec<Order>, Vec<StoredEvent>) {
                 line("brownie", json!({"course": 2})),
             ],
         }),
-        Box::new(|_| OrderCommand::Fire { course: Some(1) }),
+        Box::new(|_| OrderCommand::Fire {
+            course: Some(1),
+            priority: false,
+        }),
+        Box::new(|_| OrderCommand::SetPriority { priority: true }),
         Box::new(|o| OrderCommand::StartTicket {
             ticket: ticket_of(o, "grill", 1),
         }),
@@ -310,7 +317,10 @@ fn order_life() -> (Vec<Order>, Vec<StoredEvent>) {
             ticket: ticket_of(o, "expo", 1),
         }),
         Box::new(|_| OrderCommand::Serve { lines: None }),
-        Box::new(|_| OrderCommand::Fire { course: None }),
+        Box::new(|_| OrderCommand::Fire {
+            course: None,
+            priority: true,
+        }),
         Box::new(|o| OrderCommand::BumpTicket {
             ticket: ticket_of(o, "pastry", 2),
         }),

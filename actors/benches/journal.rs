@@ -16,7 +16,7 @@ use rail_actors::event::{branch_stream, order_stream, BranchEvent, Event, OrderE
 use rail_actors::ids::{BranchId, ItemId, OrderId, TableId};
 use rail_actors::journal::{AppendRequest, Journal, NewEvent, PostgresJournal, SqliteJournal};
 use rail_actors::menu::{Branch, BranchConfig};
-use rail_actors::order::{NewLine, Order, OrderChange, OrderCommand};
+use rail_actors::order::{NewLine, Order, OrderChange, OrderCommand, OrderSource};
 use rail_actors::stored;
 use serde_json::json;
 
@@ -279,6 +279,9 @@ async fn write_orders(
                         ticket_no: n as u32 + 1,
                         day: at.date_naive(),
                         guests: Some(4),
+                        source: Some(OrderSource::DineIn),
+                        external_ref: None,
+                        priority: false,
                     };
                     let mut order = Order::opened(id, table.clone(), &opened, at);
                     let mut changes = vec![opened];
@@ -303,7 +306,14 @@ async fn write_orders(
                         }
                     }
                     for c in order
-                        .decide(&OrderCommand::Fire { course: Some(1) }, &branch, at)
+                        .decide(
+                            &OrderCommand::Fire {
+                                course: Some(1),
+                                priority: false,
+                            },
+                            &branch,
+                            at,
+                        )
                         .unwrap()
                     {
                         order.apply(&c, at);

@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
 use serde::Deserialize;
 
 use crate::error::{invalid, CommandError};
@@ -84,14 +86,29 @@ pub struct Table {
 #[serde(deny_unknown_fields)]
 pub struct BranchConfig {
     pub name: String,
-    /// Offset of the branch's local time from UTC; the ticket number restarts each local day.
+    /// Offset of the branch's local time from UTC, for a branch without a time zone (the
+    /// configurations written before time zones).
     #[serde(default)]
     pub utc_offset_minutes: i32,
+    /// The branch's IANA time zone (`Europe/Istanbul`); when set it decides the local day
+    /// (ticket numbers restart at local midnight, daylight-saving changes included) and
+    /// `utc_offset_minutes` is not used.
+    #[serde(default)]
+    pub time_zone: Option<String>,
     /// Exactly one expo station and at least one cooking station.
     pub stations: Vec<Station>,
     pub categories: Vec<Category>,
     pub items: Vec<MenuItem>,
     pub tables: Vec<Table>,
+}
+
+/// An IANA time zone name, or why it is not one.
+fn parse_zone(name: &str) -> Result<Tz, CommandError> {
+    name.parse::<Tz>().map_err(|_| {
+        invalid(format!(
+            "time_zone '{name}' is not an IANA time zone name (such as Europe/Istanbul)"
+        ))
+    })
 }
 
 fn check_name(what: &str, name: &str) -> Result<(), CommandError> {
@@ -128,6 +145,9 @@ impl BranchConfig {
         check_name("branch", &self.name)?;
         if !(-720..=840).contains(&self.utc_offset_minutes) {
             return Err(invalid("utc_offset_minutes must be between -720 and 840"));
+        }
+        if let Some(zone) = &self.time_zone {
+            parse_zone(zone)?;
         }
         if self.stations.len() > 64 || self.categories.len() > 500 {
             return Err(invalid("at most 64 stations and 500 categories"));
@@ -215,6 +235,7 @@ pub struct Branch {
     stations: HashMap<StationId, Station>,
     expo: StationId,
     eighty_sixed: BTreeSet<ItemId>,
+    zone: Option<Tz>,
 }
 
 impl Branch {
@@ -254,6 +275,7 @@ impl Branch {
             .find(|s| s.kind == StationKind::Expo)
             .map(|s| s.id.clone())
             .expect("validated: one expo station");
+        let zone = config.time_zone.as_deref().map(parse_zone).transpose()?;
         Ok(Self {
             config,
             items,
@@ -261,6 +283,7 @@ impl Branch {
             stations,
             expo,
             eighty_sixed: BTreeSet::new(),
+            zone,
         })
     }
 
@@ -279,6 +302,14 @@ impl Branch {
 
     pub fn config(&self) -> &BranchConfig {
         &self.config
+    }
+
+    /// The branch's local date at an instant: by its time zone, else by its fixed offset.
+    pub fn local_day(&self, at: DateTime<Utc>) -> NaiveDate {
+        match self.zone {
+            Some(zone) => at.with_timezone(&zone).date_naive(),
+            None => (at + Duration::minutes(self.config.utc_offset_minutes.into())).date_naive(),
+        }
     }
 
     pub fn item(&self, id: &ItemId) -> Result<&RoutedItem, CommandError> {
@@ -369,6 +400,70 @@ pub(crate) mod tests {
         let steak = b.item(&ItemId::parse("steak").unwrap()).unwrap();
         assert_eq!(steak.stations, vec![StationId::parse("grill").unwrap()]);
         assert_eq!(b.expo().as_str(), "expo");
+    }
+
+    #[test]
+    fn the_local_day_follows_the_time_zone_across_daylight_saving() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let mut c = sample_config();
+        c.time_zone = Some("Europe/Istanbul".into());
+        let istanbul = Branch::new(c).unwrap();
+        assert_eq!(
+            istanbul.local_day(at("2026-12-01T20:59:59Z")),
+            day("2026-12-01")
+        );
+        assert_eq!(
+            istanbul.local_day(at("2026-12-01T21:00:00Z")),
+            day("2026-12-02")
+        );
+
+        // London is UTC in winter and UTC+1 in summer: local midnight moves with it.
+        let mut c = sample_config();
+        c.time_zone = Some("Europe/London".into());
+        let london = Branch::new(c).unwrap();
+        assert_eq!(
+            london.local_day(at("2026-01-15T23:30:00Z")),
+            day("2026-01-15")
+        );
+        assert_eq!(
+            london.local_day(at("2026-07-15T23:30:00Z")),
+            day("2026-07-16")
+        );
+        // The night the clocks go forward (29 March 2026, 01:00 UTC) and back (25 October).
+        assert_eq!(
+            london.local_day(at("2026-03-28T23:59:00Z")),
+            day("2026-03-28")
+        );
+        assert_eq!(
+            london.local_day(at("2026-03-29T23:00:00Z")),
+            day("2026-03-30")
+        );
+        assert_eq!(
+            london.local_day(at("2026-10-24T22:59:00Z")),
+            day("2026-10-24")
+        );
+        assert_eq!(
+            london.local_day(at("2026-10-24T23:00:00Z")),
+            day("2026-10-25")
+        );
+        assert_eq!(
+            london.local_day(at("2026-10-25T23:59:00Z")),
+            day("2026-10-25")
+        );
+
+        // Without a zone the fixed offset decides, as configurations before zones did.
+        let mut c = sample_config();
+        c.utc_offset_minutes = 180;
+        let fixed = Branch::new(c).unwrap();
+        assert_eq!(
+            fixed.local_day(at("2026-12-01T21:00:00Z")),
+            day("2026-12-02")
+        );
+
+        let mut c = sample_config();
+        c.time_zone = Some("Mars/Olympus".into());
+        assert!(matches!(Branch::new(c), Err(CommandError::Invalid(_))));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::error::{invalid, CommandError};
 use crate::ids::{ItemId, LineId, OrderId, StationId, TableId, TicketId};
-use crate::menu::{Branch, StationKind};
+use crate::menu::{Branch, StationKind, TableKind};
 
 pub const MAX_QUANTITY: u16 = 99;
 pub const MAX_LINES_PER_ORDER: usize = 500;
@@ -20,6 +20,42 @@ pub const MAX_MODIFIERS: usize = 20;
 /// The longest note, modifier or reason, in characters.
 pub const MAX_TEXT: usize = 200;
 const MAX_COURSE: u8 = 9;
+/// The longest external reference (a delivery platform's order id).
+pub const MAX_EXTERNAL_REF: usize = 64;
+
+/// Where an order came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderSource {
+    DineIn,
+    Counter,
+    Takeaway,
+    Delivery,
+    Qr,
+}
+
+impl From<TableKind> for OrderSource {
+    /// An order's source when it names none: its table's kind.
+    fn from(kind: TableKind) -> Self {
+        match kind {
+            TableKind::DineIn => Self::DineIn,
+            TableKind::Counter => Self::Counter,
+            TableKind::Takeaway => Self::Takeaway,
+            TableKind::Delivery => Self::Delivery,
+            TableKind::Qr => Self::Qr,
+        }
+    }
+}
+
+/// Checks an external reference: 1 to 64 visible ASCII characters.
+pub fn check_external_ref(reference: &str) -> Result<(), CommandError> {
+    let visible = reference.bytes().all(|b| b.is_ascii_graphic());
+    if reference.is_empty() || reference.len() > MAX_EXTERNAL_REF || !visible {
+        return Err(invalid(format!(
+            "external_ref must be 1 to {MAX_EXTERNAL_REF} visible ASCII characters"
+        )));
+    }
+    Ok(())
+}
 
 /// A line as a waiter asks for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +172,10 @@ pub struct Ticket {
     pub bumped_at: Option<DateTime<Utc>>,
     /// Expo only: every cooking ticket of the fire is bumped.
     pub parts_ready: bool,
+    /// Where its order came from; none for tickets fired before sources were recorded.
+    pub source: Option<OrderSource>,
+    /// A rush: stations and expo show it before the others.
+    pub priority: bool,
 }
 
 impl Ticket {
@@ -174,6 +214,7 @@ impl Ticket {
             OrderChange::TicketVoided { .. } => self.status = TicketStatus::Voided,
             OrderChange::ExpoReady { .. } => self.parts_ready = true,
             OrderChange::ExpoWaiting { .. } => self.parts_ready = false,
+            OrderChange::PriorityChanged { priority, .. } => self.priority = *priority,
             OrderChange::LineVoided { line_id, .. } => {
                 for l in self.lines.iter_mut().filter(|l| l.line_id == *line_id) {
                     l.voided = true;
@@ -198,6 +239,10 @@ pub enum OrderChange {
         ticket_no: u32,
         day: NaiveDate,
         guests: Option<u16>,
+        /// None in orders opened before sources were recorded.
+        source: Option<OrderSource>,
+        external_ref: Option<String>,
+        priority: bool,
     },
     LinesAdded {
         lines: Vec<Line>,
@@ -210,6 +255,8 @@ pub enum OrderChange {
     CourseFired {
         fire_no: u32,
         course: Option<u8>,
+        /// The fire is a rush (or its order is): every ticket it made is.
+        priority: bool,
         tickets: Vec<Ticket>,
     },
     TicketStarted {
@@ -249,6 +296,12 @@ pub enum OrderChange {
     LinesServed {
         lines: Vec<LineId>,
     },
+    /// The order was marked a rush, or no longer: its tickets follow (all but the voided, so
+    /// that a bumped one recalled is still a rush).
+    PriorityChanged {
+        priority: bool,
+        tickets: Vec<TicketRef>,
+    },
     OrderClosed {},
 }
 
@@ -267,6 +320,7 @@ impl OrderChange {
             Self::ExpoWaiting { .. } => "expo_waiting",
             Self::OrderReady { .. } => "order_ready",
             Self::LinesServed { .. } => "lines_served",
+            Self::PriorityChanged { .. } => "priority_changed",
             Self::OrderClosed {} => "order_closed",
         }
     }
@@ -275,7 +329,9 @@ impl OrderChange {
     pub fn stations(&self) -> Vec<&StationId> {
         match self {
             Self::CourseFired { tickets, .. } => tickets.iter().map(|t| &t.station).collect(),
-            Self::LineVoided { tickets, .. } => tickets.iter().map(|t| &t.station).collect(),
+            Self::LineVoided { tickets, .. } | Self::PriorityChanged { tickets, .. } => {
+                tickets.iter().map(|t| &t.station).collect()
+            }
             Self::TicketStarted { station, .. }
             | Self::TicketBumped { station, .. }
             | Self::TicketRecalled { station, .. }
@@ -310,9 +366,14 @@ pub enum OrderCommand {
         line: LineId,
         reason: Option<String>,
     },
-    /// Fire the held lines of one course, or every held line.
+    /// Fire the held lines of one course, or every held line; a priority fire is a rush.
     Fire {
         course: Option<u8>,
+        priority: bool,
+    },
+    /// Mark the order a rush, or no longer.
+    SetPriority {
+        priority: bool,
     },
     StartTicket {
         ticket: TicketId,
@@ -338,6 +399,12 @@ pub struct Order {
     pub ticket_no: u32,
     pub day: NaiveDate,
     pub guests: Option<u16>,
+    /// Where the order came from; none for orders opened before sources were recorded.
+    pub source: Option<OrderSource>,
+    /// A delivery platform's (or another system's) id of the order, unique per branch a day.
+    pub external_ref: Option<String>,
+    /// A rush: its tickets come first on every screen.
+    pub priority: bool,
     pub opened_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
     pub lines: BTreeMap<LineId, Line>,
@@ -352,25 +419,15 @@ pub struct Order {
 impl Order {
     /// The order as its opening event makes it.
     pub fn opened(id: OrderId, table: TableId, change: &OrderChange, at: DateTime<Utc>) -> Self {
-        let (ticket_no, day, guests) = match change {
-            OrderChange::OrderOpened {
-                ticket_no,
-                day,
-                guests,
-            } => (*ticket_no, *day, *guests),
-            // A journal whose opening event could not be read: keep the order, unnumbered,
-            // rather than lose it.
-            other => {
-                tracing::error!(order = %id, first = other.kind(), "order has no readable order_opened");
-                (0, at.date_naive(), None)
-            }
-        };
-        Self {
+        let mut order = Self {
             id,
             table,
-            ticket_no,
-            day,
-            guests,
+            ticket_no: 0,
+            day: at.date_naive(),
+            guests: None,
+            source: None,
+            external_ref: None,
+            priority: false,
             opened_at: at,
             closed_at: None,
             lines: BTreeMap::new(),
@@ -378,7 +435,52 @@ impl Order {
             fires: 0,
             seq: 0,
             position: 0,
+        };
+        match change {
+            OrderChange::OrderOpened {
+                ticket_no,
+                day,
+                guests,
+                source,
+                external_ref,
+                priority,
+            } => {
+                order.ticket_no = *ticket_no;
+                order.day = *day;
+                order.guests = *guests;
+                order.source = *source;
+                order.external_ref.clone_from(external_ref);
+                order.priority = *priority;
+            }
+            // A journal whose opening event could not be read: keep the order, unnumbered,
+            // rather than lose it.
+            other => {
+                tracing::error!(order = %id, first = other.kind(), "order has no readable order_opened");
+            }
         }
+        order
+    }
+
+    /// Says what opening an order and carrying out `then` on it change, or why they are
+    /// refused: one command's worth of changes, journaled in one append, so a one-call order
+    /// (opened, its lines added and fired) is all there or not at all.
+    pub fn decide_open(
+        id: OrderId,
+        table: TableId,
+        opened: OrderChange,
+        then: &[OrderCommand],
+        branch: &Branch,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OrderChange>, CommandError> {
+        let mut order = Order::opened(id, table, &opened, now);
+        let mut changes = vec![opened];
+        for command in then {
+            for change in order.decide(command, branch, now)? {
+                order.apply(&change, now);
+                changes.push(change);
+            }
+        }
+        Ok(changes)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -406,7 +508,30 @@ impl Order {
         match command {
             OrderCommand::AddLines { lines } => self.decide_add(lines, branch),
             OrderCommand::VoidLine { line, reason } => self.decide_void(*line, reason),
-            OrderCommand::Fire { course } => self.decide_fire(*course, branch, now),
+            OrderCommand::Fire { course, priority } => {
+                self.decide_fire(*course, *priority, branch, now)
+            }
+            OrderCommand::SetPriority { priority } => {
+                if self.priority == *priority {
+                    return Err(CommandError::InvalidTransition(format!(
+                        "the order is {} a rush",
+                        if *priority { "already" } else { "not" }
+                    )));
+                }
+                let tickets = self
+                    .tickets
+                    .iter()
+                    .filter(|t| t.status != TicketStatus::Voided && t.priority != *priority)
+                    .map(|t| TicketRef {
+                        ticket_id: t.id,
+                        station: t.station.clone(),
+                    })
+                    .collect();
+                Ok(vec![OrderChange::PriorityChanged {
+                    priority: *priority,
+                    tickets,
+                }])
+            }
             OrderCommand::StartTicket { ticket } => {
                 let t = self.live_ticket(ticket)?;
                 if t.kind == StationKind::Expo {
@@ -575,6 +700,7 @@ impl Order {
     fn decide_fire(
         &self,
         course: Option<u8>,
+        priority: bool,
         branch: &Branch,
         now: DateTime<Utc>,
     ) -> Result<Vec<OrderChange>, CommandError> {
@@ -621,6 +747,8 @@ impl Order {
             started_at: None,
             bumped_at: None,
             parts_ready: false,
+            source: self.source,
+            priority: priority || self.priority,
         };
         let mut tickets: Vec<Ticket> = by_station
             .into_iter()
@@ -631,6 +759,7 @@ impl Order {
         Ok(vec![OrderChange::CourseFired {
             fire_no,
             course,
+            priority: priority || self.priority,
             tickets,
         }])
     }
@@ -814,6 +943,14 @@ impl Order {
             }
             OrderChange::OrderReady { lines, .. } => self.set_status(lines, LineStatus::Ready),
             OrderChange::LinesServed { lines } => self.set_status(lines, LineStatus::Served),
+            OrderChange::PriorityChanged { priority, tickets } => {
+                self.priority = *priority;
+                for t in &mut self.tickets {
+                    if tickets.iter().any(|r| r.ticket_id == t.id) {
+                        t.apply(change, at);
+                    }
+                }
+            }
             OrderChange::OrderClosed {} => self.closed_at = Some(at),
         }
     }

@@ -34,7 +34,7 @@ pub enum TicketAction {
     Recall,
 }
 
-/// The station's live tickets, oldest first.
+/// The station's live tickets: rush tickets first, then oldest first.
 #[derive(Message)]
 #[rtype(result = "Vec<Ticket>")]
 pub struct LiveTickets;
@@ -121,9 +121,11 @@ impl StationActor {
             .filter(|t| t.is_live())
             .cloned()
             .collect();
+        // A rush first, then oldest first.
         live.sort_by(|a, b| {
-            a.fired_at
-                .cmp(&b.fired_at)
+            b.priority
+                .cmp(&a.priority)
+                .then(a.fired_at.cmp(&b.fired_at))
                 .then(a.ticket_no.cmp(&b.ticket_no))
         });
         live
@@ -183,7 +185,8 @@ impl Handler<StationEvent> for StationActor {
                     self.tickets.insert(t.id, t.clone());
                 }
             }
-            OrderChange::LineVoided { tickets, .. } => {
+            OrderChange::LineVoided { tickets, .. }
+            | OrderChange::PriorityChanged { tickets, .. } => {
                 for r in tickets.iter().filter(|r| r.station == self.station) {
                     if let Some(t) = self.tickets.get_mut(&r.ticket_id) {
                         t.apply(change, envelope.at);

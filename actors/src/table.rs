@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 
 use crate::error::CommandError;
 use crate::event::{order_stream, Event, OrderEvent};
@@ -30,14 +30,16 @@ use crate::stored;
 /// holds thousands of tables, and a retry comes within seconds of its command.
 const RECENT_KEYS: usize = 32;
 
-/// Opens a new order at this table.
+/// Opens a new order at this table and carries out `then` on it (adding its lines, firing
+/// them), all in one append.
 #[derive(Message)]
 #[rtype(result = "Result<Opened, CommandError>")]
 pub struct OpenOrderAt {
     pub order_id: OrderId,
-    pub ticket_no: u32,
-    pub day: NaiveDate,
-    pub guests: Option<u16>,
+    /// The `order_opened` change, numbered.
+    pub opened: OrderChange,
+    pub then: Vec<OrderCommand>,
+    pub branch: Arc<Branch>,
     pub idempotency: Option<KeyRecord>,
     pub span: tracing::Span,
 }
@@ -321,15 +323,21 @@ impl Handler<OpenOrderAt> for TableActor {
     type Result = AtomicResponse<Self, Result<Opened, CommandError>>;
 
     fn handle(&mut self, msg: OpenOrderAt, _: &mut Context<Self>) -> Self::Result {
-        let change = OrderChange::OrderOpened {
-            ticket_no: msg.ticket_no,
-            day: msg.day,
-            guests: msg.guests,
-        };
         let (order_id, key, span) = (msg.order_id, msg.idempotency, msg.span);
+        let decided = Order::decide_open(
+            order_id,
+            self.table.clone(),
+            msg.opened,
+            &msg.then,
+            &msg.branch,
+            Utc::now(),
+        );
         let run = {
             let key = key.clone();
-            move |act: &mut Self| act.commit(order_id, 0, vec![change], key, span)
+            move |act: &mut Self| match decided {
+                Ok(changes) => act.commit(order_id, 0, changes, key, span),
+                Err(e) => Box::pin(fut::ready(Err(e))),
+            }
         };
         let opened = self.once(key, run).map(|result, act, _| {
             result.map(|order| Opened {

@@ -48,7 +48,13 @@ fn config() -> BranchConfig {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Open(usize),
+    /// Open at a table: alone (0), with a line (1), or with a line fired (2); a rush or not.
+    Open {
+        table: usize,
+        then: u8,
+        item: usize,
+        rush: bool,
+    },
     Add {
         order: usize,
         item: usize,
@@ -62,6 +68,11 @@ enum Step {
     Fire {
         order: usize,
         course: Option<u8>,
+        rush: bool,
+    },
+    Rush {
+        order: usize,
+        on: bool,
     },
     Ticket {
         order: usize,
@@ -78,11 +89,14 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        2 => (0..TABLES.len()).prop_map(Step::Open),
+        2 => (0..TABLES.len(), 0u8..3, 0..ITEMS.len(), prop::bool::weighted(0.2))
+            .prop_map(|(table, then, item, rush)| Step::Open { table, then, item, rush }),
         4 => (0..8usize, 0..ITEMS.len(), prop_oneof![9 => 1u16..4, 1 => Just(0u16)], 1u8..3)
             .prop_map(|(order, item, quantity, course)| Step::Add { order, item, quantity, course }),
         1 => (0..8usize, 1u32..6).prop_map(|(order, line)| Step::Void { order, line }),
-        3 => (0..8usize, proptest::option::of(1u8..3)).prop_map(|(order, course)| Step::Fire { order, course }),
+        3 => (0..8usize, proptest::option::of(1u8..3), prop::bool::weighted(0.2))
+            .prop_map(|(order, course, rush)| Step::Fire { order, course, rush }),
+        1 => (0..8usize, any::<bool>()).prop_map(|(order, on)| Step::Rush { order, on }),
         6 => (0..8usize, 0..8usize, 0u8..3)
             .prop_map(|(order, ticket, action)| Step::Ticket { order, ticket, action }),
         1 => (0..8usize).prop_map(Step::Serve),
@@ -116,7 +130,7 @@ async fn live(engine: &Engine) -> Live {
                 .filter(|t| t.station == station && t.is_live())
                 .cloned()
                 .collect();
-            t.sort_by_key(|t| (t.fired_at, t.ticket_no));
+            t.sort_by_key(|t| (!t.priority, t.fired_at, t.ticket_no));
             t
         };
         let mut tickets = Vec::new();
@@ -153,14 +167,41 @@ async fn run(engine: &Engine, script: &[Step]) {
             span: tracing::Span::none(),
         };
         match step.clone() {
-            Step::Open(t) => {
-                let table = TableId::parse(TABLES[t]).unwrap();
+            Step::Open {
+                table,
+                then,
+                item,
+                rush,
+            } => {
+                let table = TableId::parse(TABLES[table]).unwrap();
+                let line = NewLine {
+                    item: ItemId::parse(ITEMS[item]).unwrap(),
+                    quantity: 2,
+                    modifiers: Vec::new(),
+                    note: None,
+                    seat: None,
+                    course: 1,
+                };
+                let add = OrderCommand::AddLines { lines: vec![line] };
+                let fire = OrderCommand::Fire {
+                    course: None,
+                    priority: false,
+                };
+                let then = match then {
+                    0 => Vec::new(),
+                    1 => vec![add],
+                    _ => vec![add, fire],
+                };
                 if let Ok(Ok(o)) = engine
                     .ask(
                         &b,
                         OpenOrder {
                             table,
                             guests: None,
+                            source: None,
+                            external_ref: None,
+                            priority: rush,
+                            then,
                             idempotency: None,
                             span: tracing::Span::none(),
                         },
@@ -198,13 +239,26 @@ async fn run(engine: &Engine, script: &[Step]) {
                 let cmd = OrderCommand::VoidLine { line, reason: None };
                 let _ = engine.ask(&b, change(id, cmd)).await;
             }
-            Step::Fire { order, course } => {
+            Step::Fire {
+                order,
+                course,
+                rush,
+            } => {
                 let Some(id) = pick(&orders, order) else {
                     continue;
                 };
-                let _ = engine
-                    .ask(&b, change(id, OrderCommand::Fire { course }))
-                    .await;
+                let fire = OrderCommand::Fire {
+                    course,
+                    priority: rush,
+                };
+                let _ = engine.ask(&b, change(id, fire)).await;
+            }
+            Step::Rush { order, on } => {
+                let Some(id) = pick(&orders, order) else {
+                    continue;
+                };
+                let rush = OrderCommand::SetPriority { priority: on };
+                let _ = engine.ask(&b, change(id, rush)).await;
             }
             Step::Ticket {
                 order,

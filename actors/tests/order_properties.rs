@@ -16,7 +16,8 @@ use rail_actors::ids::{ItemId, LineId, OrderId, StationId, TableId, TicketId};
 use rail_actors::journal::{NewEvent, StoredEvent};
 use rail_actors::menu::{Branch, BranchConfig, StationKind};
 use rail_actors::order::{
-    LineStatus, NewLine, Order, OrderChange, OrderCommand, Ticket, TicketStatus, MAX_QUANTITY,
+    LineStatus, NewLine, Order, OrderChange, OrderCommand, OrderSource, Ticket, TicketStatus,
+    MAX_QUANTITY,
 };
 use serde_json::json;
 
@@ -83,7 +84,10 @@ enum Step {
     /// (index into `ITEMS`, quantity, course) per line.
     Add(Vec<(usize, u16, u8)>),
     Void(LineId),
-    Fire(Option<u8>),
+    /// Fire one course or all, as a rush or not.
+    Fire(Option<u8>, bool),
+    /// Mark the order a rush, or no longer.
+    Priority(bool),
     Ticket(TicketAction, TicketPick),
     Serve(Option<Vec<LineId>>),
     Close,
@@ -112,7 +116,8 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         2 => prop::collection::vec(line, 1..=3).prop_map(Step::Add),
         1 => line_id.clone().prop_map(Step::Void),
-        3 => prop::option::of(1u8..=3).prop_map(Step::Fire),
+        3 => (prop::option::of(1u8..=3), prop::bool::weighted(0.2)).prop_map(|(c, p)| Step::Fire(c, p)),
+        1 => any::<bool>().prop_map(Step::Priority),
         2 => pick().prop_map(|p| Step::Ticket(TicketAction::Start, p)),
         8 => pick().prop_map(|p| Step::Ticket(TicketAction::Bump, p)),
         2 => pick().prop_map(|p| Step::Ticket(TicketAction::Recall, p)),
@@ -161,7 +166,13 @@ fn command(step: &Step, order: &Order) -> Option<OrderCommand> {
             line: *line,
             reason: None,
         },
-        Step::Fire(course) => OrderCommand::Fire { course: *course },
+        Step::Fire(course, priority) => OrderCommand::Fire {
+            course: *course,
+            priority: *priority,
+        },
+        Step::Priority(priority) => OrderCommand::SetPriority {
+            priority: *priority,
+        },
         Step::Ticket(action, pick) => {
             let ticket = ticket(*action, pick);
             match action {
@@ -210,7 +221,8 @@ fn expected_outcome(command: &OrderCommand, order: &Order, branch: &Branch) -> O
                 && branch.item(&l.item).is_ok()
                 && !branch.is_86(&l.item)
         })),
-        OrderCommand::Fire { course } => {
+        OrderCommand::SetPriority { priority } => Some(order.priority != *priority),
+        OrderCommand::Fire { course, .. } => {
             let held: Vec<_> = order
                 .lines
                 .values()
@@ -345,6 +357,18 @@ fn check_invariants(
             );
         }
         prop_assert_eq!(t.order_id, order.id);
+        prop_assert_eq!(
+            t.source,
+            order.source,
+            "a ticket carries its order's source"
+        );
+        if order.priority && t.status != TicketStatus::Voided {
+            prop_assert!(
+                t.priority,
+                "a rush order's live ticket {} is not a rush",
+                t.id
+            );
+        }
         prop_assert_eq!(&t.table, &order.table);
         prop_assert_eq!(t.ticket_no, order.ticket_no);
         let station = branch
@@ -487,7 +511,8 @@ impl Screens {
                         screen.insert(t.id, t.clone());
                     }
                 }
-                OrderChange::LineVoided { tickets, .. } => {
+                OrderChange::LineVoided { tickets, .. }
+                | OrderChange::PriorityChanged { tickets, .. } => {
                     for r in tickets.iter().filter(|r| &r.station == station) {
                         if let Some(t) = screen.get_mut(&r.ticket_id) {
                             t.apply(change, at);
@@ -580,7 +605,15 @@ fn record(
     Ok(())
 }
 
-fn run(steps: &[Step]) -> Result<(), TestCaseError> {
+/// How the order is opened: alone, or with its first lines (and a fire) in the same command.
+#[derive(Debug, Clone, Copy)]
+enum Opening {
+    Alone,
+    WithLines,
+    WithLinesFired,
+}
+
+fn run(steps: &[Step], opening: Opening, rush: bool) -> Result<(), TestCaseError> {
     let mut branch = branch();
     let start = Utc.with_ymd_and_hms(2024, 5, 17, 18, 30, 0).unwrap() + Duration::nanoseconds(987);
     let clock = |n: usize| start + Duration::nanoseconds(1_234_567_891 * n as i64);
@@ -589,17 +622,43 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
         ticket_no: 42,
         day: NaiveDate::from_ymd_opt(2024, 5, 17).unwrap(),
         guests: Some(4),
+        source: Some(OrderSource::Delivery),
+        external_ref: Some("YS-48213".into()),
+        priority: rush,
     };
     let table = TableId::parse("t1").unwrap();
     let at = micros(clock(0));
-    let mut order = Order::opened(OrderId::new(), table, &opened, at);
-    order.apply(&opened, at);
+    let id = OrderId::new();
+    let mut order = Order::opened(id, table.clone(), &opened, at);
     let mut journal = Vec::new();
-    record(&mut journal, &order, &opened, at)?;
     let mut history = History::default();
     let mut screens = Screens::default();
+    // The first step adds lines: a one-call open takes them (and fires them) itself.
+    let then = match (opening, steps.first().and_then(|s| command(s, &order))) {
+        (Opening::Alone, _) | (_, None) => Vec::new(),
+        (Opening::WithLines, Some(add)) => vec![add],
+        (Opening::WithLinesFired, Some(add)) => vec![
+            add,
+            OrderCommand::Fire {
+                course: None,
+                priority: false,
+            },
+        ],
+    };
+    let skip = usize::from(!then.is_empty());
+    let changes = Order::decide_open(id, table, opened.clone(), &then, &branch, at)
+        .map_err(|e| fail(format!("a one-call open of valid lines is refused: {e}")))?;
+    prop_assert_eq!(&changes[0], &opened);
+    prop_assert_eq!(changes.len(), 1 + then.len(), "one change per command");
+    for change in &changes {
+        check_change(&order, change, &mut history)?;
+        record(&mut journal, &order, change, at)?;
+        order.apply(change, at);
+        screens.feed(change, at);
+    }
+    check_invariants(&order, &branch, &history)?;
 
-    for (n, step) in steps.iter().enumerate() {
+    for (n, step) in steps.iter().enumerate().skip(skip) {
         // `decide` sees the clock as it is; the journal stores microseconds, and the live
         // order applies what the journal stored.
         let now = clock(n + 1);
@@ -671,6 +730,18 @@ proptest! {
         rest in prop::collection::vec(step(), 0..40),
     ) {
         let steps: Vec<Step> = std::iter::once(first).chain(rest).collect();
-        run(&steps)?;
+        run(&steps, Opening::Alone, false)?;
+    }
+
+    #[test]
+    fn a_one_call_open_keeps_the_kitchen_consistent(
+        first in valid_add(),
+        rest in prop::collection::vec(step(), 0..40),
+        fired in any::<bool>(),
+        rush in any::<bool>(),
+    ) {
+        let steps: Vec<Step> = std::iter::once(first).chain(rest).collect();
+        let opening = if fired { Opening::WithLinesFired } else { Opening::WithLines };
+        run(&steps, opening, rush)?;
     }
 }

@@ -10,7 +10,7 @@ use rail_actors::event::{Event, OrderEvent};
 use rail_actors::ids::{BranchId, ItemId, OrderId, StationId, TableId, TicketId};
 use rail_actors::journal::{Journal, SavedSnapshot, SqliteJournal, StoredEvent};
 use rail_actors::menu::StationKind;
-use rail_actors::order::{OrderChange, Ticket, TicketLine, TicketStatus};
+use rail_actors::order::{OrderChange, OrderSource, Ticket, TicketLine, TicketStatus};
 use rail_actors::stored;
 use serde_json::json;
 
@@ -33,6 +33,10 @@ fn golden() -> BranchId {
 }
 
 /// The value of a series in the engine's metrics (0 when it was never counted).
+/// Held by the tests that read the unreadable-snapshot counters, which every test of this
+/// process shares.
+static COUNTERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn metric(series: &str) -> f64 {
     rail_actors::metrics::render()
         .lines()
@@ -42,6 +46,9 @@ fn metric(series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_golden_journal_recovers_from_its_format_1_snapshot_as_from_its_events() {
+    let _counting = COUNTERS.lock().await;
+    let refused = || metric("rail_snapshots_unreadable_total{reason=\"format\"}");
+    let refused_before = refused();
     let dir = tempfile::tempdir().unwrap();
     let journal = golden_journal(&dir);
     let from_snapshot = recover(&journal, &golden(), &frames())
@@ -63,10 +70,7 @@ async fn the_golden_journal_recovers_from_its_format_1_snapshot_as_from_its_even
     assert_eq!(out, [&ItemId::parse("steak").unwrap()]);
     let tickets: Vec<u32> = from_snapshot.orders.iter().map(|o| o.ticket_no).collect();
     assert_eq!(tickets, [2, 3, 4]);
-    assert_eq!(
-        metric("rail_snapshots_unreadable_total{reason=\"format\"}"),
-        0.0
-    );
+    assert_eq!(refused(), refused_before, "a format-1 snapshot is read");
 
     // Without the snapshot, every open stream's events make the same branch.
     let unused = SavedSnapshot {
@@ -93,6 +97,7 @@ async fn the_golden_journal_recovers_from_its_format_1_snapshot_as_from_its_even
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_this_build_cannot_use_is_counted_and_the_events_are_read_instead() {
+    let _counting = COUNTERS.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let journal = golden_journal(&dir);
     let good = recover(&journal, &golden(), &frames()).await.unwrap();
@@ -166,6 +171,11 @@ fn read_back(new: &rail_actors::journal::NewEvent) -> StoredEvent {
 }
 
 fn fire() -> Event {
+    fire_from(None, false)
+}
+
+/// A fire of an order from `source` (none: an order from before sources were recorded).
+fn fire_from(source: Option<OrderSource>, priority: bool) -> Event {
     let at = Utc.with_ymd_and_hms(2026, 12, 1, 19, 30, 5).unwrap();
     let order_id = OrderId::new();
     let table = TableId::parse("t1").unwrap();
@@ -194,6 +204,8 @@ fn fire() -> Event {
         started_at: None,
         bumped_at: None,
         parts_ready: false,
+        source,
+        priority,
     };
     Event::Order(OrderEvent {
         order_id,
@@ -201,6 +213,7 @@ fn fire() -> Event {
         change: OrderChange::CourseFired {
             fire_no: 2,
             course: Some(1),
+            priority,
             tickets: vec![
                 ticket("grill", StationKind::Cooking),
                 ticket("expo", StationKind::Expo),
@@ -210,11 +223,17 @@ fn fire() -> Event {
 }
 
 #[test]
-fn events_are_written_in_format_2_and_read_back_equal() {
-    let event = fire();
+fn events_are_written_in_format_3_and_read_back_equal() {
+    let event = fire_from(Some(OrderSource::Delivery), true);
     let new = stored::encode(event.clone(), Utc::now());
     assert_eq!(new.body["v"], json!(stored::EVENT_FORMAT));
-    assert_eq!(stored::EVENT_FORMAT, 2);
+    assert_eq!(stored::EVENT_FORMAT, 3);
+    assert_eq!(
+        new.body["source"],
+        json!("delivery"),
+        "the fire says its source once"
+    );
+    assert_eq!(new.body["priority"], json!(true));
     let ticket = new.body["tickets"][0].as_object().unwrap();
     let mut fields: Vec<&str> = ticket.keys().map(String::as_str).collect();
     fields.sort();
@@ -226,6 +245,17 @@ fn events_are_written_in_format_2_and_read_back_equal() {
     assert!(new.body["tickets"][0]["lines"][0].get("voided").is_none());
     let decoded = stored::decode(&read_back(&new)).expect("decodes");
     assert_eq!(*decoded, event);
+
+    // What format 3 adds is left out when absent, so an older order's fire is written as
+    // format 2 wrote it, and a format-2 body reads as the same event.
+    let legacy = fire();
+    let mut new = stored::encode(legacy.clone(), Utc::now());
+    assert!(new.body.get("source").is_none() && new.body.get("priority").is_none());
+    new.body["v"] = json!(2);
+    assert_eq!(
+        *stored::decode(&read_back(&new)).expect("format 2 reads"),
+        legacy
+    );
 }
 
 #[test]
@@ -267,9 +297,9 @@ fn a_format_1_fire_is_upcast_to_the_same_event() {
 #[test]
 fn an_event_of_a_newer_format_or_the_wrong_kind_is_refused_not_guessed() {
     let mut new = stored::encode(fire(), Utc::now());
-    new.body["v"] = json!(3);
+    new.body["v"] = json!(4);
     let err = stored::decode(&read_back(&new)).unwrap_err();
-    assert!(err.contains("format 3 is newer"), "{err}");
+    assert!(err.contains("format 4 is newer"), "{err}");
 
     new.body["v"] = json!("two");
     assert!(stored::decode(&read_back(&new)).is_err());

@@ -46,6 +46,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::post().to(orders::void_line)),
             )
             .service(resource("/orders/{order}/fire", "POST").route(web::post().to(orders::fire)))
+            .service(
+                resource("/orders/{order}/priority", "POST")
+                    .route(web::post().to(orders::set_priority)),
+            )
             .service(resource("/orders/{order}/serve", "POST").route(web::post().to(orders::serve)))
             .service(resource("/orders/{order}/close", "POST").route(web::post().to(orders::close)))
             .service(

@@ -51,7 +51,12 @@ impl LinePath {
     }
 }
 
-/// An order to open.
+/// An order to open: at a table, or complete in one call (its lines, and `fire` to send them
+/// to the kitchen), as a POS terminal or a delivery platform sends it. All of it is done, in
+/// one journal append, or none of it.
+///
+/// Fields left out are left out of the request's idempotency digest too, so a key sent before
+/// these fields existed still answers.
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenOrderBody {
@@ -62,6 +67,29 @@ pub struct OpenOrderBody {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 100)]
     guests: Option<u16>,
+    /// Where the order comes from; by default the table's kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<wire::OrderSource>,
+    /// Another system's id of the order (a delivery platform's): 1 to 64 visible ASCII
+    /// characters, unique per branch a local day. An open naming a reference the branch has
+    /// taken today answers with that order (as its open left it) and opens nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]{1,64}$")]
+    external_ref: Option<String>,
+    /// A rush: its tickets come first on every screen.
+    #[serde(default, skip_serializing_if = "is_false")]
+    priority: bool,
+    /// Lines to add at once (0 to 100), held unless `fire` is given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 100)]
+    lines: Vec<wire::NewLine>,
+    /// Fire the lines at once: every one, or one course's (`{}` fires all). Needs `lines`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fire: Option<FireBody>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[utoipa::path(
@@ -73,7 +101,7 @@ pub struct OpenOrderBody {
     params(BranchPath, IdempotencyKey),
     request_body = OpenOrderBody,
     responses(
-        (status = 201, description = "The new order, with the day's next ticket number (or, for a repeated `Idempotency-Key`, the order it opened).", body = wire::Order, links(
+        (status = 201, description = "The new order, with the day's next ticket number and the tickets its fire made (or, for a repeated `Idempotency-Key` or `external_ref`, the order it opened, as its open left it).", body = wire::Order, links(
             ("GetOrder" = (operation_id = "get_order", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
             ("AddLines" = (operation_id = "add_lines", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
             ("Fire" = (operation_id = "fire", parameters(("branch" = "$request.path.branch"), ("order" = "$response.body#/id")))),
@@ -82,10 +110,11 @@ pub struct OpenOrderBody {
         )),
         (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
         Refusals,
-        (status = 404, description = "No such branch or table (`unknown_branch`, `unknown_table`).", body = ErrorBody),
+        (status = 404, description = "No such branch, table or item (`unknown_branch`, `unknown_table`, `unknown_item`).", body = ErrorBody),
+        (status = 409, description = "An item is 86'd (`item_86`): nothing was opened.", body = ErrorBody),
         (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
         (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`).", body = ErrorBody),
-        (status = 422, description = "The body or the key is not valid (`invalid_input`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
+        (status = 422, description = "The body or the key is not valid (`invalid_input`, as for a fire without lines), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -100,12 +129,24 @@ pub(super) async fn open_order(
     let branch = branch.id()?;
     let body = body.0;
     let idempotency = idempotency::from_request(&req, &body)?;
+    let mut then = Vec::new();
+    if !body.lines.is_empty() {
+        let lines = body.lines.into_iter().map(Into::into).collect();
+        then.push(OrderCommand::AddLines { lines });
+    }
+    if let Some(fire) = body.fire {
+        then.push(fire.into());
+    }
     let order = engine
         .ask(
             &branch,
             OpenOrder {
                 table: body.table,
                 guests: body.guests,
+                source: body.source.map(Into::into),
+                external_ref: body.external_ref,
+                priority: body.priority,
+                then,
                 idempotency,
                 span: tracing::Span::current(),
             },
@@ -301,13 +342,25 @@ pub(super) async fn void_line(
 }
 
 /// What to fire.
-#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FireBody {
     /// Fire this course's held lines; without it, every held line.
     #[serde(default)]
     #[schema(minimum = 1, maximum = 9)]
     course: Option<u8>,
+    /// A rush: this fire's tickets come first on every screen.
+    #[serde(default, skip_serializing_if = "is_false")]
+    priority: bool,
+}
+
+impl From<FireBody> for OrderCommand {
+    fn from(f: FireBody) -> Self {
+        OrderCommand::Fire {
+            course: f.course,
+            priority: f.priority,
+        }
+    }
 }
 
 #[utoipa::path(
@@ -342,8 +395,49 @@ pub(super) async fn fire(
     order: web::Path<OrderPath>,
     body: OptionalJson<FireBody>,
 ) -> ApiResult {
-    let course = body.0.course;
-    let command = OrderCommand::Fire { course };
+    change(&req, &device, &engine, &branch, &order, body.0.into()).await
+}
+
+/// Whether the order is a rush.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityBody {
+    /// True to make the order a rush (its tickets first on every screen, its next fires
+    /// too), false to make it an order like the others.
+    priority: bool,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/branches/{branch}/orders/{order}/priority",
+    operation_id = "set_priority",
+    tag = "orders",
+    summary = "Make an order a rush, or no longer",
+    params(BranchPath, OrderPath, IdempotencyKey),
+    request_body = PriorityBody,
+    responses(
+        (status = 200, description = "The order; its tickets follow, and every screen of their stations is told.", body = wire::Order),
+        (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
+        Refusals,
+        (status = 404, description = "No such branch or order (`unknown_branch`, `unknown_order`).", body = ErrorBody),
+        (status = 409, description = "The order already is (or is not) a rush (`invalid_transition`), or it is closed (`order_closed`) or was changed elsewhere (`conflict`).", body = ErrorBody),
+        (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`).", body = ErrorBody),
+        (status = 422, description = "The body or the key is not valid (`invalid_input`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn set_priority(
+    req: HttpRequest,
+    device: Device,
+    engine: web::Data<Engine>,
+    branch: web::Path<BranchPath>,
+    order: web::Path<OrderPath>,
+    body: ApiJson<PriorityBody>,
+) -> ApiResult {
+    let command = OrderCommand::SetPriority {
+        priority: body.0.priority,
+    };
     change(&req, &device, &engine, &branch, &order, command).await
 }
 

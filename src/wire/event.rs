@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::menu::BranchConfig;
-use super::order::{tickets, Line, Ticket, TicketRef};
+use super::order::{tickets, Line, OrderSource, Ticket, TicketRef};
 use super::schema;
 
 /// A change to a branch's configuration.
@@ -38,6 +38,10 @@ pub enum OrderChange<'a> {
         ticket_no: u32,
         day: NaiveDate,
         guests: Option<u16>,
+        /// Null for orders opened before sources were recorded.
+        source: Option<OrderSource>,
+        external_ref: Option<&'a str>,
+        priority: bool,
     },
     LinesAdded {
         lines: Vec<Line<'a>>,
@@ -51,6 +55,8 @@ pub enum OrderChange<'a> {
     CourseFired {
         fire_no: u32,
         course: Option<u8>,
+        /// The fire is a rush (or its order is).
+        priority: bool,
         tickets: Vec<Ticket<'a>>,
     },
     TicketStarted {
@@ -104,6 +110,11 @@ pub enum OrderChange<'a> {
         #[schema(value_type = Vec<u32>)]
         lines: &'a [LineId],
     },
+    /// The order was marked a rush, or no longer; the tickets named follow.
+    PriorityChanged {
+        priority: bool,
+        tickets: Vec<TicketRef<'a>>,
+    },
     OrderClosed {},
 }
 
@@ -153,10 +164,16 @@ fn change(c: &Change) -> OrderChange<'_> {
             ticket_no,
             day,
             guests,
+            source,
+            external_ref,
+            priority,
         } => OrderChange::OrderOpened {
             ticket_no: *ticket_no,
             day: *day,
             guests: *guests,
+            source: source.map(Into::into),
+            external_ref: external_ref.as_deref(),
+            priority: *priority,
         },
         Change::LinesAdded { lines } => OrderChange::LinesAdded {
             lines: lines.iter().map(Line::from).collect(),
@@ -179,10 +196,12 @@ fn change(c: &Change) -> OrderChange<'_> {
         Change::CourseFired {
             fire_no,
             course,
+            priority,
             tickets: fired,
         } => OrderChange::CourseFired {
             fire_no: *fire_no,
             course: *course,
+            priority: *priority,
             tickets: tickets(fired),
         },
         Change::TicketStarted { ticket_id, station } => OrderChange::TicketStarted {
@@ -224,6 +243,19 @@ fn change(c: &Change) -> OrderChange<'_> {
             lines,
         },
         Change::LinesServed { lines } => OrderChange::LinesServed { lines },
+        Change::PriorityChanged {
+            priority,
+            tickets: named,
+        } => OrderChange::PriorityChanged {
+            priority: *priority,
+            tickets: named
+                .iter()
+                .map(|t| TicketRef {
+                    ticket_id: t.ticket_id,
+                    station: &t.station,
+                })
+                .collect(),
+        },
         Change::OrderClosed {} => OrderChange::OrderClosed {},
     }
 }

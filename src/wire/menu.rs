@@ -90,10 +90,17 @@ pub struct Table {
 pub struct BranchConfig {
     #[schema(schema_with = schema::name)]
     pub name: String,
-    /// Offset of the branch's local time from UTC; the ticket number restarts each local day.
+    /// Offset of the branch's local time from UTC, used when no `time_zone` is given; the
+    /// ticket number restarts each local day.
     #[serde(default)]
     #[schema(minimum = -720, maximum = 840)]
     pub utc_offset_minutes: i32,
+    /// The branch's IANA time zone (`Europe/Istanbul`). When given, ticket numbers restart at
+    /// its local midnight, daylight-saving changes included, and `utc_offset_minutes` is not
+    /// used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "Europe/Istanbul", min_length = 1, max_length = 64)]
+    pub time_zone: Option<String>,
     /// Exactly one expo station and at least one cooking station.
     #[schema(min_items = 2, max_items = 64)]
     pub stations: Vec<Station>,
@@ -117,6 +124,7 @@ impl From<&menu::BranchConfig> for BranchConfig {
         Self {
             name: c.name.clone(),
             utc_offset_minutes: c.utc_offset_minutes,
+            time_zone: c.time_zone.clone(),
             stations: c
                 .stations
                 .iter()
@@ -170,6 +178,7 @@ impl From<BranchConfig> for menu::BranchConfig {
         Self {
             name: c.name,
             utc_offset_minutes: c.utc_offset_minutes,
+            time_zone: c.time_zone,
             stations: c
                 .stations
                 .into_iter()

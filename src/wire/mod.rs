@@ -15,4 +15,4 @@ pub mod schema;
 pub use event::{encode_envelope, Event, JournalEvent};
 pub use live::{BranchInfo, Snapshot, Topic};
 pub use menu::BranchConfig;
-pub use order::{NewLine, Order, Ticket};
+pub use order::{NewLine, Order, OrderSource, Ticket};

@@ -64,6 +64,41 @@ impl From<NewLine> for order::NewLine {
     }
 }
 
+/// Where an order came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderSource {
+    DineIn,
+    Counter,
+    Takeaway,
+    Delivery,
+    Qr,
+}
+
+impl From<order::OrderSource> for OrderSource {
+    fn from(s: order::OrderSource) -> Self {
+        match s {
+            order::OrderSource::DineIn => Self::DineIn,
+            order::OrderSource::Counter => Self::Counter,
+            order::OrderSource::Takeaway => Self::Takeaway,
+            order::OrderSource::Delivery => Self::Delivery,
+            order::OrderSource::Qr => Self::Qr,
+        }
+    }
+}
+
+impl From<OrderSource> for order::OrderSource {
+    fn from(s: OrderSource) -> Self {
+        match s {
+            OrderSource::DineIn => Self::DineIn,
+            OrderSource::Counter => Self::Counter,
+            OrderSource::Takeaway => Self::Takeaway,
+            OrderSource::Delivery => Self::Delivery,
+            OrderSource::Qr => Self::Qr,
+        }
+    }
+}
+
 /// Where a line is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -187,6 +222,10 @@ pub struct Ticket<'a> {
     pub bumped_at: Option<DateTime<Utc>>,
     /// Expo only: every cooking ticket of the fire is bumped.
     pub parts_ready: bool,
+    /// Where its order came from; null for tickets fired before sources were recorded.
+    pub source: Option<OrderSource>,
+    /// A rush: screens show it before the others.
+    pub priority: bool,
 }
 
 impl<'a> From<&'a order::Ticket> for Ticket<'a> {
@@ -211,6 +250,8 @@ impl<'a> From<&'a order::Ticket> for Ticket<'a> {
             started_at: t.started_at,
             bumped_at: t.bumped_at,
             parts_ready: t.parts_ready,
+            source: t.source.map(Into::into),
+            priority: t.priority,
         }
     }
 }
@@ -230,6 +271,12 @@ pub struct Order<'a> {
     pub ticket_no: u32,
     pub day: NaiveDate,
     pub guests: Option<u16>,
+    /// Where the order came from; null for orders opened before sources were recorded.
+    pub source: Option<OrderSource>,
+    /// Another system's id of the order (a delivery platform's), unique per branch a day.
+    pub external_ref: Option<&'a str>,
+    /// A rush: its tickets come first on every screen.
+    pub priority: bool,
     pub opened_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
     pub lines: Vec<Line<'a>>,
@@ -249,6 +296,9 @@ impl<'a> From<&'a order::Order> for Order<'a> {
             ticket_no: o.ticket_no,
             day: o.day,
             guests: o.guests,
+            source: o.source.map(Into::into),
+            external_ref: o.external_ref.as_deref(),
+            priority: o.priority,
             opened_at: o.opened_at,
             closed_at: o.closed_at,
             lines: o.lines.values().map(Line::from).collect(),
@@ -283,6 +333,12 @@ pub enum CommandBody<'a> {
     },
     Fire {
         course: Option<u8>,
+        /// Left out when false, so a fire's key reads as it did before rushes.
+        #[serde(skip_serializing_if = "is_false")]
+        priority: bool,
+    },
+    SetPriority {
+        priority: bool,
     },
     StartTicket {
         ticket: TicketId,
@@ -331,7 +387,13 @@ impl<'a> From<&'a order::OrderCommand> for CommandBody<'a> {
                 line: *line,
                 reason,
             },
-            C::Fire { course } => Self::Fire { course: *course },
+            C::Fire { course, priority } => Self::Fire {
+                course: *course,
+                priority: *priority,
+            },
+            C::SetPriority { priority } => Self::SetPriority {
+                priority: *priority,
+            },
             C::StartTicket { ticket } => Self::StartTicket { ticket: *ticket },
             C::BumpTicket { ticket } => Self::BumpTicket { ticket: *ticket },
             C::RecallTicket { ticket } => Self::RecallTicket { ticket: *ticket },
@@ -339,4 +401,8 @@ impl<'a> From<&'a order::OrderCommand> for CommandBody<'a> {
             C::Close => Self::Close,
         }
     }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }

@@ -9,7 +9,7 @@ use crate::error::CommandError;
 use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId, TicketId};
 use crate::journal::{Committed, KeyRecord};
 use crate::menu::BranchConfig;
-use crate::order::{Order, OrderCommand, Ticket};
+use crate::order::{Order, OrderCommand, OrderSource, Ticket};
 use crate::station::TicketAction;
 use crate::subscriber::{Subscriber, Topic};
 
@@ -40,12 +40,21 @@ pub struct SetEightySix {
 #[rtype(result = "Result<BranchInfo, CommandError>")]
 pub struct GetBranchInfo;
 
-/// Opens an order at a table, with the next ticket number of the day.
+/// Opens an order at a table, with the next ticket number of the day, and carries out `then`
+/// on it in the same append: a complete order (opened, lines added, fired) in one call.
 #[derive(Message)]
 #[rtype(result = "Result<Arc<Order>, CommandError>")]
 pub struct OpenOrder {
     pub table: TableId,
     pub guests: Option<u16>,
+    /// Where the order comes from; by default its table's kind.
+    pub source: Option<OrderSource>,
+    /// Another system's id of the order (a delivery platform's), unique per branch a local
+    /// day: an open naming one the branch has seen today answers with that order.
+    pub external_ref: Option<String>,
+    pub priority: bool,
+    /// What to do with the order once open: `AddLines`, then `Fire`.
+    pub then: Vec<OrderCommand>,
     /// The client's idempotency key and a digest of its request.
     pub idempotency: Option<KeyRecord>,
     /// The request this command belongs to, followed into the actors' logs.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use futures::future::join_all;
 
 use super::messages::{ChangeOrder, GetOrder, OpenOrder, OpenOrders};
@@ -13,8 +13,9 @@ use super::BranchActor;
 use crate::error::{invalid, CommandError};
 use crate::event::order_stream;
 use crate::ids::{OrderId, TableId};
+use crate::journal::KeyRecord;
 use crate::menu::Branch;
-use crate::order::Order;
+use crate::order::{check_external_ref, Order, OrderChange, OrderCommand, OrderSource};
 use crate::stored;
 use crate::table::{ExecuteOrder, OpenOrderAt, ReadOrder, TableActor};
 
@@ -38,8 +39,7 @@ impl BranchActor {
 
     /// Today's date at the branch, for ticket numbers.
     fn today(&self, branch: &Branch) -> NaiveDate {
-        let offset = Duration::minutes(branch.config().utc_offset_minutes.into());
-        (Utc::now() + offset).date_naive()
+        branch.local_day(Utc::now())
     }
 
     /// Hands a command to the table actor that writes its order, or answers a retry of a
@@ -115,6 +115,32 @@ impl BranchActor {
     }
 }
 
+/// The key an external reference is stored under for the day. It holds spaces, which a
+/// client's idempotency key cannot, and one fingerprint for every request naming it, so any
+/// open naming it again gets the first order.
+fn external_ref_key(day: NaiveDate, reference: &str) -> KeyRecord {
+    KeyRecord {
+        key: format!("external_ref {day} {reference}"),
+        fingerprint: "external_ref".into(),
+    }
+}
+
+/// What an open may go on to do: add lines, then fire them.
+fn check_then(then: &[OrderCommand]) -> Result<(), CommandError> {
+    let allowed = matches!(
+        then,
+        [] | [OrderCommand::AddLines { .. }]
+            | [OrderCommand::AddLines { .. }, OrderCommand::Fire { .. }]
+    );
+    if allowed {
+        Ok(())
+    } else {
+        Err(invalid(
+            "an open may add lines, then fire them; nothing else",
+        ))
+    }
+}
+
 impl Handler<OpenOrder> for BranchActor {
     type Result = ResponseActFuture<Self, Result<Arc<Order>, CommandError>>;
 
@@ -122,22 +148,40 @@ impl Handler<OpenOrder> for BranchActor {
         let prepared = (|| {
             self.owning()?;
             let branch = self.configured()?;
-            branch.table(&msg.table)?;
+            let table = branch.table(&msg.table)?;
             if matches!(msg.guests, Some(0) | Some(101..)) {
                 return Err(invalid("guests must be 1 to 100"));
             }
+            if let Some(reference) = &msg.external_ref {
+                check_external_ref(reference)?;
+            }
+            check_then(&msg.then)?;
+            let source = msg.source.unwrap_or(OrderSource::from(table.kind));
             let today = self.today(&branch);
             let ticket_no = match self.last_ticket {
                 Some((day, n)) if day == today => n % 9999 + 1,
                 _ => 1,
             };
             self.last_ticket = Some((today, ticket_no));
+            // An external reference is the order's key for the day: the journal stores it
+            // with the open, and a second open naming it answers with the first order.
+            let idempotency = match &msg.external_ref {
+                Some(reference) => Some(external_ref_key(today, reference)),
+                None => msg.idempotency.clone(),
+            };
             Ok(OpenOrderAt {
                 order_id: OrderId::new(),
-                ticket_no,
-                day: today,
-                guests: msg.guests,
-                idempotency: msg.idempotency.clone(),
+                opened: OrderChange::OrderOpened {
+                    ticket_no,
+                    day: today,
+                    guests: msg.guests,
+                    source: Some(source),
+                    external_ref: msg.external_ref.clone(),
+                    priority: msg.priority,
+                },
+                then: msg.then.clone(),
+                branch,
+                idempotency,
                 span: msg.span.clone(),
             })
         })();

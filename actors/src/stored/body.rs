@@ -1,5 +1,6 @@
-//! Event bodies as the journal stores them (format 2), and their conversions to and from the
-//! domain. These types change only with a new format (and an upcast from the one before);
+//! Event bodies as the journal stores them (format 3), and their conversions to and from the
+//! domain. Format 3 only adds to format 2 (fields that default when absent, new kinds), so a
+//! format-2 body reads as format 3. These types change only with a new format (and an upcast from the one before);
 //! the domain's may change freely as long as the conversions here keep up.
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -9,7 +10,9 @@ use serde_json::Value;
 use crate::event::{BranchEvent, Event, OrderEvent};
 use crate::ids::{CategoryId, ItemId, LineId, OrderId, StationId, TableId, TicketId};
 use crate::menu::{BranchConfig, Category, MenuItem, Station, StationKind, Table, TableKind};
-use crate::order::{Line, LineStatus, OrderChange, Ticket, TicketLine, TicketRef, TicketStatus};
+use crate::order::{
+    Line, LineStatus, OrderChange, OrderSource, Ticket, TicketLine, TicketRef, TicketStatus,
+};
 
 /// The body of an event, by its kind.
 pub(super) fn to_value(event: &Event) -> Value {
@@ -50,6 +53,9 @@ enum BranchBody {
 pub struct ConfigBody {
     name: String,
     utc_offset_minutes: i32,
+    /// Format 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    time_zone: Option<String>,
     stations: Vec<StationBody>,
     categories: Vec<CategoryBody>,
     items: Vec<ItemBody>,
@@ -132,6 +138,7 @@ impl From<&BranchConfig> for ConfigBody {
         Self {
             name: c.name.clone(),
             utc_offset_minutes: c.utc_offset_minutes,
+            time_zone: c.time_zone.clone(),
             stations: c
                 .stations
                 .iter()
@@ -185,6 +192,7 @@ impl From<ConfigBody> for BranchConfig {
         Self {
             name: c.name,
             utc_offset_minutes: c.utc_offset_minutes,
+            time_zone: c.time_zone,
             stations: c
                 .stations
                 .into_iter()
@@ -249,6 +257,45 @@ fn station_kind(kind: StationKindBody) -> StationKind {
 
 // ---- an order's stream ----
 
+/// Where an order came from (format 3).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceBody {
+    DineIn,
+    Counter,
+    Takeaway,
+    Delivery,
+    Qr,
+}
+
+impl From<OrderSource> for SourceBody {
+    fn from(s: OrderSource) -> Self {
+        match s {
+            OrderSource::DineIn => Self::DineIn,
+            OrderSource::Counter => Self::Counter,
+            OrderSource::Takeaway => Self::Takeaway,
+            OrderSource::Delivery => Self::Delivery,
+            OrderSource::Qr => Self::Qr,
+        }
+    }
+}
+
+impl From<SourceBody> for OrderSource {
+    fn from(s: SourceBody) -> Self {
+        match s {
+            SourceBody::DineIn => Self::DineIn,
+            SourceBody::Counter => Self::Counter,
+            SourceBody::Takeaway => Self::Takeaway,
+            SourceBody::Delivery => Self::Delivery,
+            SourceBody::Qr => Self::Qr,
+        }
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 #[derive(Serialize, Deserialize)]
 struct OrderBody {
     order_id: OrderId,
@@ -264,6 +311,13 @@ enum ChangeBody {
         ticket_no: u32,
         day: NaiveDate,
         guests: Option<u16>,
+        /// Format 3; absent in older orders.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<SourceBody>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        external_ref: Option<String>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        priority: bool,
     },
     LinesAdded {
         lines: Vec<LineBody>,
@@ -276,6 +330,11 @@ enum ChangeBody {
     CourseFired {
         fire_no: u32,
         course: Option<u8>,
+        /// Format 3: the order's source, on every ticket of the fire; absent in older fires.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<SourceBody>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        priority: bool,
         tickets: Vec<FiredTicketBody>,
     },
     TicketStarted {
@@ -310,6 +369,11 @@ enum ChangeBody {
     },
     LinesServed {
         lines: Vec<LineId>,
+    },
+    /// Format 3.
+    PriorityChanged {
+        priority: bool,
+        tickets: Vec<TicketRefBody>,
     },
     OrderClosed {},
 }
@@ -407,10 +471,16 @@ impl From<&OrderChange> for ChangeBody {
                 ticket_no,
                 day,
                 guests,
+                source,
+                external_ref,
+                priority,
             } => Self::OrderOpened {
                 ticket_no: *ticket_no,
                 day: *day,
                 guests: *guests,
+                source: source.map(SourceBody::from),
+                external_ref: external_ref.clone(),
+                priority: *priority,
             },
             OrderChange::LinesAdded { lines } => Self::LinesAdded {
                 lines: lines.iter().map(LineBody::from).collect(),
@@ -427,10 +497,13 @@ impl From<&OrderChange> for ChangeBody {
             OrderChange::CourseFired {
                 fire_no,
                 course,
+                priority,
                 tickets,
             } => Self::CourseFired {
                 fire_no: *fire_no,
                 course: *course,
+                source: tickets.first().and_then(|t| t.source).map(SourceBody::from),
+                priority: *priority,
                 tickets: tickets
                     .iter()
                     .map(|t| FiredTicketBody {
@@ -484,6 +557,10 @@ impl From<&OrderChange> for ChangeBody {
             OrderChange::LinesServed { lines } => Self::LinesServed {
                 lines: lines.clone(),
             },
+            OrderChange::PriorityChanged { priority, tickets } => Self::PriorityChanged {
+                priority: *priority,
+                tickets: refs(tickets),
+            },
             OrderChange::OrderClosed {} => Self::OrderClosed {},
         }
     }
@@ -506,10 +583,16 @@ impl ChangeBody {
                 ticket_no,
                 day,
                 guests,
+                source,
+                external_ref,
+                priority,
             } => OrderChange::OrderOpened {
                 ticket_no,
                 day,
                 guests,
+                source: source.map(OrderSource::from),
+                external_ref,
+                priority,
             },
             Self::LinesAdded { lines } => OrderChange::LinesAdded {
                 lines: lines.into_iter().map(Line::from).collect(),
@@ -526,10 +609,13 @@ impl ChangeBody {
             Self::CourseFired {
                 fire_no,
                 course,
+                source,
+                priority,
                 tickets,
             } => OrderChange::CourseFired {
                 fire_no,
                 course,
+                priority,
                 tickets: tickets
                     .into_iter()
                     .map(|t| Ticket {
@@ -551,6 +637,8 @@ impl ChangeBody {
                         started_at: None,
                         bumped_at: None,
                         parts_ready: false,
+                        source: source.map(OrderSource::from),
+                        priority,
                     })
                     .collect(),
             },
@@ -586,6 +674,10 @@ impl ChangeBody {
             },
             Self::OrderReady { fire_no, lines } => OrderChange::OrderReady { fire_no, lines },
             Self::LinesServed { lines } => OrderChange::LinesServed { lines },
+            Self::PriorityChanged { priority, tickets } => OrderChange::PriorityChanged {
+                priority,
+                tickets: refs(tickets),
+            },
             Self::OrderClosed {} => OrderChange::OrderClosed {},
         }
     }
@@ -689,6 +781,11 @@ pub struct TicketBody {
     started_at: Option<DateTime<Utc>>,
     bumped_at: Option<DateTime<Utc>>,
     parts_ready: bool,
+    /// Snapshot format 2; absent in format 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<SourceBody>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    priority: bool,
 }
 
 /// A line on a ticket in a snapshot: as fired, and whether it was voided since.
@@ -737,6 +834,8 @@ impl From<&Ticket> for TicketBody {
             started_at: t.started_at,
             bumped_at: t.bumped_at,
             parts_ready: t.parts_ready,
+            source: t.source.map(SourceBody::from),
+            priority: t.priority,
         }
     }
 }
@@ -767,6 +866,8 @@ impl From<TicketBody> for Ticket {
             started_at: t.started_at,
             bumped_at: t.bumped_at,
             parts_ready: t.parts_ready,
+            source: t.source.map(OrderSource::from),
+            priority: t.priority,
         }
     }
 }

@@ -10,11 +10,16 @@
 //!
 //! Event formats:
 //! - 1: the body is the domain event as serde wrote it; no `v` field.
-//! - 2 (written now): `"v": 2`; a fire's tickets leave out what the event already says (order,
-//!   table, fire, course) and what every new ticket starts as (new, not started, not bumped,
-//!   parts not ready, no line voided).
+//! - 2: `"v": 2`; a fire's tickets leave out what the event already says (order, table, fire,
+//!   course) and what every new ticket starts as (new, not started, not bumped, parts not
+//!   ready, no line voided).
+//! - 3 (written now): `"v": 3`; adds, never changes: an order's `source`, `external_ref` and
+//!   `priority` when it opens, a fire's `source` and `priority`, the `priority_changed` kind,
+//!   a configuration's `time_zone`. Each is left out when absent or false, and reads so, so a
+//!   format-2 body is read as it is.
 //!
-//! Snapshot formats: 1 (written now), `version` in the body.
+//! Snapshot formats: 1; 2 (written now) adds an order's source, reference and priority and a
+//! ticket's source and priority, defaulting when absent; `version` in the body.
 
 mod body;
 mod snapshot;
@@ -32,7 +37,7 @@ use crate::order::Order;
 pub use snapshot::{decode_snapshot, encode_snapshot, BranchSnapshot, SNAPSHOT_FORMAT};
 
 /// The event format this build writes.
-pub const EVENT_FORMAT: u64 = 2;
+pub const EVENT_FORMAT: u64 = 3;
 
 /// The event to append, in the current format; it travels with the domain event so that the
 /// actors receiving the commit need not decode it again.
@@ -58,7 +63,7 @@ pub fn decode(stored: &StoredEvent) -> Result<Arc<Event>, String> {
     let failed = |e: String| format!("event {}#{}: {e}", stored.stream, stored.seq);
     let format = stored.body.get("v").map_or(Some(1), Value::as_u64);
     let body = match format {
-        Some(EVENT_FORMAT) => body::from_value(&stored.kind, &stored.body),
+        Some(EVENT_FORMAT) | Some(2) => body::from_value(&stored.kind, &stored.body),
         Some(1) => body::from_value(&stored.kind, &upcast_1_to_2(&stored.kind, &stored.body)),
         Some(v) if v > EVENT_FORMAT => Err(format!(
             "format {v} is newer than this build reads ({EVENT_FORMAT})"

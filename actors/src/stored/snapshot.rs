@@ -1,4 +1,6 @@
-//! Snapshots as the journal stores them (format 1), and the branch state they hold.
+//! Snapshots as the journal stores them (format 2), and the branch state they hold. Format 2
+//! only adds to format 1 (an order's source, external reference and priority, a ticket's
+//! source and priority, all defaulting when absent), so a format-1 snapshot reads as format 2.
 //!
 //! A snapshot that cannot be read (another format, a body that does not decode, a position
 //! that disagrees with the journal's) is never used and never silent: it is logged, counted in
@@ -8,14 +10,14 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::body::{ConfigBody, LineBody, TicketBody};
+use super::body::{ConfigBody, LineBody, SourceBody, TicketBody};
 use crate::ids::{BranchId, ItemId, OrderId, TableId};
 use crate::journal::SavedSnapshot;
 use crate::menu::{Branch, BranchConfig};
 use crate::order::Order;
 
-/// The snapshot format this build writes and reads.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+/// The snapshot format this build writes; it reads this one and format 1.
+pub const SNAPSHOT_FORMAT: u32 = 2;
 
 /// A branch as of a position: what a snapshot holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +69,12 @@ struct OrderBody {
     ticket_no: u32,
     day: NaiveDate,
     guests: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<SourceBody>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    external_ref: Option<String>,
+    #[serde(default)]
+    priority: bool,
     opened_at: DateTime<Utc>,
     closed_at: Option<DateTime<Utc>>,
     lines: Vec<LineBody>,
@@ -93,6 +101,9 @@ pub fn encode_snapshot(snapshot: &BranchSnapshot) -> SavedSnapshot {
                 ticket_no: o.ticket_no,
                 day: o.day,
                 guests: o.guests,
+                source: o.source.map(SourceBody::from),
+                external_ref: o.external_ref.clone(),
+                priority: o.priority,
                 opened_at: o.opened_at,
                 closed_at: o.closed_at,
                 lines: o.lines.values().map(LineBody::from).collect(),
@@ -124,7 +135,7 @@ pub fn decode_snapshot(branch: &BranchId, saved: &SavedSnapshot) -> Option<Branc
         Ok(v) => v.version,
         Err(e) => return unreadable("undecodable", e.to_string()),
     };
-    if version != SNAPSHOT_FORMAT {
+    if version != SNAPSHOT_FORMAT && version != 1 {
         return unreadable(
             "format",
             format!("format {version}, this build reads {SNAPSHOT_FORMAT}"),
@@ -154,6 +165,9 @@ pub fn decode_snapshot(branch: &BranchId, saved: &SavedSnapshot) -> Option<Branc
                 ticket_no: o.ticket_no,
                 day: o.day,
                 guests: o.guests,
+                source: o.source.map(Into::into),
+                external_ref: o.external_ref,
+                priority: o.priority,
                 opened_at: o.opened_at,
                 closed_at: o.closed_at,
                 lines: o

@@ -1,0 +1,450 @@
+//! Order intake a restaurant's other systems lean on: a complete order in one call, where an
+//! order came from (and a delivery platform's reference for it), rushes, and the branch's own
+//! time zone. Over real HTTP and websockets, on the journal `RAIL_TEST_JOURNAL` names.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use common::{Server, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const ORDERS: &str = "/api/v1/branches/demo/orders";
+
+/// The demo journal's events of one order's stream.
+async fn events_of(app: &TestApp, order: &str) -> Vec<Value> {
+    let stream = format!("order/{order}");
+    app.journal()
+        .await
+        .into_iter()
+        .filter(|e| e["stream"] == stream.as_str())
+        .collect()
+}
+
+fn kinds(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["kind"].as_str().unwrap()).collect()
+}
+
+fn ticket<'a>(order: &'a Value, station: &str) -> &'a Value {
+    order["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["station"] == station)
+        .unwrap_or_else(|| panic!("no {station} ticket in {order}"))
+}
+
+/// The orders of the tickets a station's screen lists, in its order.
+async fn station_orders(app: &TestApp, station: &str) -> Vec<String> {
+    let (status, tickets) = app
+        .get(&format!("/api/v1/branches/demo/stations/{station}/tickets"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tickets}");
+    tickets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["order_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_complete_order_in_one_call_is_opened_added_and_fired_in_one_append() {
+    let app = TestApp::spawn().await;
+    let (mut grill, _) = app.station_screen("grill").await;
+    let (mut expo, _) = app.station_screen("expo").await;
+
+    let body = json!({
+        "table": "counter",
+        "lines": [
+            {"item": "steak", "modifiers": ["medium"]},
+            {"item": "fries", "quantity": 2},
+            {"item": "brownie", "course": 2}
+        ],
+        "fire": {"course": 1}
+    });
+    let res = app
+        .client
+        .post(format!("{}{ORDERS}", app.base))
+        .headers(common::auth_headers(ORDERS))
+        .header("idempotency-key", "pos-7-0001")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, order) = common::read(res).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let id = order["id"].as_str().unwrap().to_owned();
+    assert!(order["ticket_no"].as_u64().unwrap() >= 1, "{order}");
+    assert_eq!(
+        order["source"], "counter",
+        "the source defaults from the table"
+    );
+    assert_eq!(order["fires"], 1);
+    let statuses: Vec<&str> = order["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["fired", "fired", "held"], "course 2 stays held");
+    let stations: Vec<&str> = order["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["station"].as_str().unwrap())
+        .collect();
+    assert_eq!(stations, ["fryer", "grill", "expo"], "{order}");
+    for t in order["tickets"].as_array().unwrap() {
+        assert_eq!(t["ticket_no"], order["ticket_no"]);
+        assert_eq!(t["source"], "counter");
+    }
+
+    // One append: the open, the lines and the fire, at consecutive positions, recorded at
+    // the same instant (an append's events share their commit's time).
+    let events = events_of(&app, &id).await;
+    assert_eq!(
+        kinds(&events),
+        ["order_opened", "lines_added", "course_fired"]
+    );
+    let first = events[0]["position"].as_u64().unwrap();
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["position"].as_u64().unwrap(), first + i as u64);
+        assert_eq!(e["at"], events[0]["at"], "one append: {events:?}");
+    }
+
+    // The screens get the fire with the order's source and number.
+    let fired = grill.next_event().await;
+    assert_eq!(fired["event"]["type"], "course_fired");
+    assert_eq!(fired["event"]["order_id"], id.as_str());
+    assert_eq!(ticket(&fired["event"], "grill")["source"], "counter");
+    assert_eq!(
+        ticket(&fired["event"], "grill")["ticket_no"],
+        order["ticket_no"]
+    );
+    let at_expo = expo.next_event().await;
+    assert_eq!(at_expo["position"], fired["position"]);
+
+    // The same request again, with its key: the same order, nothing new in the journal.
+    let journal_before = app.journal().await.len();
+    let res = app
+        .client
+        .post(format!("{}{ORDERS}", app.base))
+        .headers(common::auth_headers(ORDERS))
+        .header("idempotency-key", "pos-7-0001")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, again) = common::read(res).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again["id"], order["id"]);
+    assert_eq!(again["ticket_no"], order["ticket_no"]);
+    assert_eq!(again["tickets"], order["tickets"]);
+    assert_eq!(app.journal().await.len(), journal_before);
+    grill.assert_no_event(Duration::from_millis(200)).await;
+
+    // Lines without `fire` are added held, in the same append as the open.
+    let (status, held) = app
+        .post(
+            ORDERS,
+            json!({"table": "t1", "guests": 2, "lines": [{"item": "caesar"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{held}");
+    assert_eq!(held["lines"][0]["status"], "held");
+    assert_eq!(held["source"], "dine_in");
+    let events = events_of(&app, held["id"].as_str().unwrap()).await;
+    assert_eq!(kinds(&events), ["order_opened", "lines_added"]);
+}
+
+#[actix_web::test]
+async fn a_one_call_order_refused_leaves_nothing_behind() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.put("/api/v1/branches/demo/86/fries", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (mut grill, _) = app.station_screen("grill").await;
+    let journal = app.journal().await.len();
+
+    let refused: [(Value, StatusCode, &str); 7] = [
+        (
+            json!({"table": "counter", "lines": [{"item": "steak"}, {"item": "fries"}], "fire": {}}),
+            StatusCode::CONFLICT,
+            "item_86",
+        ),
+        (
+            json!({"table": "counter", "lines": [{"item": "steak"}, {"item": "unicorn"}]}),
+            StatusCode::NOT_FOUND,
+            "unknown_item",
+        ),
+        (
+            json!({"table": "counter", "fire": {}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            json!({"table": "counter", "lines": [{"item": "steak", "quantity": 0}], "fire": {}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            json!({"table": "counter", "lines": [{"item": "steak"}], "fire": {"course": 3}}),
+            StatusCode::CONFLICT,
+            "nothing_to_fire",
+        ),
+        (
+            json!({"table": "delivery", "external_ref": "has space", "lines": [{"item": "steak"}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            json!({"table": "nowhere", "lines": [{"item": "steak"}], "fire": {}}),
+            StatusCode::NOT_FOUND,
+            "unknown_table",
+        ),
+    ];
+    for (body, status, code) in refused {
+        let (got, answer) = app.post(ORDERS, body.clone()).await;
+        assert_eq!(got, status, "{body} -> {answer}");
+        assert_eq!(answer["error"]["code"], code, "{body} -> {answer}");
+    }
+    let (got, answer) = app
+        .post(ORDERS, json!({"table": "counter", "source": "drone"}))
+        .await;
+    assert!(got.is_client_error(), "{answer}");
+    assert!(answer["error"]["code"].is_string(), "{answer}");
+
+    // No order, no event, no ticket.
+    assert_eq!(app.journal().await.len(), journal, "nothing was journaled");
+    let (_, open) = app.get(ORDERS).await;
+    assert_eq!(open, json!([]));
+    grill.assert_no_event(Duration::from_millis(200)).await;
+    assert!(station_orders(&app, "grill").await.is_empty());
+}
+
+#[actix_web::test]
+async fn an_external_reference_names_one_order_a_day() {
+    let app = TestApp::spawn().await;
+    let (status, first) = app
+        .post(
+            ORDERS,
+            json!({"table": "delivery", "external_ref": "YS-48213",
+                   "lines": [{"item": "burger"}], "fire": {}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["source"], "delivery");
+    assert_eq!(first["external_ref"], "YS-48213");
+    assert_eq!(ticket(&first, "grill")["source"], "delivery");
+
+    // The platform sends the order again (a webhook retried, with other lines even): it is
+    // the same order, and nothing is opened or fired a second time.
+    let journal = app.journal().await.len();
+    let (status, again) = app
+        .post(
+            ORDERS,
+            json!({"table": "delivery", "external_ref": "YS-48213",
+                   "lines": [{"item": "steak"}], "fire": {}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(again["ticket_no"], first["ticket_no"]);
+    assert_eq!(again["lines"], first["lines"]);
+    assert_eq!(app.journal().await.len(), journal);
+
+    // Another reference is another order; a source may be named whatever the table.
+    let (status, other) = app
+        .post(
+            ORDERS,
+            json!({"table": "counter", "source": "takeaway", "external_ref": "GETIR-77",
+                   "lines": [{"item": "fries"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{other}");
+    assert_ne!(other["id"], first["id"]);
+    assert_eq!(other["source"], "takeaway");
+    let (_, open) = app.get(ORDERS).await;
+    assert_eq!(open.as_array().unwrap().len(), 2, "{open}");
+
+    // The branch's event stream says where each order came from.
+    let opened = &events_of(&app, first["id"].as_str().unwrap()).await[0];
+    assert_eq!(opened["body"]["source"], "delivery");
+    assert_eq!(opened["body"]["external_ref"], "YS-48213");
+}
+
+#[actix_web::test]
+async fn a_rush_comes_first_on_every_screen() {
+    let app = TestApp::spawn().await;
+    let (mut grill, _) = app.station_screen("grill").await;
+    let mut orders = Vec::new();
+    for table in ["t1", "t2"] {
+        let (status, order) = app
+            .post(
+                ORDERS,
+                json!({"table": table, "lines": [{"item": "steak"}], "fire": {}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{order}");
+        assert_eq!(ticket(&order, "grill")["priority"], false);
+        grill.next_event().await;
+        orders.push(order["id"].as_str().unwrap().to_owned());
+    }
+    // A rush opened last is cooked first.
+    let (status, rush) = app
+        .post(
+            ORDERS,
+            json!({"table": "t3", "priority": true, "lines": [{"item": "salmon"}], "fire": {}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{rush}");
+    assert_eq!(rush["priority"], true);
+    assert_eq!(ticket(&rush, "grill")["priority"], true);
+    assert_eq!(ticket(&rush, "expo")["priority"], true);
+    let fired = grill.next_event().await;
+    assert_eq!(fired["event"]["priority"], true);
+    let rush_id = rush["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        station_orders(&app, "grill").await,
+        [rush_id.clone(), orders[0].clone(), orders[1].clone()]
+    );
+    assert_eq!(station_orders(&app, "expo").await[0], rush_id);
+
+    // The second table becomes a rush: its tickets move up, and the screens are told.
+    let path = format!("{ORDERS}/{}/priority", orders[1]);
+    let (status, marked) = app.post(&path, json!({"priority": true})).await;
+    assert_eq!(status, StatusCode::OK, "{marked}");
+    assert_eq!(marked["priority"], true);
+    let changed = grill.next_event().await;
+    assert_eq!(changed["event"]["type"], "priority_changed");
+    assert_eq!(changed["event"]["priority"], true);
+    assert_eq!(changed["event"]["order_id"], orders[1].as_str());
+    assert_eq!(
+        station_orders(&app, "grill").await,
+        [orders[1].clone(), rush_id.clone(), orders[0].clone()],
+        "rushes first, oldest first among them"
+    );
+    let (status, again) = app.post(&path, json!({"priority": true})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    assert_eq!(again["error"]["code"], "invalid_transition");
+    let (status, bad) = app.post(&path, json!({"priority": "yes"})).await;
+    assert!(status.is_client_error(), "{bad}");
+
+    // A rush fire of an ordinary order: only that fire is a rush.
+    let (_, order) = app
+        .post(
+            &format!("{ORDERS}/{}/lines", orders[0]),
+            json!({"lines": [{"item": "burger"}]}),
+        )
+        .await;
+    assert_eq!(order["priority"], false);
+    let (status, fired) = app
+        .post(
+            &format!("{ORDERS}/{}/fire", orders[0]),
+            json!({"priority": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{fired}");
+    let fires: Vec<(u64, bool)> = fired["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["station"] == "grill")
+        .map(|t| (t["fire_no"].as_u64().unwrap(), t["priority"] == true))
+        .collect();
+    assert_eq!(fires, [(1, false), (2, true)]);
+}
+
+#[actix_web::test]
+async fn the_branch_keeps_its_own_time_zone() {
+    let app = TestApp::spawn().await;
+    let (status, branch) = app.get("/api/v1/branches/demo").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(branch["config"]["time_zone"], "Europe/Istanbul");
+
+    // Ticket numbers follow Istanbul's day (UTC+3 all year).
+    let before = (Utc::now() + chrono::Duration::hours(3)).date_naive();
+    let (_, order) = app.post(ORDERS, json!({"table": "t1"})).await;
+    let after = (Utc::now() + chrono::Duration::hours(3)).date_naive();
+    let day: chrono::NaiveDate = order["day"].as_str().unwrap().parse().unwrap();
+    assert!(day == before || day == after, "{order}");
+
+    // An unknown zone is refused and changes nothing.
+    let mut config = branch["config"].clone();
+    config["time_zone"] = json!("Europe/Atlantis");
+    let journal = app.journal().await.len();
+    let (status, refused) = app.put("/api/v1/branches/demo", config.clone()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["code"], "invalid_input");
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("time_zone"));
+    assert_eq!(app.journal().await.len(), journal);
+
+    // Another zone is taken and read back; without one the old fixed offset decides.
+    config["time_zone"] = json!("America/New_York");
+    let (status, set) = app.put("/api/v1/branches/demo", config.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    let (_, branch) = app.get("/api/v1/branches/demo").await;
+    assert_eq!(branch["config"]["time_zone"], "America/New_York");
+    config.as_object_mut().unwrap().remove("time_zone");
+    let (status, _) = app.put("/api/v1/branches/demo", config).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, branch) = app.get("/api/v1/branches/demo").await;
+    assert!(branch["config"].get("time_zone").is_none(), "{branch}");
+}
+
+#[tokio::test]
+async fn sources_references_and_rushes_survive_a_kill() {
+    let journal = common::TestJournal::fresh().await;
+    let server = Server::start(&journal).await;
+    let delivery = server
+        .post(
+            "/orders",
+            json!({"table": "delivery", "external_ref": "YS-90001", "priority": true,
+                   "lines": [{"item": "steak"}, {"item": "fries"}], "fire": {}}),
+        )
+        .await;
+    let dine_in = server
+        .post(
+            "/orders",
+            json!({"table": "t2", "lines": [{"item": "salmon"}], "fire": {}}),
+        )
+        .await;
+    let marked = server
+        .post(
+            &format!("/orders/{}/priority", dine_in["id"].as_str().unwrap()),
+            json!({"priority": true}),
+        )
+        .await;
+    let before = server.live_state().await;
+    server.kill();
+
+    let server = Server::start(&journal).await;
+    assert_eq!(server.live_state().await, before, "the restart has it all");
+    let id = delivery["id"].as_str().unwrap();
+    let order = server.get(&format!("/orders/{id}")).await;
+    assert_eq!(order["source"], "delivery");
+    assert_eq!(order["external_ref"], "YS-90001");
+    assert_eq!(order["priority"], true);
+    let grill = server.get("/stations/grill/tickets").await;
+    let on_grill: Vec<&Value> = grill.as_array().unwrap().iter().collect();
+    assert_eq!(on_grill.len(), 2);
+    assert!(on_grill.iter().all(|t| t["priority"] == true), "{grill}");
+    assert_eq!(on_grill[1]["order_id"], marked["id"]);
+
+    // The reference still names its order after the restart.
+    let again = server
+        .post(
+            "/orders",
+            json!({"table": "delivery", "external_ref": "YS-90001", "lines": [{"item": "burger"}]}),
+        )
+        .await;
+    assert_eq!(again["id"], delivery["id"]);
+    let open = server.get("/orders").await;
+    assert_eq!(open.as_array().unwrap().len(), 2);
+    server.kill();
+}
