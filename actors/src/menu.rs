@@ -14,6 +14,8 @@ use crate::error::{invalid, CommandError};
 use crate::ids::{CategoryId, ItemId, StationId, TableId};
 
 const NAME_MAX: usize = 100;
+/// Seconds a ticket may wait unacknowledged by its station's screens, unless the branch says.
+pub const DEFAULT_UNSEEN_AFTER: u16 = 10;
 
 /// What a station does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -95,6 +97,10 @@ pub struct BranchConfig {
     /// `utc_offset_minutes` is not used.
     #[serde(default)]
     pub time_zone: Option<String>,
+    /// Seconds a ticket may wait for a screen of its station to acknowledge it before expo
+    /// and managers are told (`DEFAULT_UNSEEN_AFTER` when not set).
+    #[serde(default)]
+    pub unseen_after_seconds: Option<u16>,
     /// Exactly one expo station and at least one cooking station.
     pub stations: Vec<Station>,
     pub categories: Vec<Category>,
@@ -148,6 +154,9 @@ impl BranchConfig {
         }
         if let Some(zone) = &self.time_zone {
             parse_zone(zone)?;
+        }
+        if matches!(self.unseen_after_seconds, Some(0) | Some(601..)) {
+            return Err(invalid("unseen_after_seconds must be 1 to 600"));
         }
         if self.stations.len() > 64 || self.categories.len() > 500 {
             return Err(invalid("at most 64 stations and 500 categories"));
@@ -302,6 +311,15 @@ impl Branch {
 
     pub fn config(&self) -> &BranchConfig {
         &self.config
+    }
+
+    /// How long a ticket may wait for a screen of its station to acknowledge it.
+    pub fn unseen_after(&self) -> std::time::Duration {
+        let seconds = self
+            .config
+            .unseen_after_seconds
+            .unwrap_or(DEFAULT_UNSEEN_AFTER);
+        std::time::Duration::from_secs(seconds.into())
     }
 
     /// The branch's local date at an instant: by its time zone, else by its fixed offset.

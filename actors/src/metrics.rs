@@ -20,6 +20,8 @@ struct Metrics {
     station_live: IntGaugeVec,
     station_oldest: GaugeVec,
     station_screens: IntGaugeVec,
+    station_unseen: IntGaugeVec,
+    tickets_unseen: IntCounterVec,
     orders_open: IntGaugeVec,
     orders: IntCounterVec,
     ws_dropped: IntCounter,
@@ -65,6 +67,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["branch", "station"]).unwrap()),
         station_screens: register(&r, IntGaugeVec::new(
             Opts::new("rail_station_screens", "Screens subscribed to a station on this replica."),
+            &["branch", "station"]).unwrap()),
+        station_unseen: register(&r, IntGaugeVec::new(
+            Opts::new("rail_station_unseen_tickets", "Live tickets of a station that no screen of it acknowledged in time (escalated, not yet seen)."),
+            &["branch", "station"]).unwrap()),
+        tickets_unseen: register(&r, IntCounterVec::new(
+            Opts::new("rail_ticket_unseen_total", "Tickets escalated because no screen of their station acknowledged them in time (counted by the replica that writes the branch)."),
             &["branch", "station"]).unwrap()),
         orders_open: register(&r, IntGaugeVec::new(
             Opts::new("rail_orders_open", "Open orders of a branch."),
@@ -129,9 +137,29 @@ pub fn ticket_bumped(branch: &str, station: &str, cooked: Duration) {
         .observe(cooked.as_secs_f64());
 }
 
+/// A ticket was escalated: no screen of its station acknowledged it in time.
+pub fn ticket_unseen(branch: &str, station: &str) {
+    METRICS
+        .tickets_unseen
+        .with_label_values(&[branch, station])
+        .inc();
+}
+
 /// What a station's screens show right now.
-pub fn station_state(branch: &str, station: &str, live: usize, oldest: Duration, screens: usize) {
+pub fn station_state(
+    branch: &str,
+    station: &str,
+    live: usize,
+    oldest: Duration,
+    screens: usize,
+    unseen: usize,
+) {
     let labels = [branch, station];
+    METRICS.tickets_unseen.with_label_values(&labels);
+    METRICS
+        .station_unseen
+        .with_label_values(&labels)
+        .set(unseen as i64);
     METRICS
         .station_live
         .with_label_values(&labels)

@@ -176,6 +176,9 @@ pub struct Ticket {
     pub source: Option<OrderSource>,
     /// A rush: stations and expo show it before the others.
     pub priority: bool,
+    /// No screen of its station acknowledged it in time: expo and managers were told, until a
+    /// screen does (or the ticket is bumped).
+    pub unseen: bool,
 }
 
 impl Ticket {
@@ -199,7 +202,10 @@ impl Ticket {
             OrderChange::TicketBumped { .. } => {
                 self.status = TicketStatus::Bumped;
                 self.bumped_at = Some(at);
+                self.unseen = false;
             }
+            OrderChange::TicketUnseen { .. } => self.unseen = true,
+            OrderChange::TicketSeen { .. } => self.unseen = false,
             OrderChange::TicketRecalled { .. } => {
                 self.status = if self.kind == StationKind::Expo {
                     TicketStatus::New
@@ -296,6 +302,20 @@ pub enum OrderChange {
     LinesServed {
         lines: Vec<LineId>,
     },
+    /// No screen of the ticket's station acknowledged it within the branch's limit: its
+    /// station's and expo's screens are told (and managers, who follow the branch).
+    TicketUnseen {
+        ticket_id: TicketId,
+        station: StationId,
+        expo: StationId,
+        waited_seconds: u32,
+    },
+    /// A screen of its station acknowledged a ticket that was unseen.
+    TicketSeen {
+        ticket_id: TicketId,
+        station: StationId,
+        expo: StationId,
+    },
     /// The order was marked a rush, or no longer: its tickets follow (all but the voided, so
     /// that a bumped one recalled is still a rush).
     PriorityChanged {
@@ -321,6 +341,8 @@ impl OrderChange {
             Self::OrderReady { .. } => "order_ready",
             Self::LinesServed { .. } => "lines_served",
             Self::PriorityChanged { .. } => "priority_changed",
+            Self::TicketUnseen { .. } => "ticket_unseen",
+            Self::TicketSeen { .. } => "ticket_seen",
             Self::OrderClosed {} => "order_closed",
         }
     }
@@ -338,6 +360,13 @@ impl OrderChange {
             | Self::TicketVoided { station, .. }
             | Self::ExpoReady { station, .. }
             | Self::ExpoWaiting { station, .. } => vec![station],
+            Self::TicketUnseen { station, expo, .. } | Self::TicketSeen { station, expo, .. } => {
+                if station == expo {
+                    vec![station]
+                } else {
+                    vec![station, expo]
+                }
+            }
             _ => Vec::new(),
         }
     }
@@ -350,7 +379,9 @@ impl OrderChange {
             | Self::TicketRecalled { ticket_id, .. }
             | Self::TicketVoided { ticket_id, .. }
             | Self::ExpoReady { ticket_id, .. }
-            | Self::ExpoWaiting { ticket_id, .. } => Some(ticket_id),
+            | Self::ExpoWaiting { ticket_id, .. }
+            | Self::TicketUnseen { ticket_id, .. }
+            | Self::TicketSeen { ticket_id, .. } => Some(ticket_id),
             _ => None,
         }
     }
@@ -374,6 +405,15 @@ pub enum OrderCommand {
     /// Mark the order a rush, or no longer.
     SetPriority {
         priority: bool,
+    },
+    /// Record that no screen of the ticket's station acknowledged it (the station's watch).
+    MarkUnseen {
+        ticket: TicketId,
+        waited_seconds: u32,
+    },
+    /// Record that a screen acknowledged a ticket marked unseen.
+    MarkSeen {
+        ticket: TicketId,
     },
     StartTicket {
         ticket: TicketId,
@@ -551,6 +591,36 @@ impl Order {
                 }])
             }
             OrderCommand::BumpTicket { ticket } => self.decide_bump(ticket),
+            OrderCommand::MarkUnseen {
+                ticket,
+                waited_seconds,
+            } => {
+                let t = self.live_ticket(ticket)?;
+                if !t.is_live() || t.unseen {
+                    return Err(CommandError::InvalidTransition(
+                        "only a live ticket not yet marked unseen can be".into(),
+                    ));
+                }
+                Ok(vec![OrderChange::TicketUnseen {
+                    ticket_id: t.id,
+                    station: t.station.clone(),
+                    expo: branch.expo().clone(),
+                    waited_seconds: *waited_seconds,
+                }])
+            }
+            OrderCommand::MarkSeen { ticket } => {
+                let t = self.live_ticket(ticket)?;
+                if !t.unseen {
+                    return Err(CommandError::InvalidTransition(
+                        "the ticket is not marked unseen".into(),
+                    ));
+                }
+                Ok(vec![OrderChange::TicketSeen {
+                    ticket_id: t.id,
+                    station: t.station.clone(),
+                    expo: branch.expo().clone(),
+                }])
+            }
             OrderCommand::RecallTicket { ticket } => self.decide_recall(ticket),
             OrderCommand::Serve { lines } => {
                 let lines: Vec<LineId> = match lines {
@@ -749,6 +819,7 @@ impl Order {
             parts_ready: false,
             source: self.source,
             priority: priority || self.priority,
+            unseen: false,
         };
         let mut tickets: Vec<Ticket> = by_station
             .into_iter()
@@ -934,6 +1005,8 @@ impl Order {
                 }
             }
             OrderChange::TicketBumped { ticket_id, .. }
+            | OrderChange::TicketUnseen { ticket_id, .. }
+            | OrderChange::TicketSeen { ticket_id, .. }
             | OrderChange::TicketVoided { ticket_id, .. }
             | OrderChange::ExpoReady { ticket_id, .. }
             | OrderChange::ExpoWaiting { ticket_id, .. } => {

@@ -4,19 +4,29 @@
 //! by the branch actor, so its snapshot and the events that follow it never overlap or leave a
 //! gap. It changes nothing itself: station commands (start, bump, recall) go from the branch
 //! actor, which knows each ticket's order, straight to that order's table actor.
+//!
+//! It also watches that every ticket reaches a screen: screens acknowledge the tickets they
+//! show (`Seen`), and a live ticket no screen of the station acknowledged within the branch's
+//! limit is reported to the branch, which journals it as unseen for expo and managers to see.
+//! Acknowledgements are kept in memory only (a restart starts every live ticket's clock
+//! again, and reconnecting screens acknowledge what they show); the escalation is journaled.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::Utc;
 
+use crate::error::CommandError;
 use crate::event::{Envelope, Event, EventFrames, Published};
 use crate::ids::{BranchId, OrderId, StationId, TicketId};
 use crate::journal::Journal;
 use crate::order::{OrderChange, Ticket};
 use crate::subscriber::{read_missed, Audience, Joined, Snapshot, Subscriber, Topic};
+
+/// How often the watch looks for tickets that waited too long for a screen.
+const WATCH_EVERY: Duration = Duration::from_millis(250);
 
 /// Events a station keeps for screens that reconnect.
 const STATION_HISTORY: usize = 256;
@@ -62,6 +72,43 @@ impl Handler<Backfill> for StationActor {
     }
 }
 
+/// A screen of the station shows these tickets.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Seen(pub Vec<TicketId>);
+
+/// What the station's watch asks the branch to journal about a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watch {
+    /// No screen acknowledged it within the limit.
+    Unseen { waited_seconds: u32 },
+    /// A screen acknowledged it after it was reported unseen.
+    Seen,
+}
+
+/// The station's watch reports a ticket to the branch; refused when this replica does not
+/// write the branch (the replica that does watches too).
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct WatchReport {
+    pub station: StationId,
+    pub ticket: TicketId,
+    pub watch: Watch,
+}
+
+/// How long a ticket may wait for a screen's acknowledgement (the branch's setting).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UnseenAfter(pub Duration);
+
+impl Handler<UnseenAfter> for StationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: UnseenAfter, _: &mut Context<Self>) {
+        self.unseen_after = msg.0;
+    }
+}
+
 /// Stops sending to a screen.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -79,6 +126,13 @@ pub struct StationActor {
     audience: Audience,
     journal: Arc<dyn Journal>,
     frames: EventFrames,
+    /// Where the watch reports tickets (the branch).
+    watcher: Option<Recipient<WatchReport>>,
+    unseen_after: Duration,
+    /// Live tickets no screen has acknowledged yet, since when they are waiting.
+    waiting: HashMap<TicketId, Instant>,
+    /// Tickets reported to the branch, the answer not back yet.
+    reporting: HashSet<TicketId>,
 }
 
 impl StationActor {
@@ -91,6 +145,12 @@ impl StationActor {
         journal: Arc<dyn Journal>,
         frames: EventFrames,
     ) -> Self {
+        let now = Instant::now();
+        let waiting = tickets
+            .iter()
+            .filter(|t| t.is_live() && !t.unseen)
+            .map(|t| (t.id, now))
+            .collect();
         let tickets = tickets.into_iter().map(|t| (t.id, t)).collect();
         let topic = Topic::Station(station.clone());
         let mut audience = Audience::new(STATION_HISTORY, position);
@@ -103,7 +163,77 @@ impl StationActor {
             audience,
             journal,
             frames,
+            watcher: None,
+            unseen_after: Duration::from_secs(crate::menu::DEFAULT_UNSEEN_AFTER.into()),
+            waiting,
+            reporting: HashSet::new(),
         }
+    }
+
+    /// Reports tickets to `watcher` (the branch) when no screen acknowledges them within
+    /// `after`.
+    pub fn watched_by(mut self, watcher: Recipient<WatchReport>, after: Duration) -> Self {
+        self.watcher = Some(watcher);
+        self.unseen_after = after;
+        self
+    }
+
+    /// Reports every live ticket that waited too long for a screen, once each.
+    fn watch(&mut self, ctx: &mut Context<Self>) {
+        let Some(watcher) = self.watcher.clone() else {
+            return;
+        };
+        let now = Instant::now();
+        let after = self.unseen_after;
+        let due: Vec<(TicketId, Duration)> = self
+            .waiting
+            .iter()
+            .map(|(id, since)| (*id, now.duration_since(*since)))
+            .filter(|(_, waited)| *waited >= after)
+            .collect();
+        for (ticket, waited) in due {
+            self.waiting.remove(&ticket);
+            let waited_seconds = u32::try_from(waited.as_secs()).unwrap_or(u32::MAX);
+            self.report(ctx, &watcher, ticket, Watch::Unseen { waited_seconds });
+        }
+    }
+
+    fn report(
+        &mut self,
+        ctx: &mut Context<Self>,
+        watcher: &Recipient<WatchReport>,
+        ticket: TicketId,
+        watch: Watch,
+    ) {
+        if !self.reporting.insert(ticket) {
+            return;
+        }
+        let report = watcher.send(WatchReport {
+            station: self.station.clone(),
+            ticket,
+            watch,
+        });
+        ctx.spawn(report.into_actor(self).map(move |answer, act, _| {
+            act.reporting.remove(&ticket);
+            match answer {
+                Ok(Ok(())) => {
+                    if matches!(watch, Watch::Unseen { .. }) {
+                        crate::metrics::ticket_unseen(act.branch_id.as_str(), act.station.as_str());
+                    }
+                }
+                // Not written here (another replica writes the branch and watches too), or
+                // not now: the ticket waits again, and is reported again if still unseen.
+                _ => {
+                    let live = act
+                        .tickets
+                        .get(&ticket)
+                        .is_some_and(|t| t.is_live() && !t.unseen);
+                    if live && matches!(watch, Watch::Unseen { .. }) {
+                        act.waiting.insert(ticket, Instant::now());
+                    }
+                }
+            }
+        }));
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -144,17 +274,25 @@ impl StationActor {
         let age = oldest
             .and_then(|o| (now - o).to_std().ok())
             .unwrap_or_default();
+        let unseen = self
+            .tickets
+            .values()
+            .filter(|t| t.is_live() && t.unseen)
+            .count();
         crate::metrics::station_state(
             self.branch_id.as_str(),
             self.station.as_str(),
             live,
             age,
             self.audience.len(),
+            unseen,
         );
     }
 
     fn close_order(&mut self, order: OrderId) {
         self.tickets.retain(|_, t| t.order_id != order);
+        let tickets = &self.tickets;
+        self.waiting.retain(|id, _| tickets.contains_key(id));
     }
 }
 
@@ -164,6 +302,8 @@ impl Actor for StationActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.record();
         ctx.run_interval(Duration::from_secs(1), |act, _| act.record());
+        // A ticket is reported at most this long after its limit.
+        ctx.run_interval(WATCH_EVERY, |act, ctx| act.watch(ctx));
     }
 }
 
@@ -181,8 +321,10 @@ impl Handler<StationEvent> for StationActor {
             OrderChange::CourseFired { tickets, .. } => {
                 let age = (Utc::now() - envelope.at).to_std().unwrap_or_default();
                 crate::lag::fanout().observe(age);
+                let now = Instant::now();
                 for t in tickets.iter().filter(|t| t.station == self.station) {
                     self.tickets.insert(t.id, t.clone());
+                    self.waiting.insert(t.id, now);
                 }
             }
             OrderChange::LineVoided { tickets, .. }
@@ -210,6 +352,28 @@ impl Handler<StationEvent> for StationActor {
             other => {
                 if let Some(t) = other.ticket_id().and_then(|id| self.tickets.get_mut(id)) {
                     t.apply(change, envelope.at);
+                }
+            }
+        }
+        // A ticket recalled is on the screens again; one off them, or reported, no longer
+        // waits for an acknowledgement.
+        if let OrderChange::TicketRecalled { ticket_id, .. } = change {
+            if self.tickets.contains_key(ticket_id) {
+                self.waiting.insert(*ticket_id, Instant::now());
+            }
+        } else if let Some(id) = change.ticket_id() {
+            let waits = self
+                .tickets
+                .get(id)
+                .is_some_and(|t| t.is_live() && !t.unseen);
+            if !waits {
+                self.waiting.remove(id);
+            }
+        }
+        if let OrderChange::LineVoided { tickets, .. } = change {
+            for r in tickets {
+                if self.tickets.get(&r.ticket_id).is_some_and(|t| !t.is_live()) {
+                    self.waiting.remove(&r.ticket_id);
                 }
             }
         }
@@ -264,5 +428,26 @@ impl Handler<LiveTickets> for StationActor {
 
     fn handle(&mut self, _: LiveTickets, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.live())
+    }
+}
+
+impl Handler<Seen> for StationActor {
+    type Result = ();
+
+    /// A screen shows these tickets: they stop waiting, and one reported unseen is reported
+    /// seen. Tickets not live here (bumped meanwhile, or not this station's) are ignored.
+    fn handle(&mut self, msg: Seen, ctx: &mut Context<Self>) {
+        for ticket in msg.0 {
+            if self.waiting.remove(&ticket).is_some() {
+                continue;
+            }
+            let escalated = self
+                .tickets
+                .get(&ticket)
+                .is_some_and(|t| t.is_live() && t.unseen);
+            if let (true, Some(watcher)) = (escalated, self.watcher.clone()) {
+                self.report(ctx, &watcher, ticket, Watch::Seen);
+            }
+        }
     }
 }

@@ -88,6 +88,8 @@ enum Step {
     Fire(Option<u8>, bool),
     /// Mark the order a rush, or no longer.
     Priority(bool),
+    /// The station's watch reports a ticket unseen (true) or seen again (false).
+    Watch(bool, TicketPick),
     Ticket(TicketAction, TicketPick),
     Serve(Option<Vec<LineId>>),
     Close,
@@ -118,6 +120,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => line_id.clone().prop_map(Step::Void),
         3 => (prop::option::of(1u8..=3), prop::bool::weighted(0.2)).prop_map(|(c, p)| Step::Fire(c, p)),
         1 => any::<bool>().prop_map(Step::Priority),
+        1 => (any::<bool>(), pick()).prop_map(|(unseen, p)| Step::Watch(unseen, p)),
         2 => pick().prop_map(|p| Step::Ticket(TicketAction::Start, p)),
         8 => pick().prop_map(|p| Step::Ticket(TicketAction::Bump, p)),
         2 => pick().prop_map(|p| Step::Ticket(TicketAction::Recall, p)),
@@ -172,6 +175,13 @@ fn command(step: &Step, order: &Order) -> Option<OrderCommand> {
         },
         Step::Priority(priority) => OrderCommand::SetPriority {
             priority: *priority,
+        },
+        Step::Watch(true, pick) => OrderCommand::MarkUnseen {
+            ticket: ticket(TicketAction::Bump, pick),
+            waited_seconds: 10,
+        },
+        Step::Watch(false, pick) => OrderCommand::MarkSeen {
+            ticket: ticket(TicketAction::Bump, pick),
         },
         Step::Ticket(action, pick) => {
             let ticket = ticket(*action, pick);
@@ -361,6 +371,11 @@ fn check_invariants(
             t.source,
             order.source,
             "a ticket carries its order's source"
+        );
+        prop_assert!(
+            !(t.unseen && t.status == TicketStatus::Bumped),
+            "bumped ticket {} still unseen",
+            t.id
         );
         if order.priority && t.status != TicketStatus::Voided {
             prop_assert!(

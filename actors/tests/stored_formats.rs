@@ -206,6 +206,7 @@ fn fire_from(source: Option<OrderSource>, priority: bool) -> Event {
         parts_ready: false,
         source,
         priority,
+        unseen: false,
     };
     Event::Order(OrderEvent {
         order_id,

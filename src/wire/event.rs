@@ -110,6 +110,26 @@ pub enum OrderChange<'a> {
         #[schema(value_type = Vec<u32>)]
         lines: &'a [LineId],
     },
+    /// No screen of the ticket's station acknowledged it within the branch's limit: shown at
+    /// expo (and to managers) until a screen does.
+    TicketUnseen {
+        #[schema(value_type = schema::TicketId)]
+        ticket_id: TicketId,
+        #[schema(value_type = schema::StationId)]
+        station: &'a StationId,
+        #[schema(value_type = schema::StationId)]
+        expo: &'a StationId,
+        waited_seconds: u32,
+    },
+    /// A screen of its station acknowledged a ticket that was unseen.
+    TicketSeen {
+        #[schema(value_type = schema::TicketId)]
+        ticket_id: TicketId,
+        #[schema(value_type = schema::StationId)]
+        station: &'a StationId,
+        #[schema(value_type = schema::StationId)]
+        expo: &'a StationId,
+    },
     /// The order was marked a rush, or no longer; the tickets named follow.
     PriorityChanged {
         priority: bool,
@@ -243,6 +263,26 @@ fn change(c: &Change) -> OrderChange<'_> {
             lines,
         },
         Change::LinesServed { lines } => OrderChange::LinesServed { lines },
+        Change::TicketUnseen {
+            ticket_id,
+            station,
+            expo,
+            waited_seconds,
+        } => OrderChange::TicketUnseen {
+            ticket_id: *ticket_id,
+            station,
+            expo,
+            waited_seconds: *waited_seconds,
+        },
+        Change::TicketSeen {
+            ticket_id,
+            station,
+            expo,
+        } => OrderChange::TicketSeen {
+            ticket_id: *ticket_id,
+            station,
+            expo,
+        },
         Change::PriorityChanged {
             priority,
             tickets: named,

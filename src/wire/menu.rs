@@ -101,6 +101,11 @@ pub struct BranchConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "Europe/Istanbul", min_length = 1, max_length = 64)]
     pub time_zone: Option<String>,
+    /// Seconds a fired ticket may wait for a screen of its station to acknowledge it (a
+    /// `seen` frame) before expo and managers are told (`ticket_unseen`); 10 when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 600)]
+    pub unseen_after_seconds: Option<u16>,
     /// Exactly one expo station and at least one cooking station.
     #[schema(min_items = 2, max_items = 64)]
     pub stations: Vec<Station>,
@@ -125,6 +130,7 @@ impl From<&menu::BranchConfig> for BranchConfig {
             name: c.name.clone(),
             utc_offset_minutes: c.utc_offset_minutes,
             time_zone: c.time_zone.clone(),
+            unseen_after_seconds: c.unseen_after_seconds,
             stations: c
                 .stations
                 .iter()
@@ -179,6 +185,7 @@ impl From<BranchConfig> for menu::BranchConfig {
             name: c.name,
             utc_offset_minutes: c.utc_offset_minutes,
             time_zone: c.time_zone,
+            unseen_after_seconds: c.unseen_after_seconds,
             stations: c
                 .stations
                 .into_iter()

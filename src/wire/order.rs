@@ -226,6 +226,9 @@ pub struct Ticket<'a> {
     pub source: Option<OrderSource>,
     /// A rush: screens show it before the others.
     pub priority: bool,
+    /// No screen of its station acknowledged it in time (expo and managers were told), and
+    /// none has since.
+    pub unseen: bool,
 }
 
 impl<'a> From<&'a order::Ticket> for Ticket<'a> {
@@ -252,6 +255,7 @@ impl<'a> From<&'a order::Ticket> for Ticket<'a> {
             parts_ready: t.parts_ready,
             source: t.source.map(Into::into),
             priority: t.priority,
+            unseen: t.unseen,
         }
     }
 }
@@ -340,6 +344,13 @@ pub enum CommandBody<'a> {
     SetPriority {
         priority: bool,
     },
+    MarkUnseen {
+        ticket: TicketId,
+        waited_seconds: u32,
+    },
+    MarkSeen {
+        ticket: TicketId,
+    },
     StartTicket {
         ticket: TicketId,
     },
@@ -394,6 +405,14 @@ impl<'a> From<&'a order::OrderCommand> for CommandBody<'a> {
             C::SetPriority { priority } => Self::SetPriority {
                 priority: *priority,
             },
+            C::MarkUnseen {
+                ticket,
+                waited_seconds,
+            } => Self::MarkUnseen {
+                ticket: *ticket,
+                waited_seconds: *waited_seconds,
+            },
+            C::MarkSeen { ticket } => Self::MarkSeen { ticket: *ticket },
             C::StartTicket { ticket } => Self::StartTicket { ticket: *ticket },
             C::BumpTicket { ticket } => Self::BumpTicket { ticket: *ticket },
             C::RecallTicket { ticket } => Self::RecallTicket { ticket: *ticket },

@@ -39,6 +39,14 @@ pub enum ClientFrame {
     Start(TicketFrame),
     Bump(TicketFrame),
     Recall(TicketFrame),
+    /// A kitchen screen shows these tickets of its station (its delivery receipt). Nothing is
+    /// answered; a ticket no screen acknowledges in time is escalated to expo and managers.
+    Seen {
+        #[serde(default)]
+        branch: Option<BranchId>,
+        station: StationId,
+        tickets: Vec<TicketId>,
+    },
 }
 
 impl ClientFrame {

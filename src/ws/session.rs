@@ -18,8 +18,8 @@ use std::time::Duration;
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, ProtocolError};
 use futures_util::future::{FutureExt, LocalBoxFuture};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use rail_actors::branch::{StationCommand, Subscribe, UnsubscribeAll};
-use rail_actors::ids::BranchId;
+use rail_actors::branch::{StationCommand, StationSeen, Subscribe, UnsubscribeAll};
+use rail_actors::ids::{BranchId, StationId, TicketId};
 use rail_actors::journal::KeyRecord;
 use rail_actors::station::TicketAction;
 use rail_actors::subscriber::{Push, Topic};
@@ -39,6 +39,8 @@ use crate::settings::Settings;
 
 /// The connections gauge's label for sockets that have not authenticated yet.
 const UNAUTHENTICATED: &str = "unauthenticated";
+/// The most tickets one `seen` frame acknowledges (a screen shows far fewer).
+const MAX_SEEN: usize = 500;
 
 /// How long a socket that did not authenticate in its handshake has to send an `auth` frame.
 const AUTH_WAIT: Duration = Duration::from_secs(10);
@@ -70,7 +72,8 @@ pub(super) struct Session {
     pushes: mpsc::Receiver<Push>,
     /// Subscriptions and ticket commands the engine has not answered yet, each with the
     /// answer for the client.
-    asks: FuturesUnordered<LocalBoxFuture<'static, String>>,
+    /// Each gives the frame that answers it, if any.
+    asks: FuturesUnordered<LocalBoxFuture<'static, Option<String>>>,
     stopping: watch::Receiver<bool>,
     /// Until the socket authenticates, when it must have; then, when its token expires.
     deadline: Pin<Box<Sleep>>,
@@ -159,7 +162,9 @@ impl Session {
                 Err(_) => Break(End::Gone),
             },
             Some(answer) = self.asks.next(), if !self.asks.is_empty() => {
-                self.reply(answer);
+                if let Some(answer) = answer {
+                    self.reply(answer);
+                }
                 Continue(())
             }
             message = self.frames.recv() => self.on_message(message),
@@ -289,6 +294,11 @@ impl Session {
             ClientFrame::Start(t) => self.ticket(&device, t, TicketAction::Start),
             ClientFrame::Bump(t) => self.ticket(&device, t, TicketAction::Bump),
             ClientFrame::Recall(t) => self.ticket(&device, t, TicketAction::Recall),
+            ClientFrame::Seen {
+                branch,
+                station,
+                tickets,
+            } => self.seen(&device, branch, station, tickets),
         }
         Continue(())
     }
@@ -393,6 +403,36 @@ impl Session {
                 Err(e) => error_frame(id.as_deref(), ErrorCode::of(&e), &e.to_string()),
             }
         };
+        self.asks.push(ask.map(Some).boxed_local());
+    }
+
+    /// A screen acknowledges the tickets it shows: nothing is answered unless the frame is
+    /// refused (the station's watch stops waiting for those tickets).
+    fn seen(
+        &mut self,
+        device: &Device,
+        branch: Option<BranchId>,
+        station: StationId,
+        tickets: Vec<TicketId>,
+    ) {
+        let Some(branch) = self.branch_of(device, branch, None) else {
+            return;
+        };
+        if let Err(e) = device.require(Act::FollowStation(&station)) {
+            return self.reply(error_frame(None, e.code, &e.message));
+        }
+        if tickets.len() > MAX_SEEN {
+            let msg = format!("acknowledge at most {MAX_SEEN} tickets a frame");
+            return self.reply(error_frame(None, ErrorCode::InvalidInput, &msg));
+        }
+        let engine = self.engine.clone();
+        let ask = async move {
+            let seen = StationSeen { station, tickets };
+            match engine.ask(&branch, seen).await.and_then(|r| r) {
+                Ok(()) => None,
+                Err(e) => Some(error_frame(None, ErrorCode::of(&e), &e.to_string())),
+            }
+        };
         self.asks.push(ask.boxed_local());
     }
 
@@ -420,7 +460,7 @@ impl Session {
                 }
             }
         };
-        self.asks.push(ask.boxed_local());
+        self.asks.push(ask.map(Some).boxed_local());
     }
 
     /// Puts a push from the engine on the wire.

@@ -96,6 +96,14 @@ pub struct StationCommand {
     pub span: tracing::Span,
 }
 
+/// A screen of a station shows these tickets (its acknowledgement, a `seen` frame).
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct StationSeen {
+    pub station: StationId,
+    pub tickets: Vec<TicketId>,
+}
+
 /// Reads a station's live tickets.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<Ticket>, CommandError>")]

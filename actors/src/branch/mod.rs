@@ -43,7 +43,8 @@ mod stations;
 
 pub use messages::{
     BranchCommitted, BranchInfo, ChangeOrder, Configure, GetBranchInfo, GetOrder, OpenOrder,
-    OpenOrders, SetEightySix, StationCommand, StationTickets, Subscribe, UnsubscribeAll,
+    OpenOrders, SetEightySix, StationCommand, StationSeen, StationTickets, Subscribe,
+    UnsubscribeAll,
 };
 pub use ownership::{CatchUp, Demote, Promote};
 pub use recovery::{recover, RecoveredBranch};
@@ -84,6 +85,8 @@ pub struct BranchActor {
     /// With replicas, the epoch of the lease this replica writes the branch under: every
     /// append carries it, and the journal refuses it once the epoch has moved on.
     epoch: Option<u64>,
+    /// This actor's address, for the station actors' watch to report to.
+    addr: Option<Addr<BranchActor>>,
 }
 
 impl BranchActor {
@@ -132,6 +135,7 @@ impl BranchActor {
             frames,
             owner,
             epoch: None,
+            addr: None,
         }
     }
 
@@ -146,6 +150,7 @@ impl Actor for BranchActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.addr = Some(ctx.address());
         crate::metrics::orders_open(self.id.as_str(), self.view.len());
         self.start_stations();
         // A branch recovered from many events saves a snapshot at once: the next start is fast.

@@ -4,12 +4,14 @@
 
 use actix::prelude::*;
 
-use super::messages::{ChangeOrder, StationCommand, StationTickets};
+use super::messages::{ChangeOrder, StationCommand, StationSeen, StationTickets};
 use super::BranchActor;
 use crate::error::CommandError;
 use crate::ids::StationId;
 use crate::order::{OrderCommand, Ticket};
-use crate::station::{LiveTickets, StationActor, TicketAction};
+use crate::station::{
+    LiveTickets, Seen, StationActor, TicketAction, UnseenAfter, Watch, WatchReport,
+};
 
 impl BranchActor {
     /// Starts actors for stations the configuration names and this branch does not run yet.
@@ -30,7 +32,7 @@ impl BranchActor {
                 .filter(|t| t.station == station.id)
                 .cloned()
                 .collect();
-            let actor = StationActor::new(
+            let mut actor = StationActor::new(
                 self.id.clone(),
                 station.id.clone(),
                 tickets,
@@ -39,7 +41,13 @@ impl BranchActor {
                 self.journal.clone(),
                 self.frames.clone(),
             );
+            if let Some(addr) = &self.addr {
+                actor = actor.watched_by(addr.clone().recipient(), branch.unseen_after());
+            }
             self.stations.insert(station.id.clone(), actor.start());
+        }
+        for station in self.stations.values() {
+            station.do_send(UnseenAfter(branch.unseen_after()));
         }
     }
 
@@ -116,5 +124,44 @@ impl Handler<StationTickets> for BranchActor {
                 .await
                 .map_err(|_| CommandError::JournalUnavailable)
         })
+    }
+}
+
+impl Handler<StationSeen> for BranchActor {
+    type Result = Result<(), CommandError>;
+
+    fn handle(&mut self, msg: StationSeen, _: &mut Context<Self>) -> Self::Result {
+        self.station(&msg.station)?.do_send(Seen(msg.tickets));
+        Ok(())
+    }
+}
+
+impl Handler<WatchReport> for BranchActor {
+    type Result = ResponseFuture<Result<(), CommandError>>;
+
+    /// Journals what a station's watch found, through the ticket's table actor: only the
+    /// replica that writes the branch does (`owning`).
+    fn handle(&mut self, msg: WatchReport, _: &mut Context<Self>) -> Self::Result {
+        let order = match self.ticket_orders.get(&msg.ticket) {
+            Some((order, at)) if *at == msg.station => *order,
+            _ => {
+                let unknown = CommandError::UnknownTicket(msg.ticket);
+                return Box::pin(async move { Err(unknown) });
+            }
+        };
+        let command = match msg.watch {
+            Watch::Unseen { waited_seconds } => OrderCommand::MarkUnseen {
+                ticket: msg.ticket,
+                waited_seconds,
+            },
+            Watch::Seen => OrderCommand::MarkSeen { ticket: msg.ticket },
+        };
+        let answer = self.change_order(ChangeOrder {
+            order,
+            command,
+            idempotency: None,
+            span: tracing::Span::none(),
+        });
+        Box::pin(async move { answer.await.map(|_| ()) })
     }
 }

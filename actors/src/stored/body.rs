@@ -56,6 +56,9 @@ pub struct ConfigBody {
     /// Format 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     time_zone: Option<String>,
+    /// Format 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unseen_after_seconds: Option<u16>,
     stations: Vec<StationBody>,
     categories: Vec<CategoryBody>,
     items: Vec<ItemBody>,
@@ -139,6 +142,7 @@ impl From<&BranchConfig> for ConfigBody {
             name: c.name.clone(),
             utc_offset_minutes: c.utc_offset_minutes,
             time_zone: c.time_zone.clone(),
+            unseen_after_seconds: c.unseen_after_seconds,
             stations: c
                 .stations
                 .iter()
@@ -193,6 +197,7 @@ impl From<ConfigBody> for BranchConfig {
             name: c.name,
             utc_offset_minutes: c.utc_offset_minutes,
             time_zone: c.time_zone,
+            unseen_after_seconds: c.unseen_after_seconds,
             stations: c
                 .stations
                 .into_iter()
@@ -374,6 +379,19 @@ enum ChangeBody {
     PriorityChanged {
         priority: bool,
         tickets: Vec<TicketRefBody>,
+    },
+    /// Format 3.
+    TicketUnseen {
+        ticket_id: TicketId,
+        station: StationId,
+        expo: StationId,
+        waited_seconds: u32,
+    },
+    /// Format 3.
+    TicketSeen {
+        ticket_id: TicketId,
+        station: StationId,
+        expo: StationId,
     },
     OrderClosed {},
 }
@@ -561,6 +579,26 @@ impl From<&OrderChange> for ChangeBody {
                 priority: *priority,
                 tickets: refs(tickets),
             },
+            OrderChange::TicketUnseen {
+                ticket_id,
+                station,
+                expo,
+                waited_seconds,
+            } => Self::TicketUnseen {
+                ticket_id: *ticket_id,
+                station: station.clone(),
+                expo: expo.clone(),
+                waited_seconds: *waited_seconds,
+            },
+            OrderChange::TicketSeen {
+                ticket_id,
+                station,
+                expo,
+            } => Self::TicketSeen {
+                ticket_id: *ticket_id,
+                station: station.clone(),
+                expo: expo.clone(),
+            },
             OrderChange::OrderClosed {} => Self::OrderClosed {},
         }
     }
@@ -639,6 +677,7 @@ impl ChangeBody {
                         parts_ready: false,
                         source: source.map(OrderSource::from),
                         priority,
+                        unseen: false,
                     })
                     .collect(),
             },
@@ -677,6 +716,26 @@ impl ChangeBody {
             Self::PriorityChanged { priority, tickets } => OrderChange::PriorityChanged {
                 priority,
                 tickets: refs(tickets),
+            },
+            Self::TicketUnseen {
+                ticket_id,
+                station,
+                expo,
+                waited_seconds,
+            } => OrderChange::TicketUnseen {
+                ticket_id,
+                station,
+                expo,
+                waited_seconds,
+            },
+            Self::TicketSeen {
+                ticket_id,
+                station,
+                expo,
+            } => OrderChange::TicketSeen {
+                ticket_id,
+                station,
+                expo,
             },
             Self::OrderClosed {} => OrderChange::OrderClosed {},
         }
@@ -786,6 +845,8 @@ pub struct TicketBody {
     source: Option<SourceBody>,
     #[serde(default, skip_serializing_if = "is_false")]
     priority: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    unseen: bool,
 }
 
 /// A line on a ticket in a snapshot: as fired, and whether it was voided since.
@@ -836,6 +897,7 @@ impl From<&Ticket> for TicketBody {
             parts_ready: t.parts_ready,
             source: t.source.map(SourceBody::from),
             priority: t.priority,
+            unseen: t.unseen,
         }
     }
 }
@@ -868,6 +930,7 @@ impl From<TicketBody> for Ticket {
             parts_ready: t.parts_ready,
             source: t.source.map(OrderSource::from),
             priority: t.priority,
+            unseen: t.unseen,
         }
     }
 }
