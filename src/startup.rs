@@ -189,19 +189,27 @@ async fn start_engine(settings: &Settings) -> anyhow::Result<(Engine, Option<Clu
         }
         None => (None, None),
     };
+    let (acks, acknowledged) = match replica {
+        Some(_) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
     let options = EngineOptions {
         snapshot_every: settings.snapshot_every.max(1),
         threads: settings.engine_threads,
         frames: Arc::new(crate::wire::encode_envelope),
         follow: replica.is_some(),
         relay,
+        acks,
     };
     let engine = Engine::start(journal, feed, options)
         .await
         .map_err(anyhow::Error::msg)?;
-    let cluster = match (replica, postgres, fences, commits) {
-        (Some(replica), Some(postgres), Some(fences), Some(commits)) => {
-            Some(Cluster::start(replica, postgres, fences, engine.clone(), commits).await?)
+    let cluster = match (replica, postgres, fences, commits.zip(acknowledged)) {
+        (Some(replica), Some(postgres), Some(fences), Some(relayed)) => {
+            Some(Cluster::start(replica, postgres, fences, engine.clone(), relayed).await?)
         }
         _ => None,
     };

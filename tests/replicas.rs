@@ -855,3 +855,80 @@ async fn a_stopping_owner_hands_its_branch_over_without_waiting_for_the_lease() 
         "a screen that moved was reset"
     );
 }
+
+/// Screens acknowledge tickets on whichever replica they are connected to; the replica that
+/// writes the branch watches them, so it hears the others' acknowledgements over the relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screens_on_other_replicas_acknowledge_tickets_for_the_owners_watch() {
+    let journal = shared_journal().await;
+    let db = database_url(&journal);
+    let redis = RedisServer::start().await;
+    let replicas = three(&db, &redis).await;
+    let owner = owner_of(&db, "demo", WAIT).await;
+    let follower = replicas.iter().find(|r| r.id != owner).unwrap();
+
+    let (_, branch) = get(follower.base(), "").await;
+    let mut config = branch["config"].clone();
+    config["unseen_after_seconds"] = json!(2);
+    let res = client()
+        .put(format!("{}/api/v1/branches/demo", follower.base()))
+        .json(&config)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    let subscribe = |station: &str| json!({"type": "subscribe", "station": station});
+    let (mut grill, _) = screen(follower, &kitchen("grill"), subscribe("grill")).await;
+    let (mut expo, _) = screen(follower, &kitchen("expo"), subscribe("expo")).await;
+    let fire = |key: &'static str, table: &'static str| {
+        let body = json!({"table": table, "lines": [{"item": "steak"}], "fire": {}});
+        post(follower.base(), "/orders", key, body)
+    };
+    let ticket_of = |order: &Value, station: &str| {
+        order["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["station"] == station)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let mut ignored = Vec::new();
+
+    // Both screens show the first order's tickets and say so: the owner escalates nothing.
+    let (status, first) = fire("ack-1", "t1").await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    until_event(&mut grill, "course_fired", &mut ignored).await;
+    let seen = |station: &str, ticket: String| {
+        json!({"type": "seen", "station": station, "tickets": [ticket]})
+    };
+    grill.send(seen("grill", ticket_of(&first, "grill"))).await;
+    until_event(&mut expo, "course_fired", &mut ignored).await;
+    expo.send(seen("expo", ticket_of(&first, "expo"))).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let unseen = |events: &Value| -> Vec<String> {
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "ticket_unseen")
+            .map(|e| e["body"]["ticket_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let owner_base = replicas.iter().find(|r| r.id == owner).unwrap().base();
+    let (_, events) = get(owner_base, "/events?limit=1000").await;
+    assert_eq!(unseen(&events), Vec::<String>::new(), "acknowledged elsewhere");
+
+    // The grill's screen stops acknowledging: the owner escalates that ticket alone.
+    let (status, second) = fire("ack-2", "t2").await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    until_event(&mut expo, "course_fired", &mut ignored).await;
+    expo.send(seen("expo", ticket_of(&second, "expo"))).await;
+    let escalated = until_event(&mut expo, "ticket_unseen", &mut ignored).await;
+    assert_eq!(escalated["event"]["ticket_id"], ticket_of(&second, "grill"));
+    let (_, events) = get(owner_base, "/events?limit=1000").await;
+    assert_eq!(unseen(&events), [ticket_of(&second, "grill")]);
+}

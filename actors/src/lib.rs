@@ -19,4 +19,4 @@ pub mod subscriber;
 pub mod table;
 
 pub use error::CommandError;
-pub use registry::{Engine, EngineOptions};
+pub use registry::{Acknowledged, Engine, EngineOptions};

@@ -12,11 +12,11 @@ use actix::prelude::*;
 
 use crate::branch::{
     recover, BranchActor, BranchCommitted, BranchInfo, CatchUp, Configure, Demote, Promote,
-    RecoveredBranch,
+    RecoveredBranch, StationSeen,
 };
 use crate::error::CommandError;
 use crate::event::EventFrames;
-use crate::ids::BranchId;
+use crate::ids::{BranchId, StationId, TicketId};
 use crate::journal::{CommitFeed, Committed, Journal};
 use crate::menu::BranchConfig;
 
@@ -71,6 +71,17 @@ pub struct EngineOptions {
     pub follow: bool,
     /// With replicas: every commit of this replica, for the relay to publish.
     pub relay: Option<tokio::sync::mpsc::UnboundedSender<Committed>>,
+    /// With replicas: what this replica's screens acknowledged of branches another replica
+    /// writes, for the relay to pass to that replica's watch.
+    pub acks: Option<tokio::sync::mpsc::UnboundedSender<Acknowledged>>,
+}
+
+/// Tickets a screen of a station showed (its `seen`), as replicas pass them on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledged {
+    pub branch: BranchId,
+    pub station: StationId,
+    pub tickets: Vec<TicketId>,
 }
 
 /// The branches this process runs.
@@ -102,8 +113,10 @@ impl BranchRegistry {
         let frames = self.options.frames.clone();
         let branch = id.clone();
         let owner = !self.options.follow;
+        let acks = self.options.acks.clone();
         let make = move |_: &mut Context<BranchActor>| {
             BranchActor::new(branch, journal, recovered, every, frames.clone(), owner)
+                .acknowledging_to(acks.clone())
         };
         let addr = match self.arbiters.get(self.started % self.arbiters.len().max(1)) {
             Some(arbiter) => BranchActor::start_in_arbiter(&arbiter.handle(), make),
@@ -293,6 +306,18 @@ impl Engine {
     /// in flight and a snapshot, on a handoff).
     pub async fn demote(&self, id: &BranchId, handoff: bool) -> Result<(), CommandError> {
         self.ask(id, Demote { handoff }).await
+    }
+
+    /// Tickets a screen on another replica acknowledged: this replica's watch of the station
+    /// stops waiting for them.
+    pub fn acknowledged_elsewhere(&self, ack: Acknowledged) {
+        if let Some(addr) = self.branches.get(&ack.branch) {
+            addr.do_send(StationSeen {
+                station: ack.station,
+                tickets: ack.tickets,
+                relayed: true,
+            });
+        }
     }
 
     /// Events another replica committed, relayed: applied in position order, a gap read back

@@ -319,6 +319,7 @@ async fn start(path: &std::path::Path, snapshot_every: u64, threads: usize) -> E
         frames: std::sync::Arc::new(|e| format!("{{\"position\":{}}}", e.position).into()),
         follow: false,
         relay: None,
+        acks: None,
     };
     Engine::start(Arc::new(journal), feed, options)
         .await

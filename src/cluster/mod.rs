@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use bb8_redis::RedisConnectionManager;
 use rail_actors::journal::{Committed, Fences, Lease, PostgresJournal};
-use rail_actors::Engine;
+use rail_actors::{Acknowledged, Engine};
 use tokio::sync::{mpsc, Notify};
 
 pub use forward::forward_to_owner;
@@ -123,15 +123,20 @@ struct Inner {
 pub struct Cluster(Arc<Inner>);
 
 impl Cluster {
-    /// Joins the chain: starts membership, placement and the relay. `commits` are this
-    /// replica's commits (the engine's relay), published for the others.
+    /// Joins the chain: starts membership, placement and the relay. `relayed` are this
+    /// replica's commits and what its screens acknowledged of branches written elsewhere (the
+    /// engine's relay and acks), published for the others.
     pub async fn start(
         settings: ReplicaSettings,
         journal: Arc<PostgresJournal>,
         fences: Arc<Fences>,
         engine: Engine,
-        commits: mpsc::UnboundedReceiver<Committed>,
+        relayed: (
+            mpsc::UnboundedReceiver<Committed>,
+            mpsc::UnboundedReceiver<Acknowledged>,
+        ),
     ) -> anyhow::Result<Self> {
+        let (commits, acks) = relayed;
         let client = redis::Client::open(settings.redis_url.as_str())?;
         let manager = RedisConnectionManager::new(settings.redis_url.as_str())?;
         // Built without waiting for Redis: a replica starts (and serves what it owns) while
@@ -155,6 +160,7 @@ impl Cluster {
             leaving: AtomicBool::new(false),
         }));
         actix_web::rt::spawn(relay::publish(cluster.clone(), commits));
+        actix_web::rt::spawn(relay::publish_acks(cluster.clone(), acks));
         actix_web::rt::spawn(relay::subscribe(cluster.clone()));
         actix_web::rt::spawn(relay::poll_heads(cluster.clone()));
         actix_web::rt::spawn(placement::run(cluster.clone()));

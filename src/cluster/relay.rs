@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use rail_actors::ids::BranchId;
+use rail_actors::ids::{BranchId, StationId, TicketId};
 use rail_actors::journal::{Committed, Decoded, StoredEvent};
+use rail_actors::Acknowledged;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -52,6 +53,17 @@ pub(super) enum Note {
     Released { branch: String },
     /// The sender is leaving the chain.
     Left,
+    /// Tickets screens on the sender acknowledged, for the watch of the replica that writes
+    /// their branch.
+    Seen { acks: Vec<SeenAck> },
+}
+
+/// A screen's acknowledgement of tickets of one station, as replicas pass it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct SeenAck {
+    branch: BranchId,
+    station: StationId,
+    tickets: Vec<TicketId>,
 }
 
 /// An event as replicas pass it: the journal's columns, the body in its storage format.
@@ -147,6 +159,38 @@ pub(super) async fn publish(cluster: Cluster, mut commits: mpsc::UnboundedReceiv
     }
 }
 
+/// How long acknowledgements wait to go out together: screens acknowledge each fire as it
+/// reaches them, so a busy kitchen's come in bursts.
+const ACKS_EVERY: Duration = Duration::from_millis(50);
+
+/// Publishes what this replica's screens acknowledged of branches another replica writes,
+/// gathered for a moment into one message. Lost ones only make a ticket escalated when it
+/// was seen: the watch errs on the side of telling expo.
+pub(super) async fn publish_acks(
+    cluster: Cluster,
+    mut acks: mpsc::UnboundedReceiver<Acknowledged>,
+) {
+    while let Some(first) = acks.recv().await {
+        tokio::time::sleep(ACKS_EVERY).await;
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match acks.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let acks = batch
+            .into_iter()
+            .map(|a| SeenAck {
+                branch: a.branch,
+                station: a.station,
+                tickets: a.tickets,
+            })
+            .collect();
+        announce(&cluster, Note::Seen { acks }).await;
+    }
+}
+
 /// Follows the channel on one dedicated connection, made again whenever it breaks or falls
 /// silent.
 pub(super) async fn subscribe(cluster: Cluster) {
@@ -233,6 +277,15 @@ fn receive(cluster: &Cluster, payload: &[u8]) {
                 return;
             }
             cluster.0.engine.relayed(events.into());
+        }
+        Note::Seen { acks } => {
+            for ack in acks {
+                cluster.0.engine.acknowledged_elsewhere(Acknowledged {
+                    branch: ack.branch,
+                    station: ack.station,
+                    tickets: ack.tickets,
+                });
+            }
         }
         Note::Released { .. } | Note::Left => cluster.0.nudge.notify_one(),
         Note::Beat => {}

@@ -427,7 +427,11 @@ impl Session {
         }
         let engine = self.engine.clone();
         let ask = async move {
-            let seen = StationSeen { station, tickets };
+            let seen = StationSeen {
+                station,
+                tickets,
+                relayed: false,
+            };
             match engine.ask(&branch, seen).await.and_then(|r| r) {
                 Ok(()) => None,
                 Err(e) => Some(error_frame(None, ErrorCode::of(&e), &e.to_string())),

@@ -102,6 +102,8 @@ pub struct StationCommand {
 pub struct StationSeen {
     pub station: StationId,
     pub tickets: Vec<TicketId>,
+    /// Passed on from another replica (not passed on again).
+    pub relayed: bool,
 }
 
 /// Reads a station's live tickets.

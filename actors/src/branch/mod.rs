@@ -87,6 +87,9 @@ pub struct BranchActor {
     epoch: Option<u64>,
     /// This actor's address, for the station actors' watch to report to.
     addr: Option<Addr<BranchActor>>,
+    /// With replicas: where this replica's screens' acknowledgements go, for the replica
+    /// that writes the branch (and watches its tickets).
+    acks: Option<tokio::sync::mpsc::UnboundedSender<crate::registry::Acknowledged>>,
 }
 
 impl BranchActor {
@@ -136,7 +139,17 @@ impl BranchActor {
             owner,
             epoch: None,
             addr: None,
+            acks: None,
         }
+    }
+
+    /// Passes what its screens acknowledge to `acks` while another replica writes the branch.
+    pub fn acknowledging_to(
+        mut self,
+        acks: Option<tokio::sync::mpsc::UnboundedSender<crate::registry::Acknowledged>>,
+    ) -> Self {
+        self.acks = acks;
+        self
     }
 
     fn configured(&self) -> Result<Arc<Branch>, CommandError> {

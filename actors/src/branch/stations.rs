@@ -131,7 +131,15 @@ impl Handler<StationSeen> for BranchActor {
     type Result = Result<(), CommandError>;
 
     fn handle(&mut self, msg: StationSeen, _: &mut Context<Self>) -> Self::Result {
-        self.station(&msg.station)?.do_send(Seen(msg.tickets));
+        let station = self.station(&msg.station)?;
+        if let (false, false, Some(acks)) = (self.owner, msg.relayed, &self.acks) {
+            let _ = acks.send(crate::registry::Acknowledged {
+                branch: self.id.clone(),
+                station: msg.station,
+                tickets: msg.tickets.clone(),
+            });
+        }
+        station.do_send(Seen(msg.tickets));
         Ok(())
     }
 }
