@@ -40,6 +40,8 @@ pub const PATH: &str = "/api/v1/openapi.json";
         orders::serve,
         orders::close,
         stations::station_tickets,
+        stations::station_all_day,
+        stations::station_speed,
         stations::ticket_action,
         journal::events,
         tokens::issue_token,

@@ -181,8 +181,8 @@ async fn a_one_call_order_refused_leaves_nothing_behind() {
         ),
         (
             json!({"table": "counter", "fire": {}}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_input",
+            StatusCode::CONFLICT,
+            "nothing_to_fire",
         ),
         (
             json!({"table": "counter", "lines": [{"item": "steak", "quantity": 0}], "fire": {}}),
@@ -447,4 +447,172 @@ async fn sources_references_and_rushes_survive_a_kill() {
     let open = server.get("/orders").await;
     assert_eq!(open.as_array().unwrap().len(), 2);
     server.kill();
+}
+
+/// The items and portions of an all-day body, in its order.
+fn counts(all_day: &Value) -> Vec<(String, u64, u64)> {
+    all_day["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["item"].as_str().unwrap().to_owned(),
+                i["quantity"].as_u64().unwrap(),
+                i["tickets"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn the_all_day_counts_what_a_station_still_has_to_cook() {
+    let app = TestApp::spawn().await;
+    let (mut grill, _) = app.station_screen("grill").await;
+    let joined = grill.next_of("all_day").await;
+    assert_eq!(joined["station"], "grill");
+    assert_eq!(counts(&joined), []);
+
+    let (_, t1) = app
+        .post(
+            ORDERS,
+            json!({"table": "t1", "lines": [{"item": "steak", "quantity": 2}, {"item": "burger"}],
+                   "fire": {}}),
+        )
+        .await;
+    let after_t1 = grill.next_of("all_day").await;
+    assert_eq!(
+        counts(&after_t1),
+        [("steak".into(), 2, 1), ("burger".into(), 1, 1)]
+    );
+    let (_, t2) = app
+        .post(
+            ORDERS,
+            json!({"table": "t2", "lines": [{"item": "steak"}], "fire": {}}),
+        )
+        .await;
+    let expected = [("steak".to_owned(), 3, 2), ("burger".to_owned(), 1, 1)];
+    assert_eq!(counts(&grill.next_of("all_day").await), expected);
+    let (status, all_day) = app
+        .get("/api/v1/branches/demo/stations/grill/all-day")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{all_day}");
+    assert_eq!(counts(&all_day), expected);
+    assert_eq!(all_day["items"][0]["name"], "Ribeye Steak");
+    let (_, fryer) = app
+        .get("/api/v1/branches/demo/stations/fryer/all-day")
+        .await;
+    assert_eq!(counts(&fryer), [("burger".to_owned(), 1, 1)]);
+
+    // A void leaves the count; a bump takes its ticket's portions off.
+    let t2_id = t2["id"].as_str().unwrap();
+    let (status, _) = app
+        .post(&format!("{ORDERS}/{t2_id}/lines/1/void"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        counts(&grill.next_of("all_day").await),
+        [("steak".to_owned(), 2, 1), ("burger".to_owned(), 1, 1)]
+    );
+    let grill_ticket = ticket(&t1, "grill")["id"].as_str().unwrap();
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/branches/demo/stations/grill/tickets/{grill_ticket}/bump"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(counts(&grill.next_of("all_day").await), []);
+    let (_, all_day) = app
+        .get("/api/v1/branches/demo/stations/grill/all-day")
+        .await;
+    assert_eq!(counts(&all_day), []);
+
+    let (status, body) = app.get("/api/v1/branches/demo/stations/wok/all-day").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "unknown_station");
+}
+
+#[actix_web::test]
+async fn speed_of_service_counts_bumps_late_ones_and_recalls() {
+    let app = TestApp::spawn().await;
+    let (_, branch) = app.get("/api/v1/branches/demo").await;
+    let mut config = branch["config"].clone();
+    config["late_after_seconds"] = json!(1);
+    let (status, body) = app.put("/api/v1/branches/demo", config).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let station = "/api/v1/branches/demo/stations/grill";
+    let act = |ticket: &str, action: &str| format!("{station}/tickets/{ticket}/{action}");
+
+    // Bumped at once: on time.
+    let (_, fast) = app
+        .post(
+            ORDERS,
+            json!({"table": "t1", "lines": [{"item": "steak"}], "fire": {}}),
+        )
+        .await;
+    let fast = ticket(&fast, "grill")["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.post(&act(&fast, "bump"), json!({})).await.0,
+        StatusCode::OK
+    );
+    // Bumped after the limit, recalled, bumped again: late twice, one recall.
+    let (_, slow) = app
+        .post(
+            ORDERS,
+            json!({"table": "t2", "lines": [{"item": "steak"}, {"item": "salmon"}], "fire": {}}),
+        )
+        .await;
+    let slow = ticket(&slow, "grill")["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for action in ["bump", "recall", "bump"] {
+        let (status, body) = app.post(&act(&slow, action), json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{action}: {body}");
+    }
+
+    let (status, speed) = app.get(&format!("{station}/speed")).await;
+    assert_eq!(status, StatusCode::OK, "{speed}");
+    assert_eq!(speed["station"], "grill");
+    assert_eq!(speed["window_minutes"], 60);
+    assert_eq!(speed["tickets"], 3, "{speed}");
+    assert_eq!(speed["late"], 2, "{speed}");
+    assert_eq!(speed["recalls"], 1, "{speed}");
+    assert!(speed["p90_seconds"].as_f64().unwrap() >= 1.2, "{speed}");
+    let average = speed["average_seconds"].as_f64().unwrap();
+    assert!(
+        average > 0.5 && average < speed["p90_seconds"].as_f64().unwrap(),
+        "{speed}"
+    );
+    let items: Vec<(&str, u64, u64, u64)> = speed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["item"].as_str().unwrap(),
+                i["tickets"].as_u64().unwrap(),
+                i["late"].as_u64().unwrap(),
+                i["recalls"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(items, [("steak", 3, 2, 1), ("salmon", 2, 2, 1)]);
+    let late = "rail_tickets_late_total{branch=\"demo\",station=\"grill\"}";
+    assert_eq!(app.metric(late).await, Some(2.0));
+    let recalls = "rail_ticket_recalls_total{branch=\"demo\",station=\"grill\"}";
+    assert_eq!(app.metric(recalls).await, Some(1.0));
+
+    // Another station has bumped nothing; a window must be 1 to 1440 minutes.
+    let (_, cold) = app
+        .get("/api/v1/branches/demo/stations/cold/speed?window_minutes=1440")
+        .await;
+    assert_eq!(cold["tickets"], 0);
+    assert!(cold["p90_seconds"].is_null());
+    for bad in ["0", "1441", "ten", "-5"] {
+        let (status, body) = app
+            .get(&format!("{station}/speed?window_minutes={bad}"))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_input");
+    }
 }

@@ -20,7 +20,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 /// Every route of `routes::configure`, as the document must list it.
-const ROUTES: [(&str, &str); 17] = [
+const ROUTES: [(&str, &str); 19] = [
     ("put", "/api/v1/branches/{branch}"),
     ("get", "/api/v1/branches/{branch}"),
     ("put", "/api/v1/branches/{branch}/86/{item}"),
@@ -35,6 +35,11 @@ const ROUTES: [(&str, &str); 17] = [
     ),
     ("post", "/api/v1/branches/{branch}/orders/{order}/fire"),
     ("post", "/api/v1/branches/{branch}/orders/{order}/priority"),
+    (
+        "get",
+        "/api/v1/branches/{branch}/stations/{station}/all-day",
+    ),
+    ("get", "/api/v1/branches/{branch}/stations/{station}/speed"),
     ("post", "/api/v1/branches/{branch}/orders/{order}/serve"),
     ("post", "/api/v1/branches/{branch}/orders/{order}/close"),
     (

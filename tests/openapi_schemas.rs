@@ -126,6 +126,7 @@ fn every_reference_resolves_and_ids_are_strings() {
         "OrderChange",
         "OrderEvent",
         "OrderId",
+        "OrderSource",
         "Station",
         "StationId",
         "StationKind",
@@ -294,6 +295,13 @@ fn order_life() -> (Vec<Order>, Vec<StoredEvent>) {
             priority: false,
         }),
         Box::new(|_| OrderCommand::SetPriority { priority: true }),
+        Box::new(|o| OrderCommand::MarkUnseen {
+            ticket: ticket_of(o, "grill", 1),
+            waited_seconds: 12,
+        }),
+        Box::new(|o| OrderCommand::MarkSeen {
+            ticket: ticket_of(o, "grill", 1),
+        }),
         Box::new(|o| OrderCommand::StartTicket {
             ticket: ticket_of(o, "grill", 1),
         }),
@@ -432,6 +440,9 @@ fn stored_events_fit_and_every_kind_is_seen() {
         "expo_waiting",
         "order_ready",
         "lines_served",
+        "priority_changed",
+        "ticket_unseen",
+        "ticket_seen",
         "order_closed",
     ]
     .into_iter()

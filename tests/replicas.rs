@@ -902,9 +902,7 @@ async fn screens_on_other_replicas_acknowledge_tickets_for_the_owners_watch() {
     let (status, first) = fire("ack-1", "t1").await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
     until_event(&mut grill, "course_fired", &mut ignored).await;
-    let seen = |station: &str, ticket: String| {
-        json!({"type": "seen", "station": station, "tickets": [ticket]})
-    };
+    let seen = |station: &str, ticket: String| json!({"type": "seen", "station": station, "tickets": [ticket]});
     grill.send(seen("grill", ticket_of(&first, "grill"))).await;
     until_event(&mut expo, "course_fired", &mut ignored).await;
     expo.send(seen("expo", ticket_of(&first, "expo"))).await;
@@ -920,7 +918,11 @@ async fn screens_on_other_replicas_acknowledge_tickets_for_the_owners_watch() {
     };
     let owner_base = replicas.iter().find(|r| r.id == owner).unwrap().base();
     let (_, events) = get(owner_base, "/events?limit=1000").await;
-    assert_eq!(unseen(&events), Vec::<String>::new(), "acknowledged elsewhere");
+    assert_eq!(
+        unseen(&events),
+        Vec::<String>::new(),
+        "acknowledged elsewhere"
+    );
 
     // The grill's screen stops acknowledging: the owner escalates that ticket alone.
     let (status, second) = fire("ack-2", "t2").await;

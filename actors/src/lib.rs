@@ -18,5 +18,6 @@ pub mod stored;
 pub mod subscriber;
 pub mod table;
 
+pub use branch::Acknowledged;
 pub use error::CommandError;
-pub use registry::{Acknowledged, Engine, EngineOptions};
+pub use registry::{Engine, EngineOptions};

@@ -16,6 +16,8 @@ use crate::ids::{CategoryId, ItemId, StationId, TableId};
 const NAME_MAX: usize = 100;
 /// Seconds a ticket may wait unacknowledged by its station's screens, unless the branch says.
 pub const DEFAULT_UNSEEN_AFTER: u16 = 10;
+/// Seconds from fire to bump after which a ticket counts as late, unless the branch says.
+pub const DEFAULT_LATE_AFTER: u32 = 900;
 
 /// What a station does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -101,6 +103,10 @@ pub struct BranchConfig {
     /// and managers are told (`DEFAULT_UNSEEN_AFTER` when not set).
     #[serde(default)]
     pub unseen_after_seconds: Option<u16>,
+    /// Seconds from fire to bump after which a ticket is late, for speed of service
+    /// (`DEFAULT_LATE_AFTER` when not set).
+    #[serde(default)]
+    pub late_after_seconds: Option<u32>,
     /// Exactly one expo station and at least one cooking station.
     pub stations: Vec<Station>,
     pub categories: Vec<Category>,
@@ -157,6 +163,9 @@ impl BranchConfig {
         }
         if matches!(self.unseen_after_seconds, Some(0) | Some(601..)) {
             return Err(invalid("unseen_after_seconds must be 1 to 600"));
+        }
+        if matches!(self.late_after_seconds, Some(0) | Some(14_401..)) {
+            return Err(invalid("late_after_seconds must be 1 to 14400"));
         }
         if self.stations.len() > 64 || self.categories.len() > 500 {
             return Err(invalid("at most 64 stations and 500 categories"));
@@ -319,6 +328,12 @@ impl Branch {
             .config
             .unseen_after_seconds
             .unwrap_or(DEFAULT_UNSEEN_AFTER);
+        std::time::Duration::from_secs(seconds.into())
+    }
+
+    /// From how long between fire and bump a ticket is late.
+    pub fn late_after(&self) -> std::time::Duration {
+        let seconds = self.config.late_after_seconds.unwrap_or(DEFAULT_LATE_AFTER);
         std::time::Duration::from_secs(seconds.into())
     }
 

@@ -17,6 +17,8 @@ use prometheus::{
 struct Metrics {
     registry: Registry,
     ticket_cook: HistogramVec,
+    tickets_late: IntCounterVec,
+    recalls: IntCounterVec,
     station_live: IntGaugeVec,
     station_oldest: GaugeVec,
     station_screens: IntGaugeVec,
@@ -58,6 +60,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     Metrics {
         ticket_cook: register(&r, HistogramVec::new(
             h("rail_ticket_cook_seconds", "Time from fire to bump of a ticket, per station.", cook),
+            &["branch", "station"]).unwrap()),
+        tickets_late: register(&r, IntCounterVec::new(
+            Opts::new("rail_tickets_late_total", "Tickets bumped later after their fire than the branch's late_after_seconds, per station."),
+            &["branch", "station"]).unwrap()),
+        recalls: register(&r, IntCounterVec::new(
+            Opts::new("rail_ticket_recalls_total", "Bumped tickets recalled to their station's screen, per station."),
             &["branch", "station"]).unwrap()),
         station_live: register(&r, IntGaugeVec::new(
             Opts::new("rail_station_live_tickets", "Tickets on a station's screen (fired, not yet bumped)."),
@@ -130,11 +138,20 @@ pub fn render() -> String {
 }
 
 /// A station bumped a ticket that had been fired `cooked` ago.
-pub fn ticket_bumped(branch: &str, station: &str, cooked: Duration) {
+pub fn ticket_bumped(branch: &str, station: &str, cooked: Duration, late: bool) {
     METRICS
         .ticket_cook
         .with_label_values(&[branch, station])
         .observe(cooked.as_secs_f64());
+    let late_total = METRICS.tickets_late.with_label_values(&[branch, station]);
+    if late {
+        late_total.inc();
+    }
+}
+
+/// A bumped ticket was recalled.
+pub fn ticket_recalled(branch: &str, station: &str) {
+    METRICS.recalls.with_label_values(&[branch, station]).inc();
 }
 
 /// A ticket was escalated: no screen of its station acknowledged it in time.

@@ -11,12 +11,12 @@ use std::sync::{Arc, PoisonError, RwLock};
 use actix::prelude::*;
 
 use crate::branch::{
-    recover, BranchActor, BranchCommitted, BranchInfo, CatchUp, Configure, Demote, Promote,
-    RecoveredBranch, StationSeen,
+    recover, Acknowledged, BranchActor, BranchCommitted, BranchInfo, CatchUp, Configure, Demote,
+    Promote, RecoveredBranch, StationSeen,
 };
 use crate::error::CommandError;
 use crate::event::EventFrames;
-use crate::ids::{BranchId, StationId, TicketId};
+use crate::ids::BranchId;
 use crate::journal::{CommitFeed, Committed, Journal};
 use crate::menu::BranchConfig;
 
@@ -74,14 +74,6 @@ pub struct EngineOptions {
     /// With replicas: what this replica's screens acknowledged of branches another replica
     /// writes, for the relay to pass to that replica's watch.
     pub acks: Option<tokio::sync::mpsc::UnboundedSender<Acknowledged>>,
-}
-
-/// Tickets a screen of a station showed (its `seen`), as replicas pass them on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Acknowledged {
-    pub branch: BranchId,
-    pub station: StationId,
-    pub tickets: Vec<TicketId>,
 }
 
 /// The branches this process runs.

@@ -11,19 +11,22 @@
 //! Acknowledgements are kept in memory only (a restart starts every live ticket's clock
 //! again, and reconnecting screens acknowledge what they show); the escalation is journaled.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::error::CommandError;
 use crate::event::{Envelope, Event, EventFrames, Published};
+use crate::ids::ItemId;
 use crate::ids::{BranchId, OrderId, StationId, TicketId};
 use crate::journal::Journal;
 use crate::order::{OrderChange, Ticket};
-use crate::subscriber::{read_missed, Audience, Joined, Snapshot, Subscriber, Topic};
+use crate::subscriber::{
+    read_missed, AllDayItem, Audience, Joined, Push, Snapshot, Subscriber, Topic,
+};
 
 /// How often the watch looks for tickets that waited too long for a screen.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
@@ -34,7 +37,13 @@ const STATION_HISTORY: usize = 256;
 /// A committed event that concerns this station.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct StationEvent(pub Arc<Envelope>, pub Arc<Published>);
+pub struct StationEvent {
+    pub envelope: Arc<Envelope>,
+    pub published: Arc<Published>,
+    /// This replica writes the branch: it counts the station's metrics (each replica shows
+    /// the tickets, one counts them).
+    pub counts: bool,
+}
 
 /// A station-level command on a ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,17 +105,154 @@ pub struct WatchReport {
     pub watch: Watch,
 }
 
-/// How long a ticket may wait for a screen's acknowledgement (the branch's setting).
-#[derive(Message)]
+/// The branch's limits for its stations: how long a ticket may wait for a screen's
+/// acknowledgement, and from how long between fire and bump a ticket is late.
+#[derive(Message, Clone, Copy)]
 #[rtype(result = "()")]
-pub struct UnseenAfter(pub Duration);
+pub struct StationLimits {
+    pub unseen_after: Duration,
+    pub late_after: Duration,
+}
 
-impl Handler<UnseenAfter> for StationActor {
+impl Handler<StationLimits> for StationActor {
     type Result = ();
 
-    fn handle(&mut self, msg: UnseenAfter, _: &mut Context<Self>) {
-        self.unseen_after = msg.0;
+    fn handle(&mut self, msg: StationLimits, _: &mut Context<Self>) {
+        self.limits = msg;
     }
+}
+
+/// The station's all-day: every item on its live tickets, most portions first.
+#[derive(Message)]
+#[rtype(result = "Vec<AllDayItem>")]
+pub struct AllDay;
+
+impl Handler<AllDay> for StationActor {
+    type Result = MessageResult<AllDay>;
+
+    fn handle(&mut self, _: AllDay, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.all_day.to_vec())
+    }
+}
+
+/// The station's speed of service over the last `window`.
+#[derive(Message)]
+#[rtype(result = "SpeedOfService")]
+pub struct Speed {
+    pub window: Duration,
+}
+
+/// How fast a station (and each item at it) went from fire to bump over a window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeedOfService {
+    pub window: Duration,
+    pub overall: Pace,
+    /// Per item, most tickets first.
+    pub items: Vec<(ItemId, String, Pace)>,
+}
+
+/// Bumps over a window: how many, how long from fire, how many late, and recalls.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Pace {
+    pub tickets: u32,
+    pub average_seconds: Option<f64>,
+    pub p90_seconds: Option<f64>,
+    pub late: u32,
+    pub recalls: u32,
+}
+
+impl Pace {
+    fn of(mut seconds: Vec<f64>, late: u32, recalls: u32) -> Self {
+        seconds.sort_by(f64::total_cmp);
+        let n = seconds.len();
+        let average = (n > 0).then(|| seconds.iter().sum::<f64>() / n as f64);
+        // The nearest-rank 90th percentile.
+        let p90 = (n > 0).then(|| seconds[(n * 9).div_ceil(10).max(1) - 1]);
+        Self {
+            tickets: u32::try_from(n).unwrap_or(u32::MAX),
+            average_seconds: average,
+            p90_seconds: p90,
+            late,
+            recalls,
+        }
+    }
+}
+
+impl Handler<Speed> for StationActor {
+    type Result = MessageResult<Speed>;
+
+    fn handle(&mut self, msg: Speed, _: &mut Context<Self>) -> Self::Result {
+        let since = Utc::now() - chrono::Duration::from_std(msg.window).unwrap_or_default();
+        let bumps: Vec<&Bumped> = self.bumps.iter().filter(|b| b.at >= since).collect();
+        let recalls: Vec<&Recalled> = self.recalls.iter().filter(|r| r.at >= since).collect();
+        let late_after = self.limits.late_after.as_secs_f64();
+        let late = |b: &Bumped| b.seconds >= late_after;
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let overall = Pace::of(
+            bumps.iter().map(|b| b.seconds).collect(),
+            count(bumps.iter().filter(|b| late(b)).count()),
+            count(recalls.len()),
+        );
+        let mut names: HashMap<&ItemId, &str> = HashMap::new();
+        for (item, name) in bumps
+            .iter()
+            .flat_map(|b| &b.items)
+            .chain(recalls.iter().flat_map(|r| &r.items))
+        {
+            names.entry(item).or_insert(name);
+        }
+        let mut items: Vec<(ItemId, String, Pace)> = names
+            .into_iter()
+            .map(|(item, name)| {
+                let has = |items: &[(ItemId, String)]| items.iter().any(|(i, _)| i == item);
+                let of_item: Vec<&&Bumped> = bumps.iter().filter(|b| has(&b.items)).collect();
+                let pace = Pace::of(
+                    of_item.iter().map(|b| b.seconds).collect(),
+                    count(of_item.iter().filter(|b| late(b)).count()),
+                    count(recalls.iter().filter(|r| has(&r.items)).count()),
+                );
+                (item.clone(), name.to_owned(), pace)
+            })
+            .collect();
+        items.sort_by(|a, b| b.2.tickets.cmp(&a.2.tickets).then(a.0.cmp(&b.0)));
+        MessageResult(SpeedOfService {
+            window: msg.window,
+            overall,
+            items,
+        })
+    }
+}
+
+/// A bump, as speed of service counts it.
+#[derive(Debug)]
+struct Bumped {
+    at: DateTime<Utc>,
+    seconds: f64,
+    items: Vec<(ItemId, String)>,
+}
+
+/// A recall, as speed of service counts it.
+#[derive(Debug)]
+struct Recalled {
+    at: DateTime<Utc>,
+    items: Vec<(ItemId, String)>,
+}
+
+/// Speed of service looks back at most this far, and keeps at most this many bumps.
+const SPEED_HORIZON: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+const SPEED_KEPT: usize = 20_000;
+
+/// The items a ticket still has to cook, each with its name.
+fn items_of(t: &Ticket) -> Vec<(ItemId, String)> {
+    let mut items: Vec<(ItemId, String)> = t
+        .lines
+        .iter()
+        .filter(|l| !l.voided)
+        .map(|l| (l.item.clone(), l.name.clone()))
+        .collect();
+    items.sort();
+    items.dedup();
+    items
 }
 
 /// Stops sending to a screen.
@@ -128,11 +274,16 @@ pub struct StationActor {
     frames: EventFrames,
     /// Where the watch reports tickets (the branch).
     watcher: Option<Recipient<WatchReport>>,
-    unseen_after: Duration,
+    limits: StationLimits,
     /// Live tickets no screen has acknowledged yet, since when they are waiting.
     waiting: HashMap<TicketId, Instant>,
     /// Tickets reported to the branch, the answer not back yet.
     reporting: HashSet<TicketId>,
+    /// The all-day as last sent to the screens.
+    all_day: Arc<[AllDayItem]>,
+    /// Bumps and recalls of the last day, oldest first, for speed of service.
+    bumps: VecDeque<Bumped>,
+    recalls: VecDeque<Recalled>,
 }
 
 impl StationActor {
@@ -164,17 +315,111 @@ impl StationActor {
             journal,
             frames,
             watcher: None,
-            unseen_after: Duration::from_secs(crate::menu::DEFAULT_UNSEEN_AFTER.into()),
+            limits: StationLimits {
+                unseen_after: Duration::from_secs(crate::menu::DEFAULT_UNSEEN_AFTER.into()),
+                late_after: Duration::from_secs(crate::menu::DEFAULT_LATE_AFTER.into()),
+            },
             waiting,
             reporting: HashSet::new(),
+            all_day: Arc::from([]),
+            bumps: VecDeque::new(),
+            recalls: VecDeque::new(),
+        }
+        .counted()
+    }
+
+    /// Its all-day counted from its tickets.
+    fn counted(mut self) -> Self {
+        self.all_day = self.count_all_day().into();
+        self
+    }
+
+    fn count_all_day(&self) -> Vec<AllDayItem> {
+        let mut counts: HashMap<&ItemId, AllDayItem> = HashMap::new();
+        for t in self.tickets.values().filter(|t| t.is_live()) {
+            let mut on_ticket: HashSet<&ItemId> = HashSet::new();
+            for l in t.lines.iter().filter(|l| !l.voided) {
+                let entry = counts.entry(&l.item).or_insert_with(|| AllDayItem {
+                    item: l.item.clone(),
+                    name: l.name.clone(),
+                    quantity: 0,
+                    tickets: 0,
+                });
+                entry.quantity += u32::from(l.quantity);
+                if on_ticket.insert(&l.item) {
+                    entry.tickets += 1;
+                }
+            }
+        }
+        let mut items: Vec<AllDayItem> = counts.into_values().collect();
+        items.sort_by(|a, b| b.quantity.cmp(&a.quantity).then(a.item.cmp(&b.item)));
+        items
+    }
+
+    fn all_day_push(&self) -> Push {
+        Push::AllDay {
+            station: self.station.clone(),
+            items: self.all_day.clone(),
+        }
+    }
+
+    /// Sends the screens the all-day when it changed.
+    fn tell_all_day(&mut self) {
+        let counted = self.count_all_day();
+        if *counted != *self.all_day {
+            self.all_day = counted.into();
+            let push = self.all_day_push();
+            self.audience.tell(&push);
+        }
+    }
+
+    /// Keeps a bump or a recall for speed of service, and counts it in the metrics when this
+    /// replica writes the branch.
+    fn time(&mut self, change: &OrderChange, at: DateTime<Utc>, counts: bool) {
+        let Some(t) = change.ticket_id().and_then(|id| self.tickets.get(id)) else {
+            return;
+        };
+        let (branch, station) = (self.branch_id.as_str(), self.station.as_str());
+        match change {
+            OrderChange::TicketBumped { .. } => {
+                let cooked = (at - t.fired_at).to_std().unwrap_or_default();
+                let late = cooked >= self.limits.late_after;
+                if counts {
+                    crate::metrics::ticket_bumped(branch, station, cooked, late);
+                }
+                self.bumps.push_back(Bumped {
+                    at,
+                    seconds: cooked.as_secs_f64(),
+                    items: items_of(t),
+                });
+            }
+            OrderChange::TicketRecalled { .. } => {
+                if counts {
+                    crate::metrics::ticket_recalled(branch, station);
+                }
+                self.recalls.push_back(Recalled {
+                    at,
+                    items: items_of(t),
+                });
+            }
+            _ => return,
+        }
+        let horizon = at - SPEED_HORIZON;
+        while self.bumps.len() > SPEED_KEPT || self.bumps.front().is_some_and(|b| b.at < horizon) {
+            self.bumps.pop_front();
+        }
+        while self.recalls.len() > SPEED_KEPT
+            || self.recalls.front().is_some_and(|r| r.at < horizon)
+        {
+            self.recalls.pop_front();
         }
     }
 
     /// Reports tickets to `watcher` (the branch) when no screen acknowledges them within
     /// `after`.
-    pub fn watched_by(mut self, watcher: Recipient<WatchReport>, after: Duration) -> Self {
+    pub fn watched_by(mut self, watcher: Recipient<WatchReport>, limits: StationLimits) -> Self {
         self.watcher = Some(watcher);
-        self.unseen_after = after;
+        self.limits = limits;
         self
     }
 
@@ -184,7 +429,7 @@ impl StationActor {
             return;
         };
         let now = Instant::now();
-        let after = self.unseen_after;
+        let after = self.limits.unseen_after;
         let due: Vec<(TicketId, Duration)> = self
             .waiting
             .iter()
@@ -311,7 +556,7 @@ impl Handler<StationEvent> for StationActor {
     type Result = ();
 
     fn handle(&mut self, msg: StationEvent, _: &mut Context<Self>) {
-        let envelope = msg.0;
+        let envelope = msg.envelope;
         self.position = envelope.position;
         let Event::Order(order_event) = &*envelope.event else {
             return;
@@ -337,16 +582,20 @@ impl Handler<StationEvent> for StationActor {
             }
             OrderChange::OrderClosed {} => {
                 self.close_order(order_event.order_id);
+                self.tell_all_day();
                 self.record();
                 return;
             }
             OrderChange::TicketBumped { ticket_id, .. } => {
+                self.time(change, envelope.at, msg.counts);
                 if let Some(t) = self.tickets.get_mut(ticket_id) {
                     t.apply(change, envelope.at);
-                    if let Ok(cooked) = (envelope.at - t.fired_at).to_std() {
-                        let (branch, station) = (self.branch_id.as_str(), self.station.as_str());
-                        crate::metrics::ticket_bumped(branch, station, cooked);
-                    }
+                }
+            }
+            OrderChange::TicketRecalled { ticket_id, .. } => {
+                self.time(change, envelope.at, msg.counts);
+                if let Some(t) = self.tickets.get_mut(ticket_id) {
+                    t.apply(change, envelope.at);
                 }
             }
             other => {
@@ -377,7 +626,8 @@ impl Handler<StationEvent> for StationActor {
                 }
             }
         }
-        self.audience.deliver(&msg.1);
+        self.audience.deliver(&msg.published);
+        self.tell_all_day();
         self.record();
     }
 }
@@ -388,9 +638,14 @@ impl Handler<SubscribeStation> for StationActor {
     fn handle(&mut self, msg: SubscribeStation, ctx: &mut Context<Self>) {
         let topic = Topic::Station(self.station.clone());
         let snapshot = self.snapshot();
+        let screen = msg.subscriber.clone();
         let joined = self
             .audience
             .join(msg.subscriber, topic, msg.after, self.position, || snapshot);
+        // A screen that joins gets the all-day after its snapshot or what it missed.
+        if joined == Joined::Live {
+            screen.push(self.all_day_push());
+        }
         if let Joined::FromJournal {
             ticket,
             after,
@@ -407,6 +662,7 @@ impl Handler<SubscribeStation> for StationActor {
             ctx.spawn(read.into_actor(self).map(move |missed, act, _| {
                 let snapshot = act.snapshot();
                 act.audience.caught_up(ticket, missed, Some(snapshot));
+                screen.push(act.all_day_push());
                 act.record();
             }));
         }

@@ -74,6 +74,23 @@ pub enum Push {
         /// Sent as it was committed; false when replayed to a screen that resumes.
         live: bool,
     },
+    /// A station's all-day counts, when they change (and when a screen joins): not part of
+    /// the journal, so not positioned, and never replayed.
+    AllDay {
+        station: StationId,
+        items: Arc<[AllDayItem]>,
+    },
+}
+
+/// One item's count on a station's live tickets (fired, not yet bumped): its all-day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllDayItem {
+    pub item: ItemId,
+    pub name: String,
+    /// Portions, over every live ticket, voided lines left out.
+    pub quantity: u32,
+    /// Live tickets that have it.
+    pub tickets: u32,
 }
 
 /// The domain's handle on one subscription's queue.
@@ -376,6 +393,11 @@ impl Audience {
             .iter()
             .find(|c| c.ticket == ticket)
             .map(|c| &c.topic)
+    }
+
+    /// Sends every live screen a push that is not an event (nothing to keep or replay).
+    pub fn tell(&mut self, push: &Push) {
+        self.live.retain(|(_, sub)| sub.push(push.clone()));
     }
 
     /// A screen leaves.

@@ -57,6 +57,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(stations::station_tickets)),
             )
             .service(
+                resource("/stations/{station}/all-day", "GET")
+                    .route(web::get().to(stations::station_all_day)),
+            )
+            .service(
+                resource("/stations/{station}/speed", "GET")
+                    .route(web::get().to(stations::station_speed)),
+            )
+            .service(
                 resource("/stations/{station}/tickets/{ticket}/{action}", "POST")
                     .route(web::post().to(stations::ticket_action)),
             )

@@ -83,7 +83,8 @@ pub struct OpenOrderBody {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(max_items = 100)]
     lines: Vec<wire::NewLine>,
-    /// Fire the lines at once: every one, or one course's (`{}` fires all). Needs `lines`.
+    /// Fire the lines at once: every one, or one course's (`{}` fires all). Without `lines`
+    /// there is nothing to fire (`409 nothing_to_fire`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     fire: Option<FireBody>,
 }
@@ -111,10 +112,10 @@ fn is_false(b: &bool) -> bool {
         (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
         Refusals,
         (status = 404, description = "No such branch, table or item (`unknown_branch`, `unknown_table`, `unknown_item`).", body = ErrorBody),
-        (status = 409, description = "An item is 86'd (`item_86`): nothing was opened.", body = ErrorBody),
+        (status = 409, description = "An item is 86'd (`item_86`), or `fire` finds no held line to fire (`nothing_to_fire`): nothing was opened.", body = ErrorBody),
         (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
         (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`).", body = ErrorBody),
-        (status = 422, description = "The body or the key is not valid (`invalid_input`, as for a fire without lines), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
+        (status = 422, description = "The body or the key is not valid (`invalid_input`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]

@@ -2,7 +2,7 @@
 //! or recall of one.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use rail_actors::branch::{StationCommand, StationTickets};
+use rail_actors::branch::{StationAllDay, StationCommand, StationSpeed, StationTickets};
 use rail_actors::ids::{StationId, TicketId};
 use rail_actors::station::TicketAction;
 use rail_actors::Engine;
@@ -110,6 +110,91 @@ pub(super) async fn station_tickets(
     device.require(Act::ReadStation(&station))?;
     let tickets = engine.ask(&branch, StationTickets(station)).await??;
     Ok(HttpResponse::Ok().json(wire::order::tickets(&tickets)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/branches/{branch}/stations/{station}/all-day",
+    operation_id = "station_all_day",
+    tag = "stations",
+    summary = "A station's all-day: every item on its live tickets",
+    description = "Counts of every fired, not yet bumped item at the station (voided lines left out), most portions first. Screens following the station get the same as an `all_day` frame whenever it changes.",
+    params(BranchPath, StationPath),
+    responses(
+        (status = 200, description = "The station's all-day.", body = wire::kitchen::AllDay),
+        Refusals,
+        (status = 404, description = "No such branch or station (`unknown_branch`, `unknown_station`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn station_all_day(
+    device: Device,
+    engine: web::Data<Engine>,
+    branch: web::Path<BranchPath>,
+    station: web::Path<StationPath>,
+) -> ApiResult {
+    let branch = branch.id()?;
+    let station = station.id()?;
+    device.require(Act::ReadStation(&station))?;
+    let items = engine
+        .ask(&branch, StationAllDay(station.clone()))
+        .await??;
+    Ok(HttpResponse::Ok().json(wire::kitchen::AllDay::new(&station, &items)))
+}
+
+/// The window speed of service looks back over.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SpeedQuery {
+    /// Minutes to look back, 1 to 1440 (a day); 60 when not given.
+    #[param(minimum = 1, maximum = 1440)]
+    #[serde(default = "an_hour")]
+    window_minutes: u32,
+}
+
+fn an_hour() -> u32 {
+    60
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/branches/{branch}/stations/{station}/speed",
+    operation_id = "station_speed",
+    tag = "stations",
+    summary = "A station's speed of service, overall and per item",
+    description = "Over the window: tickets bumped, mean and 90th-percentile seconds from fire to bump, how many were late (the branch's `late_after_seconds`) and how many were recalled, for the station and for each item on its tickets. Kept in memory for the last day: a restart starts counting again.",
+    params(BranchPath, StationPath, SpeedQuery),
+    responses(
+        (status = 200, description = "The station's speed of service.", body = wire::kitchen::Speed),
+        Refusals,
+        (status = 404, description = "No such branch or station (`unknown_branch`, `unknown_station`).", body = ErrorBody),
+        (status = 422, description = "The window is not a whole number of minutes from 1 to 1440 (`invalid_input`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn station_speed(
+    device: Device,
+    engine: web::Data<Engine>,
+    branch: web::Path<BranchPath>,
+    station: web::Path<StationPath>,
+    query: web::Query<SpeedQuery>,
+) -> ApiResult {
+    let branch = branch.id()?;
+    let station = station.id()?;
+    device.require(Act::ReadStation(&station))?;
+    let minutes = query.window_minutes;
+    if !(1..=1440).contains(&minutes) {
+        let msg = "window_minutes must be 1 to 1440";
+        return Err(ApiError::new(ErrorCode::InvalidInput, msg));
+    }
+    let window = std::time::Duration::from_secs(u64::from(minutes) * 60);
+    let ask = StationSpeed {
+        station: station.clone(),
+        window,
+    };
+    let speed = engine.ask(&branch, ask).await??;
+    Ok(HttpResponse::Ok().json(wire::kitchen::Speed::new(&station, &speed)))
 }
 
 #[utoipa::path(

@@ -106,6 +106,11 @@ pub struct BranchConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 600)]
     pub unseen_after_seconds: Option<u16>,
+    /// Seconds from fire to bump after which a ticket is late in speed of service (`GET
+    /// .../stations/{station}/speed`, `rail_tickets_late_total`); 900 when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 14400)]
+    pub late_after_seconds: Option<u32>,
     /// Exactly one expo station and at least one cooking station.
     #[schema(min_items = 2, max_items = 64)]
     pub stations: Vec<Station>,
@@ -131,6 +136,7 @@ impl From<&menu::BranchConfig> for BranchConfig {
             utc_offset_minutes: c.utc_offset_minutes,
             time_zone: c.time_zone.clone(),
             unseen_after_seconds: c.unseen_after_seconds,
+            late_after_seconds: c.late_after_seconds,
             stations: c
                 .stations
                 .iter()
@@ -186,6 +192,7 @@ impl From<BranchConfig> for menu::BranchConfig {
             utc_offset_minutes: c.utc_offset_minutes,
             time_zone: c.time_zone,
             unseen_after_seconds: c.unseen_after_seconds,
+            late_after_seconds: c.late_after_seconds,
             stations: c
                 .stations
                 .into_iter()

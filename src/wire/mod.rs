@@ -7,6 +7,7 @@
 //! and `tests/protocol.rs` holds the documented examples against what the server sends.
 
 pub mod event;
+pub mod kitchen;
 pub mod live;
 pub mod menu;
 pub mod order;

@@ -104,6 +104,12 @@ pub enum ServerFrame<'a> {
         code: &'a str,
         message: &'a str,
     },
+    /// A station's all-day, when it changes and when a screen joins: not an event (no
+    /// position; never replayed).
+    AllDay {
+        #[serde(flatten)]
+        all_day: wire::kitchen::AllDay<'a>,
+    },
 }
 
 impl ServerFrame<'_> {
@@ -127,6 +133,10 @@ pub(super) fn push_frame(push: &Push) -> String {
         }
         .to_text(),
         Push::Event { topic, event, .. } => event_frame(topic, event),
+        Push::AllDay { station, items } => ServerFrame::AllDay {
+            all_day: wire::kitchen::AllDay::new(station, items),
+        }
+        .to_text(),
     }
 }
 

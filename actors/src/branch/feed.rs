@@ -133,7 +133,11 @@ impl BranchActor {
         stations.dedup();
         for s in stations {
             if let Some(addr) = self.stations.get(&s) {
-                addr.do_send(StationEvent(envelope.clone(), published.clone()));
+                addr.do_send(StationEvent {
+                    envelope: envelope.clone(),
+                    published: published.clone(),
+                    counts: self.owner,
+                });
             }
         }
         self.audience.deliver(&published);

@@ -10,8 +10,8 @@ use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId, TicketId};
 use crate::journal::{Committed, KeyRecord};
 use crate::menu::BranchConfig;
 use crate::order::{Order, OrderCommand, OrderSource, Ticket};
-use crate::station::TicketAction;
-use crate::subscriber::{Subscriber, Topic};
+use crate::station::{SpeedOfService, TicketAction};
+use crate::subscriber::{AllDayItem, Subscriber, Topic};
 
 /// What a branch is, as managers and screens read it.
 #[derive(Debug, Clone)]
@@ -104,6 +104,27 @@ pub struct StationSeen {
     pub tickets: Vec<TicketId>,
     /// Passed on from another replica (not passed on again).
     pub relayed: bool,
+}
+
+/// Tickets a screen of a station showed (its `seen`), as replicas pass them on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledged {
+    pub branch: BranchId,
+    pub station: StationId,
+    pub tickets: Vec<TicketId>,
+}
+
+/// Reads a station's all-day: every item on its live tickets.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<AllDayItem>, CommandError>")]
+pub struct StationAllDay(pub StationId);
+
+/// Reads a station's speed of service over the last `window`.
+#[derive(Message)]
+#[rtype(result = "Result<SpeedOfService, CommandError>")]
+pub struct StationSpeed {
+    pub station: StationId,
+    pub window: std::time::Duration,
 }
 
 /// Reads a station's live tickets.

@@ -42,9 +42,9 @@ mod snapshots;
 mod stations;
 
 pub use messages::{
-    BranchCommitted, BranchInfo, ChangeOrder, Configure, GetBranchInfo, GetOrder, OpenOrder,
-    OpenOrders, SetEightySix, StationCommand, StationSeen, StationTickets, Subscribe,
-    UnsubscribeAll,
+    Acknowledged, BranchCommitted, BranchInfo, ChangeOrder, Configure, GetBranchInfo, GetOrder,
+    OpenOrder, OpenOrders, SetEightySix, StationAllDay, StationCommand, StationSeen, StationSpeed,
+    StationTickets, Subscribe, UnsubscribeAll,
 };
 pub use ownership::{CatchUp, Demote, Promote};
 pub use recovery::{recover, RecoveredBranch};
@@ -89,7 +89,7 @@ pub struct BranchActor {
     addr: Option<Addr<BranchActor>>,
     /// With replicas: where this replica's screens' acknowledgements go, for the replica
     /// that writes the branch (and watches its tickets).
-    acks: Option<tokio::sync::mpsc::UnboundedSender<crate::registry::Acknowledged>>,
+    acks: Option<tokio::sync::mpsc::UnboundedSender<messages::Acknowledged>>,
 }
 
 impl BranchActor {
@@ -146,7 +146,7 @@ impl BranchActor {
     /// Passes what its screens acknowledge to `acks` while another replica writes the branch.
     pub fn acknowledging_to(
         mut self,
-        acks: Option<tokio::sync::mpsc::UnboundedSender<crate::registry::Acknowledged>>,
+        acks: Option<tokio::sync::mpsc::UnboundedSender<messages::Acknowledged>>,
     ) -> Self {
         self.acks = acks;
         self

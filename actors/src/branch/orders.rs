@@ -125,11 +125,13 @@ fn external_ref_key(day: NaiveDate, reference: &str) -> KeyRecord {
     }
 }
 
-/// What an open may go on to do: add lines, then fire them.
+/// What an open may go on to do: add lines, then fire (a fire without lines finds nothing to
+/// fire, and refuses the open).
 fn check_then(then: &[OrderCommand]) -> Result<(), CommandError> {
     let allowed = matches!(
         then,
         [] | [OrderCommand::AddLines { .. }]
+            | [OrderCommand::Fire { .. }]
             | [OrderCommand::AddLines { .. }, OrderCommand::Fire { .. }]
     );
     if allowed {

@@ -4,14 +4,19 @@
 
 use actix::prelude::*;
 
-use super::messages::{ChangeOrder, StationCommand, StationSeen, StationTickets};
+use super::messages::{
+    Acknowledged, ChangeOrder, StationAllDay, StationCommand, StationSeen, StationSpeed,
+    StationTickets,
+};
 use super::BranchActor;
 use crate::error::CommandError;
 use crate::ids::StationId;
 use crate::order::{OrderCommand, Ticket};
 use crate::station::{
-    LiveTickets, Seen, StationActor, TicketAction, UnseenAfter, Watch, WatchReport,
+    AllDay, LiveTickets, Seen, Speed, SpeedOfService, StationActor, StationLimits, TicketAction,
+    Watch, WatchReport,
 };
+use crate::subscriber::AllDayItem;
 
 impl BranchActor {
     /// Starts actors for stations the configuration names and this branch does not run yet.
@@ -20,6 +25,10 @@ impl BranchActor {
         let recent = std::mem::take(&mut self.recent);
         let Some(branch) = self.branch.clone() else {
             return;
+        };
+        let limits = StationLimits {
+            unseen_after: branch.unseen_after(),
+            late_after: branch.late_after(),
         };
         for station in branch.stations() {
             if self.stations.contains_key(&station.id) {
@@ -42,12 +51,12 @@ impl BranchActor {
                 self.frames.clone(),
             );
             if let Some(addr) = &self.addr {
-                actor = actor.watched_by(addr.clone().recipient(), branch.unseen_after());
+                actor = actor.watched_by(addr.clone().recipient(), limits);
             }
             self.stations.insert(station.id.clone(), actor.start());
         }
         for station in self.stations.values() {
-            station.do_send(UnseenAfter(branch.unseen_after()));
+            station.do_send(limits);
         }
     }
 
@@ -133,7 +142,7 @@ impl Handler<StationSeen> for BranchActor {
     fn handle(&mut self, msg: StationSeen, _: &mut Context<Self>) -> Self::Result {
         let station = self.station(&msg.station)?;
         if let (false, false, Some(acks)) = (self.owner, msg.relayed, &self.acks) {
-            let _ = acks.send(crate::registry::Acknowledged {
+            let _ = acks.send(Acknowledged {
                 branch: self.id.clone(),
                 station: msg.station,
                 tickets: msg.tickets.clone(),
@@ -171,5 +180,38 @@ impl Handler<WatchReport> for BranchActor {
             span: tracing::Span::none(),
         });
         Box::pin(async move { answer.await.map(|_| ()) })
+    }
+}
+
+impl Handler<StationAllDay> for BranchActor {
+    type Result = ResponseFuture<Result<Vec<AllDayItem>, CommandError>>;
+
+    fn handle(&mut self, msg: StationAllDay, _: &mut Context<Self>) -> Self::Result {
+        let addr = match self.station(&msg.0) {
+            Ok(addr) => addr,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        Box::pin(async move {
+            addr.send(AllDay)
+                .await
+                .map_err(|_| CommandError::JournalUnavailable)
+        })
+    }
+}
+
+impl Handler<StationSpeed> for BranchActor {
+    type Result = ResponseFuture<Result<SpeedOfService, CommandError>>;
+
+    fn handle(&mut self, msg: StationSpeed, _: &mut Context<Self>) -> Self::Result {
+        let addr = match self.station(&msg.station) {
+            Ok(addr) => addr,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        let window = msg.window;
+        Box::pin(async move {
+            addr.send(Speed { window })
+                .await
+                .map_err(|_| CommandError::JournalUnavailable)
+        })
     }
 }

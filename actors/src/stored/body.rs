@@ -59,6 +59,9 @@ pub struct ConfigBody {
     /// Format 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     unseen_after_seconds: Option<u16>,
+    /// Format 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    late_after_seconds: Option<u32>,
     stations: Vec<StationBody>,
     categories: Vec<CategoryBody>,
     items: Vec<ItemBody>,
@@ -143,6 +146,7 @@ impl From<&BranchConfig> for ConfigBody {
             utc_offset_minutes: c.utc_offset_minutes,
             time_zone: c.time_zone.clone(),
             unseen_after_seconds: c.unseen_after_seconds,
+            late_after_seconds: c.late_after_seconds,
             stations: c
                 .stations
                 .iter()
@@ -198,6 +202,7 @@ impl From<ConfigBody> for BranchConfig {
             utc_offset_minutes: c.utc_offset_minutes,
             time_zone: c.time_zone,
             unseen_after_seconds: c.unseen_after_seconds,
+            late_after_seconds: c.late_after_seconds,
             stations: c
                 .stations
                 .into_iter()
