@@ -49,6 +49,7 @@ error_codes! {
     NotFound => "not_found",
     MethodNotAllowed => "method_not_allowed",
     Item86 => "item_86",
+    ItemSoldOut => "item_sold_out",
     NothingToFire => "nothing_to_fire",
     NothingToServe => "nothing_to_serve",
     InvalidTransition => "invalid_transition",
@@ -89,8 +90,8 @@ impl ErrorCode {
             UnknownBranch | UnknownTable | UnknownItem | UnknownStation | UnknownOrder
             | UnknownLine | UnknownTicket | UnknownAction | NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Item86 | NothingToFire | NothingToServe | InvalidTransition | PartsPending
-            | OrderClosed | OrderNotFinished | Conflict => StatusCode::CONFLICT,
+            Item86 | ItemSoldOut | NothingToFire | NothingToServe | InvalidTransition
+            | PartsPending | OrderClosed | OrderNotFinished | Conflict => StatusCode::CONFLICT,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             InvalidInput | IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
@@ -113,6 +114,7 @@ impl ErrorCode {
             E::UnknownLine(_) => Self::UnknownLine,
             E::UnknownTicket(_) => Self::UnknownTicket,
             E::EightySixed(_) => Self::Item86,
+            E::SoldOut(..) => Self::ItemSoldOut,
             E::Invalid(_) => Self::InvalidInput,
             E::NothingToFire(_) => Self::NothingToFire,
             E::NothingToServe => Self::NothingToServe,

@@ -41,6 +41,8 @@ pub const PATH: &str = "/api/v1/openapi.json";
         orders::close,
         stations::station_tickets,
         stations::station_all_day,
+        branches::set_item_count,
+        branches::lift_item_count,
         stations::station_speed,
         stations::ticket_action,
         journal::events,

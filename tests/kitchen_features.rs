@@ -616,3 +616,236 @@ async fn speed_of_service_counts_bumps_late_ones_and_recalls() {
         assert_eq!(body["error"]["code"], "invalid_input");
     }
 }
+
+/// What is left of each limited item, as the branch says.
+async fn stock_of(app: &TestApp) -> Vec<(String, u64)> {
+    let (_, branch) = app.get("/api/v1/branches/demo").await;
+    levels(&branch["stock"])
+}
+
+fn levels(stock: &Value) -> Vec<(String, u64)> {
+    stock
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["item"].as_str().unwrap().to_owned(),
+                s["left"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_limited_item_is_reserved_given_back_and_sold_out() {
+    let app = TestApp::spawn().await;
+    let (status, branch) = app
+        .put("/api/v1/branches/demo/stock/steak", json!({"count": 3}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{branch}");
+    assert_eq!(levels(&branch["stock"]), [("steak".to_owned(), 3)]);
+    let steak = |left: u64| vec![("steak".to_owned(), left)];
+
+    // Every screen of the branch hears what is left: the branch, a guest's table, a station.
+    let mut manager = app.ws().await;
+    manager.send(json!({"type": "subscribe"})).await;
+    let guest = common::token_for("demo", rail::auth::Role::Guest, None, Some("qr-5"));
+    let mut phone = app.ws_as(&guest).await;
+    phone
+        .send(json!({"type": "subscribe", "table": "qr-5"}))
+        .await;
+    let (mut grill, _) = app.station_screen("grill").await;
+    for ws in [&mut manager, &mut phone, &mut grill] {
+        assert_eq!(levels(&ws.next_of("stock").await["items"]), steak(3));
+    }
+
+    let (status, t1) = app
+        .post(
+            ORDERS,
+            json!({"table": "t1", "lines": [{"item": "steak", "quantity": 2}], "fire": {}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{t1}");
+    assert_eq!(t1["lines"][0]["counted"], true);
+    for ws in [&mut manager, &mut phone, &mut grill] {
+        assert_eq!(levels(&ws.next_of("stock").await["items"]), steak(1));
+    }
+
+    // Two steaks when one is left: refused, and nothing of the request is added.
+    let journal = app.journal().await.len();
+    let (status, refused) = app
+        .post(
+            ORDERS,
+            json!({"table": "t2", "lines": [{"item": "fries"}, {"item": "steak", "quantity": 2}],
+                   "fire": {}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"]["code"], "item_sold_out");
+    let t1_id = t1["id"].as_str().unwrap();
+    let (status, refused) = app
+        .post(
+            &format!("{ORDERS}/{t1_id}/lines"),
+            json!({"lines": [{"item": "caesar"}, {"item": "steak", "quantity": 2}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"]["code"], "item_sold_out");
+    assert_eq!(app.journal().await.len(), journal, "nothing journaled");
+    let (_, open) = app.get(ORDERS).await;
+    assert_eq!(open.as_array().unwrap().len(), 1);
+    assert_eq!(stock_of(&app).await, steak(1));
+
+    // The last one, then none.
+    let (status, t2) = app
+        .post(ORDERS, json!({"table": "t2", "lines": [{"item": "steak"}]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{t2}");
+    assert_eq!(stock_of(&app).await, steak(0));
+    let (status, refused) = app
+        .post(ORDERS, json!({"table": "t3", "lines": [{"item": "steak"}]}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"]["code"], "item_sold_out");
+
+    // A void gives back; lifting the limit lets anyone order it.
+    let (status, _) = app
+        .post(&format!("{ORDERS}/{t1_id}/lines/1/void"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stock_of(&app).await, steak(2));
+    assert_eq!(levels(&phone.next_of("stock").await["items"]), steak(0));
+    assert_eq!(levels(&phone.next_of("stock").await["items"]), steak(2));
+    let (status, branch) = app.delete("/api/v1/branches/demo/stock/steak").await;
+    assert_eq!(status, StatusCode::OK, "{branch}");
+    assert_eq!(levels(&branch["stock"]), []);
+    let (status, _) = app
+        .post(
+            ORDERS,
+            json!({"table": "t3", "lines": [{"item": "steak", "quantity": 9}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // A count is 0 to 99999, of an item on the menu.
+    for bad in [
+        json!({"count": -1}),
+        json!({"count": 100000}),
+        json!({"count": "ten"}),
+        json!({}),
+    ] {
+        let (status, body) = app
+            .put("/api/v1/branches/demo/stock/steak", bad.clone())
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+    }
+    let (status, body) = app
+        .put("/api/v1/branches/demo/stock/unicorn", json!({"count": 1}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(stock_of(&app).await, []);
+}
+
+#[actix_web::test]
+async fn the_last_portions_go_to_exactly_as_many_orders_as_are_left() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let (status, _) = app
+        .put("/api/v1/branches/demo/stock/salmon", json!({"count": 5}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let tables = [
+        "t1", "t2", "t3", "t4", "counter", "takeaway", "delivery", "qr-5",
+    ];
+    let orders = (0..24).map(|i| {
+        let app = app.clone();
+        let table = tables[i % tables.len()];
+        async move {
+            app.post(
+                ORDERS,
+                json!({"table": table, "lines": [{"item": "salmon"}], "fire": {}}),
+            )
+            .await
+        }
+    });
+    let answers = futures_util::future::join_all(orders).await;
+    let created = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    let sold_out = answers
+        .iter()
+        .filter(|(s, b)| *s == StatusCode::CONFLICT && b["error"]["code"] == "item_sold_out")
+        .count();
+    assert_eq!((created, sold_out), (5, 19), "{answers:?}");
+    assert_eq!(stock_of(&app).await, [("salmon".to_owned(), 0)]);
+}
+
+#[tokio::test]
+async fn what_is_left_survives_a_kill_with_or_without_a_snapshot() {
+    for env in [&[][..], &[("RAIL_SNAPSHOT_EVERY", "2")][..]] {
+        let journal = common::TestJournal::fresh().await;
+        let server = Server::start_with(&journal, env).await;
+        let res = server
+            .client
+            .put(format!("{}/api/v1/branches/demo/stock/steak", server.base))
+            .json(&json!({"count": 6}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        // An order that takes two and is closed (its stream is no longer open) ...
+        let done = server
+            .post(
+                "/orders",
+                json!({"table": "counter", "lines": [{"item": "steak", "quantity": 2}], "fire": {}}),
+            )
+            .await;
+        for station in ["grill", "expo"] {
+            let id = ticket(&done, station)["id"].as_str().unwrap().to_owned();
+            server
+                .post(&format!("/stations/{station}/tickets/{id}/bump"), json!({}))
+                .await;
+        }
+        let id = done["id"].as_str().unwrap();
+        server.post(&format!("/orders/{id}/serve"), json!({})).await;
+        server.post(&format!("/orders/{id}/close"), json!({})).await;
+        // ... one that takes three and voids one of them, ...
+        let open = server
+            .post(
+                "/orders",
+                json!({"table": "t1", "lines": [{"item": "steak", "quantity": 1}, {"item": "steak", "quantity": 2}]}),
+            )
+            .await;
+        let id = open["id"].as_str().unwrap();
+        server
+            .post(&format!("/orders/{id}/lines/1/void"), json!({}))
+            .await;
+        let before = server.get("").await["stock"].clone();
+        assert_eq!(levels(&before), [("steak".to_owned(), 2)], "{env:?}");
+        server.kill();
+
+        // ... and after the crash two are left still.
+        let server = Server::start_with(&journal, env).await;
+        assert_eq!(server.get("").await["stock"], before, "{env:?}");
+        let res = server
+            .client
+            .post(format!("{}/api/v1/branches/demo/orders", server.base))
+            .json(&json!({"table": "t2", "lines": [{"item": "steak", "quantity": 3}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CONFLICT, "{env:?}");
+        server
+            .post(
+                "/orders",
+                json!({"table": "t2", "lines": [{"item": "steak", "quantity": 2}]}),
+            )
+            .await;
+        assert_eq!(
+            levels(&server.get("").await["stock"]),
+            [("steak".to_owned(), 0)]
+        );
+        server.kill();
+    }
+}

@@ -127,9 +127,11 @@ fn every_reference_resolves_and_ids_are_strings() {
         "OrderEvent",
         "OrderId",
         "OrderSource",
+        "Restock",
         "Station",
         "StationId",
         "StationKind",
+        "StockLevel",
         "JournalEvent",
         "Table",
         "TableId",
@@ -172,6 +174,7 @@ fn branch_config_and_info_fit() {
         id: BranchId::parse("demo").unwrap(),
         config,
         eighty_sixed: branch.eighty_sixed().iter().cloned().collect(),
+        stock: vec![(ItemId::parse("brownie").unwrap(), 12)],
         position: 42,
     };
     assert_fits(
@@ -195,7 +198,9 @@ type Step<'a> = Box<dyn Fn(&Order) -> OrderCommand + 'a>;
 /// An order taken through its life at the demo branch, with the events each step stored.
 fn order_life() -> (Vec<Order>, Vec<StoredEvent>) {
     let config = demo_config();
-    let branch = Branch::new(config.clone()).unwrap();
+    let mut branch = Branch::new(config.clone()).unwrap();
+    // The caesar is counted: its void gives back.
+    branch.set_limited(&ItemId::parse("caesar").unwrap(), true);
     let branch_id = BranchId::parse("demo").unwrap();
     let table = TableId::parse("t1").unwrap();
     let order_id = OrderId::new();
@@ -234,6 +239,15 @@ fn order_life() -> (Vec<Order>, Vec<StoredEvent>) {
         3,
         Event::Branch(BranchEvent::ItemRestored {
             item: ItemId::parse("salmon").unwrap(),
+        }),
+        at(0),
+    );
+    store(
+        branch_stream(&branch_id),
+        4,
+        Event::Branch(BranchEvent::ItemCountSet {
+            item: ItemId::parse("caesar").unwrap(),
+            count: Some(12),
         }),
         at(0),
     );
@@ -428,6 +442,7 @@ fn stored_events_fit_and_every_kind_is_seen() {
         "branch_configured",
         "item_eighty_sixed",
         "item_restored",
+        "item_count_set",
         "order_opened",
         "lines_added",
         "line_voided",

@@ -21,6 +21,8 @@ pub enum CommandError {
     UnknownTicket(TicketId),
     #[error("item '{0}' is 86'd (out of stock)")]
     EightySixed(ItemId),
+    #[error("item '{0}' has fewer left than asked for ({1} left); nothing was added")]
+    SoldOut(ItemId, u32),
     #[error("{0}")]
     Invalid(String),
     #[error("nothing to fire: {0}")]

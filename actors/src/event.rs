@@ -25,6 +25,12 @@ pub enum BranchEvent {
     ItemRestored {
         item: ItemId,
     },
+    /// The item's count is set (lines taking it reserve from it; at 0 it is sold out), or,
+    /// with none, no longer limited.
+    ItemCountSet {
+        item: ItemId,
+        count: Option<u32>,
+    },
 }
 
 /// A change to one order, with the table it is at.
@@ -49,6 +55,7 @@ impl Event {
             Event::Branch(BranchEvent::BranchConfigured { .. }) => "branch_configured",
             Event::Branch(BranchEvent::ItemEightySixed { .. }) => "item_eighty_sixed",
             Event::Branch(BranchEvent::ItemRestored { .. }) => "item_restored",
+            Event::Branch(BranchEvent::ItemCountSet { .. }) => "item_count_set",
             Event::Order(o) => o.change.kind(),
         }
     }

@@ -253,6 +253,8 @@ pub struct Branch {
     stations: HashMap<StationId, Station>,
     expo: StationId,
     eighty_sixed: BTreeSet<ItemId>,
+    /// Items with a limited count: the lines that take them reserve it.
+    limited: BTreeSet<ItemId>,
     zone: Option<Tz>,
 }
 
@@ -301,15 +303,23 @@ impl Branch {
             stations,
             expo,
             eighty_sixed: BTreeSet::new(),
+            limited: BTreeSet::new(),
             zone,
         })
     }
 
-    /// Replaces the configuration, keeping the 86 list for items still on the menu.
+    /// Replaces the configuration, keeping the 86 list and the limited counts for items still
+    /// on the menu.
     pub fn reconfigure(&mut self, config: BranchConfig) -> Result<(), CommandError> {
         let mut next = Branch::new(config)?;
         next.eighty_sixed = self
             .eighty_sixed
+            .iter()
+            .filter(|i| next.items.contains_key(*i))
+            .cloned()
+            .collect();
+        next.limited = self
+            .limited
             .iter()
             .filter(|i| next.items.contains_key(*i))
             .cloned()
@@ -381,6 +391,23 @@ impl Branch {
 
     pub fn eighty_sixed(&self) -> &BTreeSet<ItemId> {
         &self.eighty_sixed
+    }
+
+    /// Whether the item has a limited count, which lines taking it reserve.
+    pub fn is_limited(&self, item: &ItemId) -> bool {
+        self.limited.contains(item)
+    }
+
+    pub fn limited(&self) -> &BTreeSet<ItemId> {
+        &self.limited
+    }
+
+    pub fn set_limited(&mut self, item: &ItemId, limited: bool) {
+        if limited {
+            self.limited.insert(item.clone());
+        } else {
+            self.limited.remove(item);
+        }
     }
 
     pub fn set_86(&mut self, item: &ItemId, out: bool) {

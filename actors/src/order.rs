@@ -129,6 +129,15 @@ pub struct Line {
     pub course: u8,
     pub status: LineStatus,
     pub fire_no: Option<u32>,
+    /// It took its portions from the item's limited count (and a void gives them back).
+    pub counted: bool,
+}
+
+/// Portions a void gives back to an item's limited count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restock {
+    pub item: ItemId,
+    pub quantity: u16,
 }
 
 /// A line as printed on a ticket.
@@ -257,6 +266,8 @@ pub enum OrderChange {
         line_id: LineId,
         reason: Option<String>,
         tickets: Vec<TicketRef>,
+        /// The line had taken from its item's limited count: this goes back.
+        restock: Option<Restock>,
     },
     CourseFired {
         fire_no: u32,
@@ -697,6 +708,7 @@ impl Order {
                 course: new.course,
                 status: LineStatus::Held,
                 fire_no: None,
+                counted: branch.is_limited(&new.item),
             });
         }
         Ok(vec![OrderChange::LinesAdded { lines: added }])
@@ -732,6 +744,10 @@ impl Order {
                     station: t.station.clone(),
                 })
                 .collect(),
+            restock: line.counted.then(|| Restock {
+                item: line.item.clone(),
+                quantity: line.quantity,
+            }),
         }];
         // Tickets left with nothing to cook leave their screens.
         let mut voided = BTreeSet::new();

@@ -122,6 +122,23 @@ impl Handler<StationLimits> for StationActor {
     }
 }
 
+/// What is left of the branch's limited items, for the station's screens.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StockLevels(pub Arc<[(ItemId, u32)]>);
+
+impl Handler<StockLevels> for StationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StockLevels, _: &mut Context<Self>) {
+        self.stock = msg.0;
+        let push = Push::Stock {
+            items: self.stock.clone(),
+        };
+        self.audience.tell(&push);
+    }
+}
+
 /// The station's all-day: every item on its live tickets, most portions first.
 #[derive(Message)]
 #[rtype(result = "Vec<AllDayItem>")]
@@ -281,6 +298,8 @@ pub struct StationActor {
     reporting: HashSet<TicketId>,
     /// The all-day as last sent to the screens.
     all_day: Arc<[AllDayItem]>,
+    /// What is left of the branch's limited items, as last sent to the screens.
+    stock: Arc<[(ItemId, u32)]>,
     /// Bumps and recalls of the last day, oldest first, for speed of service.
     bumps: VecDeque<Bumped>,
     recalls: VecDeque<Recalled>,
@@ -322,6 +341,7 @@ impl StationActor {
             waiting,
             reporting: HashSet::new(),
             all_day: Arc::from([]),
+            stock: Arc::from([]),
             bumps: VecDeque::new(),
             recalls: VecDeque::new(),
         }
@@ -645,6 +665,11 @@ impl Handler<SubscribeStation> for StationActor {
         // A screen that joins gets the all-day after its snapshot or what it missed.
         if joined == Joined::Live {
             screen.push(self.all_day_push());
+            if !self.stock.is_empty() {
+                screen.push(Push::Stock {
+                    items: self.stock.clone(),
+                });
+            }
         }
         if let Joined::FromJournal {
             ticket,

@@ -80,6 +80,9 @@ pub enum Push {
         station: StationId,
         items: Arc<[AllDayItem]>,
     },
+    /// What is left of every limited item, when it changes (and when a screen joins): not
+    /// part of the journal's order, so not positioned, and never replayed.
+    Stock { items: Arc<[(ItemId, u32)]> },
 }
 
 /// One item's count on a station's live tickets (fired, not yet bumped): its all-day.

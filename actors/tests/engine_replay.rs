@@ -2,18 +2,21 @@
 //! engine recovered from the journal holds exactly the live engine's open orders and tickets,
 //! whether it recovers from every event or from a snapshot and the events after it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
 use rail_actors::branch::{
-    ChangeOrder, GetOrder, OpenOrder, OpenOrders, SetEightySix, StationCommand, StationTickets,
+    ChangeOrder, GetBranchInfo, GetOrder, OpenOrder, OpenOrders, SetEightySix, SetItemCount,
+    StationCommand, StationTickets,
 };
 use rail_actors::ids::{BranchId, ItemId, OrderId, StationId, TableId};
 use rail_actors::journal::SqliteJournal;
 use rail_actors::menu::BranchConfig;
 use rail_actors::order::{NewLine, Order, OrderCommand, Ticket};
 use rail_actors::station::TicketAction;
+use rail_actors::CommandError;
 use rail_actors::{Engine, EngineOptions};
 
 const ITEMS: [&str; 4] = ["burger", "steak", "fries", "salad"];
@@ -85,6 +88,11 @@ enum Step {
         item: usize,
         out: bool,
     },
+    /// Give an item a limited count, or lift it.
+    Count {
+        item: usize,
+        count: Option<u32>,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -102,6 +110,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0..8usize).prop_map(Step::Serve),
         1 => (0..8usize).prop_map(Step::Close),
         1 => (0..ITEMS.len(), any::<bool>()).prop_map(|(item, out)| Step::EightySix { item, out }),
+        1 => (0..ITEMS.len(), prop::option::weighted(0.8, 0u32..6))
+            .prop_map(|(item, count)| Step::Count { item, count }),
     ]
 }
 
@@ -110,6 +120,8 @@ fn step() -> impl Strategy<Value = Step> {
 struct Live {
     orders: Vec<Arc<Order>>,
     stations: Vec<Vec<Ticket>>,
+    /// What is left of each limited item.
+    stock: Vec<(ItemId, u32)>,
 }
 
 fn branch() -> BranchId {
@@ -151,11 +163,53 @@ async fn live(engine: &Engine) -> Live {
         );
         stations.push(tickets);
     }
-    Live { orders, stations }
+    let stock = engine.ask(&b, GetBranchInfo).await.unwrap().unwrap().stock;
+    Live {
+        orders,
+        stations,
+        stock,
+    }
 }
 
-async fn run(engine: &Engine, script: &[Step]) {
+/// What is left of each limited item, as the answers say it must be: a count set, less what
+/// the lines added took, plus what their voids gave back; a line refused as sold out asked
+/// for more than was left.
+#[derive(Default)]
+struct Counts(BTreeMap<ItemId, u32>);
+
+impl Counts {
+    /// Checks an answer to adding `lines` (of `item`, `quantity` each) and takes them.
+    fn added(&mut self, item: &ItemId, quantity: u32, answer: &Result<Arc<Order>, CommandError>) {
+        let Some(left) = self.0.get_mut(item) else {
+            assert!(
+                !matches!(answer, Err(CommandError::SoldOut(..))),
+                "{item} is not limited"
+            );
+            return;
+        };
+        match answer {
+            Ok(_) => {
+                assert!(
+                    *left >= quantity,
+                    "{item}: took {quantity} with {left} left"
+                );
+                *left -= quantity;
+            }
+            Err(CommandError::SoldOut(i, _)) => {
+                assert_eq!(i, item);
+                assert!(
+                    *left < quantity,
+                    "{item}: refused {quantity} with {left} left"
+                );
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+async fn run(engine: &Engine, script: &[Step]) -> Counts {
     let b = branch();
+    let mut counts = Counts::default();
     let mut orders: Vec<OrderId> = Vec::new();
     let pick =
         |orders: &[OrderId], i: usize| (!orders.is_empty()).then(|| orders[i % orders.len()]);
@@ -187,12 +241,13 @@ async fn run(engine: &Engine, script: &[Step]) {
                     course: None,
                     priority: false,
                 };
+                let adds = then > 0;
                 let then = match then {
                     0 => Vec::new(),
                     1 => vec![add],
                     _ => vec![add, fire],
                 };
-                if let Ok(Ok(o)) = engine
+                let answer = engine
                     .ask(
                         &b,
                         OpenOrder {
@@ -207,7 +262,11 @@ async fn run(engine: &Engine, script: &[Step]) {
                         },
                     )
                     .await
-                {
+                    .unwrap();
+                if adds {
+                    counts.added(&ItemId::parse(ITEMS[item]).unwrap(), 2, &answer);
+                }
+                if let Ok(o) = answer {
                     orders.push(o.id);
                 }
             }
@@ -220,24 +279,34 @@ async fn run(engine: &Engine, script: &[Step]) {
                 let Some(id) = pick(&orders, order) else {
                     continue;
                 };
+                let item = ItemId::parse(ITEMS[item]).unwrap();
                 let line = NewLine {
-                    item: ItemId::parse(ITEMS[item]).unwrap(),
+                    item: item.clone(),
                     quantity,
                     modifiers: vec!["no onion".into()],
                     note: None,
                     seat: Some(1),
                     course,
                 };
-                let _ = engine
+                let answer = engine
                     .ask(&b, change(id, OrderCommand::AddLines { lines: vec![line] }))
-                    .await;
+                    .await
+                    .unwrap();
+                counts.added(&item, quantity.into(), &answer);
             }
             Step::Void { order, line } => {
                 let Some(id) = pick(&orders, order) else {
                     continue;
                 };
+                let before = engine.ask(&b, GetOrder(id)).await.unwrap();
                 let cmd = OrderCommand::VoidLine { line, reason: None };
-                let _ = engine.ask(&b, change(id, cmd)).await;
+                let answer = engine.ask(&b, change(id, cmd)).await.unwrap();
+                if let (Ok(before), Ok(_)) = (before, answer) {
+                    let voided = &before.lines[&line];
+                    if let (true, Some(left)) = (voided.counted, counts.0.get_mut(&voided.item)) {
+                        *left += u32::from(voided.quantity);
+                    }
+                }
             }
             Step::Fire {
                 order,
@@ -307,8 +376,22 @@ async fn run(engine: &Engine, script: &[Step]) {
                 let item = ItemId::parse(ITEMS[item]).unwrap();
                 let _ = engine.ask(&b, SetEightySix { item, out }).await;
             }
+            Step::Count { item, count } => {
+                let item = ItemId::parse(ITEMS[item]).unwrap();
+                let set = SetItemCount {
+                    item: item.clone(),
+                    count,
+                };
+                if let Ok(Ok(_)) = engine.ask(&b, set).await {
+                    match count {
+                        Some(n) => counts.0.insert(item, n),
+                        None => counts.0.remove(&item),
+                    };
+                }
+            }
         }
     }
+    counts
 }
 
 async fn start(path: &std::path::Path, snapshot_every: u64, threads: usize) -> Engine {
@@ -353,8 +436,10 @@ proptest! {
         let before = actix::System::new().block_on(async {
             let engine = start(&path, u64::MAX, 0).await;
             engine.configure(branch(), config()).await.unwrap();
-            run(&engine, &script).await;
-            live(&engine).await
+            let counts = run(&engine, &script).await;
+            let live = live(&engine).await;
+            assert_eq!(live.stock, counts.0.clone().into_iter().collect::<Vec<_>>(), "what is left");
+            live
         });
         let after = actix::System::new().block_on(async { live(&start(&path, u64::MAX, 0).await).await });
         prop_assert_eq!(before, after);

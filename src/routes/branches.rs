@@ -1,7 +1,7 @@
 //! The branch itself: its configuration (menu, stations, tables) and its 86 list.
 
 use actix_web::{web, HttpResponse};
-use rail_actors::branch::{BranchInfo, GetBranchInfo, SetEightySix};
+use rail_actors::branch::{BranchInfo, GetBranchInfo, SetEightySix, SetItemCount};
 use rail_actors::ids::{BranchId, ItemId};
 use rail_actors::Engine;
 use serde::Deserialize;
@@ -139,6 +139,79 @@ pub(super) async fn restore_item(
 ) -> ApiResult {
     device.require(Act::EightySix)?;
     set_86(&engine, &branch, &item, false).await
+}
+
+/// An item's limited count.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CountBody {
+    /// Portions left: each line that takes the item reserves its quantity, a void gives it
+    /// back, and at 0 the item is sold out (`409 item_sold_out`).
+    #[schema(minimum = 0, maximum = 99999)]
+    count: u32,
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/v1/branches/{branch}/stock/{item}",
+    operation_id = "set_item_count",
+    tag = "branch",
+    summary = "Give an item a limited count (\"12 left\")",
+    description = "From now on, lines that take the item reserve from the count (a line that would take more than is left is refused with `item_sold_out`, and nothing else of its request is added), voids give back, and every change of what is left is sent to every screen of the branch as a `stock` frame. Setting it again replaces what is left.",
+    params(BranchPath, ItemPath),
+    request_body = CountBody,
+    responses(
+        (status = 200, description = "The branch, with what is left of the item in its `stock`.", body = wire::BranchInfo),
+        (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
+        Refusals,
+        (status = 404, description = "No such branch or item (`unknown_branch`, `unknown_item`).", body = ErrorBody),
+        (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`).", body = ErrorBody),
+        (status = 422, description = "The count is not 0 to 99999 (`invalid_input`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn set_item_count(
+    device: Device,
+    engine: web::Data<Engine>,
+    branch: web::Path<BranchPath>,
+    item: web::Path<ItemPath>,
+    body: ApiJson<CountBody>,
+) -> ApiResult {
+    device.require(Act::EightySix)?;
+    let branch = branch.id()?;
+    let item = item.id()?;
+    let count = Some(body.0.count);
+    Ok(answer(
+        &engine.ask(&branch, SetItemCount { item, count }).await??,
+    ))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/branches/{branch}/stock/{item}",
+    operation_id = "lift_item_count",
+    tag = "branch",
+    summary = "Lift an item's limited count",
+    params(BranchPath, ItemPath),
+    responses(
+        (status = 200, description = "The branch, the item no longer in its `stock`.", body = wire::BranchInfo),
+        Refusals,
+        (status = 404, description = "No such branch or item (`unknown_branch`, `unknown_item`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn lift_item_count(
+    device: Device,
+    engine: web::Data<Engine>,
+    branch: web::Path<BranchPath>,
+    item: web::Path<ItemPath>,
+) -> ApiResult {
+    device.require(Act::EightySix)?;
+    let branch = branch.id()?;
+    let item = item.id()?;
+    let lift = SetItemCount { item, count: None };
+    Ok(answer(&engine.ask(&branch, lift).await??))
 }
 
 /// The branch as its answers carry it.

@@ -33,6 +33,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::delete().to(branches::restore_item)),
             )
             .service(
+                resource("/stock/{item}", "PUT, DELETE")
+                    .route(web::put().to(branches::set_item_count))
+                    .route(web::delete().to(branches::lift_item_count)),
+            )
+            .service(
                 resource("/orders", "GET, POST")
                     .route(web::post().to(orders::open_order))
                     .route(web::get().to(orders::list_orders)),

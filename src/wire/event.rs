@@ -28,6 +28,21 @@ pub enum BranchEvent<'a> {
         #[schema(value_type = schema::ItemId)]
         item: &'a ItemId,
     },
+    /// The item's limited count was set (lines taking it reserve from it; at 0 it is sold
+    /// out), or, null, lifted.
+    ItemCountSet {
+        #[schema(value_type = schema::ItemId)]
+        item: &'a ItemId,
+        count: Option<u32>,
+    },
+}
+
+/// Portions a void gave back to an item's limited count.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Restock<'a> {
+    #[schema(value_type = schema::ItemId)]
+    pub item: &'a ItemId,
+    pub quantity: u16,
 }
 
 /// What a command did to an order.
@@ -51,6 +66,8 @@ pub enum OrderChange<'a> {
         line_id: LineId,
         reason: Option<&'a str>,
         tickets: Vec<TicketRef<'a>>,
+        /// The line had taken from its item's limited count: given back.
+        restock: Option<Restock<'a>>,
     },
     CourseFired {
         fire_no: u32,
@@ -168,6 +185,10 @@ impl<'a> From<&'a domain::Event> for Event<'a> {
                     BranchEvent::ItemEightySixed { item }
                 }
                 domain::BranchEvent::ItemRestored { item } => BranchEvent::ItemRestored { item },
+                domain::BranchEvent::ItemCountSet { item, count } => BranchEvent::ItemCountSet {
+                    item,
+                    count: *count,
+                },
             }),
             domain::Event::Order(o) => Self::Order(OrderEvent {
                 order_id: o.order_id,
@@ -202,7 +223,12 @@ fn change(c: &Change) -> OrderChange<'_> {
             line_id,
             reason,
             tickets,
+            restock,
         } => OrderChange::LineVoided {
+            restock: restock.as_ref().map(|r| Restock {
+                item: &r.item,
+                quantity: r.quantity,
+            }),
             line_id: *line_id,
             reason: reason.as_deref(),
             tickets: tickets

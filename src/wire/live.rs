@@ -99,7 +99,25 @@ pub struct BranchInfo<'a> {
     pub config: BranchConfig,
     #[schema(value_type = Vec<schema::ItemId>)]
     pub eighty_sixed: &'a [ItemId],
+    /// Every item with a limited count, and what is left of it (0: sold out).
+    pub stock: Vec<StockLevel<'a>>,
     pub position: u64,
+}
+
+/// What is left of an item with a limited count.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StockLevel<'a> {
+    #[schema(value_type = schema::ItemId)]
+    pub item: &'a ItemId,
+    pub left: u32,
+}
+
+/// The levels of a stock list.
+pub fn stock(levels: &[(ItemId, u32)]) -> Vec<StockLevel<'_>> {
+    levels
+        .iter()
+        .map(|(item, left)| StockLevel { item, left: *left })
+        .collect()
 }
 
 impl<'a> From<&'a branch::BranchInfo> for BranchInfo<'a> {
@@ -108,6 +126,7 @@ impl<'a> From<&'a branch::BranchInfo> for BranchInfo<'a> {
             id: &b.id,
             config: (&b.config).into(),
             eighty_sixed: &b.eighty_sixed,
+            stock: stock(&b.stock),
             position: b.position,
         }
     }

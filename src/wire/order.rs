@@ -139,6 +139,8 @@ pub struct Line<'a> {
     pub course: u8,
     pub status: LineStatus,
     pub fire_no: Option<u32>,
+    /// It took its portions from the item's limited count.
+    pub counted: bool,
 }
 
 impl<'a> From<&'a order::Line> for Line<'a> {
@@ -154,6 +156,7 @@ impl<'a> From<&'a order::Line> for Line<'a> {
             course: l.course,
             status: l.status.into(),
             fire_no: l.fire_no,
+            counted: l.counted,
         }
     }
 }

@@ -110,6 +110,11 @@ pub enum ServerFrame<'a> {
         #[serde(flatten)]
         all_day: wire::kitchen::AllDay<'a>,
     },
+    /// What is left of every limited item of the branch, when it changes and when a screen
+    /// joins: not an event (no position; never replayed).
+    Stock {
+        items: Vec<wire::live::StockLevel<'a>>,
+    },
 }
 
 impl ServerFrame<'_> {
@@ -135,6 +140,10 @@ pub(super) fn push_frame(push: &Push) -> String {
         Push::Event { topic, event, .. } => event_frame(topic, event),
         Push::AllDay { station, items } => ServerFrame::AllDay {
             all_day: wire::kitchen::AllDay::new(station, items),
+        }
+        .to_text(),
+        Push::Stock { items } => ServerFrame::Stock {
+            items: wire::live::stock(items),
         }
         .to_text(),
     }

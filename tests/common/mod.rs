@@ -259,6 +259,17 @@ impl TestApp {
         read(res).await
     }
 
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        let res = self
+            .client
+            .delete(format!("{}{path}", self.base))
+            .headers(auth_headers(path))
+            .send()
+            .await
+            .unwrap();
+        read(res).await
+    }
+
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         let res = self
             .client

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use chrono::Utc;
 
-use super::messages::{BranchInfo, Configure, GetBranchInfo, SetEightySix};
+use super::messages::{BranchInfo, Configure, GetBranchInfo, SetEightySix, SetItemCount};
 use super::recovery::{apply_branch_event, load_config};
 use super::BranchActor;
 use crate::error::CommandError;
@@ -22,6 +22,7 @@ impl BranchActor {
             id: self.id.clone(),
             config: branch.config().clone(),
             eighty_sixed: branch.eighty_sixed().iter().cloned().collect(),
+            stock: self.stock.levels(),
             position: self.position,
         })
     }
@@ -60,6 +61,12 @@ impl BranchActor {
                     act.config_seq = stored.last().map(|s| s.seq).unwrap_or(act.config_seq);
                     let mut branch = act.branch.as_deref().cloned();
                     apply_branch_event(&mut branch, &event).map_err(CommandError::Invalid)?;
+                    // The answer says what is left at once, unless the feed has applied this
+                    // event and those after it already.
+                    let at = stored.last().map_or(0, |s| s.position);
+                    if act.position < at && act.stock.apply(&Event::Branch(event.clone())) {
+                        act.tell_stock();
+                    }
                     act.branch = branch.map(Arc::new);
                     act.start_stations();
                     act.info()
@@ -115,6 +122,37 @@ impl Handler<SetEightySix> for BranchActor {
                 BranchEvent::ItemEightySixed { item: msg.item }
             } else {
                 BranchEvent::ItemRestored { item: msg.item }
+            }),
+        }
+    }
+}
+
+/// The most portions a limited count may be set to.
+pub const MAX_COUNT: u32 = 99_999;
+
+impl Handler<SetItemCount> for BranchActor {
+    type Result = AtomicResponse<Self, Result<BranchInfo, CommandError>>;
+
+    fn handle(&mut self, msg: SetItemCount, _: &mut Context<Self>) -> Self::Result {
+        let checked = self
+            .owning()
+            .and_then(|()| self.configured())
+            .and_then(|b| b.item(&msg.item).map(|_| b.is_limited(&msg.item)));
+        let checked = checked.and_then(|limited| match msg.count {
+            Some(n) if n > MAX_COUNT => Err(crate::error::invalid(format!(
+                "count must be 0 to {MAX_COUNT}"
+            ))),
+            _ => Ok(limited),
+        });
+        match checked {
+            Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+            // Not limited, and asked to lift the limit: nothing to journal.
+            Ok(false) if msg.count.is_none() => {
+                AtomicResponse::new(Box::pin(fut::ready(self.info())))
+            }
+            Ok(_) => self.commit_branch_event(BranchEvent::ItemCountSet {
+                item: msg.item,
+                count: msg.count,
             }),
         }
     }

@@ -13,9 +13,9 @@ use crate::error::CommandError;
 use crate::event::{Envelope, Event, Published};
 use crate::ids::StationId;
 use crate::order::{Order, OrderChange};
-use crate::station::{Backfill, StationEvent, SubscribeStation, Unsubscribe};
+use crate::station::{Backfill, StationEvent, StockLevels, SubscribeStation, Unsubscribe};
 use crate::stored;
-use crate::subscriber::{read_events, read_missed, Joined, Snapshot, Topic};
+use crate::subscriber::{read_events, read_missed, Joined, Push, Snapshot, Topic};
 
 impl BranchActor {
     /// Reads back the events before what recovery left in the screens' histories, up to a
@@ -86,9 +86,22 @@ impl BranchActor {
         }
     }
 
+    /// Tells every screen of the branch what is left of its limited items.
+    pub(super) fn tell_stock(&mut self) {
+        let items = self.stock.shared_levels();
+        self.audience.tell(&Push::Stock {
+            items: items.clone(),
+        });
+        for station in self.stations.values() {
+            station.do_send(StockLevels(items.clone()));
+        }
+    }
+
     fn on_committed(&mut self, envelope: Arc<Envelope>) {
         self.position = envelope.position;
         self.follow(&envelope);
+        let restocked = self.stock.apply(&envelope.event);
+        self.stock.applied_up_to(envelope.position);
         let published = envelope.publish(&self.frames);
         let mut stations: Vec<StationId> = published.stations.to_vec();
         if let Event::Order(e) = &*envelope.event {
@@ -141,6 +154,9 @@ impl BranchActor {
             }
         }
         self.audience.deliver(&published);
+        if restocked {
+            self.tell_stock();
+        }
     }
 
     fn snapshot(&self, topic: &Topic) -> Result<Snapshot, CommandError> {
@@ -223,9 +239,15 @@ impl BranchActor {
                 }
                 let snapshot = self.snapshot(topic)?;
                 let (topic, head) = (topic.clone(), self.position);
+                let screen = msg.subscriber.clone();
                 let joined = self
                     .audience
                     .join(msg.subscriber, topic, msg.after, head, || snapshot);
+                if joined == Joined::Live && !self.stock.is_empty() {
+                    screen.push(Push::Stock {
+                        items: self.stock.shared_levels(),
+                    });
+                }
                 if let Joined::FromJournal {
                     ticket,
                     after,

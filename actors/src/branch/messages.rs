@@ -19,7 +19,17 @@ pub struct BranchInfo {
     pub id: BranchId,
     pub config: BranchConfig,
     pub eighty_sixed: Vec<ItemId>,
+    /// Every item with a limited count, and what is left of it.
+    pub stock: Vec<(ItemId, u32)>,
     pub position: u64,
+}
+
+/// Sets an item's limited count (lines taking it reserve from it), or, with none, lifts it.
+#[derive(Message)]
+#[rtype(result = "Result<BranchInfo, CommandError>")]
+pub struct SetItemCount {
+    pub item: ItemId,
+    pub count: Option<u32>,
 }
 
 /// Sets the branch's whole configuration.

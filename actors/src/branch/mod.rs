@@ -14,7 +14,8 @@
 //! - `stations`: the station actors, and the commands and reads routed to them;
 //! - `feed`: the committed events, the open-order view kept from them, and the screens;
 //! - `recovery`: a branch rebuilt from its snapshot and the journal;
-//! - `snapshots`: when the running branch saves its snapshot.
+//! - `snapshots`: when the running branch saves its snapshot;
+//! - `stock`: limited quantities, what is left and what commands in hand reserved.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,15 +41,17 @@ mod ownership;
 mod recovery;
 mod snapshots;
 mod stations;
+mod stock;
 
 pub use messages::{
     Acknowledged, BranchCommitted, BranchInfo, ChangeOrder, Configure, GetBranchInfo, GetOrder,
-    OpenOrder, OpenOrders, SetEightySix, StationAllDay, StationCommand, StationSeen, StationSpeed,
-    StationTickets, Subscribe, UnsubscribeAll,
+    OpenOrder, OpenOrders, SetEightySix, SetItemCount, StationAllDay, StationCommand, StationSeen,
+    StationSpeed, StationTickets, Subscribe, UnsubscribeAll,
 };
 pub use ownership::{CatchUp, Demote, Promote};
 pub use recovery::{recover, RecoveredBranch};
 pub use snapshots::{save_snapshot, SNAPSHOT_EVERY};
+pub use stock::Stock;
 
 /// Events a branch keeps for table and branch screens that reconnect.
 const BRANCH_HISTORY: usize = 512;
@@ -90,6 +93,8 @@ pub struct BranchActor {
     /// With replicas: where this replica's screens' acknowledgements go, for the replica
     /// that writes the branch (and watches its tickets).
     acks: Option<tokio::sync::mpsc::UnboundedSender<messages::Acknowledged>>,
+    /// The limited items: what is left, and what the commands in hand reserved.
+    stock: Stock,
 }
 
 impl BranchActor {
@@ -115,6 +120,7 @@ impl BranchActor {
             .map(|t| (t.id, (t.order_id, t.station.clone())))
             .collect();
         let view = recovered.orders.into_iter().map(|o| (o.id, o)).collect();
+        let stock = Stock::from_levels(recovered.stock);
         Self {
             id,
             journal,
@@ -140,6 +146,7 @@ impl BranchActor {
             epoch: None,
             addr: None,
             acks: None,
+            stock,
         }
     }
 

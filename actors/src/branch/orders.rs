@@ -77,6 +77,14 @@ impl BranchActor {
                 })
             }
             Ok((branch, Some(table))) => {
+                // Lines of limited items reserve their portions first: all or none.
+                let reserved = match self
+                    .stock
+                    .reserve(&branch, std::slice::from_ref(&msg.command))
+                {
+                    Ok(reserved) => reserved,
+                    Err(e) => return Box::pin(self.first_answer_or(msg.idempotency, e)),
+                };
                 let addr = self.table(&table);
                 let exec = ExecuteOrder {
                     order_id: msg.order,
@@ -85,11 +93,37 @@ impl BranchActor {
                     idempotency: msg.idempotency,
                     span: msg.span,
                 };
+                let me = self.addr.clone();
                 Box::pin(async move {
-                    addr.send(exec)
+                    let answer = addr
+                        .send(exec)
                         .await
-                        .map_err(|_| CommandError::JournalUnavailable)?
+                        .map_err(|_| CommandError::JournalUnavailable)
+                        .and_then(|r| r);
+                    if let (false, Some(me)) = (reserved.is_empty(), me) {
+                        let position = answer.as_ref().ok().map(|o| o.position);
+                        me.do_send(Reserved { reserved, position });
+                    }
+                    answer
                 })
+            }
+        }
+    }
+
+    /// The first answer to a command's key when the journal holds one (a retry of a command
+    /// that was done), else `error`.
+    fn first_answer_or(
+        &self,
+        key: Option<KeyRecord>,
+        error: CommandError,
+    ) -> impl std::future::Future<Output = Result<Arc<Order>, CommandError>> + 'static {
+        let journal = self.journal.clone();
+        let branch = self.id.to_string();
+        async move {
+            let Some(key) = key else { return Err(error) };
+            match crate::table::first_answer(journal, &branch, &key).await? {
+                Some(first) => Ok(first),
+                None => Err(error),
             }
         }
     }
@@ -111,6 +145,32 @@ impl BranchActor {
             }
             let order = stored::replay_order(None, &stored);
             order.map(Arc::new).ok_or(CommandError::UnknownOrder(id))
+        }
+    }
+}
+
+/// A command that reserved portions of limited items is done (`position`: its commit's) or
+/// refused (none).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Reserved {
+    reserved: super::stock::Reserved,
+    position: Option<u64>,
+}
+
+impl Handler<Reserved> for BranchActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reserved, _: &mut Context<Self>) {
+        self.reservation_ended(msg.reserved, msg.position);
+    }
+}
+
+impl BranchActor {
+    fn reservation_ended(&mut self, reserved: super::stock::Reserved, position: Option<u64>) {
+        match position {
+            Some(at) => self.stock.done(reserved, at, self.position),
+            None => self.stock.release(&reserved),
         }
     }
 }
@@ -159,6 +219,7 @@ impl Handler<OpenOrder> for BranchActor {
             }
             check_then(&msg.then)?;
             let source = msg.source.unwrap_or(OrderSource::from(table.kind));
+            let reserved = self.stock.reserve(&branch, &msg.then)?;
             let today = self.today(&branch);
             let ticket_no = match self.last_ticket {
                 Some((day, n)) if day == today => n % 9999 + 1,
@@ -171,24 +232,38 @@ impl Handler<OpenOrder> for BranchActor {
                 Some(reference) => Some(external_ref_key(today, reference)),
                 None => msg.idempotency.clone(),
             };
-            Ok(OpenOrderAt {
-                order_id: OrderId::new(),
-                opened: OrderChange::OrderOpened {
-                    ticket_no,
-                    day: today,
-                    guests: msg.guests,
-                    source: Some(source),
-                    external_ref: msg.external_ref.clone(),
-                    priority: msg.priority,
+            Ok((
+                reserved,
+                OpenOrderAt {
+                    order_id: OrderId::new(),
+                    opened: OrderChange::OrderOpened {
+                        ticket_no,
+                        day: today,
+                        guests: msg.guests,
+                        source: Some(source),
+                        external_ref: msg.external_ref.clone(),
+                        priority: msg.priority,
+                    },
+                    then: msg.then.clone(),
+                    branch,
+                    idempotency,
+                    span: msg.span.clone(),
                 },
-                then: msg.then.clone(),
-                branch,
-                idempotency,
-                span: msg.span.clone(),
-            })
+            ))
         })();
-        let open = match prepared {
-            Ok(open) => open,
+        let (reserved, open) = match prepared {
+            Ok(prepared) => prepared,
+            // A retry of an open that took the last portions gets its first answer.
+            Err(e @ CommandError::SoldOut(..)) => {
+                let key = match &msg.external_ref {
+                    Some(reference) => {
+                        let today = self.configured().map(|b| self.today(&b));
+                        today.ok().map(|day| external_ref_key(day, reference))
+                    }
+                    None => msg.idempotency.clone(),
+                };
+                return Box::pin(fut::wrap_future(self.first_answer_or(key, e)));
+            }
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
         let table = msg.table.clone();
@@ -197,7 +272,12 @@ impl Handler<OpenOrder> for BranchActor {
             async move { addr.send(open).await }
                 .into_actor(self)
                 .map(move |res, act, _| {
-                    let opened = res.map_err(|_| CommandError::JournalUnavailable)??;
+                    let opened = res
+                        .map_err(|_| CommandError::JournalUnavailable)
+                        .and_then(|r| r);
+                    let position = opened.as_ref().ok().map(|o| o.order.position);
+                    act.reservation_ended(reserved, position);
+                    let opened = opened?;
                     if opened.open {
                         act.order_tables.insert(opened.order.id, table);
                     }

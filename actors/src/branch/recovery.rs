@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 
-use super::BRANCH_HISTORY;
+use super::{Stock, BRANCH_HISTORY};
 use crate::event::{branch_stream, BranchEvent, Envelope, Event, EventFrames, Published};
-use crate::ids::{BranchId, OrderId};
+use crate::ids::{BranchId, ItemId, OrderId};
 use crate::journal::Journal;
 use crate::menu::Branch;
 use crate::order::{Order, OrderChange};
@@ -31,6 +31,8 @@ pub struct RecoveredBranch {
     /// The branch's latest events that recovery read anyway (those after the snapshot, at
     /// most BRANCH_HISTORY, ending at `position`), to start the screens' histories with.
     pub recent: Vec<Arc<Published>>,
+    /// What is left of each limited item.
+    pub stock: Vec<(ItemId, u32)>,
 }
 
 /// Events recovery reads from the journal at a time after a snapshot.
@@ -43,6 +45,11 @@ struct Rebuild {
     config_seq: u64,
     orders: HashMap<OrderId, Order>,
     position: u64,
+    /// Kept from the snapshot and every event after it; without a snapshot, read separately
+    /// (the open streams alone do not hold the lines of orders closed since).
+    stock: Option<Stock>,
+    /// Where each limited item's count was last set.
+    counts_set: HashMap<ItemId, u64>,
 }
 
 impl Rebuild {
@@ -55,22 +62,33 @@ impl Rebuild {
             for item in &snapshot.eighty_sixed {
                 b.set_86(item, true);
             }
+            for (item, _) in &snapshot.stock {
+                b.set_limited(item, true);
+            }
         }
         Ok(Self {
             branch,
             config_seq: snapshot.config_seq,
             orders: snapshot.orders.into_iter().map(|o| (o.id, o)).collect(),
             position: snapshot.position,
+            stock: Some(Stock::from_levels(snapshot.stock)),
+            counts_set: HashMap::new(),
         })
     }
 
     fn apply(&mut self, envelope: &Envelope) -> Result<(), String> {
         let (seq, position, at) = (envelope.seq, envelope.position, envelope.at);
         self.position = self.position.max(position);
+        if let Some(stock) = &mut self.stock {
+            stock.apply(&envelope.event);
+        }
         match &*envelope.event {
             Event::Branch(e) => {
                 self.config_seq = seq;
                 apply_branch_event(&mut self.branch, e)?;
+                if let BranchEvent::ItemCountSet { item, .. } = e {
+                    self.counts_set.insert(item.clone(), position);
+                }
             }
             Event::Order(e) => self
                 .orders
@@ -160,7 +178,12 @@ pub async fn recover(
             rebuild
         }
     };
+    let stock = match rebuild.stock.take() {
+        Some(stock) => stock,
+        None => read_stock(journal, id, &rebuild).await?,
+    };
     let mut recovered = RecoveredBranch {
+        stock: stock.levels(),
         branch: rebuild.branch,
         config_seq: rebuild.config_seq,
         position: rebuild.position,
@@ -191,6 +214,41 @@ pub async fn recover(
     Ok(recovered)
 }
 
+/// What is left of the limited items, read from the journal: every event since the earliest
+/// of their counts was last set (for a branch recovered without a snapshot).
+async fn read_stock(
+    journal: &dyn Journal,
+    id: &BranchId,
+    rebuild: &Rebuild,
+) -> Result<Stock, String> {
+    let limited = rebuild.branch.as_ref().map(|b| b.limited().clone());
+    let from = limited
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|item| rebuild.counts_set.get(item))
+        .min()
+        .copied();
+    let mut stock = Stock::default();
+    let Some(from) = from else {
+        return Ok(stock);
+    };
+    let mut after = from.saturating_sub(1);
+    loop {
+        let page = journal
+            .read_branch(id.as_str(), after, REPLAY_PAGE)
+            .await
+            .map_err(|e| e.to_string())?;
+        let full = page.len() == REPLAY_PAGE;
+        for s in &page {
+            stock.apply(&stored::envelope(s)?.event);
+            after = s.position;
+        }
+        if !full {
+            return Ok(stock);
+        }
+    }
+}
+
 pub(super) fn apply_branch_event(
     branch: &mut Option<Branch>,
     event: &BranchEvent,
@@ -204,6 +262,11 @@ pub(super) fn apply_branch_event(
             let out = matches!(event, BranchEvent::ItemEightySixed { .. });
             if let Some(b) = branch {
                 b.set_86(item, out);
+            }
+        }
+        BranchEvent::ItemCountSet { item, count } => {
+            if let Some(b) = branch {
+                b.set_limited(item, count.is_some());
             }
         }
     }

@@ -22,7 +22,8 @@ pub async fn save_snapshot(
         recovered.config_seq,
         recovered.position,
         &recovered.orders,
-    );
+    )
+    .with_stock(recovered.stock.clone());
     journal
         .save_snapshot(id.as_str(), encode_snapshot(&snapshot))
         .await
@@ -48,7 +49,8 @@ impl BranchActor {
             self.config_seq,
             self.position,
             self.view.values(),
-        );
+        )
+        .with_stock(self.stock.levels());
         let journal = self.journal.clone();
         let branch = self.id.clone();
         async move {

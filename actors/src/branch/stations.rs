@@ -13,8 +13,8 @@ use crate::error::CommandError;
 use crate::ids::StationId;
 use crate::order::{OrderCommand, Ticket};
 use crate::station::{
-    AllDay, LiveTickets, Seen, Speed, SpeedOfService, StationActor, StationLimits, TicketAction,
-    Watch, WatchReport,
+    AllDay, LiveTickets, Seen, Speed, SpeedOfService, StationActor, StationLimits, StockLevels,
+    TicketAction, Watch, WatchReport,
 };
 use crate::subscriber::AllDayItem;
 
@@ -55,8 +55,12 @@ impl BranchActor {
             }
             self.stations.insert(station.id.clone(), actor.start());
         }
+        let stock = (!self.stock.is_empty()).then(|| self.stock.shared_levels());
         for station in self.stations.values() {
             station.do_send(limits);
+            if let Some(stock) = &stock {
+                station.do_send(StockLevels(stock.clone()));
+            }
         }
     }
 

@@ -11,7 +11,8 @@ use crate::event::{BranchEvent, Event, OrderEvent};
 use crate::ids::{CategoryId, ItemId, LineId, OrderId, StationId, TableId, TicketId};
 use crate::menu::{BranchConfig, Category, MenuItem, Station, StationKind, Table, TableKind};
 use crate::order::{
-    Line, LineStatus, OrderChange, OrderSource, Ticket, TicketLine, TicketRef, TicketStatus,
+    Line, LineStatus, OrderChange, OrderSource, Restock, Ticket, TicketLine, TicketRef,
+    TicketStatus,
 };
 
 /// The body of an event, by its kind.
@@ -26,7 +27,7 @@ pub(super) fn to_value(event: &Event) -> Value {
 /// The domain event of a body of the current format; the kind says which body it is.
 pub(super) fn from_value(kind: &str, body: &Value) -> Result<Event, String> {
     let event = match kind {
-        "branch_configured" | "item_eighty_sixed" | "item_restored" => {
+        "branch_configured" | "item_eighty_sixed" | "item_restored" | "item_count_set" => {
             BranchBody::deserialize(body).map(|b| Event::Branch(b.into()))
         }
         _ => OrderBody::deserialize(body).map(|b| Event::Order(b.into())),
@@ -43,9 +44,20 @@ pub(super) fn from_value(kind: &str, body: &Value) -> Result<Event, String> {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum BranchBody {
-    BranchConfigured { config: ConfigBody },
-    ItemEightySixed { item: ItemId },
-    ItemRestored { item: ItemId },
+    BranchConfigured {
+        config: ConfigBody,
+    },
+    ItemEightySixed {
+        item: ItemId,
+    },
+    ItemRestored {
+        item: ItemId,
+    },
+    /// Format 3.
+    ItemCountSet {
+        item: ItemId,
+        count: Option<u32>,
+    },
 }
 
 /// A branch's configuration as stored in its events and snapshots.
@@ -123,6 +135,10 @@ impl From<&BranchEvent> for BranchBody {
             },
             BranchEvent::ItemEightySixed { item } => Self::ItemEightySixed { item: item.clone() },
             BranchEvent::ItemRestored { item } => Self::ItemRestored { item: item.clone() },
+            BranchEvent::ItemCountSet { item, count } => Self::ItemCountSet {
+                item: item.clone(),
+                count: *count,
+            },
         }
     }
 }
@@ -135,6 +151,7 @@ impl From<BranchBody> for BranchEvent {
             },
             BranchBody::ItemEightySixed { item } => Self::ItemEightySixed { item },
             BranchBody::ItemRestored { item } => Self::ItemRestored { item },
+            BranchBody::ItemCountSet { item, count } => Self::ItemCountSet { item, count },
         }
     }
 }
@@ -336,6 +353,9 @@ enum ChangeBody {
         line_id: LineId,
         reason: Option<String>,
         tickets: Vec<TicketRefBody>,
+        /// Format 3.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restock: Option<RestockBody>,
     },
     CourseFired {
         fire_no: u32,
@@ -414,6 +434,9 @@ pub struct LineBody {
     course: u8,
     status: LineStatusBody,
     fire_no: Option<u32>,
+    /// Format 3.
+    #[serde(default, skip_serializing_if = "is_false")]
+    counted: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -425,6 +448,13 @@ enum LineStatusBody {
     Ready,
     Served,
     Voided,
+}
+
+/// Portions a void gives back to a limited count (format 3).
+#[derive(Serialize, Deserialize)]
+struct RestockBody {
+    item: ItemId,
+    quantity: u16,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -512,10 +542,15 @@ impl From<&OrderChange> for ChangeBody {
                 line_id,
                 reason,
                 tickets,
+                restock,
             } => Self::LineVoided {
                 line_id: *line_id,
                 reason: reason.clone(),
                 tickets: refs(tickets),
+                restock: restock.as_ref().map(|r| RestockBody {
+                    item: r.item.clone(),
+                    quantity: r.quantity,
+                }),
             },
             OrderChange::CourseFired {
                 fire_no,
@@ -644,10 +679,15 @@ impl ChangeBody {
                 line_id,
                 reason,
                 tickets,
+                restock,
             } => OrderChange::LineVoided {
                 line_id,
                 reason,
                 tickets: refs(tickets),
+                restock: restock.map(|r| Restock {
+                    item: r.item,
+                    quantity: r.quantity,
+                }),
             },
             Self::CourseFired {
                 fire_no,
@@ -767,6 +807,7 @@ impl From<&Line> for LineBody {
                 LineStatus::Voided => LineStatusBody::Voided,
             },
             fire_no: l.fire_no,
+            counted: l.counted,
         }
     }
 }
@@ -791,6 +832,7 @@ impl From<LineBody> for Line {
                 LineStatusBody::Voided => LineStatus::Voided,
             },
             fire_no: l.fire_no,
+            counted: l.counted,
         }
     }
 }

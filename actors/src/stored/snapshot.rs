@@ -28,6 +28,8 @@ pub struct BranchSnapshot {
     pub eighty_sixed: Vec<ItemId>,
     /// The open orders, each with the seq and position of its last event.
     pub orders: Vec<Order>,
+    /// What is left of each limited item.
+    pub stock: Vec<(ItemId, u32)>,
 }
 
 impl BranchSnapshot {
@@ -46,7 +48,14 @@ impl BranchSnapshot {
                 .map(|b| b.eighty_sixed().iter().cloned().collect())
                 .unwrap_or_default(),
             orders: orders.into_iter().cloned().collect(),
+            stock: Vec::new(),
         }
+    }
+
+    /// The same, with what is left of the limited items.
+    pub fn with_stock(mut self, stock: Vec<(ItemId, u32)>) -> Self {
+        self.stock = stock;
+        self
     }
 }
 
@@ -59,6 +68,16 @@ pub struct SnapshotBody {
     config: Option<ConfigBody>,
     eighty_sixed: Vec<ItemId>,
     orders: Vec<OrderBody>,
+    /// Format 2; none in format 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    stock: Vec<StockBody>,
+}
+
+/// What is left of a limited item, in a snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct StockBody {
+    item: ItemId,
+    left: u32,
 }
 
 /// An open order as a snapshot stores it.
@@ -92,6 +111,14 @@ pub fn encode_snapshot(snapshot: &BranchSnapshot) -> SavedSnapshot {
         config_seq: snapshot.config_seq,
         config: snapshot.config.as_ref().map(ConfigBody::from),
         eighty_sixed: snapshot.eighty_sixed.clone(),
+        stock: snapshot
+            .stock
+            .iter()
+            .map(|(item, left)| StockBody {
+                item: item.clone(),
+                left: *left,
+            })
+            .collect(),
         orders: snapshot
             .orders
             .iter()
@@ -156,6 +183,7 @@ pub fn decode_snapshot(branch: &BranchId, saved: &SavedSnapshot) -> Option<Branc
         config_seq: body.config_seq,
         config: body.config.map(BranchConfig::from),
         eighty_sixed: body.eighty_sixed,
+        stock: body.stock.into_iter().map(|s| (s.item, s.left)).collect(),
         orders: body
             .orders
             .into_iter()
