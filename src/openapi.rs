@@ -37,6 +37,7 @@ pub const PATH: &str = "/api/v1/openapi.json";
         orders::void_line,
         orders::fire,
         orders::set_priority,
+        orders::move_order,
         orders::serve,
         orders::close,
         stations::station_tickets,

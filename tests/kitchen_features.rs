@@ -420,6 +420,13 @@ async fn sources_references_and_rushes_survive_a_kill() {
             json!({"priority": true}),
         )
         .await;
+    let moved = server
+        .post(
+            &format!("/orders/{}/move", dine_in["id"].as_str().unwrap()),
+            json!({"table": "t4"}),
+        )
+        .await;
+    assert_eq!(moved["table"], "t4");
     let before = server.live_state().await;
     server.kill();
 
@@ -435,6 +442,8 @@ async fn sources_references_and_rushes_survive_a_kill() {
     assert_eq!(on_grill.len(), 2);
     assert!(on_grill.iter().all(|t| t["priority"] == true), "{grill}");
     assert_eq!(on_grill[1]["order_id"], marked["id"]);
+    assert_eq!(on_grill[1]["table"], "t4", "the move survives too");
+    assert_eq!(on_grill[1]["moved_from"], "t2");
 
     // The reference still names its order after the restart.
     let again = server
@@ -848,4 +857,95 @@ async fn what_is_left_survives_a_kill_with_or_without_a_snapshot() {
         );
         server.kill();
     }
+}
+
+#[actix_web::test]
+async fn an_order_moves_to_another_table_and_its_tickets_follow() {
+    let app = TestApp::spawn().await;
+    let (mut grill, _) = app.station_screen("grill").await;
+    let mut tablets = Vec::new();
+    for table in ["t1", "t4"] {
+        let mut ws = app.ws().await;
+        ws.send(json!({"type": "subscribe", "table": table})).await;
+        ws.next_of("snapshot").await;
+        tablets.push(ws);
+    }
+    let (_, order) = app
+        .post(
+            ORDERS,
+            json!({"table": "t1", "lines": [{"item": "steak"}, {"item": "brownie", "course": 2}],
+                   "fire": {"course": 1}}),
+        )
+        .await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    grill.next_event().await;
+    while tablets[0].next_event().await["event"]["type"] != "course_fired" {}
+
+    let path = format!("{ORDERS}/{id}/move");
+    let (status, moved) = app.post(&path, json!({"table": "t4"})).await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(moved["table"], "t4");
+    assert_eq!(moved["ticket_no"], order["ticket_no"], "the number stays");
+    for t in moved["tickets"].as_array().unwrap() {
+        assert_eq!(t["table"], "t4");
+        assert_eq!(t["moved_from"], "t1");
+    }
+    let at_grill = grill.next_event().await;
+    assert_eq!(at_grill["event"]["type"], "order_moved");
+    assert_eq!(at_grill["event"]["from"], "t1");
+    assert_eq!(at_grill["event"]["to"], "t4");
+    for tablet in &mut tablets {
+        let told = tablet.next_event().await;
+        assert_eq!(told["event"]["type"], "order_moved", "{told}");
+        assert_eq!(told["position"], at_grill["position"]);
+    }
+    let (_, tickets) = app
+        .get("/api/v1/branches/demo/stations/grill/tickets")
+        .await;
+    assert_eq!(tickets[0]["table"], "t4");
+    assert_eq!(tickets[0]["moved_from"], "t1");
+
+    // The order goes on at its new table at once: the next fire's tickets are its, and only
+    // the new table's tablet hears of it.
+    let (status, fired) = app.post(&format!("{ORDERS}/{id}/fire"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{fired}");
+    let pastry = fired["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["station"] == "pastry")
+        .unwrap();
+    assert_eq!(pastry["table"], "t4");
+    assert_eq!(
+        tablets[1].next_event().await["event"]["type"],
+        "course_fired"
+    );
+    tablets[0].assert_no_event(Duration::from_millis(300)).await;
+    let (_, open) = app.get(ORDERS).await;
+    assert_eq!(open[0]["table"], "t4");
+
+    // Refused, changing nothing: the same table, a table the branch has not, a closed order.
+    let journal = app.journal().await.len();
+    let (status, body) = app.post(&path, json!({"table": "t4"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_transition");
+    let (status, body) = app.post(&path, json!({"table": "t99"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "unknown_table");
+    let (status, body) = app.post(&path, json!({"table": 4})).await;
+    assert!(status.is_client_error(), "{body}");
+    assert_eq!(app.journal().await.len(), journal);
+
+    // Moved back and forth, it is still one order.
+    let (status, back) = app.post(&path, json!({"table": "t1"})).await;
+    assert_eq!(status, StatusCode::OK, "{back}");
+    assert_eq!(back["tickets"][0]["moved_from"], "t4");
+    let (status, lines) = app
+        .post(
+            &format!("{ORDERS}/{id}/lines"),
+            json!({"lines": [{"item": "caesar"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{lines}");
+    assert_eq!(lines["table"], "t1");
 }

@@ -309,6 +309,9 @@ fn order_life() -> (Vec<Order>, Vec<StoredEvent>) {
             priority: false,
         }),
         Box::new(|_| OrderCommand::SetPriority { priority: true }),
+        Box::new(|_| OrderCommand::MoveTo {
+            table: TableId::parse("t2").unwrap(),
+        }),
         Box::new(|o| OrderCommand::MarkUnseen {
             ticket: ticket_of(o, "grill", 1),
             waited_seconds: 12,
@@ -456,6 +459,7 @@ fn stored_events_fit_and_every_kind_is_seen() {
         "order_ready",
         "lines_served",
         "priority_changed",
+        "order_moved",
         "ticket_unseen",
         "ticket_seen",
         "order_closed",

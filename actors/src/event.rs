@@ -94,6 +94,8 @@ pub struct Published {
     pub kind: &'static str,
     /// The table of an order event.
     pub table: Option<TableId>,
+    /// The table an order moved to (its tablets are told too).
+    pub moved_to: Option<TableId>,
     /// The stations whose screens show it.
     pub stations: Box<[StationId]>,
     /// The envelope in the edge's wire format (a JSON object).
@@ -108,6 +110,13 @@ impl Envelope {
             at: self.at,
             kind: self.event.kind(),
             table: self.table().cloned(),
+            moved_to: match &*self.event {
+                Event::Order(OrderEvent {
+                    change: OrderChange::OrderMoved { to, .. },
+                    ..
+                }) => Some(to.clone()),
+                _ => None,
+            },
             stations: self.event.stations().into_iter().cloned().collect(),
             json: frames(self),
         })

@@ -188,6 +188,8 @@ pub struct Ticket {
     /// No screen of its station acknowledged it in time: expo and managers were told, until a
     /// screen does (or the ticket is bumped).
     pub unseen: bool,
+    /// The table its order was moved from, last ("moved from T4").
+    pub moved_from: Option<TableId>,
 }
 
 impl Ticket {
@@ -214,6 +216,10 @@ impl Ticket {
                 self.unseen = false;
             }
             OrderChange::TicketUnseen { .. } => self.unseen = true,
+            OrderChange::OrderMoved { from, to, .. } => {
+                self.table = to.clone();
+                self.moved_from = Some(from.clone());
+            }
             OrderChange::TicketSeen { .. } => self.unseen = false,
             OrderChange::TicketRecalled { .. } => {
                 self.status = if self.kind == StationKind::Expo {
@@ -327,6 +333,12 @@ pub enum OrderChange {
         station: StationId,
         expo: StationId,
     },
+    /// The order moved to another table; its tickets (all of them) follow, their numbers stay.
+    OrderMoved {
+        from: TableId,
+        to: TableId,
+        tickets: Vec<TicketRef>,
+    },
     /// The order was marked a rush, or no longer: its tickets follow (all but the voided, so
     /// that a bumped one recalled is still a rush).
     PriorityChanged {
@@ -352,6 +364,7 @@ impl OrderChange {
             Self::OrderReady { .. } => "order_ready",
             Self::LinesServed { .. } => "lines_served",
             Self::PriorityChanged { .. } => "priority_changed",
+            Self::OrderMoved { .. } => "order_moved",
             Self::TicketUnseen { .. } => "ticket_unseen",
             Self::TicketSeen { .. } => "ticket_seen",
             Self::OrderClosed {} => "order_closed",
@@ -362,9 +375,9 @@ impl OrderChange {
     pub fn stations(&self) -> Vec<&StationId> {
         match self {
             Self::CourseFired { tickets, .. } => tickets.iter().map(|t| &t.station).collect(),
-            Self::LineVoided { tickets, .. } | Self::PriorityChanged { tickets, .. } => {
-                tickets.iter().map(|t| &t.station).collect()
-            }
+            Self::LineVoided { tickets, .. }
+            | Self::PriorityChanged { tickets, .. }
+            | Self::OrderMoved { tickets, .. } => tickets.iter().map(|t| &t.station).collect(),
             Self::TicketStarted { station, .. }
             | Self::TicketBumped { station, .. }
             | Self::TicketRecalled { station, .. }
@@ -416,6 +429,10 @@ pub enum OrderCommand {
     /// Mark the order a rush, or no longer.
     SetPriority {
         priority: bool,
+    },
+    /// Move the order to another table of the branch.
+    MoveTo {
+        table: TableId,
     },
     /// Record that no screen of the ticket's station acknowledged it (the station's watch).
     MarkUnseen {
@@ -602,6 +619,26 @@ impl Order {
                 }])
             }
             OrderCommand::BumpTicket { ticket } => self.decide_bump(ticket),
+            OrderCommand::MoveTo { table } => {
+                branch.table(table)?;
+                if *table == self.table {
+                    return Err(CommandError::InvalidTransition(format!(
+                        "the order is at {table} already"
+                    )));
+                }
+                Ok(vec![OrderChange::OrderMoved {
+                    from: self.table.clone(),
+                    to: table.clone(),
+                    tickets: self
+                        .tickets
+                        .iter()
+                        .map(|t| TicketRef {
+                            ticket_id: t.id,
+                            station: t.station.clone(),
+                        })
+                        .collect(),
+                }])
+            }
             OrderCommand::MarkUnseen {
                 ticket,
                 waited_seconds,
@@ -836,6 +873,7 @@ impl Order {
             source: self.source,
             priority: priority || self.priority,
             unseen: false,
+            moved_from: None,
         };
         let mut tickets: Vec<Ticket> = by_station
             .into_iter()
@@ -1032,6 +1070,12 @@ impl Order {
             }
             OrderChange::OrderReady { lines, .. } => self.set_status(lines, LineStatus::Ready),
             OrderChange::LinesServed { lines } => self.set_status(lines, LineStatus::Served),
+            OrderChange::OrderMoved { to, .. } => {
+                self.table = to.clone();
+                for t in &mut self.tickets {
+                    t.apply(change, at);
+                }
+            }
             OrderChange::PriorityChanged { priority, tickets } => {
                 self.priority = *priority;
                 for t in &mut self.tickets {

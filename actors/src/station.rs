@@ -593,7 +593,8 @@ impl Handler<StationEvent> for StationActor {
                 }
             }
             OrderChange::LineVoided { tickets, .. }
-            | OrderChange::PriorityChanged { tickets, .. } => {
+            | OrderChange::PriorityChanged { tickets, .. }
+            | OrderChange::OrderMoved { tickets, .. } => {
                 for r in tickets.iter().filter(|r| r.station == self.station) {
                     if let Some(t) = self.tickets.get_mut(&r.ticket_id) {
                         t.apply(change, envelope.at);

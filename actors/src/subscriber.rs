@@ -31,7 +31,9 @@ impl Topic {
     pub fn matches(&self, event: &Published) -> bool {
         match self {
             Topic::Branch => true,
-            Topic::Table(t) => event.table.as_ref() == Some(t),
+            Topic::Table(t) => {
+                event.table.as_ref() == Some(t) || event.moved_to.as_ref() == Some(t)
+            }
             Topic::Station(s) => event.stations.contains(s),
         }
     }

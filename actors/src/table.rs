@@ -66,6 +66,27 @@ impl Handler<Idle> for TableActor {
     fn handle(&mut self, _: Idle, _: &mut Context<Self>) {}
 }
 
+/// An order moved to this table: its table actor writes it from now on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AdoptOrder(pub Arc<Order>);
+
+impl Handler<AdoptOrder> for TableActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AdoptOrder, _: &mut Context<Self>) {
+        let order = msg.0;
+        if order.table != self.table || order.is_closed() {
+            return;
+        }
+        self.moved_away.remove(&order.id);
+        let newer = self.orders.get(&order.id).is_none_or(|o| o.seq < order.seq);
+        if newer {
+            self.orders.insert(order.id, order);
+        }
+    }
+}
+
 /// Reads one open order of this table.
 #[derive(Message)]
 #[rtype(result = "Result<Arc<Order>, CommandError>")]
@@ -81,6 +102,8 @@ pub struct TableActor {
     orders: HashMap<OrderId, Arc<Order>>,
     /// Orders whose last append failed: the journal may hold more than memory does.
     stale: HashSet<OrderId>,
+    /// Orders moved to another table: their table actor writes them now.
+    moved_away: HashSet<OrderId>,
     /// Idempotency keys this table stored, as the journal holds them.
     recent_keys: HashMap<String, StoredKey>,
     /// With replicas, the lease epoch its appends are decided under.
@@ -101,6 +124,7 @@ impl TableActor {
             journal,
             orders,
             stale: HashSet::new(),
+            moved_away: HashSet::new(),
             recent_keys: HashMap::new(),
             epoch: None,
         }
@@ -189,6 +213,10 @@ impl TableActor {
         let order = self.orders.get(&order_id)?.clone();
         if order.is_closed() {
             self.orders.remove(&order_id);
+        }
+        if order.table != self.table {
+            self.orders.remove(&order_id);
+            self.moved_away.insert(order_id);
         }
         Some(order)
     }
@@ -356,6 +384,8 @@ impl TableActor {
         msg: ExecuteOrder,
     ) -> ResponseActFuture<Self, Result<Arc<Order>, CommandError>> {
         let decided = match self.orders.get(&msg.order_id) {
+            // Moved to another table since the command was sent: the client tries again.
+            None if self.moved_away.contains(&msg.order_id) => Err(CommandError::Conflict),
             None => Err(CommandError::UnknownOrder(msg.order_id)),
             Some(order) => order
                 .decide(&msg.command, &msg.branch, Utc::now())

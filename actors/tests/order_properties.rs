@@ -21,6 +21,9 @@ use rail_actors::order::{
 };
 use serde_json::json;
 
+/// Tables an order may move to; the last one is not in the branch.
+const TABLES: [&str; 4] = ["t1", "t2", "t3", "t9"];
+
 /// Items the generator orders from; the last one is not on the menu.
 const ITEMS: [&str; 7] = [
     "burger", "steak", "fries", "salad", "soda", "shake", "unicorn",
@@ -51,7 +54,8 @@ fn branch() -> Branch {
             {"id": "soda", "name": "Soda", "category": "drinks"},
             {"id": "shake", "name": "Shake", "category": "desserts", "stations": ["bar"]}
         ],
-        "tables": [{"id": "t1", "name": "Table 1"}]
+        "tables": [{"id": "t1", "name": "Table 1"}, {"id": "t2", "name": "Table 2"},
+                   {"id": "t3", "name": "Table 3"}]
     }))
     .expect("the fixture is a branch config");
     Branch::new(config).expect("the fixture validates")
@@ -90,6 +94,8 @@ enum Step {
     Priority(bool),
     /// The station's watch reports a ticket unseen (true) or seen again (false).
     Watch(bool, TicketPick),
+    /// Move the order to one of the branch's tables (maybe the one it is at).
+    Move(usize),
     Ticket(TicketAction, TicketPick),
     Serve(Option<Vec<LineId>>),
     Close,
@@ -121,6 +127,7 @@ fn step() -> impl Strategy<Value = Step> {
         3 => (prop::option::of(1u8..=3), prop::bool::weighted(0.2)).prop_map(|(c, p)| Step::Fire(c, p)),
         1 => any::<bool>().prop_map(Step::Priority),
         1 => (any::<bool>(), pick()).prop_map(|(unseen, p)| Step::Watch(unseen, p)),
+        1 => (0..TABLES.len()).prop_map(Step::Move),
         2 => pick().prop_map(|p| Step::Ticket(TicketAction::Start, p)),
         8 => pick().prop_map(|p| Step::Ticket(TicketAction::Bump, p)),
         2 => pick().prop_map(|p| Step::Ticket(TicketAction::Recall, p)),
@@ -180,6 +187,9 @@ fn command(step: &Step, order: &Order) -> Option<OrderCommand> {
             ticket: ticket(TicketAction::Bump, pick),
             waited_seconds: 10,
         },
+        Step::Move(t) => OrderCommand::MoveTo {
+            table: TableId::parse(TABLES[*t]).unwrap(),
+        },
         Step::Watch(false, pick) => OrderCommand::MarkSeen {
             ticket: ticket(TicketAction::Bump, pick),
         },
@@ -232,6 +242,9 @@ fn expected_outcome(command: &OrderCommand, order: &Order, branch: &Branch) -> O
                 && !branch.is_86(&l.item)
         })),
         OrderCommand::SetPriority { priority } => Some(order.priority != *priority),
+        OrderCommand::MoveTo { table } => {
+            Some(branch.table(table).is_ok() && *table != order.table)
+        }
         OrderCommand::Fire { course, .. } => {
             let held: Vec<_> = order
                 .lines
@@ -384,7 +397,11 @@ fn check_invariants(
                 t.id
             );
         }
-        prop_assert_eq!(&t.table, &order.table);
+        prop_assert_eq!(
+            &t.table,
+            &order.table,
+            "a moved order's tickets are at its table"
+        );
         prop_assert_eq!(t.ticket_no, order.ticket_no);
         let station = branch
             .station(&t.station)
@@ -527,7 +544,8 @@ impl Screens {
                     }
                 }
                 OrderChange::LineVoided { tickets, .. }
-                | OrderChange::PriorityChanged { tickets, .. } => {
+                | OrderChange::PriorityChanged { tickets, .. }
+                | OrderChange::OrderMoved { tickets, .. } => {
                     for r in tickets.iter().filter(|r| &r.station == station) {
                         if let Some(t) = screen.get_mut(&r.ticket_id) {
                             t.apply(change, at);

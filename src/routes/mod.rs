@@ -52,6 +52,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/orders/{order}/fire", "POST").route(web::post().to(orders::fire)))
             .service(
+                resource("/orders/{order}/move", "POST").route(web::post().to(orders::move_order)),
+            )
+            .service(
                 resource("/orders/{order}/priority", "POST")
                     .route(web::post().to(orders::set_priority)),
             )

@@ -399,6 +399,50 @@ pub(super) async fn fire(
     change(&req, &device, &engine, &branch, &order, body.0.into()).await
 }
 
+/// Where an order moves.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveBody {
+    /// Another table of the branch.
+    #[schema(value_type = wire::schema::TableId)]
+    table: TableId,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/branches/{branch}/orders/{order}/move",
+    operation_id = "move_order",
+    tag = "orders",
+    summary = "Move an order to another table",
+    description = "The order and every ticket of it go to the other table; ticket numbers stay. Station screens see the tickets' new table and `moved_from`, and the tablets following either table are sent the `order_moved` event.",
+    params(BranchPath, OrderPath, IdempotencyKey),
+    request_body = MoveBody,
+    responses(
+        (status = 200, description = "The order at its new table.", body = wire::Order),
+        (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
+        Refusals,
+        (status = 404, description = "No such branch, order or table (`unknown_branch`, `unknown_order`, `unknown_table`).", body = ErrorBody),
+        (status = 409, description = "The order is at that table already (`invalid_transition`), or it is closed (`order_closed`) or was changed elsewhere (`conflict`).", body = ErrorBody),
+        (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`).", body = ErrorBody),
+        (status = 422, description = "The body or the key is not valid (`invalid_input`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn move_order(
+    req: HttpRequest,
+    device: Device,
+    engine: web::Data<Engine>,
+    branch: web::Path<BranchPath>,
+    order: web::Path<OrderPath>,
+    body: ApiJson<MoveBody>,
+) -> ApiResult {
+    let command = OrderCommand::MoveTo {
+        table: body.0.table,
+    };
+    change(&req, &device, &engine, &branch, &order, command).await
+}
+
 /// Whether the order is a rush.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -127,6 +127,15 @@ pub enum OrderChange<'a> {
         #[schema(value_type = Vec<u32>)]
         lines: &'a [LineId],
     },
+    /// The order moved to another table: its tickets (all of them, their numbers unchanged)
+    /// now say `to`, and `moved_from`; the tablets of both tables are sent this.
+    OrderMoved {
+        #[schema(value_type = schema::TableId)]
+        from: &'a TableId,
+        #[schema(value_type = schema::TableId)]
+        to: &'a TableId,
+        tickets: Vec<TicketRef<'a>>,
+    },
     /// No screen of the ticket's station acknowledged it within the branch's limit: shown at
     /// expo (and to managers) until a screen does.
     TicketUnseen {
@@ -289,6 +298,21 @@ fn change(c: &Change) -> OrderChange<'_> {
             lines,
         },
         Change::LinesServed { lines } => OrderChange::LinesServed { lines },
+        Change::OrderMoved {
+            from,
+            to,
+            tickets: moved,
+        } => OrderChange::OrderMoved {
+            from,
+            to,
+            tickets: moved
+                .iter()
+                .map(|t| TicketRef {
+                    ticket_id: t.ticket_id,
+                    station: &t.station,
+                })
+                .collect(),
+        },
         Change::TicketUnseen {
             ticket_id,
             station,

@@ -232,6 +232,9 @@ pub struct Ticket<'a> {
     /// No screen of its station acknowledged it in time (expo and managers were told), and
     /// none has since.
     pub unseen: bool,
+    /// The table its order was last moved from ("moved from T4"); null if never moved.
+    #[schema(value_type = Option<schema::TableId>)]
+    pub moved_from: Option<&'a TableId>,
 }
 
 impl<'a> From<&'a order::Ticket> for Ticket<'a> {
@@ -259,6 +262,7 @@ impl<'a> From<&'a order::Ticket> for Ticket<'a> {
             source: t.source.map(Into::into),
             priority: t.priority,
             unseen: t.unseen,
+            moved_from: t.moved_from.as_ref(),
         }
     }
 }
@@ -347,6 +351,9 @@ pub enum CommandBody<'a> {
     SetPriority {
         priority: bool,
     },
+    MoveTo {
+        table: &'a TableId,
+    },
     MarkUnseen {
         ticket: TicketId,
         waited_seconds: u32,
@@ -416,6 +423,7 @@ impl<'a> From<&'a order::OrderCommand> for CommandBody<'a> {
                 waited_seconds: *waited_seconds,
             },
             C::MarkSeen { ticket } => Self::MarkSeen { ticket: *ticket },
+            C::MoveTo { table } => Self::MoveTo { table },
             C::StartTicket { ticket } => Self::StartTicket { ticket: *ticket },
             C::BumpTicket { ticket } => Self::BumpTicket { ticket: *ticket },
             C::RecallTicket { ticket } => Self::RecallTicket { ticket: *ticket },

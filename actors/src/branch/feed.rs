@@ -16,6 +16,7 @@ use crate::order::{Order, OrderChange};
 use crate::station::{Backfill, StationEvent, StockLevels, SubscribeStation, Unsubscribe};
 use crate::stored;
 use crate::subscriber::{read_events, read_missed, Joined, Push, Snapshot, Topic};
+use crate::table::AdoptOrder;
 
 impl BranchActor {
     /// Reads back the events before what recovery left in the screens' histories, up to a
@@ -71,6 +72,9 @@ impl BranchActor {
                 }
             }
             Event::Order(e) => {
+                if let OrderChange::OrderMoved { to, .. } = &e.change {
+                    self.order_tables.insert(e.order_id, to.clone());
+                }
                 if let OrderChange::OrderOpened { ticket_no, day, .. } = &e.change {
                     // Also on the owner: an order its open did not hear back about (the table
                     // actor gone in a change of hands, the answer lost) is still found.
@@ -137,6 +141,12 @@ impl BranchActor {
                     }
                     if let Some(order) = self.view.get_mut(&e.order_id) {
                         order.replay(change, envelope.seq, envelope.position, envelope.at);
+                    }
+                    // The table the order moved to writes it now.
+                    if let (true, OrderChange::OrderMoved { to, .. }) = (self.owner, change) {
+                        if let Some(order) = self.view.get(&e.order_id).cloned() {
+                            self.table(to).do_send(AdoptOrder(Arc::new(order)));
+                        }
                     }
                 }
             }

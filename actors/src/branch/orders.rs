@@ -17,7 +17,7 @@ use crate::journal::KeyRecord;
 use crate::menu::Branch;
 use crate::order::{check_external_ref, Order, OrderChange, OrderCommand, OrderSource};
 use crate::stored;
-use crate::table::{ExecuteOrder, OpenOrderAt, ReadOrder, TableActor};
+use crate::table::{AdoptOrder, ExecuteOrder, OpenOrderAt, ReadOrder, TableActor};
 
 impl BranchActor {
     pub(super) fn table(&mut self, table: &TableId) -> Addr<TableActor> {
@@ -94,15 +94,21 @@ impl BranchActor {
                     span: msg.span,
                 };
                 let me = self.addr.clone();
+                let moves = matches!(exec.command, OrderCommand::MoveTo { .. });
                 Box::pin(async move {
                     let answer = addr
                         .send(exec)
                         .await
                         .map_err(|_| CommandError::JournalUnavailable)
                         .and_then(|r| r);
-                    if let (false, Some(me)) = (reserved.is_empty(), me) {
+                    if let (false, Some(me)) = (reserved.is_empty(), &me) {
                         let position = answer.as_ref().ok().map(|o| o.position);
                         me.do_send(Reserved { reserved, position });
+                    }
+                    // The next command for a moved order goes to its new table at once,
+                    // whether or not the feed has brought the move yet.
+                    if let (true, Some(me), Ok(order)) = (moves, &me, &answer) {
+                        me.do_send(Moved(order.clone()));
                     }
                     answer
                 })
@@ -156,6 +162,24 @@ impl BranchActor {
 struct Reserved {
     reserved: super::stock::Reserved,
     position: Option<u64>,
+}
+
+/// An order moved to another table (as its command answered).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Moved(Arc<Order>);
+
+impl Handler<Moved> for BranchActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Moved, _: &mut Context<Self>) {
+        let order = msg.0;
+        if order.is_closed() || !self.order_tables.contains_key(&order.id) {
+            return;
+        }
+        self.order_tables.insert(order.id, order.table.clone());
+        self.table(&order.table).do_send(AdoptOrder(order));
+    }
 }
 
 impl Handler<Reserved> for BranchActor {

@@ -406,6 +406,12 @@ enum ChangeBody {
         tickets: Vec<TicketRefBody>,
     },
     /// Format 3.
+    OrderMoved {
+        from: TableId,
+        to: TableId,
+        tickets: Vec<TicketRefBody>,
+    },
+    /// Format 3.
     TicketUnseen {
         ticket_id: TicketId,
         station: StationId,
@@ -619,6 +625,11 @@ impl From<&OrderChange> for ChangeBody {
                 priority: *priority,
                 tickets: refs(tickets),
             },
+            OrderChange::OrderMoved { from, to, tickets } => Self::OrderMoved {
+                from: from.clone(),
+                to: to.clone(),
+                tickets: refs(tickets),
+            },
             OrderChange::TicketUnseen {
                 ticket_id,
                 station,
@@ -723,6 +734,7 @@ impl ChangeBody {
                         source: source.map(OrderSource::from),
                         priority,
                         unseen: false,
+                        moved_from: None,
                     })
                     .collect(),
             },
@@ -760,6 +772,11 @@ impl ChangeBody {
             Self::LinesServed { lines } => OrderChange::LinesServed { lines },
             Self::PriorityChanged { priority, tickets } => OrderChange::PriorityChanged {
                 priority,
+                tickets: refs(tickets),
+            },
+            Self::OrderMoved { from, to, tickets } => OrderChange::OrderMoved {
+                from,
+                to,
                 tickets: refs(tickets),
             },
             Self::TicketUnseen {
@@ -894,6 +911,8 @@ pub struct TicketBody {
     priority: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     unseen: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    moved_from: Option<TableId>,
 }
 
 /// A line on a ticket in a snapshot: as fired, and whether it was voided since.
@@ -945,6 +964,7 @@ impl From<&Ticket> for TicketBody {
             source: t.source.map(SourceBody::from),
             priority: t.priority,
             unseen: t.unseen,
+            moved_from: t.moved_from.clone(),
         }
     }
 }
@@ -978,6 +998,7 @@ impl From<TicketBody> for Ticket {
             source: t.source.map(OrderSource::from),
             priority: t.priority,
             unseen: t.unseen,
+            moved_from: t.moved_from,
         }
     }
 }
