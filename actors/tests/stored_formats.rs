@@ -207,6 +207,7 @@ fn fire_from(source: Option<OrderSource>, priority: bool) -> Event {
         source,
         priority,
         unseen: false,
+        moved_from: None,
     };
     Event::Order(OrderEvent {
         order_id,
