@@ -38,6 +38,7 @@ pub const PATH: &str = "/api/v1/openapi.json";
         orders::fire,
         orders::set_priority,
         orders::move_order,
+        orders::fire_next,
         orders::serve,
         orders::close,
         stations::station_tickets,

@@ -949,3 +949,168 @@ async fn an_order_moves_to_another_table_and_its_tickets_follow() {
     assert_eq!(status, StatusCode::OK, "{lines}");
     assert_eq!(lines["table"], "t1");
 }
+
+/// Sets the demo branch's course pacing.
+async fn pace_courses(app: &TestApp, seconds: u64) {
+    let (_, branch) = app.get("/api/v1/branches/demo").await;
+    let mut config = branch["config"].clone();
+    config["course_pace_seconds"] = json!(seconds);
+    let (status, body) = app.put("/api/v1/branches/demo", config).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn bump(app: &TestApp, order: &Value, station: &str, fire: u64) {
+    let id = order["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["station"] == station && t["fire_no"] == fire)
+        .and_then(|t| t["id"].as_str())
+        .unwrap_or_else(|| panic!("no {station} ticket of fire {fire} in {order}"));
+    let path = format!("/api/v1/branches/demo/stations/{station}/tickets/{id}/bump");
+    let (status, body) = app.post(&path, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn order_now(app: &TestApp, id: &str) -> Value {
+    let (status, order) = app.get(&format!("{ORDERS}/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{order}");
+    order
+}
+
+#[actix_web::test]
+async fn courses_are_paced_after_expo_sends_the_one_before() {
+    let app = TestApp::spawn().await;
+    pace_courses(&app, 2).await;
+    let (mut expo, _) = app.station_screen("expo").await;
+    let (mut grill, _) = app.station_screen("grill").await;
+    let (_, order) = app
+        .post(
+            ORDERS,
+            json!({"table": "t1", "lines": [
+                {"item": "caesar", "course": 1}, {"item": "steak", "course": 2},
+                {"item": "brownie", "course": 3}], "fire": {"course": 1}}),
+        )
+        .await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    assert!(
+        order["next_course"].is_null(),
+        "nothing paced before expo sends course 1"
+    );
+    bump(&app, &order, "cold", 1).await;
+    bump(&app, &order, "expo", 1).await;
+    let sent_at = std::time::Instant::now();
+    let scheduled = next_event_of_type(&mut expo, "course_scheduled").await;
+    assert_eq!(scheduled["event"]["course"], 2);
+    let stations: Vec<&str> = scheduled["event"]["stations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(stations, ["expo", "grill"]);
+    let waiting = order_now(&app, &id).await;
+    assert_eq!(waiting["next_course"]["course"], 2, "{waiting}");
+    assert_eq!(waiting["next_course"]["at"], scheduled["event"]["at"]);
+
+    // Course 2 fires by itself when its time comes.
+    let fired = next_event_of_type(&mut grill, "course_fired").await;
+    let waited = sent_at.elapsed();
+    assert!(waited >= Duration::from_millis(1500), "{waited:?}");
+    assert!(waited < Duration::from_millis(3500), "{waited:?}");
+    assert_eq!(fired["event"]["course"], 2);
+    let paced = order_now(&app, &id).await;
+    assert!(paced["next_course"].is_null(), "{paced}");
+
+    // Expo sends course 2; the waiter fires course 3 sooner, and it fires once only.
+    bump(&app, &paced, "grill", 2).await;
+    bump(&app, &paced, "expo", 2).await;
+    assert_eq!(
+        next_event_of_type(&mut expo, "course_scheduled").await["event"]["course"],
+        3
+    );
+    let (status, now) = app
+        .post(&format!("{ORDERS}/{id}/fire-next"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{now}");
+    assert_eq!(now["fires"], 3);
+    assert!(now["next_course"].is_null());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let fires = events_of(&app, &id)
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "course_fired")
+        .count();
+    assert_eq!(fires, 3, "course 3 fired once");
+    let (status, body) = app
+        .post(&format!("{ORDERS}/{id}/fire-next"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "nothing_to_fire");
+}
+
+/// The next event of a type, skipping others.
+async fn next_event_of_type(ws: &mut common::Ws, kind: &str) -> Value {
+    loop {
+        let event = ws.next_event().await;
+        if event["event"]["type"] == kind {
+            return event;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_paced_course_fires_after_a_restart_too() {
+    let journal = common::TestJournal::fresh().await;
+    let server = Server::start(&journal).await;
+    let branch = server.get("").await;
+    let mut config = branch["config"].clone();
+    config["course_pace_seconds"] = json!(2);
+    let res = server
+        .client
+        .put(format!("{}/api/v1/branches/demo", server.base))
+        .json(&config)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let order = server
+        .post(
+            "/orders",
+            json!({"table": "t2", "lines": [{"item": "caesar"}, {"item": "salmon", "course": 2}],
+                   "fire": {"course": 1}}),
+        )
+        .await;
+    for station in ["cold", "expo"] {
+        let id = ticket(&order, station)["id"].as_str().unwrap().to_owned();
+        server
+            .post(&format!("/stations/{station}/tickets/{id}/bump"), json!({}))
+            .await;
+    }
+    let id = order["id"].as_str().unwrap();
+    assert_eq!(
+        server.get(&format!("/orders/{id}")).await["next_course"]["course"],
+        2
+    );
+    server.kill();
+
+    let server = Server::start(&journal).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let order = server.get(&format!("/orders/{id}")).await;
+        if order["fires"] == 2 {
+            assert!(order["next_course"].is_null());
+            break;
+        }
+        assert_eq!(
+            order["next_course"]["course"], 2,
+            "the schedule survives: {order}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "course 2 never fired: {order}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.kill();
+}

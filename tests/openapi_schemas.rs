@@ -122,6 +122,7 @@ fn every_reference_resolves_and_ids_are_strings() {
         "LineStatus",
         "MenuItem",
         "NewLine",
+        "NextCourse",
         "Order",
         "OrderChange",
         "OrderEvent",
@@ -197,7 +198,9 @@ type Step<'a> = Box<dyn Fn(&Order) -> OrderCommand + 'a>;
 
 /// An order taken through its life at the demo branch, with the events each step stored.
 fn order_life() -> (Vec<Order>, Vec<StoredEvent>) {
-    let config = demo_config();
+    let mut config = demo_config();
+    // Paced: expo sending course 1 schedules course 2.
+    config.course_pace_seconds = Some(600);
     let mut branch = Branch::new(config.clone()).unwrap();
     // The caesar is counted: its void gives back.
     branch.set_limited(&ItemId::parse("caesar").unwrap(), true);
@@ -460,6 +463,7 @@ fn stored_events_fit_and_every_kind_is_seen() {
         "lines_served",
         "priority_changed",
         "order_moved",
+        "course_scheduled",
         "ticket_unseen",
         "ticket_seen",
         "order_closed",

@@ -107,6 +107,10 @@ pub struct BranchConfig {
     /// (`DEFAULT_LATE_AFTER` when not set).
     #[serde(default)]
     pub late_after_seconds: Option<u32>,
+    /// Course pacing: when expo sends a course, the order's next held course fires by itself
+    /// this many seconds later (none: courses wait for the waiter).
+    #[serde(default)]
+    pub course_pace_seconds: Option<u32>,
     /// Exactly one expo station and at least one cooking station.
     pub stations: Vec<Station>,
     pub categories: Vec<Category>,
@@ -166,6 +170,9 @@ impl BranchConfig {
         }
         if matches!(self.late_after_seconds, Some(0) | Some(14_401..)) {
             return Err(invalid("late_after_seconds must be 1 to 14400"));
+        }
+        if matches!(self.course_pace_seconds, Some(0) | Some(7_201..)) {
+            return Err(invalid("course_pace_seconds must be 1 to 7200"));
         }
         if self.stations.len() > 64 || self.categories.len() > 500 {
             return Err(invalid("at most 64 stations and 500 categories"));
@@ -339,6 +346,13 @@ impl Branch {
             .unseen_after_seconds
             .unwrap_or(DEFAULT_UNSEEN_AFTER);
         std::time::Duration::from_secs(seconds.into())
+    }
+
+    /// How long after expo sends a course the next one fires by itself, when paced.
+    pub fn course_pace(&self) -> Option<chrono::TimeDelta> {
+        self.config
+            .course_pace_seconds
+            .map(|s| chrono::TimeDelta::seconds(s.into()))
     }
 
     /// From how long between fire and bump a ticket is late.

@@ -333,6 +333,13 @@ pub enum OrderChange {
         station: StationId,
         expo: StationId,
     },
+    /// Course pacing: the order's next held course fires by itself at `at` (expo sent the one
+    /// before). `stations`: expo and the stations that course goes to, whose screens show it.
+    CourseScheduled {
+        course: u8,
+        at: DateTime<Utc>,
+        stations: Vec<StationId>,
+    },
     /// The order moved to another table; its tickets (all of them) follow, their numbers stay.
     OrderMoved {
         from: TableId,
@@ -365,6 +372,7 @@ impl OrderChange {
             Self::LinesServed { .. } => "lines_served",
             Self::PriorityChanged { .. } => "priority_changed",
             Self::OrderMoved { .. } => "order_moved",
+            Self::CourseScheduled { .. } => "course_scheduled",
             Self::TicketUnseen { .. } => "ticket_unseen",
             Self::TicketSeen { .. } => "ticket_seen",
             Self::OrderClosed {} => "order_closed",
@@ -378,6 +386,7 @@ impl OrderChange {
             Self::LineVoided { tickets, .. }
             | Self::PriorityChanged { tickets, .. }
             | Self::OrderMoved { tickets, .. } => tickets.iter().map(|t| &t.station).collect(),
+            Self::CourseScheduled { stations, .. } => stations.iter().collect(),
             Self::TicketStarted { station, .. }
             | Self::TicketBumped { station, .. }
             | Self::TicketRecalled { station, .. }
@@ -430,6 +439,8 @@ pub enum OrderCommand {
     SetPriority {
         priority: bool,
     },
+    /// Fire the next held course now (the smallest held course).
+    FireNext,
     /// Move the order to another table of the branch.
     MoveTo {
         table: TableId,
@@ -459,6 +470,13 @@ pub enum OrderCommand {
     Close,
 }
 
+/// A course that fires by itself (course pacing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduledCourse {
+    pub course: u8,
+    pub at: DateTime<Utc>,
+}
+
 /// An order and everything its fires sent to the kitchen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
@@ -473,6 +491,8 @@ pub struct Order {
     pub external_ref: Option<String>,
     /// A rush: its tickets come first on every screen.
     pub priority: bool,
+    /// Course pacing: the next course that fires by itself, and when.
+    pub scheduled: Option<ScheduledCourse>,
     pub opened_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
     pub lines: BTreeMap<LineId, Line>,
@@ -496,6 +516,7 @@ impl Order {
             source: None,
             external_ref: None,
             priority: false,
+            scheduled: None,
             opened_at: at,
             closed_at: None,
             lines: BTreeMap::new(),
@@ -618,7 +639,13 @@ impl Order {
                     station: t.station.clone(),
                 }])
             }
-            OrderCommand::BumpTicket { ticket } => self.decide_bump(ticket),
+            OrderCommand::BumpTicket { ticket } => self.decide_bump(ticket, branch, now),
+            OrderCommand::FireNext => {
+                let next = self.next_held_course(0).ok_or_else(|| {
+                    CommandError::NothingToFire("the order has no held lines".into())
+                })?;
+                self.decide_fire(Some(next), false, branch, now)
+            }
             OrderCommand::MoveTo { table } => {
                 branch.table(table)?;
                 if *table == self.table {
@@ -889,7 +916,12 @@ impl Order {
         }])
     }
 
-    fn decide_bump(&self, id: &TicketId) -> Result<Vec<OrderChange>, CommandError> {
+    fn decide_bump(
+        &self,
+        id: &TicketId,
+        branch: &Branch,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OrderChange>, CommandError> {
         let t = self.live_ticket(id)?;
         if !t.is_live() {
             return Err(CommandError::InvalidTransition(format!(
@@ -917,13 +949,23 @@ impl Order {
                 .filter(|l| l.fire_no == Some(t.fire_no) && l.status != LineStatus::Voided)
                 .map(|l| l.id)
                 .collect();
-            return Ok(vec![
+            let mut changes = vec![
                 bumped,
                 OrderChange::OrderReady {
                     fire_no: t.fire_no,
                     lines,
                 },
-            ]);
+            ];
+            // Course pacing: the next held course fires by itself a while after this one.
+            let after = t.course.unwrap_or(0);
+            if let (Some(pace), Some(next)) = (branch.course_pace(), self.next_held_course(after)) {
+                changes.push(OrderChange::CourseScheduled {
+                    course: next,
+                    at: now + pace,
+                    stations: self.stations_of_course(next, branch),
+                });
+            }
+            return Ok(changes);
         }
         let mut changes = vec![bumped];
         let rest_done = self
@@ -991,6 +1033,28 @@ impl Order {
         Ok(changes)
     }
 
+    /// The smallest course after `after` with held lines.
+    fn next_held_course(&self, after: u8) -> Option<u8> {
+        self.lines
+            .values()
+            .filter(|l| l.status == LineStatus::Held && l.course > after)
+            .map(|l| l.course)
+            .min()
+    }
+
+    /// Expo and the stations a course's held lines go to.
+    fn stations_of_course(&self, course: u8, branch: &Branch) -> Vec<StationId> {
+        let mut stations: BTreeSet<StationId> = self
+            .lines
+            .values()
+            .filter(|l| l.status == LineStatus::Held && l.course == course)
+            .filter_map(|l| branch.item(&l.item).ok())
+            .flat_map(|routed| routed.stations.iter().cloned())
+            .collect();
+        stations.insert(branch.expo().clone());
+        stations.into_iter().collect()
+    }
+
     fn live_ticket(&self, id: &TicketId) -> Result<&Ticket, CommandError> {
         self.ticket(id).ok_or(CommandError::UnknownTicket(*id))
     }
@@ -1018,9 +1082,25 @@ impl Order {
                     t.apply(change, at);
                 }
             }
+            OrderChange::CourseScheduled { course, at, .. } => {
+                self.scheduled = Some(ScheduledCourse {
+                    course: *course,
+                    at: *at,
+                });
+            }
             OrderChange::CourseFired {
-                fire_no, tickets, ..
+                fire_no,
+                course,
+                tickets,
+                ..
             } => {
+                // The course waited for fired now (by itself, or sooner by hand).
+                if self
+                    .scheduled
+                    .is_some_and(|s| course.is_none_or(|c| c == s.course))
+                {
+                    self.scheduled = None;
+                }
                 self.fires = *fire_no;
                 for t in tickets {
                     for tl in &t.lines {

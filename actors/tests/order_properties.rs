@@ -32,6 +32,7 @@ const ITEMS: [&str; 7] = [
 fn branch() -> Branch {
     let config: BranchConfig = serde_json::from_value(json!({
         "name": "Property Kitchen",
+        "course_pace_seconds": 600,
         "stations": [
             {"id": "grill", "name": "Grill"},
             {"id": "fryer", "name": "Fryer"},
@@ -96,6 +97,8 @@ enum Step {
     Watch(bool, TicketPick),
     /// Move the order to one of the branch's tables (maybe the one it is at).
     Move(usize),
+    /// A waiter's "fire next".
+    FireNext,
     Ticket(TicketAction, TicketPick),
     Serve(Option<Vec<LineId>>),
     Close,
@@ -128,6 +131,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<bool>().prop_map(Step::Priority),
         1 => (any::<bool>(), pick()).prop_map(|(unseen, p)| Step::Watch(unseen, p)),
         1 => (0..TABLES.len()).prop_map(Step::Move),
+        1 => Just(Step::FireNext),
         2 => pick().prop_map(|p| Step::Ticket(TicketAction::Start, p)),
         8 => pick().prop_map(|p| Step::Ticket(TicketAction::Bump, p)),
         2 => pick().prop_map(|p| Step::Ticket(TicketAction::Recall, p)),
@@ -187,6 +191,7 @@ fn command(step: &Step, order: &Order) -> Option<OrderCommand> {
             ticket: ticket(TicketAction::Bump, pick),
             waited_seconds: 10,
         },
+        Step::FireNext => OrderCommand::FireNext,
         Step::Move(t) => OrderCommand::MoveTo {
             table: TableId::parse(TABLES[*t]).unwrap(),
         },

@@ -55,6 +55,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 resource("/orders/{order}/move", "POST").route(web::post().to(orders::move_order)),
             )
             .service(
+                resource("/orders/{order}/fire-next", "POST")
+                    .route(web::post().to(orders::fire_next)),
+            )
+            .service(
                 resource("/orders/{order}/priority", "POST")
                     .route(web::post().to(orders::set_priority)),
             )

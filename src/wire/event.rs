@@ -127,6 +127,14 @@ pub enum OrderChange<'a> {
         #[schema(value_type = Vec<u32>)]
         lines: &'a [LineId],
     },
+    /// Course pacing: the order's next held course fires by itself at `at` ("course 2 at
+    /// 20:14"); sent to expo and the stations that course goes to.
+    CourseScheduled {
+        course: u8,
+        at: DateTime<Utc>,
+        #[schema(value_type = Vec<schema::StationId>)]
+        stations: &'a [StationId],
+    },
     /// The order moved to another table: its tickets (all of them, their numbers unchanged)
     /// now say `to`, and `moved_from`; the tablets of both tables are sent this.
     OrderMoved {
@@ -298,6 +306,15 @@ fn change(c: &Change) -> OrderChange<'_> {
             lines,
         },
         Change::LinesServed { lines } => OrderChange::LinesServed { lines },
+        Change::CourseScheduled {
+            course,
+            at,
+            stations,
+        } => OrderChange::CourseScheduled {
+            course: *course,
+            at: *at,
+            stations,
+        },
         Change::OrderMoved {
             from,
             to,

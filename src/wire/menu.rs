@@ -111,6 +111,12 @@ pub struct BranchConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 14400)]
     pub late_after_seconds: Option<u32>,
+    /// Course pacing: when expo sends a course, the order's next held course fires by itself
+    /// this many seconds later (shown as `next_course` and a `course_scheduled` event until
+    /// then); without it, courses wait for the waiter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 7200)]
+    pub course_pace_seconds: Option<u32>,
     /// Exactly one expo station and at least one cooking station.
     #[schema(min_items = 2, max_items = 64)]
     pub stations: Vec<Station>,
@@ -137,6 +143,7 @@ impl From<&menu::BranchConfig> for BranchConfig {
             time_zone: c.time_zone.clone(),
             unseen_after_seconds: c.unseen_after_seconds,
             late_after_seconds: c.late_after_seconds,
+            course_pace_seconds: c.course_pace_seconds,
             stations: c
                 .stations
                 .iter()
@@ -193,6 +200,7 @@ impl From<BranchConfig> for menu::BranchConfig {
             time_zone: c.time_zone,
             unseen_after_seconds: c.unseen_after_seconds,
             late_after_seconds: c.late_after_seconds,
+            course_pace_seconds: c.course_pace_seconds,
             stations: c
                 .stations
                 .into_iter()

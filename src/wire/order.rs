@@ -288,6 +288,8 @@ pub struct Order<'a> {
     pub external_ref: Option<&'a str>,
     /// A rush: its tickets come first on every screen.
     pub priority: bool,
+    /// Course pacing: the next course that fires by itself, and when ("course 2 at 20:14").
+    pub next_course: Option<NextCourse>,
     pub opened_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
     pub lines: Vec<Line<'a>>,
@@ -310,6 +312,10 @@ impl<'a> From<&'a order::Order> for Order<'a> {
             source: o.source.map(Into::into),
             external_ref: o.external_ref.as_deref(),
             priority: o.priority,
+            next_course: o.scheduled.map(|s| NextCourse {
+                course: s.course,
+                at: s.at,
+            }),
             opened_at: o.opened_at,
             closed_at: o.closed_at,
             lines: o.lines.values().map(Line::from).collect(),
@@ -319,6 +325,13 @@ impl<'a> From<&'a order::Order> for Order<'a> {
             position: o.position,
         }
     }
+}
+
+/// A course that fires by itself at `at` (course pacing).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NextCourse {
+    pub course: u8,
+    pub at: DateTime<Utc>,
 }
 
 /// A ticket named in an event, with the station that shows it.
@@ -354,6 +367,7 @@ pub enum CommandBody<'a> {
     MoveTo {
         table: &'a TableId,
     },
+    FireNext,
     MarkUnseen {
         ticket: TicketId,
         waited_seconds: u32,
@@ -424,6 +438,7 @@ impl<'a> From<&'a order::OrderCommand> for CommandBody<'a> {
             },
             C::MarkSeen { ticket } => Self::MarkSeen { ticket: *ticket },
             C::MoveTo { table } => Self::MoveTo { table },
+            C::FireNext => Self::FireNext,
             C::StartTicket { ticket } => Self::StartTicket { ticket: *ticket },
             C::BumpTicket { ticket } => Self::BumpTicket { ticket: *ticket },
             C::RecallTicket { ticket } => Self::RecallTicket { ticket: *ticket },

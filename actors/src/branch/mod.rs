@@ -95,6 +95,8 @@ pub struct BranchActor {
     acks: Option<tokio::sync::mpsc::UnboundedSender<messages::Acknowledged>>,
     /// The limited items: what is left, and what the commands in hand reserved.
     stock: Stock,
+    /// Orders whose paced course is being fired.
+    pacing: std::collections::HashSet<OrderId>,
 }
 
 impl BranchActor {
@@ -147,6 +149,7 @@ impl BranchActor {
             addr: None,
             acks: None,
             stock,
+            pacing: std::collections::HashSet::new(),
         }
     }
 
@@ -180,5 +183,6 @@ impl Actor for BranchActor {
         for t in tables {
             self.table(&t);
         }
+        ctx.run_interval(orders::PACE_EVERY, |act, ctx| act.fire_due_courses(ctx));
     }
 }

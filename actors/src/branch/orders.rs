@@ -15,7 +15,7 @@ use crate::event::order_stream;
 use crate::ids::{OrderId, TableId};
 use crate::journal::KeyRecord;
 use crate::menu::Branch;
-use crate::order::{check_external_ref, Order, OrderChange, OrderCommand, OrderSource};
+use crate::order::{check_external_ref, LineStatus, Order, OrderChange, OrderCommand, OrderSource};
 use crate::stored;
 use crate::table::{AdoptOrder, ExecuteOrder, OpenOrderAt, ReadOrder, TableActor};
 
@@ -195,6 +195,56 @@ impl BranchActor {
         match position {
             Some(at) => self.stock.done(reserved, at, self.position),
             None => self.stock.release(&reserved),
+        }
+    }
+}
+
+/// How often the branch looks for paced courses that are due.
+pub(super) const PACE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl BranchActor {
+    /// Course pacing: fires every course whose time has come, once each (the fire's key is
+    /// the schedule's, so a fire sent twice is done once), on the replica that writes the
+    /// branch.
+    pub(super) fn fire_due_courses(&mut self, ctx: &mut Context<Self>) {
+        if !self.owner {
+            return;
+        }
+        let now = Utc::now();
+        let due: Vec<(OrderId, u8, chrono::DateTime<Utc>)> = self
+            .view
+            .values()
+            .filter(|o| !self.pacing.contains(&o.id))
+            .filter_map(|o| {
+                let s = o.scheduled.filter(|s| s.at <= now)?;
+                // Its lines may have been voided since, or fired with another course's.
+                let held = o
+                    .lines
+                    .values()
+                    .any(|l| l.status == LineStatus::Held && l.course == s.course);
+                held.then_some((o.id, s.course, s.at))
+            })
+            .collect();
+        for (order, course, at) in due {
+            self.pacing.insert(order);
+            let fire = self.change_order(ChangeOrder {
+                order,
+                command: OrderCommand::Fire {
+                    course: Some(course),
+                    priority: false,
+                },
+                idempotency: Some(KeyRecord {
+                    key: format!("paced {order} {course} {}", at.timestamp_micros()),
+                    fingerprint: "paced course".into(),
+                }),
+                span: tracing::Span::none(),
+            });
+            ctx.spawn(fire.into_actor(self).map(move |fired, act, _| {
+                act.pacing.remove(&order);
+                if let Err(e) = fired {
+                    tracing::warn!(branch = %act.id, %order, course, error = %e, "paced course not fired");
+                }
+            }));
         }
     }
 }

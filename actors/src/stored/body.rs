@@ -74,6 +74,9 @@ pub struct ConfigBody {
     /// Format 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     late_after_seconds: Option<u32>,
+    /// Format 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    course_pace_seconds: Option<u32>,
     stations: Vec<StationBody>,
     categories: Vec<CategoryBody>,
     items: Vec<ItemBody>,
@@ -164,6 +167,7 @@ impl From<&BranchConfig> for ConfigBody {
             time_zone: c.time_zone.clone(),
             unseen_after_seconds: c.unseen_after_seconds,
             late_after_seconds: c.late_after_seconds,
+            course_pace_seconds: c.course_pace_seconds,
             stations: c
                 .stations
                 .iter()
@@ -220,6 +224,7 @@ impl From<ConfigBody> for BranchConfig {
             time_zone: c.time_zone,
             unseen_after_seconds: c.unseen_after_seconds,
             late_after_seconds: c.late_after_seconds,
+            course_pace_seconds: c.course_pace_seconds,
             stations: c
                 .stations
                 .into_iter()
@@ -404,6 +409,12 @@ enum ChangeBody {
     PriorityChanged {
         priority: bool,
         tickets: Vec<TicketRefBody>,
+    },
+    /// Format 3.
+    CourseScheduled {
+        course: u8,
+        at: DateTime<Utc>,
+        stations: Vec<StationId>,
     },
     /// Format 3.
     OrderMoved {
@@ -625,6 +636,15 @@ impl From<&OrderChange> for ChangeBody {
                 priority: *priority,
                 tickets: refs(tickets),
             },
+            OrderChange::CourseScheduled {
+                course,
+                at,
+                stations,
+            } => Self::CourseScheduled {
+                course: *course,
+                at: *at,
+                stations: stations.clone(),
+            },
             OrderChange::OrderMoved { from, to, tickets } => Self::OrderMoved {
                 from: from.clone(),
                 to: to.clone(),
@@ -773,6 +793,15 @@ impl ChangeBody {
             Self::PriorityChanged { priority, tickets } => OrderChange::PriorityChanged {
                 priority,
                 tickets: refs(tickets),
+            },
+            Self::CourseScheduled {
+                course,
+                at,
+                stations,
+            } => OrderChange::CourseScheduled {
+                course,
+                at,
+                stations,
             },
             Self::OrderMoved { from, to, tickets } => OrderChange::OrderMoved {
                 from,

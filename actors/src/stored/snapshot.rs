@@ -94,6 +94,8 @@ struct OrderBody {
     external_ref: Option<String>,
     #[serde(default)]
     priority: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scheduled: Option<ScheduledBody>,
     opened_at: DateTime<Utc>,
     closed_at: Option<DateTime<Utc>>,
     lines: Vec<LineBody>,
@@ -101,6 +103,13 @@ struct OrderBody {
     fires: u32,
     seq: u64,
     position: u64,
+}
+
+/// A course that fires by itself, in a snapshot (format 2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ScheduledBody {
+    course: u8,
+    at: DateTime<Utc>,
 }
 
 /// The snapshot as the journal keeps it.
@@ -131,6 +140,10 @@ pub fn encode_snapshot(snapshot: &BranchSnapshot) -> SavedSnapshot {
                 source: o.source.map(SourceBody::from),
                 external_ref: o.external_ref.clone(),
                 priority: o.priority,
+                scheduled: o.scheduled.map(|s| ScheduledBody {
+                    course: s.course,
+                    at: s.at,
+                }),
                 opened_at: o.opened_at,
                 closed_at: o.closed_at,
                 lines: o.lines.values().map(LineBody::from).collect(),
@@ -196,6 +209,10 @@ pub fn decode_snapshot(branch: &BranchId, saved: &SavedSnapshot) -> Option<Branc
                 source: o.source.map(Into::into),
                 external_ref: o.external_ref,
                 priority: o.priority,
+                scheduled: o.scheduled.map(|s| crate::order::ScheduledCourse {
+                    course: s.course,
+                    at: s.at,
+                }),
                 opened_at: o.opened_at,
                 closed_at: o.closed_at,
                 lines: o
