@@ -1114,3 +1114,132 @@ async fn a_paced_course_fires_after_a_restart_too() {
     }
     server.kill();
 }
+
+/// Gives the demo's steak, fries and caesar prep times (12, 4 and 3 minutes).
+fn with_prep_times(config: &mut Value) {
+    for item in config["items"].as_array_mut().unwrap() {
+        let seconds = match item["id"].as_str().unwrap() {
+            "steak" => 720,
+            "fries" => 240,
+            "caesar" => 180,
+            _ => continue,
+        };
+        item["prep_seconds"] = json!(seconds);
+    }
+}
+
+fn held_for(order: &Value, station: &str) -> Option<i64> {
+    let t = ticket(order, station);
+    let fired: chrono::DateTime<Utc> = t["fired_at"].as_str().unwrap().parse().unwrap();
+    let starts = t["starts_at"].as_str()?;
+    let starts: chrono::DateTime<Utc> = starts.parse().unwrap();
+    Some((starts - fired).num_seconds())
+}
+
+const STEAK_FRIES_SALAD: &str =
+    r#"{"lines": [{"item": "steak"}, {"item": "fries"}, {"item": "caesar"}], "fire": {}}"#;
+
+fn steak_fries_salad(table: &str) -> Value {
+    let mut body: Value = serde_json::from_str(STEAK_FRIES_SALAD).unwrap();
+    body["table"] = json!(table);
+    body
+}
+
+#[actix_web::test]
+async fn a_fire_is_released_by_prep_time_and_learns_from_the_kitchen() {
+    let app = TestApp::spawn().await;
+    let (_, branch) = app.get("/api/v1/branches/demo").await;
+    let mut config = branch["config"].clone();
+    with_prep_times(&mut config);
+    let (status, body) = app.put("/api/v1/branches/demo", config).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The steak starts at once; the fries and the salad wait to be done with it.
+    let (status, first) = app.post(ORDERS, steak_fries_salad("t1")).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(held_for(&first, "grill"), None);
+    assert_eq!(held_for(&first, "fryer"), Some(480));
+    assert_eq!(held_for(&first, "cold"), Some(540));
+    assert_eq!(held_for(&first, "expo"), None);
+    let (_, fryer) = app
+        .get("/api/v1/branches/demo/stations/fryer/tickets")
+        .await;
+    assert_eq!(fryer[0]["starts_at"], ticket(&first, "fryer")["starts_at"]);
+
+    // This grill cooks a steak in about a second: the next fire holds the steak instead.
+    let grill = ticket(&first, "grill")["id"].as_str().unwrap().to_owned();
+    let act =
+        |action: &str| format!("/api/v1/branches/demo/stations/grill/tickets/{grill}/{action}");
+    assert_eq!(app.post(&act("start"), json!({})).await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(app.post(&act("bump"), json!({})).await.0, StatusCode::OK);
+    let (_, second) = app.post(ORDERS, steak_fries_salad("t2")).await;
+    assert_eq!(
+        held_for(&second, "fryer"),
+        None,
+        "the fries take longest now: {second}"
+    );
+    let steak_held = held_for(&second, "grill").expect("the steak waits");
+    assert!(steak_held > 200, "{steak_held} s");
+
+    // Bad prep times and lanes are refused.
+    let (_, branch) = app.get("/api/v1/branches/demo").await;
+    for (path, bad) in [
+        ("items", json!(0)),
+        ("items", json!(7201)),
+        ("stations", json!(0)),
+    ] {
+        let mut config = branch["config"].clone();
+        let field = if path == "items" {
+            "prep_seconds"
+        } else {
+            "lanes"
+        };
+        config[path][0][field] = bad.clone();
+        let (status, body) = app.put("/api/v1/branches/demo", config).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field} {bad}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn learned_prep_times_survive_a_kill() {
+    for env in [&[][..], &[("RAIL_SNAPSHOT_EVERY", "2")][..]] {
+        let journal = common::TestJournal::fresh().await;
+        let server = Server::start_with(&journal, env).await;
+        let mut config = server.get("").await["config"].clone();
+        with_prep_times(&mut config);
+        let res = server
+            .client
+            .put(format!("{}/api/v1/branches/demo", server.base))
+            .json(&config)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let first = server.post("/orders", steak_fries_salad("t1")).await;
+        let grill = ticket(&first, "grill")["id"].as_str().unwrap().to_owned();
+        server
+            .post(&format!("/stations/grill/tickets/{grill}/start"), json!({}))
+            .await;
+        server
+            .post(&format!("/stations/grill/tickets/{grill}/bump"), json!({}))
+            .await;
+        let learned = server.post("/orders", steak_fries_salad("t2")).await;
+        assert_eq!(held_for(&learned, "fryer"), None, "{env:?}");
+        server.kill();
+
+        let server = Server::start_with(&journal, env).await;
+        let after = server.post("/orders", steak_fries_salad("t3")).await;
+        assert_eq!(
+            held_for(&after, "fryer"),
+            None,
+            "still learned after the restart: {env:?}"
+        );
+        assert!(held_for(&after, "grill").is_some(), "{env:?}");
+        server.kill();
+    }
+}

@@ -12,6 +12,7 @@ pub mod lag;
 pub mod menu;
 pub mod metrics;
 pub mod order;
+pub mod prep;
 pub mod registry;
 pub mod station;
 pub mod stored;

@@ -18,6 +18,8 @@ const NAME_MAX: usize = 100;
 pub const DEFAULT_UNSEEN_AFTER: u16 = 10;
 /// Seconds from fire to bump after which a ticket counts as late, unless the branch says.
 pub const DEFAULT_LATE_AFTER: u32 = 900;
+/// Tickets a station works on at once, unless it says.
+pub const DEFAULT_LANES: u16 = 4;
 
 /// What a station does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -38,6 +40,9 @@ pub struct Station {
     pub name: String,
     #[serde(default)]
     pub kind: StationKind,
+    /// Tickets it works on at once (its work ahead is shared between them); 4 by default.
+    #[serde(default)]
+    pub lanes: Option<u16>,
 }
 
 /// A menu category and the stations its items go to unless an item says otherwise.
@@ -61,6 +66,10 @@ pub struct MenuItem {
     pub stations: Vec<StationId>,
     #[serde(default)]
     pub price_cents: u32,
+    /// Seconds it takes to prepare, until the kitchen's own times are learned: a fire holds
+    /// its quicker tickets so that all finish together.
+    #[serde(default)]
+    pub prep_seconds: Option<u32>,
 }
 
 /// Where orders are taken.
@@ -186,6 +195,12 @@ impl BranchConfig {
         unique("table", self.tables.iter().map(|t| &t.id))?;
         for s in &self.stations {
             check_name("station", &s.name)?;
+            if matches!(s.lanes, Some(0) | Some(51..)) {
+                return Err(invalid(format!(
+                    "station '{}': lanes must be 1 to 50",
+                    s.id
+                )));
+            }
         }
         for t in &self.tables {
             check_name("table", &t.name)?;
@@ -226,6 +241,12 @@ impl BranchConfig {
         }
         for item in &self.items {
             check_name("item", &item.name)?;
+            if matches!(item.prep_seconds, Some(0) | Some(7_201..)) {
+                return Err(invalid(format!(
+                    "item '{}': prep_seconds must be 1 to 7200",
+                    item.id
+                )));
+            }
             check_routes(&format!("item '{}'", item.id), &item.stations)?;
             let Some(category) = categories.get(&item.category) else {
                 return Err(invalid(format!(
@@ -393,6 +414,14 @@ impl Branch {
 
     pub fn tables(&self) -> impl Iterator<Item = &Table> {
         self.config.tables.iter()
+    }
+
+    /// Tickets a station works on at once.
+    pub fn lanes(&self, station: &StationId) -> u16 {
+        self.stations
+            .get(station)
+            .and_then(|s| s.lanes)
+            .unwrap_or(DEFAULT_LANES)
     }
 
     pub fn expo(&self) -> &StationId {

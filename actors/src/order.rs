@@ -12,6 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::error::{invalid, CommandError};
 use crate::ids::{ItemId, LineId, OrderId, StationId, TableId, TicketId};
 use crate::menu::{Branch, StationKind, TableKind};
+use crate::prep::Timing;
 
 pub const MAX_QUANTITY: u16 = 99;
 pub const MAX_LINES_PER_ORDER: usize = 500;
@@ -190,6 +191,9 @@ pub struct Ticket {
     pub unseen: bool,
     /// The table its order was moved from, last ("moved from T4").
     pub moved_from: Option<TableId>,
+    /// Fire by prep time: when its station should start it, so that the fire's tickets finish
+    /// together ("starts at 20:06"); none to start at once.
+    pub starts_at: Option<DateTime<Utc>>,
 }
 
 impl Ticket {
@@ -559,12 +563,13 @@ impl Order {
         opened: OrderChange,
         then: &[OrderCommand],
         branch: &Branch,
+        timing: &Timing,
         now: DateTime<Utc>,
     ) -> Result<Vec<OrderChange>, CommandError> {
         let mut order = Order::opened(id, table, &opened, now);
         let mut changes = vec![opened];
         for command in then {
-            for change in order.decide(command, branch, now)? {
+            for change in order.decide_timed(command, branch, timing, now)? {
                 order.apply(&change, now);
                 changes.push(change);
             }
@@ -591,6 +596,17 @@ impl Order {
         branch: &Branch,
         now: DateTime<Utc>,
     ) -> Result<Vec<OrderChange>, CommandError> {
+        self.decide_timed(command, branch, &Timing::default(), now)
+    }
+
+    /// `decide`, a fire's tickets released by `timing` so that they finish together.
+    pub fn decide_timed(
+        &self,
+        command: &OrderCommand,
+        branch: &Branch,
+        timing: &Timing,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OrderChange>, CommandError> {
         if self.is_closed() {
             return Err(CommandError::OrderClosed);
         }
@@ -598,7 +614,7 @@ impl Order {
             OrderCommand::AddLines { lines } => self.decide_add(lines, branch),
             OrderCommand::VoidLine { line, reason } => self.decide_void(*line, reason),
             OrderCommand::Fire { course, priority } => {
-                self.decide_fire(*course, *priority, branch, now)
+                self.decide_fire(*course, *priority, branch, timing, now)
             }
             OrderCommand::SetPriority { priority } => {
                 if self.priority == *priority {
@@ -644,7 +660,7 @@ impl Order {
                 let next = self.next_held_course(0).ok_or_else(|| {
                     CommandError::NothingToFire("the order has no held lines".into())
                 })?;
-                self.decide_fire(Some(next), false, branch, now)
+                self.decide_fire(Some(next), false, branch, timing, now)
             }
             OrderCommand::MoveTo { table } => {
                 branch.table(table)?;
@@ -852,6 +868,7 @@ impl Order {
         course: Option<u8>,
         priority: bool,
         branch: &Branch,
+        timing: &Timing,
         now: DateTime<Utc>,
     ) -> Result<Vec<OrderChange>, CommandError> {
         if matches!(course, Some(0) | Some(10..)) {
@@ -901,6 +918,7 @@ impl Order {
             priority: priority || self.priority,
             unseen: false,
             moved_from: None,
+            starts_at: None,
         };
         let mut tickets: Vec<Ticket> = by_station
             .into_iter()
@@ -908,6 +926,7 @@ impl Order {
             .collect();
         let all = lines.iter().map(|l| ticket_line(l)).collect();
         tickets.push(ticket(branch.expo().clone(), StationKind::Expo, all));
+        timing.release(branch, &mut tickets, now);
         Ok(vec![OrderChange::CourseFired {
             fire_no,
             course,

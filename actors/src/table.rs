@@ -23,6 +23,7 @@ use crate::journal::{
 };
 use crate::menu::Branch;
 use crate::order::{Order, OrderChange, OrderCommand};
+use crate::prep::Timing;
 use crate::stored;
 
 /// Keys this table remembers, to answer a quick retry without the journal (an older retry is
@@ -40,6 +41,8 @@ pub struct OpenOrderAt {
     pub opened: OrderChange,
     pub then: Vec<OrderCommand>,
     pub branch: Arc<Branch>,
+    /// What a fire among `then` is timed with.
+    pub timing: Timing,
     pub idempotency: Option<KeyRecord>,
     pub span: tracing::Span,
 }
@@ -51,6 +54,8 @@ pub struct ExecuteOrder {
     pub order_id: OrderId,
     pub command: OrderCommand,
     pub branch: Arc<Branch>,
+    /// What a fire is timed with (fire by prep time).
+    pub timing: Timing,
     pub idempotency: Option<KeyRecord>,
     pub span: tracing::Span,
 }
@@ -358,6 +363,7 @@ impl Handler<OpenOrderAt> for TableActor {
             msg.opened,
             &msg.then,
             &msg.branch,
+            &msg.timing,
             Utc::now(),
         );
         let run = {
@@ -388,7 +394,7 @@ impl TableActor {
             None if self.moved_away.contains(&msg.order_id) => Err(CommandError::Conflict),
             None => Err(CommandError::UnknownOrder(msg.order_id)),
             Some(order) => order
-                .decide(&msg.command, &msg.branch, Utc::now())
+                .decide_timed(&msg.command, &msg.branch, &msg.timing, Utc::now())
                 .map(|changes| (order.seq, changes)),
         };
         match decided {

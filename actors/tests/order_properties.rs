@@ -684,7 +684,8 @@ fn run(steps: &[Step], opening: Opening, rush: bool) -> Result<(), TestCaseError
         ],
     };
     let skip = usize::from(!then.is_empty());
-    let changes = Order::decide_open(id, table, opened.clone(), &then, &branch, at)
+    let timing = rail_actors::prep::Timing::default();
+    let changes = Order::decide_open(id, table, opened.clone(), &then, &branch, &timing, at)
         .map_err(|e| fail(format!("a one-call open of valid lines is refused: {e}")))?;
     prop_assert_eq!(&changes[0], &opened);
     prop_assert_eq!(changes.len(), 1 + then.len(), "one change per command");

@@ -208,6 +208,7 @@ fn fire_from(source: Option<OrderSource>, priority: bool) -> Event {
         priority,
         unseen: false,
         moved_from: None,
+        starts_at: None,
     };
     Event::Order(OrderEvent {
         order_id,

@@ -28,6 +28,11 @@ pub struct Station {
     pub name: String,
     #[serde(default)]
     pub kind: StationKind,
+    /// Tickets it works on at once, 1 to 50 (4 when not given): fire by prep time shares the
+    /// work ahead of it between them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 50)]
+    pub lanes: Option<u16>,
 }
 
 /// A menu category and the stations its items go to unless an item says otherwise.
@@ -58,6 +63,11 @@ pub struct MenuItem {
     pub stations: Vec<StationId>,
     #[serde(default)]
     pub price_cents: u32,
+    /// Seconds it takes to prepare, 1 to 7200, until the kitchen's own times are learned: a
+    /// fire holds its quicker tickets so that all finish together (`starts_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 7200)]
+    pub prep_seconds: Option<u32>,
 }
 
 /// Where orders are taken.
@@ -151,6 +161,7 @@ impl From<&menu::BranchConfig> for BranchConfig {
                     id: s.id.clone(),
                     name: s.name.clone(),
                     kind: station_kind(s.kind),
+                    lanes: s.lanes,
                 })
                 .collect(),
             categories: c
@@ -171,6 +182,7 @@ impl From<&menu::BranchConfig> for BranchConfig {
                     category: i.category.clone(),
                     stations: i.stations.clone(),
                     price_cents: i.price_cents,
+                    prep_seconds: i.prep_seconds,
                 })
                 .collect(),
             tables: c
@@ -211,6 +223,7 @@ impl From<BranchConfig> for menu::BranchConfig {
                         StationKind::Cooking => menu::StationKind::Cooking,
                         StationKind::Expo => menu::StationKind::Expo,
                     },
+                    lanes: s.lanes,
                 })
                 .collect(),
             categories: c
@@ -231,6 +244,7 @@ impl From<BranchConfig> for menu::BranchConfig {
                     category: i.category,
                     stations: i.stations,
                     price_cents: i.price_cents,
+                    prep_seconds: i.prep_seconds,
                 })
                 .collect(),
             tables: c

@@ -235,6 +235,9 @@ pub struct Ticket<'a> {
     /// The table its order was last moved from ("moved from T4"); null if never moved.
     #[schema(value_type = Option<schema::TableId>)]
     pub moved_from: Option<&'a TableId>,
+    /// Fire by prep time: when its station should start it so that the fire's tickets finish
+    /// together ("starts at 20:06"); null to start at once.
+    pub starts_at: Option<DateTime<Utc>>,
 }
 
 impl<'a> From<&'a order::Ticket> for Ticket<'a> {
@@ -263,6 +266,7 @@ impl<'a> From<&'a order::Ticket> for Ticket<'a> {
             priority: t.priority,
             unseen: t.unseen,
             moved_from: t.moved_from.as_ref(),
+            starts_at: t.starts_at,
         }
     }
 }

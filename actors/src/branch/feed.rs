@@ -105,6 +105,15 @@ impl BranchActor {
         self.position = envelope.position;
         self.follow(&envelope);
         let restocked = self.stock.apply(&envelope.event);
+        // Fire by prep time learns from every bump (the ticket as it was before it).
+        if let Event::Order(e) = &*envelope.event {
+            if let OrderChange::TicketBumped { ticket_id, .. } = &e.change {
+                let ticket = self.view.get(&e.order_id).and_then(|o| o.ticket(ticket_id));
+                if let Some(t) = ticket {
+                    self.prep.bumped(self.branch.as_deref(), t, envelope.at);
+                }
+            }
+        }
         self.stock.applied_up_to(envelope.position);
         let published = envelope.publish(&self.frames);
         let mut stations: Vec<StationId> = published.stations.to_vec();

@@ -97,6 +97,8 @@ pub struct BranchActor {
     stock: Stock,
     /// Orders whose paced course is being fired.
     pacing: std::collections::HashSet<OrderId>,
+    /// Fire by prep time: what the branch learned of its kitchen's times.
+    prep: crate::prep::PrepModel,
 }
 
 impl BranchActor {
@@ -150,6 +152,7 @@ impl BranchActor {
             acks: None,
             stock,
             pacing: std::collections::HashSet::new(),
+            prep: recovered.prep,
         }
     }
 

@@ -86,10 +86,12 @@ impl BranchActor {
                     Err(e) => return Box::pin(self.first_answer_or(msg.idempotency, e)),
                 };
                 let addr = self.table(&table);
+                let timing = self.timing(&branch, std::slice::from_ref(&msg.command));
                 let exec = ExecuteOrder {
                     order_id: msg.order,
                     command: msg.command,
                     branch,
+                    timing,
                     idempotency: msg.idempotency,
                     span: msg.span,
                 };
@@ -114,6 +116,18 @@ impl BranchActor {
                 })
             }
         }
+    }
+
+    /// What the fires among `commands` are timed with: the learned prep times and every
+    /// station's backlog now (none to compute for commands that fire nothing).
+    fn timing(&self, branch: &Branch, commands: &[OrderCommand]) -> crate::prep::Timing {
+        let fires = commands
+            .iter()
+            .any(|c| matches!(c, OrderCommand::Fire { .. } | OrderCommand::FireNext));
+        if !fires {
+            return crate::prep::Timing::default();
+        }
+        self.prep.timing(branch, self.view.values(), Utc::now())
     }
 
     /// The first answer to a command's key when the journal holds one (a retry of a command
@@ -306,9 +320,11 @@ impl Handler<OpenOrder> for BranchActor {
                 Some(reference) => Some(external_ref_key(today, reference)),
                 None => msg.idempotency.clone(),
             };
+            let timing = self.timing(&branch, &msg.then);
             Ok((
                 reserved,
                 OpenOrderAt {
+                    timing,
                     order_id: OrderId::new(),
                     opened: OrderChange::OrderOpened {
                         ticket_no,

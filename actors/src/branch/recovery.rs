@@ -16,6 +16,7 @@ use crate::ids::{BranchId, ItemId, OrderId};
 use crate::journal::Journal;
 use crate::menu::Branch;
 use crate::order::{Order, OrderChange};
+use crate::prep::PrepModel;
 use crate::stored::{self, decode_snapshot, BranchSnapshot};
 
 /// A branch as the journal left it: what recovery hands the actor.
@@ -33,6 +34,8 @@ pub struct RecoveredBranch {
     pub recent: Vec<Arc<Published>>,
     /// What is left of each limited item.
     pub stock: Vec<(ItemId, u32)>,
+    /// The kitchen's learned prep times.
+    pub prep: PrepModel,
 }
 
 /// Events recovery reads from the journal at a time after a snapshot.
@@ -50,6 +53,8 @@ struct Rebuild {
     stock: Option<Stock>,
     /// Where each limited item's count was last set.
     counts_set: HashMap<ItemId, u64>,
+    /// Learned from the snapshot's times and every bump after it.
+    prep: PrepModel,
 }
 
 impl Rebuild {
@@ -73,6 +78,7 @@ impl Rebuild {
             position: snapshot.position,
             stock: Some(Stock::from_levels(snapshot.stock)),
             counts_set: HashMap::new(),
+            prep: PrepModel::from_samples(snapshot.prep),
         })
     }
 
@@ -90,11 +96,18 @@ impl Rebuild {
                     self.counts_set.insert(item.clone(), position);
                 }
             }
-            Event::Order(e) => self
-                .orders
-                .entry(e.order_id)
-                .or_insert_with(|| Order::opened(e.order_id, e.table.clone(), &e.change, at))
-                .replay(&e.change, seq, position, at),
+            Event::Order(e) => {
+                let order = self
+                    .orders
+                    .entry(e.order_id)
+                    .or_insert_with(|| Order::opened(e.order_id, e.table.clone(), &e.change, at));
+                if let OrderChange::TicketBumped { ticket_id, .. } = &e.change {
+                    if let Some(t) = order.ticket(ticket_id) {
+                        self.prep.bumped(self.branch.as_ref(), t, at);
+                    }
+                }
+                order.replay(&e.change, seq, position, at)
+            }
         }
         Ok(())
     }
@@ -184,6 +197,7 @@ pub async fn recover(
     };
     let mut recovered = RecoveredBranch {
         stock: stock.levels(),
+        prep: std::mem::take(&mut rebuild.prep),
         branch: rebuild.branch,
         config_seq: rebuild.config_seq,
         position: rebuild.position,

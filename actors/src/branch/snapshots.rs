@@ -23,7 +23,8 @@ pub async fn save_snapshot(
         recovered.position,
         &recovered.orders,
     )
-    .with_stock(recovered.stock.clone());
+    .with_stock(recovered.stock.clone())
+    .with_prep(recovered.prep.samples());
     journal
         .save_snapshot(id.as_str(), encode_snapshot(&snapshot))
         .await
@@ -50,7 +51,8 @@ impl BranchActor {
             self.position,
             self.view.values(),
         )
-        .with_stock(self.stock.levels());
+        .with_stock(self.stock.levels())
+        .with_prep(self.prep.samples());
         let journal = self.journal.clone();
         let branch = self.id.clone();
         async move {

@@ -88,6 +88,9 @@ struct StationBody {
     id: StationId,
     name: String,
     kind: StationKindBody,
+    /// Format 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lanes: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -111,6 +114,9 @@ struct ItemBody {
     category: CategoryId,
     stations: Vec<StationId>,
     price_cents: u32,
+    /// Format 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prep_seconds: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -175,6 +181,7 @@ impl From<&BranchConfig> for ConfigBody {
                     id: s.id.clone(),
                     name: s.name.clone(),
                     kind: station_kind_body(s.kind),
+                    lanes: s.lanes,
                 })
                 .collect(),
             categories: c
@@ -195,6 +202,7 @@ impl From<&BranchConfig> for ConfigBody {
                     category: i.category.clone(),
                     stations: i.stations.clone(),
                     price_cents: i.price_cents,
+                    prep_seconds: i.prep_seconds,
                 })
                 .collect(),
             tables: c
@@ -232,6 +240,7 @@ impl From<ConfigBody> for BranchConfig {
                     id: s.id,
                     name: s.name,
                     kind: station_kind(s.kind),
+                    lanes: s.lanes,
                 })
                 .collect(),
             categories: c
@@ -252,6 +261,7 @@ impl From<ConfigBody> for BranchConfig {
                     category: i.category,
                     stations: i.stations,
                     price_cents: i.price_cents,
+                    prep_seconds: i.prep_seconds,
                 })
                 .collect(),
             tables: c
@@ -489,6 +499,9 @@ struct FiredTicketBody {
     kind: StationKindBody,
     lines: Vec<FiredLineBody>,
     fired_at: DateTime<Utc>,
+    /// Format 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    starts_at: Option<DateTime<Utc>>,
 }
 
 /// A line on a ticket as its fire prints it.
@@ -588,6 +601,7 @@ impl From<&OrderChange> for ChangeBody {
                         kind: station_kind_body(t.kind),
                         lines: t.lines.iter().map(FiredLineBody::from).collect(),
                         fired_at: t.fired_at,
+                        starts_at: t.starts_at,
                     })
                     .collect(),
             },
@@ -755,6 +769,7 @@ impl ChangeBody {
                         priority,
                         unseen: false,
                         moved_from: None,
+                        starts_at: t.starts_at,
                     })
                     .collect(),
             },
@@ -942,6 +957,8 @@ pub struct TicketBody {
     unseen: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     moved_from: Option<TableId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    starts_at: Option<DateTime<Utc>>,
 }
 
 /// A line on a ticket in a snapshot: as fired, and whether it was voided since.
@@ -994,6 +1011,7 @@ impl From<&Ticket> for TicketBody {
             priority: t.priority,
             unseen: t.unseen,
             moved_from: t.moved_from.clone(),
+            starts_at: t.starts_at,
         }
     }
 }
@@ -1028,6 +1046,7 @@ impl From<TicketBody> for Ticket {
             priority: t.priority,
             unseen: t.unseen,
             moved_from: t.moved_from,
+            starts_at: t.starts_at,
         }
     }
 }

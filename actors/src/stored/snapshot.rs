@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::body::{ConfigBody, LineBody, SourceBody, TicketBody};
-use crate::ids::{BranchId, ItemId, OrderId, TableId};
+use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId};
 use crate::journal::SavedSnapshot;
 use crate::menu::{Branch, BranchConfig};
 use crate::order::Order;
@@ -30,6 +30,8 @@ pub struct BranchSnapshot {
     pub orders: Vec<Order>,
     /// What is left of each limited item.
     pub stock: Vec<(ItemId, u32)>,
+    /// The kitchen's measured prep times per station and item, oldest first.
+    pub prep: Vec<(StationId, ItemId, Vec<f64>)>,
 }
 
 impl BranchSnapshot {
@@ -49,7 +51,14 @@ impl BranchSnapshot {
                 .unwrap_or_default(),
             orders: orders.into_iter().cloned().collect(),
             stock: Vec::new(),
+            prep: Vec::new(),
         }
+    }
+
+    /// The same, with the kitchen's measured prep times.
+    pub fn with_prep(mut self, prep: Vec<(StationId, ItemId, Vec<f64>)>) -> Self {
+        self.prep = prep;
+        self
     }
 
     /// The same, with what is left of the limited items.
@@ -71,6 +80,17 @@ pub struct SnapshotBody {
     /// Format 2; none in format 1.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     stock: Vec<StockBody>,
+    /// Format 2; none in format 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    prep: Vec<PrepBody>,
+}
+
+/// An item's measured prep times at a station, oldest first, in a snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct PrepBody {
+    station: StationId,
+    item: ItemId,
+    seconds: Vec<f64>,
 }
 
 /// What is left of a limited item, in a snapshot.
@@ -120,6 +140,15 @@ pub fn encode_snapshot(snapshot: &BranchSnapshot) -> SavedSnapshot {
         config_seq: snapshot.config_seq,
         config: snapshot.config.as_ref().map(ConfigBody::from),
         eighty_sixed: snapshot.eighty_sixed.clone(),
+        prep: snapshot
+            .prep
+            .iter()
+            .map(|(station, item, seconds)| PrepBody {
+                station: station.clone(),
+                item: item.clone(),
+                seconds: seconds.clone(),
+            })
+            .collect(),
         stock: snapshot
             .stock
             .iter()
@@ -197,6 +226,11 @@ pub fn decode_snapshot(branch: &BranchId, saved: &SavedSnapshot) -> Option<Branc
         config: body.config.map(BranchConfig::from),
         eighty_sixed: body.eighty_sixed,
         stock: body.stock.into_iter().map(|s| (s.item, s.left)).collect(),
+        prep: body
+            .prep
+            .into_iter()
+            .map(|p| (p.station, p.item, p.seconds))
+            .collect(),
         orders: body
             .orders
             .into_iter()
