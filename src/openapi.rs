@@ -39,6 +39,7 @@ pub const PATH: &str = "/api/v1/openapi.json";
         orders::set_priority,
         orders::move_order,
         orders::fire_next,
+        orders::merge_orders,
         orders::serve,
         orders::close,
         stations::station_tickets,

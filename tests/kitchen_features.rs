@@ -1243,3 +1243,138 @@ async fn learned_prep_times_survive_a_kill() {
         server.kill();
     }
 }
+
+#[actix_web::test]
+async fn two_open_orders_merge_into_one() {
+    let app = TestApp::spawn().await;
+    let (mut grill, _) = app.station_screen("grill").await;
+    let (mut expo, _) = app.station_screen("expo").await;
+    let mut t4 = app.ws().await;
+    t4.send(json!({"type": "subscribe", "table": "t4"})).await;
+    t4.next_of("snapshot").await;
+    // The party at t1 has eaten its starter; the party at t4 has a steak on the grill and a
+    // dessert held.
+    let (_, into) = app
+        .post(
+            ORDERS,
+            json!({"table": "t1", "lines": [{"item": "caesar"}, {"item": "salmon", "course": 2}],
+                   "fire": {"course": 1}}),
+        )
+        .await;
+    let (_, from) = app
+        .post(
+            ORDERS,
+            json!({"table": "t4", "lines": [{"item": "steak"}, {"item": "brownie", "course": 2}],
+                   "fire": {"course": 1}}),
+        )
+        .await;
+    let (into_id, from_id) = (
+        into["id"].as_str().unwrap().to_owned(),
+        from["id"].as_str().unwrap().to_owned(),
+    );
+    let steak = ticket(&from, "grill")["id"].as_str().unwrap().to_owned();
+    while grill.next_event().await["event"]["type"] != "course_fired" {}
+    while t4.next_event().await["event"]["type"] != "course_fired" {}
+
+    let path = format!("{ORDERS}/{into_id}/merge");
+    let (status, merged) = app.post(&path, json!({"from": from_id})).await;
+    assert_eq!(status, StatusCode::OK, "{merged}");
+    let lines: Vec<(u64, &str, &str)> = merged["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["id"].as_u64().unwrap(),
+                l["item"].as_str().unwrap(),
+                l["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (1, "caesar", "fired"),
+            (2, "salmon", "held"),
+            (3, "steak", "fired"),
+            (4, "brownie", "held")
+        ]
+    );
+    assert_eq!(merged["fires"], 2);
+    let grill_ticket = ticket(&merged, "grill");
+    assert_eq!(grill_ticket["id"], steak.as_str(), "the same ticket");
+    assert_eq!(grill_ticket["order_id"], into_id.as_str());
+    assert_eq!(grill_ticket["table"], "t1");
+    assert_eq!(grill_ticket["moved_from"], "t4");
+    assert_eq!(
+        grill_ticket["ticket_no"], from["ticket_no"],
+        "its number stays"
+    );
+    assert_eq!(grill_ticket["fire_no"], 2);
+    assert_eq!(grill_ticket["lines"][0]["line_id"], 3);
+
+    // The grill's screen sees its ticket is the other order's now; t4's tablet is told.
+    let at_grill = grill.next_event().await;
+    assert_eq!(at_grill["event"]["type"], "orders_merged");
+    assert_eq!(at_grill["event"]["from"], from_id.as_str());
+    let told = t4.next_event().await;
+    assert_eq!(told["event"]["type"], "orders_merged", "{told}");
+    let closed = t4.next_event().await;
+    assert_eq!(closed["event"]["type"], "merged_into");
+    assert_eq!(closed["event"]["into"], into_id.as_str());
+    let (_, gone) = app.get(&format!("{ORDERS}/{from_id}")).await;
+    assert!(gone["closed_at"].is_string(), "{gone}");
+    let (_, open) = app.get(ORDERS).await;
+    assert_eq!(open.as_array().unwrap().len(), 1);
+
+    // The merged fire goes through the kitchen as the order's own: bump it at the grill and
+    // at expo, and its lines are ready.
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/branches/demo/stations/grill/tickets/{steak}/bump"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let expo_ticket = merged["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["station"] == "expo" && t["fire_no"] == 2)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    loop {
+        let e = expo.next_event().await;
+        if e["event"]["type"] == "expo_ready" && e["event"]["fire_no"] == 2 {
+            break;
+        }
+    }
+    let (status, sent) = app
+        .post(
+            &format!("/api/v1/branches/demo/stations/expo/tickets/{expo_ticket}/bump"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    let order = order_now(&app, &into_id).await;
+    assert_eq!(order["lines"][2]["status"], "ready");
+
+    // Refused, changing nothing: the same order, one that is merged already, one unknown.
+    let journal = app.journal().await.len();
+    for (body, code) in [
+        (json!({"from": into_id}), "invalid_input"),
+        (json!({"from": from_id}), "unknown_order"),
+        (
+            json!({"from": uuid::Uuid::new_v4().to_string()}),
+            "unknown_order",
+        ),
+        (json!({"from": "nobody"}), "unknown_order"),
+    ] {
+        let (status, answer) = app.post(&path, body.clone()).await;
+        assert!(status.is_client_error(), "{body}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{body}: {answer}");
+    }
+    assert_eq!(app.journal().await.len(), journal);
+}

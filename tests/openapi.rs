@@ -20,7 +20,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 /// Every route of `routes::configure`, as the document must list it.
-const ROUTES: [(&str, &str); 23] = [
+const ROUTES: [(&str, &str); 24] = [
     ("put", "/api/v1/branches/{branch}"),
     ("get", "/api/v1/branches/{branch}"),
     ("put", "/api/v1/branches/{branch}/86/{item}"),
@@ -37,6 +37,7 @@ const ROUTES: [(&str, &str); 23] = [
     ("post", "/api/v1/branches/{branch}/orders/{order}/priority"),
     ("post", "/api/v1/branches/{branch}/orders/{order}/move"),
     ("post", "/api/v1/branches/{branch}/orders/{order}/fire-next"),
+    ("post", "/api/v1/branches/{branch}/orders/{order}/merge"),
     ("put", "/api/v1/branches/{branch}/stock/{item}"),
     ("delete", "/api/v1/branches/{branch}/stock/{item}"),
     (

@@ -294,6 +294,20 @@ fn order_life() -> (Vec<Order>, Vec<StoredEvent>) {
             .unwrap_or_else(|| panic!("no {station} ticket in fire {fire}"))
             .id
     };
+    // A party at another table, merged in before anything of it was fired.
+    let party = Order::opened(
+        OrderId::new(),
+        TableId::parse("t3").unwrap(),
+        &OrderChange::OrderOpened {
+            ticket_no: 8,
+            day: NaiveDate::from_ymd_opt(2025, 3, 14).unwrap(),
+            guests: Some(2),
+            source: None,
+            external_ref: None,
+            priority: false,
+        },
+        at(1),
+    );
     let commands: Vec<Step<'_>> = vec![
         Box::new(|_| OrderCommand::AddLines {
             lines: vec![
@@ -312,6 +326,9 @@ fn order_life() -> (Vec<Order>, Vec<StoredEvent>) {
             priority: false,
         }),
         Box::new(|_| OrderCommand::SetPriority { priority: true }),
+        Box::new(|_| OrderCommand::MergeFrom {
+            other: Box::new(party.clone()),
+        }),
         Box::new(|_| OrderCommand::MoveTo {
             table: TableId::parse("t2").unwrap(),
         }),
@@ -384,6 +401,18 @@ fn order_life() -> (Vec<Order>, Vec<StoredEvent>) {
         snapshots.push(order.clone());
     }
     assert!(order.is_closed());
+    // The party merged in is closed, merged into the order.
+    let party = party.id;
+    store(
+        order_stream(&party),
+        2,
+        Event::Order(OrderEvent {
+            order_id: party,
+            table: TableId::parse("t3").unwrap(),
+            change: OrderChange::MergedInto { into: order_id },
+        }),
+        at(40),
+    );
     (snapshots, stored)
 }
 
@@ -463,6 +492,8 @@ fn stored_events_fit_and_every_kind_is_seen() {
         "lines_served",
         "priority_changed",
         "order_moved",
+        "orders_merged",
+        "merged_into",
         "course_scheduled",
         "ticket_unseen",
         "ticket_seen",

@@ -115,6 +115,11 @@ impl Envelope {
                     change: OrderChange::OrderMoved { to, .. },
                     ..
                 }) => Some(to.clone()),
+                // The tablets of the table the merged order was at are told too.
+                Event::Order(OrderEvent {
+                    change: OrderChange::OrdersMerged { from_table, .. },
+                    ..
+                }) => Some(from_table.clone()),
                 _ => None,
             },
             stations: self.event.stations().into_iter().cloned().collect(),

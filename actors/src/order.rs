@@ -337,6 +337,20 @@ pub enum OrderChange {
         station: StationId,
         expo: StationId,
     },
+    /// Another open order of the branch was merged into this one: its lines (numbered on from
+    /// this order's) and its tickets (their fires numbered on from this order's, their own
+    /// ticket numbers kept) are this order's now.
+    OrdersMerged {
+        from: OrderId,
+        from_table: TableId,
+        lines: Vec<Line>,
+        tickets: Vec<Ticket>,
+        fires: u32,
+    },
+    /// This order was merged into another: it is closed, everything in it is the other's.
+    MergedInto {
+        into: OrderId,
+    },
     /// Course pacing: the order's next held course fires by itself at `at` (expo sent the one
     /// before). `stations`: expo and the stations that course goes to, whose screens show it.
     CourseScheduled {
@@ -377,6 +391,8 @@ impl OrderChange {
             Self::PriorityChanged { .. } => "priority_changed",
             Self::OrderMoved { .. } => "order_moved",
             Self::CourseScheduled { .. } => "course_scheduled",
+            Self::OrdersMerged { .. } => "orders_merged",
+            Self::MergedInto { .. } => "merged_into",
             Self::TicketUnseen { .. } => "ticket_unseen",
             Self::TicketSeen { .. } => "ticket_seen",
             Self::OrderClosed {} => "order_closed",
@@ -391,6 +407,7 @@ impl OrderChange {
             | Self::PriorityChanged { tickets, .. }
             | Self::OrderMoved { tickets, .. } => tickets.iter().map(|t| &t.station).collect(),
             Self::CourseScheduled { stations, .. } => stations.iter().collect(),
+            Self::OrdersMerged { tickets, .. } => tickets.iter().map(|t| &t.station).collect(),
             Self::TicketStarted { station, .. }
             | Self::TicketBumped { station, .. }
             | Self::TicketRecalled { station, .. }
@@ -445,6 +462,15 @@ pub enum OrderCommand {
     },
     /// Fire the next held course now (the smallest held course).
     FireNext,
+    /// Take in another open order of the branch, as it is (`MergeInto` closes that one).
+    MergeFrom {
+        other: Box<Order>,
+    },
+    /// Close this order, merged into another, if it is still as it was (`seq`) when merged.
+    MergeInto {
+        into: OrderId,
+        seq: u64,
+    },
     /// Move the order to another table of the branch.
     MoveTo {
         table: TableId,
@@ -497,6 +523,8 @@ pub struct Order {
     pub priority: bool,
     /// Course pacing: the next course that fires by itself, and when.
     pub scheduled: Option<ScheduledCourse>,
+    /// Orders merged into this one.
+    pub merged_from: Vec<OrderId>,
     pub opened_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
     pub lines: BTreeMap<LineId, Line>,
@@ -521,6 +549,7 @@ impl Order {
             external_ref: None,
             priority: false,
             scheduled: None,
+            merged_from: Vec::new(),
             opened_at: at,
             closed_at: None,
             lines: BTreeMap::new(),
@@ -656,6 +685,13 @@ impl Order {
                 }])
             }
             OrderCommand::BumpTicket { ticket } => self.decide_bump(ticket, branch, now),
+            OrderCommand::MergeFrom { other } => self.decide_merge(other),
+            OrderCommand::MergeInto { into, seq } => {
+                if *seq != self.seq {
+                    return Err(CommandError::Conflict);
+                }
+                Ok(vec![OrderChange::MergedInto { into: *into }])
+            }
             OrderCommand::FireNext => {
                 let next = self.next_held_course(0).ok_or_else(|| {
                     CommandError::NothingToFire("the order has no held lines".into())
@@ -1052,6 +1088,58 @@ impl Order {
         Ok(changes)
     }
 
+    /// Takes in `other`: its lines numbered on from this order's, its fires on from this
+    /// order's, its tickets re-pointed here (their own numbers kept).
+    fn decide_merge(&self, other: &Order) -> Result<Vec<OrderChange>, CommandError> {
+        if other.id == self.id {
+            return Err(invalid("an order cannot be merged into itself"));
+        }
+        if other.is_closed() {
+            return Err(CommandError::OrderClosed);
+        }
+        if self.lines.len() + other.lines.len() > MAX_LINES_PER_ORDER {
+            return Err(invalid(format!(
+                "an order holds at most {MAX_LINES_PER_ORDER} lines"
+            )));
+        }
+        let first = self.lines.keys().next_back().copied().unwrap_or(0);
+        let line_id = |id: LineId| first + id;
+        let fire_no = |n: u32| self.fires + n;
+        let lines = other
+            .lines
+            .values()
+            .map(|l| Line {
+                id: line_id(l.id),
+                fire_no: l.fire_no.map(fire_no),
+                ..l.clone()
+            })
+            .collect();
+        let tickets = other
+            .tickets
+            .iter()
+            .map(|t| {
+                let mut t = t.clone();
+                t.order_id = self.id;
+                if t.table != self.table {
+                    t.moved_from = Some(t.table.clone());
+                }
+                t.table = self.table.clone();
+                t.fire_no = fire_no(t.fire_no);
+                for l in &mut t.lines {
+                    l.line_id = line_id(l.line_id);
+                }
+                t
+            })
+            .collect();
+        Ok(vec![OrderChange::OrdersMerged {
+            from: other.id,
+            from_table: other.table.clone(),
+            lines,
+            tickets,
+            fires: other.fires,
+        }])
+    }
+
     /// The smallest course after `after` with held lines.
     fn next_held_course(&self, after: u8) -> Option<u8> {
         self.lines
@@ -1183,7 +1271,23 @@ impl Order {
                     }
                 }
             }
-            OrderChange::OrderClosed {} => self.closed_at = Some(at),
+            OrderChange::OrderClosed {} | OrderChange::MergedInto { .. } => {
+                self.closed_at = Some(at)
+            }
+            OrderChange::OrdersMerged {
+                from,
+                lines,
+                tickets,
+                fires,
+                ..
+            } => {
+                for line in lines {
+                    self.lines.insert(line.id, line.clone());
+                }
+                self.tickets.extend(tickets.iter().cloned());
+                self.fires += fires;
+                self.merged_from.push(*from);
+            }
         }
     }
 

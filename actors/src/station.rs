@@ -583,6 +583,12 @@ impl Handler<StationEvent> for StationActor {
         };
         let change = &order_event.change;
         match change {
+            OrderChange::OrdersMerged { tickets, .. } => {
+                // The same tickets, of the order they were merged into now.
+                for t in tickets.iter().filter(|t| t.station == self.station) {
+                    self.tickets.insert(t.id, t.clone());
+                }
+            }
             OrderChange::CourseFired { tickets, .. } => {
                 let age = (Utc::now() - envelope.at).to_std().unwrap_or_default();
                 crate::lag::fanout().observe(age);

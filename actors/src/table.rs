@@ -71,6 +71,44 @@ impl Handler<Idle> for TableActor {
     fn handle(&mut self, _: Idle, _: &mut Context<Self>) {}
 }
 
+/// Holds an order for a merge: it takes no other command until `Thaw` (or its close), and
+/// is answered as it is now.
+#[derive(Message)]
+#[rtype(result = "Result<Arc<Order>, CommandError>")]
+pub struct Freeze(pub OrderId);
+
+/// The merge that held the order did not happen: it takes commands again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Thaw(pub OrderId);
+
+impl Handler<Freeze> for TableActor {
+    type Result = Result<Arc<Order>, CommandError>;
+
+    fn handle(&mut self, msg: Freeze, _: &mut Context<Self>) -> Self::Result {
+        if self.stale.contains(&msg.0) || self.frozen.contains(&msg.0) {
+            // Its last append failed (the next command reads it back first), or another
+            // merge holds it.
+            return Err(CommandError::Conflict);
+        }
+        let order = self
+            .orders
+            .get(&msg.0)
+            .cloned()
+            .ok_or(CommandError::UnknownOrder(msg.0))?;
+        self.frozen.insert(msg.0);
+        Ok(order)
+    }
+}
+
+impl Handler<Thaw> for TableActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Thaw, _: &mut Context<Self>) {
+        self.frozen.remove(&msg.0);
+    }
+}
+
 /// An order moved to this table: its table actor writes it from now on.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -109,6 +147,8 @@ pub struct TableActor {
     stale: HashSet<OrderId>,
     /// Orders moved to another table: their table actor writes them now.
     moved_away: HashSet<OrderId>,
+    /// Orders being merged into another: they take no command but the one closing them.
+    frozen: HashSet<OrderId>,
     /// Idempotency keys this table stored, as the journal holds them.
     recent_keys: HashMap<String, StoredKey>,
     /// With replicas, the lease epoch its appends are decided under.
@@ -130,6 +170,7 @@ impl TableActor {
             orders,
             stale: HashSet::new(),
             moved_away: HashSet::new(),
+            frozen: HashSet::new(),
             recent_keys: HashMap::new(),
             epoch: None,
         }
@@ -152,9 +193,12 @@ impl TableActor {
     ) -> ResponseActFuture<Self, Result<Arc<Order>, CommandError>> {
         let kinds: Vec<&'static str> = changes.iter().map(OrderChange::kind).collect();
         let now = Utc::now();
-        let closes_stream = changes
-            .iter()
-            .any(|c| matches!(c, OrderChange::OrderClosed {}));
+        let closes_stream = changes.iter().any(|c| {
+            matches!(
+                c,
+                OrderChange::OrderClosed {} | OrderChange::MergedInto { .. }
+            )
+        });
         let events = changes
             .into_iter()
             .map(|change| {
@@ -211,6 +255,12 @@ impl TableActor {
     }
 
     fn apply(&mut self, order_id: OrderId, stored: &[StoredEvent]) -> Option<Arc<Order>> {
+        if stored
+            .iter()
+            .any(|s| s.kind == "merged_into" || s.kind == "order_closed")
+        {
+            self.frozen.remove(&order_id);
+        }
         let before = self.orders.remove(&order_id).map(Arc::unwrap_or_clone);
         if let Some(order) = stored::replay_order(before, stored) {
             self.orders.insert(order_id, Arc::new(order));
@@ -389,7 +439,11 @@ impl TableActor {
         &mut self,
         msg: ExecuteOrder,
     ) -> ResponseActFuture<Self, Result<Arc<Order>, CommandError>> {
+        let merging = self.frozen.contains(&msg.order_id)
+            && !matches!(msg.command, OrderCommand::MergeInto { .. });
         let decided = match self.orders.get(&msg.order_id) {
+            // Being merged into another order: the client tries again (and finds it merged).
+            Some(_) if merging => Err(CommandError::Conflict),
             // Moved to another table since the command was sent: the client tries again.
             None if self.moved_away.contains(&msg.order_id) => Err(CommandError::Conflict),
             None => Err(CommandError::UnknownOrder(msg.order_id)),

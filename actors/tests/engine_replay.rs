@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use rail_actors::branch::{
-    ChangeOrder, GetBranchInfo, GetOrder, OpenOrder, OpenOrders, SetEightySix, SetItemCount,
-    StationCommand, StationTickets,
+    ChangeOrder, GetBranchInfo, GetOrder, MergeOrders, OpenOrder, OpenOrders, SetEightySix,
+    SetItemCount, StationCommand, StationTickets,
 };
 use rail_actors::ids::{BranchId, ItemId, OrderId, StationId, TableId};
 use rail_actors::journal::SqliteJournal;
@@ -88,6 +88,16 @@ enum Step {
         item: usize,
         out: bool,
     },
+    /// Merge one open order into another.
+    Merge {
+        into: usize,
+        from: usize,
+    },
+    /// Move an order to a table.
+    Move {
+        order: usize,
+        table: usize,
+    },
     /// Give an item a limited count, or lift it.
     Count {
         item: usize,
@@ -110,6 +120,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0..8usize).prop_map(Step::Serve),
         1 => (0..8usize).prop_map(Step::Close),
         1 => (0..ITEMS.len(), any::<bool>()).prop_map(|(item, out)| Step::EightySix { item, out }),
+        1 => (0..8usize, 0..8usize).prop_map(|(into, from)| Step::Merge { into, from }),
+        1 => (0..8usize, 0..TABLES.len()).prop_map(|(order, table)| Step::Move { order, table }),
         1 => (0..ITEMS.len(), prop::option::weighted(0.8, 0u32..6))
             .prop_map(|(item, count)| Step::Count { item, count }),
     ]
@@ -375,6 +387,27 @@ async fn run(engine: &Engine, script: &[Step]) -> Counts {
             Step::EightySix { item, out } => {
                 let item = ItemId::parse(ITEMS[item]).unwrap();
                 let _ = engine.ask(&b, SetEightySix { item, out }).await;
+            }
+            Step::Merge { into, from } => {
+                let (Some(into), Some(from)) = (pick(&orders, into), pick(&orders, from)) else {
+                    continue;
+                };
+                let merge = MergeOrders {
+                    into,
+                    from,
+                    idempotency: None,
+                    span: tracing::Span::none(),
+                };
+                let _ = engine.ask(&b, merge).await;
+            }
+            Step::Move { order, table } => {
+                let Some(id) = pick(&orders, order) else {
+                    continue;
+                };
+                let table = TableId::parse(TABLES[table]).unwrap();
+                let _ = engine
+                    .ask(&b, change(id, OrderCommand::MoveTo { table }))
+                    .await;
             }
             Step::Count { item, count } => {
                 let item = ItemId::parse(ITEMS[item]).unwrap();

@@ -55,6 +55,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 resource("/orders/{order}/move", "POST").route(web::post().to(orders::move_order)),
             )
             .service(
+                resource("/orders/{order}/merge", "POST")
+                    .route(web::post().to(orders::merge_orders)),
+            )
+            .service(
                 resource("/orders/{order}/fire-next", "POST")
                     .route(web::post().to(orders::fire_next)),
             )

@@ -2,7 +2,7 @@
 //! the open goes through `change`, which decides who may make it.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use rail_actors::branch::{ChangeOrder, GetOrder, OpenOrder, OpenOrders};
+use rail_actors::branch::{ChangeOrder, GetOrder, MergeOrders, OpenOrder, OpenOrders};
 use rail_actors::ids::{LineId, OrderId, TableId};
 use rail_actors::order::OrderCommand;
 use rail_actors::Engine;
@@ -432,6 +432,69 @@ pub(super) async fn fire_next(
         OrderCommand::FireNext,
     )
     .await
+}
+
+/// The order to merge into this one.
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeBody {
+    /// Another open order of the branch: its lines and tickets come into this one, and it is
+    /// closed.
+    #[schema(value_type = wire::schema::OrderId)]
+    from: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/branches/{branch}/orders/{order}/merge",
+    operation_id = "merge_orders",
+    tag = "orders",
+    summary = "Merge another open order into this one",
+    description = "Two parties join up, or a check is combined: this order takes the other's lines and tickets (live tickets stay on their screens with their numbers, now of this order, with `moved_from` when the other was at another table), and the other is closed (`merged_into`). The tablets of both tables are told.",
+    params(BranchPath, OrderPath, IdempotencyKey),
+    request_body = MergeBody,
+    responses(
+        (status = 200, description = "This order with the other's lines and tickets.", body = wire::Order),
+        (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
+        Refusals,
+        (status = 404, description = "No such branch, or either order is not open (`unknown_branch`, `unknown_order`).", body = ErrorBody),
+        (status = 409, description = "Either order is closed (`order_closed`), or one was changed elsewhere or is in another merge (`conflict`).", body = ErrorBody),
+        (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`).", body = ErrorBody),
+        (status = 422, description = "The body or the key is not valid, or an order would be merged into itself (`invalid_input`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn merge_orders(
+    req: HttpRequest,
+    device: Device,
+    engine: web::Data<Engine>,
+    branch: web::Path<BranchPath>,
+    order: web::Path<OrderPath>,
+    body: ApiJson<MergeBody>,
+) -> ApiResult {
+    device.require(Act::ChangeOrder)?;
+    let branch = branch.id()?;
+    let into = order.id()?;
+    let from = OrderId::parse(&body.0.from).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnknownOrder,
+            format!("no order '{}'", body.0.from),
+        )
+    })?;
+    let idempotency = idempotency::from_request(&req, &body.0)?;
+    let merged = engine
+        .ask(
+            &branch,
+            MergeOrders {
+                into,
+                from,
+                idempotency,
+                span: tracing::Span::current(),
+            },
+        )
+        .await??;
+    Ok(HttpResponse::Ok().json(wire::Order::from(&*merged)))
 }
 
 /// Where an order moves.

@@ -127,6 +127,23 @@ pub enum OrderChange<'a> {
         #[schema(value_type = Vec<u32>)]
         lines: &'a [LineId],
     },
+    /// Another open order (`from`, at `from_table`) was merged into this one: its lines, with
+    /// new numbers, and its tickets, their fires numbered on from this order's and their own
+    /// ticket numbers kept, are this order's now. The tablets of both tables are sent this.
+    OrdersMerged {
+        #[schema(value_type = schema::OrderId)]
+        from: OrderId,
+        #[schema(value_type = schema::TableId)]
+        from_table: &'a TableId,
+        lines: Vec<Line<'a>>,
+        tickets: Vec<Ticket<'a>>,
+        fires: u32,
+    },
+    /// This order was merged into `into`: it is closed.
+    MergedInto {
+        #[schema(value_type = schema::OrderId)]
+        into: OrderId,
+    },
     /// Course pacing: the order's next held course fires by itself at `at` ("course 2 at
     /// 20:14"); sent to expo and the stations that course goes to.
     CourseScheduled {
@@ -306,6 +323,20 @@ fn change(c: &Change) -> OrderChange<'_> {
             lines,
         },
         Change::LinesServed { lines } => OrderChange::LinesServed { lines },
+        Change::OrdersMerged {
+            from,
+            from_table,
+            lines,
+            tickets: merged,
+            fires,
+        } => OrderChange::OrdersMerged {
+            from: *from,
+            from_table,
+            lines: lines.iter().map(Line::from).collect(),
+            tickets: tickets(merged),
+            fires: *fires,
+        },
+        Change::MergedInto { into } => OrderChange::MergedInto { into: *into },
         Change::CourseScheduled {
             course,
             at,

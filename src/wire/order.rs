@@ -372,6 +372,13 @@ pub enum CommandBody<'a> {
         table: &'a TableId,
     },
     FireNext,
+    MergeFrom {
+        other: OrderId,
+    },
+    MergeInto {
+        into: OrderId,
+        seq: u64,
+    },
     MarkUnseen {
         ticket: TicketId,
         waited_seconds: u32,
@@ -443,6 +450,11 @@ impl<'a> From<&'a order::OrderCommand> for CommandBody<'a> {
             C::MarkSeen { ticket } => Self::MarkSeen { ticket: *ticket },
             C::MoveTo { table } => Self::MoveTo { table },
             C::FireNext => Self::FireNext,
+            C::MergeFrom { other } => Self::MergeFrom { other: other.id },
+            C::MergeInto { into, seq } => Self::MergeInto {
+                into: *into,
+                seq: *seq,
+            },
             C::StartTicket { ticket } => Self::StartTicket { ticket: *ticket },
             C::BumpTicket { ticket } => Self::BumpTicket { ticket: *ticket },
             C::RecallTicket { ticket } => Self::RecallTicket { ticket: *ticket },

@@ -128,21 +128,35 @@ impl BranchActor {
                     order.replay(&e.change, envelope.seq, envelope.position, envelope.at);
                     self.view.insert(e.order_id, order);
                 }
-                OrderChange::OrderClosed {} => {
+                OrderChange::OrderClosed {} | OrderChange::MergedInto { .. } => {
                     if self.owner {
                         crate::metrics::order_closed();
                     }
+                    let merged = matches!(e.change, OrderChange::MergedInto { .. });
+                    self.unfinished_merges.retain(|(o, _)| o.id != e.order_id);
                     if let Some(order) = self.view.remove(&e.order_id) {
-                        stations.extend(order.tickets.iter().map(|t| t.station.clone()));
-                        stations.dedup();
+                        // A merged order's tickets are the other order's now: its screens
+                        // keep them.
+                        if !merged {
+                            stations.extend(order.tickets.iter().map(|t| t.station.clone()));
+                            stations.dedup();
+                        }
                         for t in &order.tickets {
-                            self.ticket_orders.remove(&t.id);
+                            if self
+                                .ticket_orders
+                                .get(&t.id)
+                                .is_some_and(|(o, _)| *o == order.id)
+                            {
+                                self.ticket_orders.remove(&t.id);
+                            }
                         }
                     }
                     self.order_tables.remove(&e.order_id);
                 }
                 change => {
-                    if let OrderChange::CourseFired { tickets, .. } = change {
+                    if let OrderChange::CourseFired { tickets, .. }
+                    | OrderChange::OrdersMerged { tickets, .. } = change
+                    {
                         for t in tickets {
                             let at = (t.order_id, t.station.clone());
                             self.ticket_orders.insert(t.id, at);

@@ -83,6 +83,19 @@ pub struct ChangeOrder {
     pub span: tracing::Span,
 }
 
+/// Merges one open order of the branch into another: `into` takes `from`'s lines and
+/// tickets, `from` is closed.
+#[derive(Message)]
+#[rtype(result = "Result<Arc<Order>, CommandError>")]
+pub struct MergeOrders {
+    pub into: OrderId,
+    pub from: OrderId,
+    /// The client's idempotency key and a digest of its request.
+    pub idempotency: Option<KeyRecord>,
+    /// The request this command belongs to, followed into the actors' logs.
+    pub span: tracing::Span,
+}
+
 /// Reads an order, open or closed.
 #[derive(Message)]
 #[rtype(result = "Result<Arc<Order>, CommandError>")]

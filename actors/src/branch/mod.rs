@@ -45,8 +45,8 @@ mod stock;
 
 pub use messages::{
     Acknowledged, BranchCommitted, BranchInfo, ChangeOrder, Configure, GetBranchInfo, GetOrder,
-    OpenOrder, OpenOrders, SetEightySix, SetItemCount, StationAllDay, StationCommand, StationSeen,
-    StationSpeed, StationTickets, Subscribe, UnsubscribeAll,
+    MergeOrders, OpenOrder, OpenOrders, SetEightySix, SetItemCount, StationAllDay, StationCommand,
+    StationSeen, StationSpeed, StationTickets, Subscribe, UnsubscribeAll,
 };
 pub use ownership::{CatchUp, Demote, Promote};
 pub use recovery::{recover, RecoveredBranch};
@@ -99,6 +99,9 @@ pub struct BranchActor {
     pacing: std::collections::HashSet<OrderId>,
     /// Fire by prep time: what the branch learned of its kitchen's times.
     prep: crate::prep::PrepModel,
+    /// Orders merged into another whose close the journal does not have yet (a merge cut
+    /// short): hidden, and closed by the replica that writes the branch.
+    unfinished_merges: Vec<(Order, OrderId)>,
 }
 
 impl BranchActor {
@@ -112,18 +115,31 @@ impl BranchActor {
         frames: EventFrames,
         owner: bool,
     ) -> Self {
-        let order_tables = recovered
+        // An order another open order took in, but whose own close did not make it to the
+        // journal: the other has everything; it is closed once this replica writes.
+        let merged: HashMap<OrderId, OrderId> = recovered
             .orders
             .iter()
-            .map(|o| (o.id, o.table.clone()))
+            .flat_map(|o| o.merged_from.iter().map(move |from| (*from, o.id)))
             .collect();
-        let ticket_orders = recovered
+        let (unfinished, orders): (Vec<Order>, Vec<Order>) = recovered
             .orders
+            .into_iter()
+            .partition(|o| merged.contains_key(&o.id));
+        let unfinished_merges = unfinished
+            .into_iter()
+            .map(|o| {
+                let into = merged[&o.id];
+                (o, into)
+            })
+            .collect();
+        let order_tables = orders.iter().map(|o| (o.id, o.table.clone())).collect();
+        let ticket_orders = orders
             .iter()
             .flat_map(|o| o.tickets.iter())
             .map(|t| (t.id, (t.order_id, t.station.clone())))
             .collect();
-        let view = recovered.orders.into_iter().map(|o| (o.id, o)).collect();
+        let view = orders.into_iter().map(|o| (o.id, o)).collect();
         let stock = Stock::from_levels(recovered.stock);
         Self {
             id,
@@ -153,6 +169,7 @@ impl BranchActor {
             stock,
             pacing: std::collections::HashSet::new(),
             prep: recovered.prep,
+            unfinished_merges,
         }
     }
 
@@ -187,5 +204,6 @@ impl Actor for BranchActor {
             self.table(&t);
         }
         ctx.run_interval(orders::PACE_EVERY, |act, ctx| act.fire_due_courses(ctx));
+        self.finish_merges(ctx);
     }
 }

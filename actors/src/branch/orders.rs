@@ -8,7 +8,7 @@ use actix::prelude::*;
 use chrono::{NaiveDate, Utc};
 use futures::future::join_all;
 
-use super::messages::{ChangeOrder, GetOrder, OpenOrder, OpenOrders};
+use super::messages::{ChangeOrder, GetOrder, MergeOrders, OpenOrder, OpenOrders};
 use super::BranchActor;
 use crate::error::{invalid, CommandError};
 use crate::event::order_stream;
@@ -17,7 +17,7 @@ use crate::journal::KeyRecord;
 use crate::menu::Branch;
 use crate::order::{check_external_ref, LineStatus, Order, OrderChange, OrderCommand, OrderSource};
 use crate::stored;
-use crate::table::{AdoptOrder, ExecuteOrder, OpenOrderAt, ReadOrder, TableActor};
+use crate::table::{AdoptOrder, ExecuteOrder, Freeze, OpenOrderAt, ReadOrder, TableActor, Thaw};
 
 impl BranchActor {
     pub(super) fn table(&mut self, table: &TableId) -> Addr<TableActor> {
@@ -209,6 +209,139 @@ impl BranchActor {
         match position {
             Some(at) => self.stock.done(reserved, at, self.position),
             None => self.stock.release(&reserved),
+        }
+    }
+}
+
+impl Handler<MergeOrders> for BranchActor {
+    type Result = ResponseActFuture<Self, Result<Arc<Order>, CommandError>>;
+
+    /// A merge, in three steps on the two orders' writers: the order merged in is held (it
+    /// takes no command meanwhile), the other takes it in (one append: this is the merge),
+    /// then the held one is closed. A merge cut short after the second step is finished by
+    /// the branch when it starts again (`finish_merges`).
+    fn handle(&mut self, msg: MergeOrders, _: &mut Context<Self>) -> Self::Result {
+        let prepared = (|| {
+            self.owning()?;
+            let branch = self.configured()?;
+            if msg.into == msg.from {
+                return Err(invalid("an order cannot be merged into itself"));
+            }
+            let into = self
+                .order_tables
+                .get(&msg.into)
+                .cloned()
+                .ok_or(CommandError::UnknownOrder(msg.into))?;
+            Ok((branch, into, self.order_tables.get(&msg.from).cloned()))
+        })();
+        let (branch, into_table, from_table) = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        let Some(from_table) = from_table else {
+            // Merged (or closed) already: a retry gets its first answer.
+            let unknown = CommandError::UnknownOrder(msg.from);
+            return Box::pin(fut::wrap_future(
+                self.first_answer_or(msg.idempotency, unknown),
+            ));
+        };
+        let (into_addr, from_addr) = (self.table(&into_table), self.table(&from_table));
+        let (into, from) = (msg.into, msg.from);
+        let merge = async move {
+            let other = from_addr
+                .send(Freeze(from))
+                .await
+                .map_err(|_| CommandError::JournalUnavailable)??;
+            let taken = into_addr
+                .send(ExecuteOrder {
+                    order_id: into,
+                    command: OrderCommand::MergeFrom {
+                        other: Box::new((*other).clone()),
+                    },
+                    branch: branch.clone(),
+                    timing: crate::prep::Timing::default(),
+                    idempotency: msg.idempotency,
+                    span: msg.span.clone(),
+                })
+                .await
+                .map_err(|_| CommandError::JournalUnavailable)
+                .and_then(|r| r);
+            let merged = match taken {
+                Ok(merged) => merged,
+                Err(e) => {
+                    from_addr.do_send(Thaw(from));
+                    return Err(e);
+                }
+            };
+            // The merge is done: the other order is closed now, or (the journal failing
+            // it) soon, by the branch.
+            let closed = from_addr
+                .send(ExecuteOrder {
+                    order_id: from,
+                    command: OrderCommand::MergeInto {
+                        into,
+                        seq: other.seq,
+                    },
+                    branch,
+                    timing: crate::prep::Timing::default(),
+                    idempotency: None,
+                    span: msg.span,
+                })
+                .await;
+            let unfinished = match closed {
+                Ok(Ok(_)) | Ok(Err(CommandError::OrderClosed)) => None,
+                _ => Some((*other).clone()),
+            };
+            Ok((merged, unfinished))
+        };
+        Box::pin(merge.into_actor(self).map(move |merged, act, ctx| {
+            let (merged, unfinished) = merged?;
+            if let Some(other) = unfinished {
+                act.unfinished_merges.push((other, into));
+                act.finish_merges(ctx);
+            }
+            Ok(merged)
+        }))
+    }
+}
+
+impl BranchActor {
+    /// Closes the orders merged into another whose close is not journaled yet, on the
+    /// replica that writes the branch; one that fails is tried again a second later.
+    pub(super) fn finish_merges(&mut self, ctx: &mut Context<Self>) {
+        if !self.owner || self.unfinished_merges.is_empty() {
+            return;
+        }
+        let Ok(branch) = self.configured() else {
+            return;
+        };
+        for (order, into) in std::mem::take(&mut self.unfinished_merges) {
+            let addr = self.table(&order.table);
+            // After a restart its table actor does not hold it (the view hides it).
+            addr.do_send(AdoptOrder(Arc::new(order.clone())));
+            let close = addr.send(ExecuteOrder {
+                order_id: order.id,
+                command: OrderCommand::MergeInto {
+                    into,
+                    seq: order.seq,
+                },
+                branch: branch.clone(),
+                timing: crate::prep::Timing::default(),
+                idempotency: None,
+                span: tracing::Span::none(),
+            });
+            ctx.spawn(close.into_actor(self).map(move |closed, act, ctx| {
+                match closed {
+                    Ok(Ok(_)) | Ok(Err(CommandError::OrderClosed)) => {}
+                    other => {
+                        tracing::warn!(branch = %act.id, order = %order.id, result = ?other.map(|r| r.map(|_| ())), "merged order not closed yet; trying again");
+                        act.unfinished_merges.push((order, into));
+                        ctx.run_later(std::time::Duration::from_secs(1), |act, ctx| {
+                            act.finish_merges(ctx)
+                        });
+                    }
+                }
+            }));
         }
     }
 }

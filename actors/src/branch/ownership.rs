@@ -89,7 +89,7 @@ impl Handler<Promote> for BranchActor {
                     .map_err(|()| CommandError::JournalUnavailable)
             }
             .into_actor(act)
-            .map(move |missed, act, _| {
+            .map(move |missed, act, ctx| {
                 for e in missed? {
                     act.on_committed_once(e);
                 }
@@ -98,6 +98,7 @@ impl Handler<Promote> for BranchActor {
                 act.tables.clear();
                 act.owner = true;
                 act.epoch = Some(epoch);
+                act.finish_merges(ctx);
                 tracing::info!(branch = %act.id, position = act.position, "branch owned here");
                 Ok(())
             })

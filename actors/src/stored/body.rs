@@ -420,6 +420,18 @@ enum ChangeBody {
         priority: bool,
         tickets: Vec<TicketRefBody>,
     },
+    /// Format 3: the tickets whole, as they were in the order merged in.
+    OrdersMerged {
+        from: OrderId,
+        from_table: TableId,
+        lines: Vec<LineBody>,
+        tickets: Vec<TicketBody>,
+        fires: u32,
+    },
+    /// Format 3.
+    MergedInto {
+        into: OrderId,
+    },
     /// Format 3.
     CourseScheduled {
         course: u8,
@@ -650,6 +662,20 @@ impl From<&OrderChange> for ChangeBody {
                 priority: *priority,
                 tickets: refs(tickets),
             },
+            OrderChange::OrdersMerged {
+                from,
+                from_table,
+                lines,
+                tickets,
+                fires,
+            } => Self::OrdersMerged {
+                from: *from,
+                from_table: from_table.clone(),
+                lines: lines.iter().map(LineBody::from).collect(),
+                tickets: tickets.iter().map(TicketBody::from).collect(),
+                fires: *fires,
+            },
+            OrderChange::MergedInto { into } => Self::MergedInto { into: *into },
             OrderChange::CourseScheduled {
                 course,
                 at,
@@ -809,6 +835,20 @@ impl ChangeBody {
                 priority,
                 tickets: refs(tickets),
             },
+            Self::OrdersMerged {
+                from,
+                from_table,
+                lines,
+                tickets,
+                fires,
+            } => OrderChange::OrdersMerged {
+                from,
+                from_table,
+                lines: lines.into_iter().map(Line::from).collect(),
+                tickets: tickets.into_iter().map(Ticket::from).collect(),
+                fires,
+            },
+            Self::MergedInto { into } => OrderChange::MergedInto { into },
             Self::CourseScheduled {
                 course,
                 at,

@@ -116,6 +116,8 @@ struct OrderBody {
     priority: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scheduled: Option<ScheduledBody>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    merged_from: Vec<OrderId>,
     opened_at: DateTime<Utc>,
     closed_at: Option<DateTime<Utc>>,
     lines: Vec<LineBody>,
@@ -173,6 +175,7 @@ pub fn encode_snapshot(snapshot: &BranchSnapshot) -> SavedSnapshot {
                     course: s.course,
                     at: s.at,
                 }),
+                merged_from: o.merged_from.clone(),
                 opened_at: o.opened_at,
                 closed_at: o.closed_at,
                 lines: o.lines.values().map(LineBody::from).collect(),
@@ -247,6 +250,7 @@ pub fn decode_snapshot(branch: &BranchId, saved: &SavedSnapshot) -> Option<Branc
                     course: s.course,
                     at: s.at,
                 }),
+                merged_from: o.merged_from,
                 opened_at: o.opened_at,
                 closed_at: o.closed_at,
                 lines: o
