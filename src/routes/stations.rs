@@ -90,7 +90,7 @@ pub fn ticket_action_named(name: &str) -> Option<TicketAction> {
     path = "/api/v1/branches/{branch}/stations/{station}/tickets",
     operation_id = "station_tickets",
     tag = "stations",
-    summary = "A station's live tickets, oldest first",
+    summary = "A station's live tickets, rushes first, then oldest first",
     params(BranchPath, StationPath),
     responses(
         (status = 200, description = "The station's live tickets.", body = Vec<wire::Ticket>),

@@ -13,13 +13,19 @@
 //! - 2: `"v": 2`; a fire's tickets leave out what the event already says (order, table, fire,
 //!   course) and what every new ticket starts as (new, not started, not bumped, parts not
 //!   ready, no line voided).
-//! - 3 (written now): `"v": 3`; adds, never changes: an order's `source`, `external_ref` and
-//!   `priority` when it opens, a fire's `source` and `priority`, the `priority_changed` kind,
-//!   a configuration's `time_zone`. Each is left out when absent or false, and reads so, so a
-//!   format-2 body is read as it is.
+//! - 3 (written now): `"v": 3`; adds, never changes. New fields: an order's `source`,
+//!   `external_ref` and `priority` when it opens; a fire's `source` and `priority`, and each
+//!   of its tickets' `starts_at`; a line's `counted`; a void's `restock`; a configuration's
+//!   `time_zone`, `unseen_after_seconds`, `late_after_seconds` and `course_pace_seconds`, an
+//!   item's `prep_seconds` and a station's `lanes`. New kinds: `priority_changed`,
+//!   `ticket_unseen`, `ticket_seen`, `order_moved`, `orders_merged`, `merged_into`,
+//!   `course_scheduled` and `item_count_set`. Each field is left out when absent or false,
+//!   and reads so, so a format-2 body is read as it is.
 //!
-//! Snapshot formats: 1; 2 (written now) adds an order's source, reference and priority and a
-//! ticket's source and priority, defaulting when absent; `version` in the body.
+//! Snapshot formats: 1; 2 (written now) adds, defaulting when absent: an order's source,
+//! reference, priority, paced course and the orders merged into it; a ticket's source,
+//! priority, unseen mark, `moved_from` and `starts_at`; the limited items' counts and the
+//! learned prep times. `version` in the body.
 
 mod body;
 mod snapshot;

@@ -1,6 +1,6 @@
 //! Snapshots as the journal stores them (format 2), and the branch state they hold. Format 2
-//! only adds to format 1 (an order's source, external reference and priority, a ticket's
-//! source and priority, all defaulting when absent), so a format-1 snapshot reads as format 2.
+//! only adds to format 1, every addition defaulting when absent (see `super`'s list), so a
+//! format-1 snapshot reads as format 2.
 //!
 //! A snapshot that cannot be read (another format, a body that does not decode, a position
 //! that disagrees with the journal's) is never used and never silent: it is logged, counted in
