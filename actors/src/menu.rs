@@ -284,6 +284,8 @@ pub struct Branch {
     /// Items with a limited count: the lines that take them reserve it.
     limited: BTreeSet<ItemId>,
     zone: Option<Tz>,
+    /// Some item has a prep time.
+    prep_times: bool,
 }
 
 impl Branch {
@@ -324,6 +326,7 @@ impl Branch {
             .map(|s| s.id.clone())
             .expect("validated: one expo station");
         let zone = config.time_zone.as_deref().map(parse_zone).transpose()?;
+        let prep_times = config.items.iter().any(|i| i.prep_seconds.is_some());
         Ok(Self {
             config,
             items,
@@ -333,6 +336,7 @@ impl Branch {
             eighty_sixed: BTreeSet::new(),
             limited: BTreeSet::new(),
             zone,
+            prep_times,
         })
     }
 
@@ -414,6 +418,11 @@ impl Branch {
 
     pub fn tables(&self) -> impl Iterator<Item = &Table> {
         self.config.tables.iter()
+    }
+
+    /// Whether any item has a prep time (fire by prep time).
+    pub fn has_prep_times(&self) -> bool {
+        self.prep_times
     }
 
     /// Tickets a station works on at once.

@@ -128,6 +128,11 @@ impl PrepModel {
         all
     }
 
+    /// Nothing measured yet.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
     /// The learned prep time of an item at a station, in seconds.
     pub fn learned(&self, station: &StationId, item: &ItemId) -> Option<f64> {
         self.learned.get(&(station.clone(), item.clone())).copied()

@@ -124,7 +124,8 @@ impl BranchActor {
         let fires = commands
             .iter()
             .any(|c| matches!(c, OrderCommand::Fire { .. } | OrderCommand::FireNext));
-        if !fires {
+        // Nothing to time with: no item has a prep time and none was learned yet.
+        if !fires || (self.prep.is_empty() && !branch.has_prep_times()) {
             return crate::prep::Timing::default();
         }
         self.prep.timing(branch, self.view.values(), Utc::now())
