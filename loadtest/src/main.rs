@@ -1,9 +1,11 @@
 //! `loadtest`: a restaurant's rush hour against the rail engine, over its public protocol only
 //! (REST and websockets), with a report a person reads at a glance.
 //!
-//! - `loadtest run` plays waiters, kitchen screens, expo and tablets at a seeded, open-loop
-//!   order rate, measures latencies and throughput, and verifies that every ticket reached
-//!   every screen of its station exactly once and every ready notice reached its table.
+//! - `loadtest run` plays waiters, counter tills, kitchen screens, expo and tablets at a
+//!   seeded, open-loop order rate (with one-call counter orders, voids, recalls and 86s),
+//!   measures latencies and throughput, and verifies that every ticket, void and recall
+//!   reached every screen of its station exactly once, that the screens' acknowledgements left
+//!   no ticket escalated unseen, and that every ready notice reached its table.
 //! - `loadtest connections` opens many idle screens and tablets and reports the server's RSS.
 //!
 //! Exit code: 0 passed, 1 the run failed its checks, 2 the run could not be carried out.

@@ -1,5 +1,6 @@
 //! The branches the load test configures for itself: `load-1..load-B`, each with S cooking
-//! stations and an expo, a menu routed across them (some items to two stations), and T tables.
+//! stations and an expo, a menu routed across them (some items to two stations), T tables, and
+//! a counter and a takeaway (tables of those kinds, where the one-call orders go).
 
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
@@ -11,6 +12,11 @@ const STATION_NAMES: [&str; 8] = [
 ];
 const DISHES: [&str; 3] = ["special", "classic", "side"];
 pub const EXPO: &str = "expo";
+/// The tables that are not tables: where counter and takeaway orders are taken, with their kind.
+const COUNTERS: [(&str, &str, &str); 2] = [
+    ("counter", "Counter", "counter"),
+    ("takeaway", "Takeaway", "takeaway"),
+];
 
 /// A menu item and the cooking stations (by index) it is routed to.
 #[derive(Debug, Clone)]
@@ -26,7 +32,12 @@ pub struct Layout {
     /// Cooking stations; expo is station index `cooking.len()` where an index names one.
     pub cooking: Vec<String>,
     pub items: Vec<Item>,
+    /// The dining tables, `t1 ... tT`.
     pub tables: Vec<String>,
+    /// The counter and the takeaway: table index `tables.len() + i` where an index names one.
+    pub counters: Vec<String>,
+    /// The branches' `unseen_after_seconds`, when set (the engine's default otherwise).
+    pub unseen_after_seconds: Option<u16>,
 }
 
 impl Layout {
@@ -59,6 +70,26 @@ impl Layout {
             cooking,
             items,
             tables: (1..=tables).map(|t| format!("t{t}")).collect(),
+            counters: COUNTERS.iter().map(|(id, _, _)| (*id).to_owned()).collect(),
+            unseen_after_seconds: None,
+        }
+    }
+
+    /// Every table an order may go to: the dining tables, then the counter and the takeaway.
+    pub fn all_tables(&self) -> impl Iterator<Item = &String> {
+        self.tables.iter().chain(&self.counters)
+    }
+
+    /// How many tables an order may go to (`all_tables`).
+    pub fn table_count(&self) -> usize {
+        self.tables.len() + self.counters.len()
+    }
+
+    /// The table of an index into `all_tables`.
+    pub fn table(&self, i: usize) -> &str {
+        match i.checked_sub(self.tables.len()) {
+            None => &self.tables[i],
+            Some(c) => &self.counters[c],
         }
     }
 
@@ -118,14 +149,23 @@ impl Layout {
             .tables
             .iter()
             .map(|t| json!({"id": t, "name": format!("Table {}", &t[1..])}))
+            .chain(
+                COUNTERS
+                    .iter()
+                    .map(|(id, name, kind)| json!({"id": id, "name": name, "kind": kind})),
+            )
             .collect();
-        json!({
+        let mut config = json!({
             "name": format!("Load test {branch}"),
             "stations": stations,
             "categories": categories,
             "items": items,
             "tables": tables,
-        })
+        });
+        if let Some(secs) = self.unseen_after_seconds {
+            config["unseen_after_seconds"] = secs.into();
+        }
+        config
     }
 
     /// Configures every load branch on the server, as its manager.
@@ -138,8 +178,11 @@ impl Layout {
         if self.cooking.len() > 63 {
             bail!("at most 63 cooking stations (the engine allows 64 stations with expo)");
         }
-        if self.tables.len() > 2000 {
-            bail!("at most 2000 tables a branch");
+        if self.table_count() > 2000 {
+            bail!(
+                "at most {} tables a branch (the engine takes 2000, the counter and the takeaway included)",
+                2000 - self.counters.len()
+            );
         }
         for branch in &self.branches {
             let url = format!("{base}/api/v1/branches/{branch}");
@@ -189,6 +232,12 @@ mod tests {
         let config = l.config("load-1");
         assert_eq!(config["stations"].as_array().unwrap().len(), 5);
         assert_eq!(config["tables"][9]["id"], "t10");
+        assert_eq!(config["tables"][10]["kind"], "counter");
+        assert_eq!(config["tables"][11]["id"], "takeaway");
+        assert_eq!(l.table_count(), 12);
+        assert_eq!(l.table(9), "t10");
+        assert_eq!(l.table(11), "takeaway");
+        assert_eq!(l.all_tables().count(), 12);
         assert_eq!(config["items"][3]["stations"], json!(["grill", "fryer"]));
     }
 

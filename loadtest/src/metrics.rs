@@ -123,6 +123,9 @@ struct Inner {
     errors: BTreeMap<String, u64>,
     errors_by_command: BTreeMap<&'static str, BTreeMap<String, u64>>,
     error_samples: Vec<String>,
+    /// Refusals the workload expects (an order refused `item_86` while the item is 86'd), by
+    /// code and by command: not errors.
+    refusals: BTreeMap<String, BTreeMap<&'static str, u64>>,
     seconds: Vec<Second>,
 }
 
@@ -155,6 +158,7 @@ impl Recorder {
                 errors: BTreeMap::new(),
                 errors_by_command: BTreeMap::new(),
                 error_samples: Vec::new(),
+                refusals: BTreeMap::new(),
                 seconds: Vec::new(),
             }),
             frames: (0..seconds.max(1)).map(|_| AtomicU64::new(0)).collect(),
@@ -243,6 +247,18 @@ impl Recorder {
             }
             inner.seconds[s].errors += 1;
         });
+    }
+
+    /// A command was refused as the workload expects (`item_86` while its item is 86'd, a
+    /// screen's command on a ticket voided under it): counted apart, neither acked nor failed.
+    pub fn refused(&self, kind: &'static str, code: &str) {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        *inner
+            .refusals
+            .entry(code.to_owned())
+            .or_default()
+            .entry(kind)
+            .or_default() += 1;
     }
 
     /// Something went wrong that is not a command's answer (a socket closed, a notice timed
@@ -423,6 +439,7 @@ impl Recorder {
             errors: inner.errors.clone(),
             errors_by_command: inner.errors_by_command.clone(),
             error_samples: inner.error_samples.clone(),
+            refusals: inner.refusals.clone(),
             series,
         }
     }
@@ -504,6 +521,8 @@ pub struct Measured {
     pub errors: BTreeMap<String, u64>,
     pub errors_by_command: BTreeMap<&'static str, BTreeMap<String, u64>>,
     pub error_samples: Vec<String>,
+    /// Expected refusals, by code and by command.
+    pub refusals: BTreeMap<String, BTreeMap<&'static str, u64>>,
     pub series: Vec<SecondPoint>,
 }
 
@@ -546,7 +565,11 @@ mod tests {
         r.frame();
         r.frame();
         r.error("fire", "journal_unavailable", || "x".into());
+        r.refused("add_lines", "item_86");
         let m = r.snapshot(2);
+        assert_eq!(m.refusals["item_86"]["add_lines"], 1);
+        assert!(!m.errors.contains_key("item_86"));
+        assert_eq!(r.commands_failed.load(Ordering::Relaxed), 1);
         assert_eq!(m.series.len(), 2);
         assert_eq!(m.series[0].commands, 1);
         assert_eq!(m.series[0].events, 2);

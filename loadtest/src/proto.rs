@@ -48,7 +48,7 @@ pub struct Frame {
 }
 
 /// The body of a `snapshot` frame: a station's live tickets, or a table's open orders.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct SnapshotBody {
     #[serde(default)]
     pub position: u64,
@@ -68,6 +68,9 @@ pub struct OrderBody {
     pub guests: Option<u16>,
     #[serde(default)]
     pub closed_at: Option<String>,
+    /// Where the order came from: `dine_in`, `counter`, `takeaway`, ...
+    #[serde(default)]
+    pub source: Option<String>,
     #[serde(default)]
     pub lines: Vec<LineBody>,
     #[serde(default)]
@@ -107,18 +110,24 @@ pub struct EventBody {
     pub fire_no: Option<u32>,
     #[serde(default)]
     pub ticket_id: Option<String>,
+    /// A fire's tickets (`course_fired`), or the tickets an event names (`line_voided`,
+    /// `priority_changed`: `ticket_id` and `station` each).
     #[serde(default)]
     pub tickets: Vec<TicketBody>,
     /// `order_ready` and `lines_served` name line ids; other events carry line objects,
     /// which are skipped.
     #[serde(default)]
     pub lines: LineIds,
+    /// The station of the ticket a ticket event is about (`ticket_bumped`, `ticket_unseen`...).
+    #[serde(default)]
+    pub station: Option<String>,
 }
 
-/// A ticket inside a `course_fired` event, a station snapshot or an order answered over REST.
+/// A ticket inside a `course_fired` event, a station snapshot or an order answered over REST;
+/// or a ticket an event names (`{"ticket_id", "station"}`).
 #[derive(Debug, Deserialize)]
 pub struct TicketBody {
-    #[serde(default)]
+    #[serde(default, alias = "ticket_id")]
     pub id: String,
     #[serde(default)]
     pub order_id: String,
@@ -130,13 +139,22 @@ pub struct TicketBody {
     #[serde(default)]
     pub fire_no: u32,
     #[serde(default)]
-    pub lines: Vec<IgnoredAny>,
+    pub lines: Vec<TicketLineBody>,
     /// `new`, `started`, `bumped` or `voided`.
     #[serde(default)]
     pub status: String,
     /// Expo only: every cooking part of the fire is bumped.
     #[serde(default)]
     pub parts_ready: bool,
+}
+
+/// A line on a ticket, reduced: which line, and whether it was voided.
+#[derive(Debug, Deserialize)]
+pub struct TicketLineBody {
+    #[serde(default)]
+    pub line_id: u64,
+    #[serde(default)]
+    pub voided: bool,
 }
 
 /// The numbers of a JSON array; anything else in it is skipped.
@@ -312,13 +330,30 @@ pub async fn connect_subscribed(
     topic: &Topic,
     limit: Duration,
 ) -> anyhow::Result<(Socket, u64)> {
+    let (ws, position, _) =
+        connect_subscribed_with_tickets(ws_url, server, source, token, branch, topic, limit)
+            .await?;
+    Ok((ws, position))
+}
+
+/// As [`connect_subscribed`], and also the ids of the live tickets of a station's snapshot
+/// (none for a table): what a screen shows first, and acknowledges.
+pub async fn connect_subscribed_with_tickets(
+    ws_url: &str,
+    server: SocketAddr,
+    source: Option<IpAddr>,
+    token: &str,
+    branch: &str,
+    topic: &Topic,
+    limit: Duration,
+) -> anyhow::Result<(Socket, u64, Vec<String>)> {
     let work = async {
         let mut ws = connect(ws_url, server, source, token).await?;
         ws.send(Message::text(
             topic.subscribe_frame(branch, "sub", None).to_string(),
         ))
         .await?;
-        let (mut snapshot, mut subscribed) = (None, false);
+        let (mut snapshot, mut subscribed, mut tickets) = (None, false, Vec::new());
         while !(snapshot.is_some() && subscribed) {
             match ws.next().await {
                 Some(Ok(Message::Text(text))) => {
@@ -326,7 +361,16 @@ pub async fn connect_subscribed(
                         .with_context(|| format!("unreadable frame {text}"))?;
                     match frame.kind.as_str() {
                         "snapshot" => {
-                            snapshot = Some(frame.snapshot.map_or(0, |s| s.position));
+                            let body = frame.snapshot.unwrap_or_default();
+                            snapshot = Some(body.position);
+                            if let Topic::Station(station) = topic {
+                                tickets = body
+                                    .tickets
+                                    .into_iter()
+                                    .filter(|t| &t.station == station)
+                                    .map(|t| t.id)
+                                    .collect();
+                            }
                         }
                         "subscribed" => subscribed = true,
                         "error" => bail!(
@@ -345,7 +389,7 @@ pub async fn connect_subscribed(
                 None => bail!("socket closed while subscribing"),
             }
         }
-        Ok((ws, snapshot.unwrap_or(0)))
+        Ok((ws, snapshot.unwrap_or(0), tickets))
     };
     tokio::time::timeout(limit, work)
         .await
@@ -425,6 +469,45 @@ mod tests {
         let grill = Topic::Station("grill".into());
         assert_eq!(grill.subscribe_frame("b", "s", Some(7))["after"], 7);
         assert!(grill.subscribe_frame("b", "s", None).get("after").is_none());
+    }
+
+    #[test]
+    fn reads_voids_and_recalls_and_skips_what_it_does_not_follow() {
+        let voided: Frame = serde_json::from_str(
+            r#"{"type":"event","stream":"order/x","seq":5,"position":9,
+                "event":{"type":"line_voided","order_id":"x","table":"t1","line_id":3,"reason":null,
+                "tickets":[{"ticket_id":"a","station":"grill"},{"ticket_id":"e","station":"expo"}]}}"#,
+        )
+        .unwrap();
+        let event = voided.event.unwrap();
+        assert_eq!(event.tickets[0].id, "a");
+        assert_eq!(event.tickets[1].station, "expo");
+
+        let bumped: Frame = serde_json::from_str(
+            r#"{"type":"event","stream":"order/x","seq":6,"position":10,
+                "event":{"type":"ticket_unseen","order_id":"x","table":"t1","ticket_id":"a",
+                "station":"grill","expo":"expo","waited_seconds":10}}"#,
+        )
+        .unwrap();
+        let event = bumped.event.unwrap();
+        assert_eq!(event.ticket_id.as_deref(), Some("a"));
+        assert_eq!(event.station.as_deref(), Some("grill"));
+
+        // A station's all-day: no event, no error, nothing the load test reads.
+        let all_day: Frame = serde_json::from_str(
+            r#"{"type":"all_day","station":"grill","items":[{"item":"grill-special","name":"Grill Special","quantity":3,"tickets":2}]}"#,
+        )
+        .unwrap();
+        assert_eq!(all_day.kind, "all_day");
+        assert!(all_day.event.is_none() && all_day.id.is_none() && all_day.code.is_none());
+
+        let ticket: TicketBody = serde_json::from_str(
+            r#"{"id":"a","station":"grill","fire_no":1,"priority":true,"unseen":false,
+                "lines":[{"line_id":1,"voided":false},{"line_id":2,"voided":true}]}"#,
+        )
+        .unwrap();
+        assert_eq!(ticket.lines.len(), 2);
+        assert!(ticket.lines[1].voided && ticket.lines[1].line_id == 2);
     }
 
     #[test]

@@ -20,8 +20,13 @@ pub struct RunReport {
     pub throughput: Value,
     pub verification: Value,
     pub verification_line: String,
+    /// The voids' and recalls' deliveries.
+    pub kitchen_verification_line: String,
     /// The acknowledged orders read back after the run.
     pub readback_line: String,
+    /// What the workload did besides open, fire, serve and close: one-call orders, voids,
+    /// recalls, 86s, the screens' acknowledgements, the expected refusals.
+    pub kitchen: Value,
     /// What `--chaos-kill-at` did, when given.
     pub chaos: Option<Value>,
     /// With `--replicas` ≥ 2: the replicas, ownership, latencies by path, CPU and memory each.
@@ -97,6 +102,7 @@ impl RunReport {
             "throughput": self.throughput,
             "latency_ms": m.latency_json(),
             "verification": self.verification,
+            "kitchen": self.kitchen,
             "chaos": self.chaos,
             "replicas": self.replicas,
             "cpu": self.cpu,
@@ -113,12 +119,15 @@ impl RunReport {
         let mut s = String::new();
         self.heading_lines(&mut s, passed);
         self.order_lines(&mut s);
+        self.kitchen_line(&mut s);
         self.command_lines(&mut s);
         self.delivery_lines(&mut s);
         if let Some(replicas) = &self.replicas {
             replica_lines(&mut s, replicas);
         }
         let _ = writeln!(s, "verify        {}", self.verification_line);
+        let _ = writeln!(s, "  kitchen     {}", self.kitchen_verification_line);
+        self.seen_line(&mut s);
         let _ = writeln!(s, "read back     {}", self.readback_line);
         if let Some(chaos) = &self.chaos {
             if chaos["replica_kills"].is_array() {
@@ -128,6 +137,7 @@ impl RunReport {
             }
         }
         self.errors_line(&mut s);
+        self.refusals_line(&mut s);
         self.cpu_line(&mut s);
         self.cpu_per_order_line(&mut s);
         self.memory_line(&mut s);
@@ -157,6 +167,84 @@ impl RunReport {
             c["branches"], c["tables"], c["stations"], c["screens_per_station"], c["seed"],
             c["arrival"].as_str().unwrap_or("?"), c["prep_ms"][0], c["prep_ms"][1]
         );
+        let every = f64_at(c, "eighty_six_every_s");
+        let _ = writeln!(
+            s,
+            "  mix         one-call {}, voids {}, recalls {}; {}",
+            c["one_call_share"],
+            c["void_share"],
+            c["recall_share"],
+            if every > 0.0 {
+                format!(
+                    "an item 86'd once every {every} s for {} ms",
+                    c["eighty_six_for_ms"]
+                )
+            } else {
+                "no 86s".to_owned()
+            }
+        );
+    }
+
+    /// What the kitchen's surprises came to: one-call orders, voids, recalls, 86s.
+    fn kitchen_line(&self, s: &mut String) {
+        let k = &self.kitchen;
+        let _ = writeln!(
+            s,
+            "kitchen       {} one-call orders; {} voids ({} before the fire, {} after, {} of 86'd items; {} tickets voided); {} recalls bumped again; {} 86s, {} restored; {} refused item_86 and sent again without it, {} dropped",
+            thousands(u64_at(k, "one_call_orders")),
+            u64_at(k, "voids_before_fire") + u64_at(k, "voids_after_fire") + u64_at(k, "voids_of_86_items"),
+            u64_at(k, "voids_before_fire"),
+            u64_at(k, "voids_after_fire"),
+            u64_at(k, "voids_of_86_items"),
+            u64_at(k, "tickets_voided"),
+            u64_at(k, "bumped_again_after_recall"),
+            u64_at(k, "eighty_sixed"),
+            u64_at(k, "restored"),
+            u64_at(k, "refused_item_86_and_sent_again"),
+            u64_at(k, "orders_dropped_every_item_86"),
+        );
+    }
+
+    /// The screens' acknowledgements, and the tickets escalated all the same.
+    fn seen_line(&self, s: &mut String) {
+        let k = &self.kitchen;
+        let metric = k["tickets_escalated_unseen_metric"]
+            .as_u64()
+            .map_or("not read".to_owned(), |m| m.to_string());
+        let _ = writeln!(
+            s,
+            "  seen        {} seen frames for {} tickets; tickets escalated unseen: {} (journal), {metric} (rail_ticket_unseen_total)",
+            thousands(u64_at(k, "seen_frames")),
+            thousands(u64_at(k, "seen_tickets")),
+            u64_at(k, "tickets_escalated_unseen"),
+        );
+    }
+
+    /// The refusals the workload expects (not errors), by code and command, or none.
+    fn refusals_line(&self, s: &mut String) {
+        let by_code = self.kitchen["expected_refusals"].as_object();
+        let text = match by_code {
+            Some(codes) if !codes.is_empty() => codes
+                .iter()
+                .map(|(code, kinds)| {
+                    let kinds = kinds.as_object();
+                    let total: u64 = kinds
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|(_, n)| n.as_u64())
+                        .sum();
+                    let each: Vec<String> = kinds
+                        .into_iter()
+                        .flatten()
+                        .map(|(kind, n)| format!("{kind} {}", n.as_u64().unwrap_or(0)))
+                        .collect();
+                    format!("{code} {} ({})", thousands(total), each.join(", "))
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            _ => "none".to_owned(),
+        };
+        let _ = writeln!(s, "refused       {text}   (expected, not errors)");
     }
 
     /// Orders offered, opened, completed and left over, and the backlog when the engine fell

@@ -315,9 +315,26 @@ pub(super) fn replays(metrics: &str) -> u64 {
         .map_or(0, |v| v as u64)
 }
 
+/// Tickets escalated because no screen acknowledged them, from `/metrics` text: the sum of
+/// `rail_ticket_unseen_total` over its branches and stations.
+pub(super) fn unseen(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("rail_ticket_unseen_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.trim().parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_unseen_counter() {
+        let text = "# TYPE rail_ticket_unseen_total counter\nrail_ticket_unseen_total{branch=\"b\",station=\"grill\"} 2\nrail_ticket_unseen_total{branch=\"b\",station=\"fryer\"} 1\n";
+        assert_eq!(unseen(text), 3);
+        assert_eq!(unseen("other 1\n"), 0);
+    }
 
     #[test]
     fn reads_the_replay_counter() {

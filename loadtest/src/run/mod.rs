@@ -1,11 +1,17 @@
 //! `loadtest run`: a rush against the engine over its public protocol.
 //!
 //! Waiters (one task per order, one tablet socket per table) open orders, add lines, fire
-//! courses, wait for the ready notice on their table's socket, serve and close. Kitchen screens
-//! (`--screens-per-station` sockets per station) receive tickets; one of a station's screens,
-//! picked by the ticket's id, starts each ticket and bumps it after its simulated prep time.
-//! Expo bumps a fire when `expo_ready` arrives. Every delivery is counted per (ticket, screen)
-//! and checked at the end, and every order the engine acknowledged is read back over REST.
+//! courses, wait for the ready notice on their table's socket, serve and close; a share of the
+//! orders come in one call at the counter or the takeaway (`--one-call-share`), some void a
+//! line (`--void-share`), and a manager 86's an item now and then (`--eighty-six-every`):
+//! orders refused `item_86` go again without it. Kitchen screens (`--screens-per-station`
+//! sockets per station) receive tickets and acknowledge (`seen`) every ticket they show; one of
+//! a station's screens, picked by the ticket's id, starts each ticket and bumps it after its
+//! simulated prep time, and recalls some once and bumps them again (`--recall-share`). Expo
+//! bumps a fire when `expo_ready` arrives (once the waiter's void or the kitchen's recall of
+//! that fire is done). Every delivery (tickets, voids, recalls) is counted per (ticket, screen)
+//! and checked at the end, every order the engine acknowledged is read back over REST, and the
+//! journal must hold no `ticket_unseen`.
 //!
 //! Screens and tablets reconnect with backoff when their socket closes and resume after the
 //! last position they saw, resending the commands still unanswered with the same ids. With
@@ -23,7 +29,8 @@
 //! The run goes in phases, a module each. `setup` configures the chain and opens every screen
 //! and tablet. In the rush, `rush` lets the orders arrive, `waiter` carries each one from open
 //! to close, `screen` and `tablet` are the devices and `link` keeps their sockets up, while
-//! `chaos` kills the server and `gauges` samples it. `drain` waits for the orders in flight and
+//! `chaos` kills the server, `eighty_six` 86's items and puts them back, and `gauges` samples
+//! it. `drain` waits for the orders in flight and
 //! hangs the devices up. `verify` checks what the screens and tablets received, `read_back`
 //! what the engine kept, and `tally` turns it all into the report. This module owns the flags,
 //! the entry point and `Shared`, the book every phase reads and writes.
@@ -31,6 +38,7 @@
 mod chain;
 mod chaos;
 mod drain;
+mod eighty_six;
 mod gauges;
 mod link;
 mod read_back;
@@ -106,6 +114,32 @@ pub struct RunArgs {
     /// Pause between serving one course and firing the next (ms).
     #[arg(long, default_value_t = 100)]
     pub course_gap_ms: u32,
+    /// Share of orders sent in one call (`POST .../orders` with their lines and `fire: {}`) at
+    /// the branch's counter or takeaway, with an `external_ref`: one fire of every line.
+    #[arg(long, default_value_t = 0.3)]
+    pub one_call_share: f64,
+    /// Share of orders that void one line: before its course is fired, or (for some, and for
+    /// every one-call order drawn) once the fire is answered and before expo sends it.
+    #[arg(long, default_value_t = 0.1)]
+    pub void_share: f64,
+    /// Share of table orders whose kitchen recalls one cooking ticket once bumped, and bumps
+    /// it again (expo waits for it).
+    #[arg(long, default_value_t = 0.1)]
+    pub recall_share: f64,
+    /// A manager 86's an item (`PUT .../86/{item}`) once in each period of this many seconds,
+    /// at a branch and an item drawn from the seed, and puts it back after
+    /// `--eighty-six-for-ms`. 0: no 86s.
+    #[arg(long, default_value_t = 4.0)]
+    pub eighty_six_every: f64,
+    /// How long each 86 lasts (ms): under half of `--eighty-six-every`.
+    #[arg(long, default_value_t = 1500)]
+    pub eighty_six_for_ms: u64,
+    /// Configure the branches with this `unseen_after_seconds` (1 to 600): how long a ticket
+    /// may wait for a screen's `seen` before the engine escalates it. Left out, the engine's
+    /// default (10 s) applies; a short one makes the check that no ticket was escalated bite
+    /// on tickets that live only a moment.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=600))]
+    pub unseen_after_seconds: Option<u16>,
     /// Longest wait, after the last arrival, for orders in flight to close (s).
     #[arg(long, default_value_t = 30)]
     pub drain_timeout: u64,
@@ -152,7 +186,12 @@ pub struct RunArgs {
 #[derive(Clone)]
 struct AckedOrder {
     plan: Arc<OrderPlan>,
+    /// The lines the engine acknowledged adding (the plan's, less those refused `item_86`),
+    /// numbered 1, 2, ... in this order; or, while `lines_acked` is false, the last sent.
+    lines: Vec<crate::plan::LinePlan>,
     lines_acked: bool,
+    /// Lines whose void was acknowledged.
+    voided: Vec<u64>,
     fires_sent: u32,
     fires_acked: u32,
     tickets: Vec<String>,
@@ -182,6 +221,44 @@ struct TicketTrack {
     /// The screens (bit per screen index) that received it.
     screens: u64,
     complete: bool,
+    /// When it reached its last screen.
+    completed_at: Option<Instant>,
+    /// Its fire → screen latency is recorded (at its last screen, or at the fire's answer
+    /// when that came later and the fire was not known before: a one-call order).
+    latency_recorded: bool,
+    /// A void of one of its lines was acknowledged: every screen gets `line_voided`.
+    void_expected: bool,
+    void_screens: u64,
+    /// That void left it with no line: every screen gets `ticket_voided`.
+    voided_expected: bool,
+    voided_screens: u64,
+    /// Its recall was acknowledged: every screen gets `ticket_recalled`.
+    recall_acked: bool,
+    recall_screens: u64,
+}
+
+impl TicketTrack {
+    fn new(order_id: String, fire_no: u32, branch: usize, station: usize) -> Self {
+        Self {
+            order_id,
+            fire_no,
+            branch,
+            station,
+            confirmed_lines: None,
+            seen_lines: None,
+            line_mismatch: false,
+            screens: 0,
+            complete: false,
+            completed_at: None,
+            latency_recorded: false,
+            void_expected: false,
+            void_screens: 0,
+            voided_expected: false,
+            voided_screens: 0,
+            recall_acked: false,
+            recall_screens: 0,
+        }
+    }
 }
 
 /// A fire of an order: the order's id and the fire's number.
@@ -219,6 +296,33 @@ struct Counters {
     ws_retried: AtomicU64,
     ws_resends: AtomicU64,
     opens_unanswered: AtomicU64,
+    /// Orders opened in one call (lines and fire in the open).
+    one_call_orders: AtomicU64,
+    /// Orders not opened because every item they held was 86'd.
+    orders_dropped_86: AtomicU64,
+    /// Orders (opens, added lines, fires) refused `item_86` and sent again without the item.
+    refused_86_retried: AtomicU64,
+    /// Voids acknowledged: planned before the fire, after it, and of held lines 86'd.
+    voids_before_fire: AtomicU64,
+    voids_after_fire: AtomicU64,
+    voids_86: AtomicU64,
+    /// Tickets that a void left with no line (`ticket_voided`).
+    tickets_voided: AtomicU64,
+    /// Recalls, and bumps again after them, acknowledged.
+    recalls: AtomicU64,
+    rebumps: AtomicU64,
+    /// 86s and restores acknowledged, and those that failed.
+    eighty_sixed: AtomicU64,
+    restored: AtomicU64,
+    eighty_six_failed: AtomicU64,
+    /// `seen` frames sent and tickets they acknowledged.
+    seen_frames: AtomicU64,
+    seen_tickets: AtomicU64,
+    /// `ticket_unseen` events that reached screens (each screen counts).
+    unseen_notices: AtomicU64,
+    /// A void or recall reaching a screen twice in different events.
+    voids_duplicated: AtomicU64,
+    recalls_duplicated: AtomicU64,
 }
 
 /// The run's book: what the waiters, screens and tablets share, and what the checks read.
@@ -228,6 +332,8 @@ struct Shared {
     args: RunArgs,
     /// A waiter's token, per branch.
     waiter_tokens: Vec<String>,
+    /// A manager's token, per branch (for the 86s).
+    manager_tokens: Vec<String>,
     http: reqwest::Client,
     /// The engine's processes: the only server, or each replica, with whether it is up.
     replicas: Vec<chain::Endpoint>,
@@ -254,6 +360,19 @@ struct Shared {
     fires: Mutex<HashMap<FireKey, FireTrack>>,
     tickets: Mutex<HashMap<String, TicketTrack>>,
     waiters: Mutex<HashMap<FireKey, oneshot::Sender<Vec<u64>>>>,
+    /// Fires expo must not send yet, and how many things it waits for: a void after the fire
+    /// to be answered, a recalled ticket to be bumped again.
+    holds: Mutex<HashMap<FireKey, u32>>,
+    /// Fires one of whose cooking tickets is to be recalled once bumped: at this station.
+    recalls: Mutex<HashMap<FireKey, usize>>,
+    /// Orders a void after the fire was sent for: a screen's command refused on one of their
+    /// tickets (voided under it) is expected.
+    voiding: Mutex<HashSet<String>>,
+    /// Items (by index) 86'd at each branch, or about to be: put in before the 86 is sent and
+    /// taken out once it is put back, so it holds every item the engine has 86'd.
+    eighty_sixed: Mutex<Vec<HashSet<usize>>>,
+    /// Each branch's expo screens: told when a fire they wait on may go.
+    expo_screens: Mutex<Vec<Vec<tokio::sync::mpsc::UnboundedSender<screen::ScreenCmd>>>>,
     counts: Counters,
     in_flight: AtomicUsize,
     /// REST requests in flight at once (`--max-http-in-flight`).
@@ -308,6 +427,15 @@ impl Shared {
     /// Whether the run kills the server: clients then retry what the kill interrupted.
     fn chaos(&self) -> bool {
         !self.args.chaos_kill_at.is_empty()
+    }
+
+    /// Whether `item` is 86'd at `branch` (or about to be, or not yet put back).
+    fn is_86(&self, branch: usize, item: usize) -> bool {
+        self.eighty_sixed
+            .lock()
+            .expect("lock")
+            .get(branch)
+            .is_some_and(|s| s.contains(&item))
     }
 }
 
@@ -368,6 +496,33 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             args.replicas
         );
     }
+    for (name, share) in [
+        ("--one-call-share", args.one_call_share),
+        ("--void-share", args.void_share),
+        ("--recall-share", args.recall_share),
+    ] {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&share),
+            "{name} {share}: a share is 0 to 1"
+        );
+    }
+    anyhow::ensure!(
+        args.void_share + args.recall_share <= 1.0,
+        "--void-share + --recall-share must be at most 1 (an order voids a line or has a ticket recalled, not both)"
+    );
+    anyhow::ensure!(
+        args.eighty_six_every >= 0.0 && args.eighty_six_every.is_finite(),
+        "--eighty-six-every {}: seconds, 0 for no 86s",
+        args.eighty_six_every
+    );
+    anyhow::ensure!(
+        args.eighty_six_every == 0.0
+            || (args.eighty_six_for_ms > 0
+                && (args.eighty_six_for_ms as f64) < args.eighty_six_every * 500.0),
+        "--eighty-six-for-ms {} must be above 0 and under half of --eighty-six-every {} s (one 86 is put back before the next)",
+        args.eighty_six_for_ms,
+        args.eighty_six_every
+    );
     anyhow::ensure!(
         !args.chaos_restart || !args.chaos_kill_at.is_empty(),
         "--chaos-restart goes with --chaos-kill-at"
@@ -476,12 +631,15 @@ async fn drive(
     };
     // The chaos: at each time, SIGKILL and an immediate restart on the same journal.
     let chaos = chaos::chaos(args, &shared, target, t0);
-    let (chaos, (load_end, drained_in)) = tokio::join!(chaos, rush_and_drain);
+    // A manager's 86s, each put back a little later.
+    let eighty_sixes = eighty_six::eighty_six(&shared, t0);
+    let (chaos, (load_end, drained_in), ()) = tokio::join!(chaos, rush_and_drain, eighty_sixes);
     let fate = tally::Fate::read(&shared);
     let memory_after = target.memory();
     let redis_memory = target.redis_pid().and_then(crate::server::memory_of);
     // The server's own view, for whoever reads the report (each replica's that is up).
     let mut replays_at_end = None;
+    let mut unseen_metric = None;
     for node in shared.replicas.iter().filter(|r| r.is_up()) {
         let Some(text) = chaos::scrape_metrics(&shared.http, &node.base).await else {
             continue;
@@ -493,6 +651,7 @@ async fn drive(
         };
         let _ = std::fs::write(out.join(name), &text);
         *replays_at_end.get_or_insert(0) += chaos::replays(&text);
+        *unseen_metric.get_or_insert(0) += chaos::unseen(&text);
     }
     // Every order the engine acknowledged, read back from it.
     let readback = read_back::read_back(&shared, &tokens).await;
@@ -509,6 +668,7 @@ async fn drive(
         verification,
         measured,
         replays_at_end,
+        unseen_metric,
         owners_after_setup,
         redis_memory,
         memory_before,

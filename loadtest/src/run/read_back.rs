@@ -1,7 +1,8 @@
 //! The read-back check: after the run, every order the engine acknowledged is read back over
-//! REST and compared with what was acknowledged of it (lines, fires, tickets, served lines,
-//! close), and each branch's journal is read for orders that no open accounts for: opened
-//! twice by a retried open.
+//! REST and compared with what was acknowledged of it (lines, voids, fires, tickets, served
+//! lines, close; a counter's order's source), and each branch's journal is read for orders that
+//! no open accounts for (opened twice by a retried open) and for the run's tickets escalated
+//! as unseen (`ticket_unseen`: no screen's acknowledgement reached the engine in time).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -36,6 +37,9 @@ pub(super) struct ReadBack {
     /// that opened a second order.
     pub(super) duplicated: u64,
     pub(super) journal_read: bool,
+    /// `ticket_unseen` (and `ticket_seen`) events of the run's orders in the journals.
+    pub(super) unseen: u64,
+    pub(super) seen_after_unseen: u64,
     pub(super) samples: Vec<String>,
 }
 
@@ -70,6 +74,12 @@ impl ReadBack {
         if !self.journal_read {
             f.push("the journal could not be read back (GET .../events)".into());
         }
+        if self.unseen > 0 {
+            f.push(format!(
+                "{} ticket(s) escalated unseen (ticket_unseen in the journal): no screen's acknowledgement reached the engine within the branch's unseen_after_seconds",
+                self.unseen
+            ));
+        }
         f
     }
 
@@ -100,6 +110,8 @@ impl ReadBack {
             "opens_unanswered": self.opens_unanswered,
             "duplicated": self.duplicated,
             "journal_read": self.journal_read,
+            "tickets_escalated_unseen": self.unseen,
+            "tickets_seen_after_escalation": self.seen_after_unseen,
             "samples": self.samples,
         })
     }
@@ -196,13 +208,25 @@ pub(super) async fn read_back(shared: &Shared, tokens: &Tokens) -> ReadBack {
         opens_unanswered: shared.counts.opens_unanswered.load(Ordering::Relaxed),
         duplicated: 0,
         journal_read: true,
+        unseen: 0,
+        seen_after_unseen: 0,
         samples: Vec::new(),
     };
     let answers = fetch_orders(shared, &orders).await;
     for ((id, acked), answer) in orders.iter().zip(answers) {
         rb.check(&shared.layout, id, acked, answer);
     }
-    let opened = read_journals(shared, tokens, &mut rb).await;
+    // The run's orders: those acknowledged, and those whose tickets reached a screen.
+    let mut ours: HashSet<String> = orders.iter().map(|(id, _)| id.clone()).collect();
+    ours.extend(
+        shared
+            .tickets
+            .lock()
+            .expect("lock")
+            .values()
+            .map(|t| t.order_id.clone()),
+    );
+    let opened = read_journals(shared, tokens, &ours, &mut rb).await;
     rb.count_opened(&orders, &opened);
     rb
 }
@@ -233,11 +257,13 @@ async fn fetch_orders(shared: &Shared, orders: &[(String, AckedOrder)]) -> Vec<O
     .await
 }
 
-/// The journal of every branch, page by page: how many times each order was opened, by id. A
-/// page that cannot be read ends its branch's reading, and the journal counts as unread.
+/// The journal of every branch, page by page: how many times each order was opened, by id, and
+/// how many of the run's tickets (of the orders in `ours`) were escalated unseen. A page that
+/// cannot be read ends its branch's reading, and the journal counts as unread.
 async fn read_journals(
     shared: &Shared,
     tokens: &Tokens,
+    ours: &HashSet<String>,
     rb: &mut ReadBack,
 ) -> HashMap<String, u64> {
     let mut opened: HashMap<String, u64> = HashMap::new();
@@ -263,9 +289,23 @@ async fn read_journals(
             };
             let Some(last) = events.last() else { break };
             after = last.position;
-            for e in events.iter().filter(|e| e.kind == "order_opened") {
-                if let Some(id) = e.stream.strip_prefix("order/") {
-                    *opened.entry(id.to_owned()).or_default() += 1;
+            for e in &events {
+                let Some(id) = e.stream.strip_prefix("order/") else {
+                    continue;
+                };
+                match e.kind.as_str() {
+                    "order_opened" => *opened.entry(id.to_owned()).or_default() += 1,
+                    "ticket_unseen" if ours.contains(id) => {
+                        rb.unseen += 1;
+                        rb.sample(|| {
+                            format!(
+                                "order {id}: a ticket escalated unseen at position {}",
+                                e.position
+                            )
+                        });
+                    }
+                    "ticket_seen" if ours.contains(id) => rb.seen_after_unseen += 1,
+                    _ => {}
                 }
             }
         }
@@ -276,14 +316,22 @@ async fn read_journals(
 /// How an order read back differs from what the engine acknowledged, if it does.
 fn order_differs(layout: &Layout, acked: &AckedOrder, order: &proto::OrderBody) -> Option<String> {
     let plan = &acked.plan;
-    if order.table != layout.tables[plan.table] || order.guests != Some(plan.guests) {
+    let table = layout.table(plan.table);
+    if order.table != table || order.guests != Some(plan.guests) {
         return Some(format!(
-            "table {} with {:?} guests, acknowledged {} with {}",
-            order.table, order.guests, layout.tables[plan.table], plan.guests
+            "table {} with {:?} guests, acknowledged {table} with {}",
+            order.table, order.guests, plan.guests
         ));
     }
-    let lines_match = order.lines.len() == plan.lines.len()
-        && order.lines.iter().zip(&plan.lines).all(|(got, want)| {
+    // A counter's order comes from its table's kind.
+    if let Some(kind) = layout.counters.iter().position(|c| c == table) {
+        let want = &layout.counters[kind];
+        if order.source.as_deref() != Some(want.as_str()) {
+            return Some(format!("source {:?}, the {want}'s order", order.source));
+        }
+    }
+    let lines_match = order.lines.len() == acked.lines.len()
+        && order.lines.iter().zip(&acked.lines).all(|(got, want)| {
             got.item == layout.items[want.item].id
                 && got.quantity == want.quantity
                 && got.modifiers.iter().eq(want.modifiers.iter())
@@ -294,15 +342,23 @@ fn order_differs(layout: &Layout, acked: &AckedOrder, order: &proto::OrderBody) 
         return Some(format!(
             "{} line(s) not as added ({} acknowledged)",
             order.lines.len(),
-            plan.lines.len()
+            acked.lines.len()
         ));
     }
     if !acked.lines_acked && !order.lines.is_empty() && !lines_match {
         return Some(format!(
             "{} line(s), none or {} expected",
             order.lines.len(),
-            plan.lines.len()
+            acked.lines.len()
         ));
+    }
+    if let Some(l) = acked.voided.iter().find(|&&l| {
+        !order
+            .lines
+            .iter()
+            .any(|o| o.id == l && o.status == "voided")
+    }) {
+        return Some(format!("line {l} was voided, and is not"));
     }
     if order.fires < acked.fires_acked || order.fires > acked.fires_sent {
         return Some(format!(
@@ -337,7 +393,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::plan::{LinePlan, OrderPlan};
+    use crate::plan::{Extra, LinePlan, OrderPlan};
 
     fn acked(layout: &Layout) -> AckedOrder {
         let plan = OrderPlan {
@@ -355,10 +411,14 @@ mod tests {
             }],
             prep_ms: vec![vec![50]],
             course_gap: Duration::ZERO,
+            one_call: false,
+            extra: Extra::None,
         };
         assert_eq!(layout.tables[0], "t1");
         AckedOrder {
+            lines: plan.lines.clone(),
             plan: Arc::new(plan),
+            voided: Vec::new(),
             lines_acked: true,
             fires_sent: 1,
             fires_acked: 1,
@@ -408,5 +468,27 @@ mod tests {
         let mut refired = order(&layout, 1, &["k1"], true);
         refired.fires = 2;
         assert!(order_differs(&layout, &acked, &refired).is_some());
+    }
+
+    #[test]
+    fn voids_and_counters_are_read_back_too() {
+        let layout = Layout::new(1, 1, 1);
+        let mut acked = acked(&layout);
+        acked.voided = vec![1];
+        // The line voided is served instead.
+        assert!(order_differs(&layout, &acked, &order(&layout, 1, &["k1"], true)).is_some());
+        acked.served.clear();
+        let mut voided = order(&layout, 1, &["k1"], true);
+        voided.lines[0].status = "voided".into();
+        assert_eq!(order_differs(&layout, &acked, &voided), None);
+
+        // At the counter, the order's source is the counter's.
+        let mut plan = (*acked.plan).clone();
+        plan.table = layout.tables.len();
+        acked.plan = Arc::new(plan);
+        voided.table = "counter".into();
+        assert!(order_differs(&layout, &acked, &voided).is_some());
+        voided.source = Some("counter".into());
+        assert_eq!(order_differs(&layout, &acked, &voided), None);
     }
 }

@@ -22,6 +22,9 @@ pub(super) async fn rush(shared: &Arc<Shared>, t0: Instant) -> Instant {
             prep_min_ms: args.prep_min_ms,
             prep_max_ms: args.prep_max_ms,
             course_gap_ms: args.course_gap_ms,
+            one_call_share: args.one_call_share,
+            void_share: args.void_share,
+            recall_share: args.recall_share,
         },
         &shared.layout,
     );

@@ -42,15 +42,20 @@ pub(super) struct SetUp {
     pub(super) devices: Devices,
 }
 
+/// A device's socket, subscribed: the socket, its snapshot's position, and the live tickets
+/// it showed (a station's).
+type Subscribed = (Socket, u64, Vec<String>);
+
 /// Every screen and tablet, connected and subscribed, with the position of its snapshot.
 pub(super) struct Devices {
-    screens: Vec<(ScreenId, Link, (Socket, u64))>,
-    tablets: Vec<(Link, (Socket, u64))>,
+    screens: Vec<(ScreenId, Link, Subscribed)>,
+    tablets: Vec<(Link, Subscribed)>,
 }
 
 /// Configures the chain's branches, then opens every screen and tablet.
 pub(super) async fn set_up(args: &RunArgs, target: &Target) -> anyhow::Result<SetUp> {
-    let layout = Layout::new(args.branches, args.stations, args.tables);
+    let mut layout = Layout::new(args.branches, args.stations, args.tables);
+    layout.unseen_after_seconds = args.unseen_after_seconds;
     let mut http = reqwest::Client::builder()
         .timeout(Duration::from_millis(args.request_timeout_ms))
         .tcp_nodelay(true);
@@ -119,9 +124,9 @@ async fn open_devices(
 ) -> anyhow::Result<Devices> {
     let (screens, mut links) = links(args, layout, tokens, replicas.len(), replicas[0].addr);
     let limit = Duration::from_secs(30);
-    let mut sockets: Vec<(Socket, u64)> = futures_util::stream::iter(links.iter().map(|link| {
+    let mut sockets: Vec<Subscribed> = futures_util::stream::iter(links.iter().map(|link| {
         let replica = &replicas[link.home];
-        proto::connect_subscribed(
+        proto::connect_subscribed_with_tickets(
             &replica.ws_url,
             replica.addr,
             link.source,
@@ -132,7 +137,7 @@ async fn open_devices(
         )
     }))
     .buffered(100)
-    .collect::<Vec<anyhow::Result<(Socket, u64)>>>()
+    .collect::<Vec<anyhow::Result<Subscribed>>>()
     .await
     .into_iter()
     .collect::<anyhow::Result<_>>()?;
@@ -151,7 +156,8 @@ async fn open_devices(
 
 /// How each device connects, screens first (with their ids), each with its device's token:
 /// `--screens-per-station` screens on every station of every branch, expo included, and a
-/// tablet for every table. Screen j goes to replica j % N, tablet i to replica i % N.
+/// tablet for every table (the counter and the takeaway included: their tills follow them).
+/// Screen j goes to replica j % N, tablet i to replica i % N.
 fn links(
     args: &RunArgs,
     layout: &Layout,
@@ -174,7 +180,7 @@ fn links(
         }
     }
     for branch in &layout.branches {
-        for table in &layout.tables {
+        for table in layout.all_tables() {
             topics.push((branch, Topic::Table(table.clone())));
         }
     }
@@ -213,6 +219,12 @@ pub(super) fn book(
     Ok(Shared {
         rec: Recorder::new(t0, series_len(args)),
         waiter_tokens: layout.branches.iter().map(|b| tokens.waiter(b)).collect(),
+        manager_tokens: layout.branches.iter().map(|b| tokens.manager(b)).collect(),
+        holds: Mutex::new(HashMap::new()),
+        recalls: Mutex::new(HashMap::new()),
+        voiding: Mutex::new(HashSet::new()),
+        eighty_sixed: Mutex::new(vec![HashSet::new(); layout.branches.len()]),
+        expo_screens: Mutex::new(vec![Vec::new(); layout.branches.len()]),
         layout,
         args: args.clone(),
         http,
@@ -251,17 +263,18 @@ impl Devices {
         stop: &watch::Receiver<bool>,
     ) -> Vec<JoinHandle<()>> {
         let mut tasks = Vec::new();
-        for (id, link, (ws, position)) in self.screens {
+        for (id, link, (ws, position, shown)) in self.screens {
             tasks.push(tokio::spawn(screen_task(
                 shared.clone(),
                 id,
                 link,
                 ws,
                 position,
+                shown,
                 stop.clone(),
             )));
         }
-        for (link, (ws, position)) in self.tablets {
+        for (link, (ws, position, _)) in self.tablets {
             tasks.push(tokio::spawn(tablet_task(
                 shared.clone(),
                 link,

@@ -50,6 +50,9 @@ pub(super) struct RunEnd {
     /// Retries answered from the journal, by the `/metrics` of the servers up after the
     /// drain (summed over the replicas).
     pub(super) replays_at_end: Option<u64>,
+    /// `rail_ticket_unseen_total` summed over the `/metrics` of the servers up at the end
+    /// (since their last start).
+    pub(super) unseen_metric: Option<u64>,
     /// With replicas: each branch's owner after the set-up, by name.
     pub(super) owners_after_setup: Value,
     /// With replicas: the redis-server's memory at the end.
@@ -83,6 +86,7 @@ pub(super) fn report(
     let failed = load(&shared.rec.commands_failed);
     let load_secs = (end.load_end - end.t0).as_secs_f64().max(1e-9);
     let counts = counts_json(args, shared, &end.fate, ok, failed);
+    let kitchen = kitchen_json(shared, &end);
     let throughput = throughput_json(args, shared, &end, ok, load_secs);
     let failures = failures(args, shared, &end, ok, failed);
     let chaos = (!args.chaos_kill_at.is_empty()).then(|| chaos_json(args, shared, &end));
@@ -112,7 +116,9 @@ pub(super) fn report(
             v
         },
         verification_line: verification.summary_line(args.screens_per_station),
+        kitchen_verification_line: verification.kitchen_line(args.screens_per_station),
         readback_line: readback.summary_line(),
+        kitchen,
         chaos,
         replicas,
         cpu,
@@ -152,7 +158,7 @@ fn counts_json(args: &RunArgs, shared: &Shared, fate: &Fate, ok: u64, failed: u6
         "frames_received": shared.rec.frames_total(),
         "sockets": {
             "screens": args.branches * (args.stations + 1) * args.screens_per_station,
-            "tablets": args.branches * args.tables,
+            "tablets": args.branches * shared.layout.table_count(),
             "closed_unexpectedly": load(&c.sockets_closed),
             "closed_by_kill": load(&c.sockets_closed_by_kill),
             "reconnects": load(&c.reconnects),
@@ -163,6 +169,34 @@ fn counts_json(args: &RunArgs, shared: &Shared, fate: &Fate, ok: u64, failed: u6
         "rest_retries": load(&c.rest_retries),
         "ws_commands_resent": load(&c.ws_retried),
         "ws_resends": load(&c.ws_resends),
+    })
+}
+
+/// `kitchen` in report.json: what the workload did besides opening, firing and serving (the
+/// one-call orders, voids, recalls and 86s, the screens' acknowledgements) and what came of it.
+fn kitchen_json(shared: &Shared, end: &RunEnd) -> Value {
+    let c = &shared.counts;
+    let refusals = &end.measured.refusals;
+    json!({
+        "one_call_orders": load(&c.one_call_orders),
+        "orders_dropped_every_item_86": load(&c.orders_dropped_86),
+        "refused_item_86_and_sent_again": load(&c.refused_86_retried),
+        "voids_before_fire": load(&c.voids_before_fire),
+        "voids_after_fire": load(&c.voids_after_fire),
+        "voids_of_86_items": load(&c.voids_86),
+        "tickets_voided": load(&c.tickets_voided),
+        "recalls": load(&c.recalls),
+        "bumped_again_after_recall": load(&c.rebumps),
+        "eighty_sixed": load(&c.eighty_sixed),
+        "restored": load(&c.restored),
+        "eighty_six_calls_failed": load(&c.eighty_six_failed),
+        "seen_frames": load(&c.seen_frames),
+        "seen_tickets": load(&c.seen_tickets),
+        "ticket_unseen_notices_on_screens": load(&c.unseen_notices),
+        "tickets_escalated_unseen": end.readback.unseen,
+        "tickets_escalated_unseen_metric": end.unseen_metric,
+        "expected_refusals": refusals,
+        "expected_refusals_total": refusals.values().flat_map(|m| m.values()).sum::<u64>(),
     })
 }
 
@@ -204,6 +238,12 @@ fn failures(args: &RunArgs, shared: &Shared, end: &RunEnd, ok: u64, failed: u64)
     failures.extend(readback.failures());
     if let Some(f) = &chaos.failure {
         failures.push(f.clone());
+    }
+    if load(&c.eighty_six_failed) > 0 {
+        failures.push(format!(
+            "{} 86 or restore call(s) failed",
+            load(&c.eighty_six_failed)
+        ));
     }
     if load(&c.reconnects_failed) > 0 {
         failures.push(format!(
@@ -461,6 +501,12 @@ fn config_json(args: &RunArgs, target: &Target, fd_limit: Option<u64>) -> Value 
         "arrival": args.arrival,
         "prep_ms": [args.prep_min_ms, args.prep_max_ms],
         "course_gap_ms": args.course_gap_ms,
+        "one_call_share": args.one_call_share,
+        "void_share": args.void_share,
+        "recall_share": args.recall_share,
+        "eighty_six_every_s": args.eighty_six_every,
+        "eighty_six_for_ms": args.eighty_six_for_ms,
+        "unseen_after_seconds": args.unseen_after_seconds,
         "drain_timeout_s": args.drain_timeout,
         "max_in_flight": args.max_in_flight,
         "max_http_in_flight": args.max_http_in_flight,

@@ -1,6 +1,9 @@
 //! The delivery check: every ticket the engine acknowledged reached every screen of its
-//! station exactly once, with the lines of the fire's answer, and every fire whose expo bump
-//! was acknowledged had its ready notice reach the table once.
+//! station exactly once, with the lines of the fire's answer; every acknowledged void of a
+//! fired line reached every screen of each ticket that held it (`line_voided`, and
+//! `ticket_voided` for a ticket left with no line), and every acknowledged recall every screen
+//! of its station (`ticket_recalled`), once each; and every fire whose expo bump was
+//! acknowledged had its ready notice reach the table once.
 
 use std::sync::atomic::Ordering;
 
@@ -27,6 +30,22 @@ pub struct Verification {
     pub ready_lost: u64,
     pub ready_duplicated: u64,
     pub ready_unexpected: u64,
+    /// Tickets holding a line whose void (after its fire) was acknowledged, and their
+    /// `line_voided` deliveries expected, missing and duplicated.
+    pub void_tickets: u64,
+    pub void_deliveries_expected: u64,
+    pub void_lost: u64,
+    /// Tickets that void left with no line, and their `ticket_voided` deliveries missing.
+    pub voided_tickets: u64,
+    pub voided_deliveries_expected: u64,
+    pub voided_lost: u64,
+    pub voids_duplicated: u64,
+    /// Tickets whose recall was acknowledged, and their `ticket_recalled` deliveries expected,
+    /// missing and duplicated.
+    pub recalled_tickets: u64,
+    pub recall_deliveries_expected: u64,
+    pub recall_lost: u64,
+    pub recalls_duplicated: u64,
     pub samples: Vec<String>,
 }
 
@@ -51,11 +70,68 @@ pub(super) fn verify(shared: &Shared) -> Verification {
         ready_lost: 0,
         ready_duplicated: shared.counts.ready_duplicated.load(Ordering::Relaxed),
         ready_unexpected: shared.counts.ready_unexpected.load(Ordering::Relaxed),
+        void_tickets: 0,
+        void_deliveries_expected: 0,
+        void_lost: 0,
+        voided_tickets: 0,
+        voided_deliveries_expected: 0,
+        voided_lost: 0,
+        voids_duplicated: shared.counts.voids_duplicated.load(Ordering::Relaxed),
+        recalled_tickets: 0,
+        recall_deliveries_expected: 0,
+        recall_lost: 0,
+        recalls_duplicated: shared.counts.recalls_duplicated.load(Ordering::Relaxed),
         samples: shared.violations.lock().expect("lock").clone(),
     };
     let station_name = |i: usize| layout.stations().nth(i).unwrap_or("?").to_owned();
     let completed = shared.completed.lock().expect("lock");
     for (id, t) in shared.tickets.lock().expect("lock").iter() {
+        // What became of it after its fire: a void, and a recall, on every screen.
+        for (expected, screens, what, count, want, lost) in [
+            (
+                t.void_expected,
+                t.void_screens,
+                "the void of its line",
+                &mut v.void_tickets,
+                &mut v.void_deliveries_expected,
+                &mut v.void_lost,
+            ),
+            (
+                t.voided_expected,
+                t.voided_screens,
+                "its ticket_voided",
+                &mut v.voided_tickets,
+                &mut v.voided_deliveries_expected,
+                &mut v.voided_lost,
+            ),
+            (
+                t.recall_acked,
+                t.recall_screens,
+                "its recall",
+                &mut v.recalled_tickets,
+                &mut v.recall_deliveries_expected,
+                &mut v.recall_lost,
+            ),
+        ] {
+            if !expected {
+                continue;
+            }
+            let got = u64::from(screens.count_ones());
+            *count += 1;
+            *want += k;
+            if got < k {
+                *lost += k - got;
+                if v.samples.len() < 20 {
+                    v.samples.push(format!(
+                        "ticket {id} (order {} fire {}): {what} reached {got} of {k} screens of {}/{}",
+                        t.order_id,
+                        t.fire_no,
+                        layout.branches.get(t.branch).map_or("?", String::as_str),
+                        station_name(t.station)
+                    ));
+                }
+            }
+        }
         let got = u64::from(t.screens.count_ones());
         let Some(lines) = t.confirmed_lines else {
             v.unconfirmed_tickets += 1;
@@ -145,7 +221,42 @@ impl Verification {
                 self.ready_duplicated
             ));
         }
+        if self.void_lost + self.voided_lost > 0 {
+            f.push(format!(
+                "{} void deliveries missing: {} line_voided and {} ticket_voided never reached a screen of the ticket's station",
+                self.void_lost + self.voided_lost,
+                self.void_lost,
+                self.voided_lost
+            ));
+        }
+        if self.recall_lost > 0 {
+            f.push(format!(
+                "{} recall deliveries missing: a recalled ticket never reached a screen of its station again",
+                self.recall_lost
+            ));
+        }
+        if self.voids_duplicated + self.recalls_duplicated > 0 {
+            f.push(format!(
+                "{} void(s) and {} recall(s) reached a screen twice in different events",
+                self.voids_duplicated, self.recalls_duplicated
+            ));
+        }
         f
+    }
+
+    /// The line for voids and recalls.
+    pub fn kitchen_line(&self, k: usize) -> String {
+        format!(
+            "voids: {} tickets x {k} screens, {} missing; {} tickets voided, {} missing; {} duplicated; recalls: {} tickets x {k} screens, {} missing, {} duplicated",
+            self.void_tickets,
+            self.void_lost,
+            self.voided_tickets,
+            self.voided_lost,
+            self.voids_duplicated,
+            self.recalled_tickets,
+            self.recall_lost,
+            self.recalls_duplicated
+        )
     }
 
     pub fn summary_line(&self, k: usize) -> String {
@@ -180,6 +291,21 @@ impl Verification {
             "ready_notices_lost": self.ready_lost,
             "ready_notices_duplicated": self.ready_duplicated,
             "ready_notices_unexpected": self.ready_unexpected,
+            "voids": {
+                "tickets": self.void_tickets,
+                "line_voided_deliveries_expected": self.void_deliveries_expected,
+                "line_voided_lost": self.void_lost,
+                "tickets_voided": self.voided_tickets,
+                "ticket_voided_deliveries_expected": self.voided_deliveries_expected,
+                "ticket_voided_lost": self.voided_lost,
+                "duplicated": self.voids_duplicated,
+            },
+            "recalls": {
+                "tickets": self.recalled_tickets,
+                "deliveries_expected": self.recall_deliveries_expected,
+                "lost": self.recall_lost,
+                "duplicated": self.recalls_duplicated,
+            },
             "samples": self.samples,
         })
     }
