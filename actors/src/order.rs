@@ -1174,6 +1174,21 @@ impl Order {
 
     /// Makes a change that `decide` returned and the journal committed.
     pub fn apply(&mut self, change: &OrderChange, at: DateTime<Utc>) {
+        self.apply_change(change, at);
+        // A paced course with nothing left to fire (voided, or fired with another course's
+        // lines) waits for nothing.
+        if let Some(s) = self.scheduled {
+            let held = self
+                .lines
+                .values()
+                .any(|l| l.status == LineStatus::Held && l.course == s.course);
+            if !held {
+                self.scheduled = None;
+            }
+        }
+    }
+
+    fn apply_change(&mut self, change: &OrderChange, at: DateTime<Utc>) {
         match change {
             OrderChange::OrderOpened { .. } => {}
             OrderChange::LinesAdded { lines } => {

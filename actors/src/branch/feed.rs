@@ -165,6 +165,15 @@ impl BranchActor {
                     if let Some(order) = self.view.get_mut(&e.order_id) {
                         order.replay(change, envelope.seq, envelope.position, envelope.at);
                     }
+                    // A follower keeps the order merged in until its close comes: should the
+                    // owner stop between the two, this replica closes it once it writes.
+                    if let (false, OrderChange::OrdersMerged { from, .. }) = (self.owner, change) {
+                        if let Some(other) = self.view.remove(from) {
+                            self.order_tables.remove(from);
+                            self.unfinished_merges.retain(|(o, _)| o.id != *from);
+                            self.unfinished_merges.push((other, e.order_id));
+                        }
+                    }
                     // The table the order moved to writes it now.
                     if let (true, OrderChange::OrderMoved { to, .. }) = (self.owner, change) {
                         if let Some(order) = self.view.get(&e.order_id).cloned() {

@@ -97,6 +97,8 @@ pub struct BranchActor {
     stock: Stock,
     /// Orders whose paced course is being fired.
     pacing: std::collections::HashSet<OrderId>,
+    /// Paced courses refused when due (they wait for the waiter).
+    pacing_refused: std::collections::HashSet<(OrderId, chrono::DateTime<chrono::Utc>)>,
     /// Fire by prep time: what the branch learned of its kitchen's times.
     prep: crate::prep::PrepModel,
     /// Orders merged into another whose close the journal does not have yet (a merge cut
@@ -168,6 +170,7 @@ impl BranchActor {
             acks: None,
             stock,
             pacing: std::collections::HashSet::new(),
+            pacing_refused: std::collections::HashSet::new(),
             prep: recovered.prep,
             unfinished_merges,
         }

@@ -124,8 +124,8 @@ impl BranchActor {
         let fires = commands
             .iter()
             .any(|c| matches!(c, OrderCommand::Fire { .. } | OrderCommand::FireNext));
-        // Nothing to time with: no item has a prep time and none was learned yet.
-        if !fires || (self.prep.is_empty() && !branch.has_prep_times()) {
+        // Fire by prep time is the branch's once some item has a prep time.
+        if !fires || !branch.has_prep_times() {
             return crate::prep::Timing::default();
         }
         self.prep.timing(branch, self.view.values(), Utc::now())
@@ -363,6 +363,10 @@ impl BranchActor {
             .view
             .values()
             .filter(|o| !self.pacing.contains(&o.id))
+            .filter(|o| {
+                o.scheduled
+                    .is_none_or(|s| !self.pacing_refused.contains(&(o.id, s.at)))
+            })
             .filter_map(|o| {
                 let s = o.scheduled.filter(|s| s.at <= now)?;
                 // Its lines may have been voided since, or fired with another course's.
@@ -389,8 +393,16 @@ impl BranchActor {
             });
             ctx.spawn(fire.into_actor(self).map(move |fired, act, _| {
                 act.pacing.remove(&order);
-                if let Err(e) = fired {
-                    tracing::warn!(branch = %act.id, %order, course, error = %e, "paced course not fired");
+                match fired {
+                    Ok(_) => {}
+                    // Not now: the next tick tries again.
+                    Err(CommandError::JournalUnavailable | CommandError::Conflict) => {}
+                    Err(CommandError::NotOwner) => {}
+                    // Refused as it stands (an item 86'd since, ...): the waiter fires it.
+                    Err(e) => {
+                        tracing::warn!(branch = %act.id, %order, course, error = %e, "paced course refused; it waits for the waiter");
+                        act.pacing_refused.insert((order, at));
+                    }
                 }
             }));
         }

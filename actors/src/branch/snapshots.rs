@@ -45,11 +45,13 @@ impl BranchActor {
     pub(super) fn save_snapshot_now(&mut self) -> impl std::future::Future<Output = ()> + 'static {
         // Whatever the outcome, the next attempt waits for as many events again.
         self.snapshot_position = self.position;
+        // Orders merged in but not closed yet are kept too: recovery hides and closes them.
+        let unfinished = self.unfinished_merges.iter().map(|(o, _)| o);
         let snapshot = BranchSnapshot::new(
             self.branch.as_deref(),
             self.config_seq,
             self.position,
-            self.view.values(),
+            self.view.values().chain(unfinished),
         )
         .with_stock(self.stock.levels())
         .with_prep(self.prep.samples());
