@@ -658,6 +658,76 @@ const KINDS_V3: [&str; 57] = [
     "expo_ready",
 ];
 
+/// Kitchen screens on every station of the golden branch, for as long as the test runs, that
+/// acknowledge what they show as a kitchen's do: the fixture's last configuration gives a
+/// ticket one second, and a restart starts every live ticket's clock again, so without them
+/// the branch would escalate (and journal) while the test looks. Tickets the fixture left
+/// escalated are not acknowledged: they stay unseen, as the fixture has them.
+async fn watch_every_station(server: &Server) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let branch = get(server, "").await;
+    let stations: Vec<String> = branch["config"]["stations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    let url = server.base.replace("http://", "ws://") + "/ws";
+    let token = common::token_for("golden", Role::Manager, None, None);
+    for station in stations {
+        let mut ws = common::ws_connect_as(&url, &token).await;
+        let subscribe = json!({"type": "subscribe", "station": station});
+        ws.send(Message::text(subscribe.to_string())).await.unwrap();
+        // Acknowledged before the test goes on: the snapshot's tickets are the ones whose
+        // clocks restarted.
+        let mut joined = false;
+        while !joined {
+            let Some(Ok(Message::Text(text))) = ws.next().await else {
+                panic!("the {station} screen closed");
+            };
+            let frame: Value = serde_json::from_str(&text).unwrap();
+            if frame["type"] == "snapshot" {
+                let tickets = &frame["snapshot"]["tickets"];
+                ack(&mut ws, &station, tickets).await;
+                joined = true;
+            }
+        }
+        tokio::spawn(async move {
+            while let Some(Ok(message)) = ws.next().await {
+                let Message::Text(text) = message else { continue };
+                let frame: Value = serde_json::from_str(&text).unwrap_or_default();
+                if frame["event"]["type"] == "course_fired" {
+                    let tickets = frame["event"]["tickets"].clone();
+                    ack(&mut ws, &station, &tickets).await;
+                }
+            }
+        });
+    }
+}
+
+/// Acknowledges a station's tickets of a list that are not escalated.
+async fn ack<S>(ws: &mut S, station: &str, tickets: &Value)
+where
+    S: futures_util::Sink<tokio_tungstenite::tungstenite::Message> + Unpin,
+    S::Error: std::fmt::Debug,
+{
+    use futures_util::SinkExt;
+    let ids: Vec<&Value> = tickets
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["station"] == station && t["unseen"] != true)
+        .map(|t| &t["id"])
+        .collect();
+    if ids.is_empty() {
+        return;
+    }
+    let seen = json!({"type": "seen", "station": station, "tickets": ids});
+    let text = tokio_tungstenite::tungstenite::Message::text(seen.to_string());
+    ws.send(text).await.unwrap();
+}
+
 /// The server on the format-3 fixture, and whether B's paced course has fired by itself.
 ///
 /// The fixture left B's course 2 scheduled an hour after it was written. Until then the
@@ -666,6 +736,7 @@ const KINDS_V3: [&str; 57] = [
 /// state or the other.
 async fn start_v3(golden: &GoldenV3) -> (Server, TestJournal, bool) {
     let (server, journal) = start_journal(golden.embedded, golden.postgres).await;
+    watch_every_station(&server).await;
     let due: DateTime<Utc> = golden.paced_at.parse().unwrap();
     let left = due - Utc::now();
     if left > TimeDelta::seconds(60) {
