@@ -695,7 +695,9 @@ async fn watch_every_station(server: &Server) {
         }
         tokio::spawn(async move {
             while let Some(Ok(message)) = ws.next().await {
-                let Message::Text(text) = message else { continue };
+                let Message::Text(text) = message else {
+                    continue;
+                };
                 let frame: Value = serde_json::from_str(&text).unwrap_or_default();
                 if frame["event"]["type"] == "course_fired" {
                     let tickets = frame["event"]["tickets"].clone();
