@@ -1364,7 +1364,7 @@ async fn two_open_orders_merge_into_one() {
     // Refused, changing nothing: the same order, one that is merged already, one unknown.
     let journal = app.journal().await.len();
     for (body, code) in [
-        (json!({"from": into_id}), "invalid_input"),
+        (json!({"from": into_id}), "invalid_transition"),
         (json!({"from": from_id}), "unknown_order"),
         (
             json!({"from": uuid::Uuid::new_v4().to_string()}),

@@ -12,7 +12,19 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::error::{invalid, CommandError};
 use crate::ids::{ItemId, LineId, OrderId, StationId, TableId, TicketId};
 use crate::menu::{Branch, StationKind, TableKind};
-use crate::prep::Timing;
+
+/// When a fire's tickets start at their stations (fire by prep time): sets a
+/// ticket's `starts_at`, or leaves it to start at once.
+pub trait Release {
+    fn release(&self, branch: &Branch, tickets: &mut [Ticket], now: DateTime<Utc>);
+}
+
+/// Every ticket starts at once.
+pub struct AtOnce;
+
+impl Release for AtOnce {
+    fn release(&self, _: &Branch, _: &mut [Ticket], _: DateTime<Utc>) {}
+}
 
 pub const MAX_QUANTITY: u16 = 99;
 pub const MAX_LINES_PER_ORDER: usize = 500;
@@ -592,7 +604,7 @@ impl Order {
         opened: OrderChange,
         then: &[OrderCommand],
         branch: &Branch,
-        timing: &Timing,
+        timing: &dyn Release,
         now: DateTime<Utc>,
     ) -> Result<Vec<OrderChange>, CommandError> {
         let mut order = Order::opened(id, table, &opened, now);
@@ -625,7 +637,7 @@ impl Order {
         branch: &Branch,
         now: DateTime<Utc>,
     ) -> Result<Vec<OrderChange>, CommandError> {
-        self.decide_timed(command, branch, &Timing::default(), now)
+        self.decide_timed(command, branch, &AtOnce, now)
     }
 
     /// `decide`, a fire's tickets released by `timing` so that they finish together.
@@ -633,7 +645,7 @@ impl Order {
         &self,
         command: &OrderCommand,
         branch: &Branch,
-        timing: &Timing,
+        timing: &dyn Release,
         now: DateTime<Utc>,
     ) -> Result<Vec<OrderChange>, CommandError> {
         if self.is_closed() {
@@ -904,7 +916,7 @@ impl Order {
         course: Option<u8>,
         priority: bool,
         branch: &Branch,
-        timing: &Timing,
+        timing: &dyn Release,
         now: DateTime<Utc>,
     ) -> Result<Vec<OrderChange>, CommandError> {
         if matches!(course, Some(0) | Some(10..)) {
@@ -1092,7 +1104,9 @@ impl Order {
     /// order's, its tickets re-pointed here (their own numbers kept).
     fn decide_merge(&self, other: &Order) -> Result<Vec<OrderChange>, CommandError> {
         if other.id == self.id {
-            return Err(invalid("an order cannot be merged into itself"));
+            return Err(CommandError::InvalidTransition(
+                "an order cannot be merged into itself".into(),
+            ));
         }
         if other.is_closed() {
             return Err(CommandError::OrderClosed);

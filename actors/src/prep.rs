@@ -17,7 +17,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::ids::{ItemId, StationId};
 use crate::menu::{Branch, StationKind};
-use crate::order::{Order, Ticket, TicketStatus};
+use crate::order::{Order, Release, Ticket, TicketStatus};
 
 /// Measured times kept per item and station.
 pub const SAMPLES: usize = 20;
@@ -65,6 +65,12 @@ impl Timing {
     /// When each cooking ticket of a fire should start so that all finish together, set on
     /// the tickets (`starts_at`, none for those released at once).
     pub fn release(&self, branch: &Branch, tickets: &mut [Ticket], now: DateTime<Utc>) {
+        Release::release(self, branch, tickets, now)
+    }
+}
+
+impl Release for Timing {
+    fn release(&self, branch: &Branch, tickets: &mut [Ticket], now: DateTime<Utc>) {
         let finishing: Vec<Option<(f64, f64)>> = tickets
             .iter()
             .map(|t| {

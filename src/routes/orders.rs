@@ -458,10 +458,10 @@ pub struct MergeBody {
         (status = 400, description = "The body is not JSON (`malformed_json`).", body = ErrorBody),
         Refusals,
         (status = 404, description = "No such branch, or either order is not open (`unknown_branch`, `unknown_order`).", body = ErrorBody),
-        (status = 409, description = "Either order is closed (`order_closed`), or one was changed elsewhere or is in another merge (`conflict`).", body = ErrorBody),
+        (status = 409, description = "The order would be merged into itself (`invalid_transition`), either order is closed (`order_closed`), or one was changed elsewhere or is in another merge (`conflict`).", body = ErrorBody),
         (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
         (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`).", body = ErrorBody),
-        (status = 422, description = "The body or the key is not valid, or an order would be merged into itself (`invalid_input`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
+        (status = 422, description = "The body or the key is not valid (`invalid_input`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]

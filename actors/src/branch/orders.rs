@@ -226,7 +226,9 @@ impl Handler<MergeOrders> for BranchActor {
             self.owning()?;
             let branch = self.configured()?;
             if msg.into == msg.from {
-                return Err(invalid("an order cannot be merged into itself"));
+                return Err(CommandError::InvalidTransition(
+                    "an order cannot be merged into itself".into(),
+                ));
             }
             let into = self
                 .order_tables
