@@ -98,6 +98,13 @@ impl Stock {
 
     /// The feed has applied every commit up to `position`: their reservations end.
     pub fn applied_up_to(&mut self, position: u64) {
+        if self
+            .committed
+            .first_key_value()
+            .is_none_or(|(first, _)| *first > position)
+        {
+            return;
+        }
         let later = self.committed.split_off(&(position + 1));
         let done = std::mem::replace(&mut self.committed, later);
         for reserved in done.into_values().flatten() {
