@@ -695,6 +695,11 @@ impl Handler<SubscribeStation> for StationActor {
                 let snapshot = act.snapshot();
                 act.audience.caught_up(ticket, missed, Some(snapshot));
                 screen.push(act.all_day_push());
+                if !act.stock.is_empty() {
+                    screen.push(Push::Stock {
+                        items: act.stock.clone(),
+                    });
+                }
                 act.record();
             }));
         }

@@ -307,6 +307,12 @@ impl BranchActor {
                         let topic = act.audience.catching_up_on(ticket).cloned();
                         let snapshot = topic.and_then(|t| act.snapshot(&t).ok());
                         act.audience.caught_up(ticket, missed, snapshot);
+                        // What is left now, which the events it missed do not say.
+                        if !act.stock.is_empty() {
+                            screen.push(Push::Stock {
+                                items: act.stock.shared_levels(),
+                            });
+                        }
                     }));
                 }
             }
