@@ -1225,18 +1225,8 @@ impl Order {
                 });
             }
             OrderChange::CourseFired {
-                fire_no,
-                course,
-                tickets,
-                ..
+                fire_no, tickets, ..
             } => {
-                // The course waited for fired now (by itself, or sooner by hand).
-                if self
-                    .scheduled
-                    .is_some_and(|s| course.is_none_or(|c| c == s.course))
-                {
-                    self.scheduled = None;
-                }
                 self.fires = *fire_no;
                 for t in tickets {
                     for tl in &t.lines {

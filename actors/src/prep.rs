@@ -61,15 +61,11 @@ impl Timing {
             backlog,
         }
     }
-
-    /// When each cooking ticket of a fire should start so that all finish together, set on
-    /// the tickets (`starts_at`, none for those released at once).
-    pub fn release(&self, branch: &Branch, tickets: &mut [Ticket], now: DateTime<Utc>) {
-        Release::release(self, branch, tickets, now)
-    }
 }
 
 impl Release for Timing {
+    /// When each cooking ticket of a fire should start so that all finish together, set on
+    /// the tickets (`starts_at`, none for those released at once).
     fn release(&self, branch: &Branch, tickets: &mut [Ticket], now: DateTime<Utc>) {
         let finishing: Vec<Option<(f64, f64)>> = tickets
             .iter()
