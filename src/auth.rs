@@ -83,7 +83,8 @@ pub enum Act<'a> {
     ReadJournal,
     ReadBranch,
     EightySix,
-    OpenOrder,
+    /// Open an order at this table.
+    OpenOrder(&'a TableId),
     ListOrders,
     /// Read one order, at this table.
     ReadOrder(&'a TableId),
@@ -127,9 +128,14 @@ impl Device {
             Act::ConfigureBranch | Act::IssueTokens | Act::ReadJournal => role == Manager,
             Act::ReadBranch => true,
             Act::EightySix => matches!(role, Manager | Pos | Kitchen),
-            Act::OpenOrder | Act::ListOrders | Act::ChangeOrder | Act::FollowBranch => {
+            Act::ListOrders | Act::ChangeOrder | Act::FollowBranch => {
                 matches!(role, Manager | Pos | Waiter)
             }
+            Act::OpenOrder(t) => match role {
+                Manager | Pos | Waiter => true,
+                Guest => own_table(t),
+                Kitchen => false,
+            },
             Act::ReadOrder(t) => match role {
                 Manager | Pos | Waiter | Kitchen => true,
                 Guest => own_table(t),

@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod screens;
 pub mod settings;
 pub mod startup;
 pub mod strict;

@@ -24,10 +24,9 @@ use crate::cluster::{Cluster, ReplicaSettings, Route};
 use crate::error::{json_error, ApiError, ErrorCode};
 use crate::lifecycle::Lifecycle;
 use crate::settings::{LogFormat, Settings};
-use crate::{openapi, routes, ws};
+use crate::{openapi, routes, screens, ws};
 
 const DEMO_BRANCH: &str = include_str!("../config/demo-branch.json");
-const BOARD: &str = include_str!("../static/board.html");
 
 /// The demo branch's id.
 pub const DEMO_ID: &str = "demo";
@@ -306,7 +305,7 @@ fn admission_of(settings: &Settings) -> web::Data<Admission> {
 /// The endpoints outside the REST API: the board, probes, the API's description and the
 /// websocket (metrics have their own, unless they are served here).
 fn endpoints(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(board))
+    cfg.configure(screens::routes)
         .route(
             "/healthz",
             web::get().to(|| async { HttpResponse::Ok().body("ok") }),
@@ -468,13 +467,6 @@ fn forget_old_keys(journal: Arc<dyn Journal>, days: u32) {
             }
         }
     });
-}
-
-/// The kitchen board: every station of a branch, live, in one page.
-async fn board() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(BOARD)
 }
 
 /// Ready when recovery is done, the replica is not stopping, and the journal answers.

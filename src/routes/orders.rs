@@ -93,6 +93,23 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// A guest's phone opens an order only to send its lines to the kitchen at once (its QR
+/// menu's cart), and cannot rush it or name an outside reference.
+fn guest_may_open(body: &OpenOrderBody) -> Result<(), ApiError> {
+    let sends_all = body
+        .fire
+        .as_ref()
+        .is_some_and(|f| f.course.is_none() && !f.priority);
+    if body.lines.is_empty() || !sends_all || body.priority || body.external_ref.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "a guest's phone opens an order with its lines and \"fire\": {} in one call, \
+             without priority or external_ref",
+        ));
+    }
+    Ok(())
+}
+
 #[utoipa::path(
     post,
     path = "/api/v1/branches/{branch}/orders",
@@ -126,9 +143,16 @@ pub(super) async fn open_order(
     branch: web::Path<BranchPath>,
     body: ApiJson<OpenOrderBody>,
 ) -> ApiResult {
-    device.require(Act::OpenOrder)?;
-    let branch = branch.id()?;
     let body = body.0;
+    device.require(Act::OpenOrder(&body.table))?;
+    let branch = branch.id()?;
+    if device.role() == Role::Guest {
+        guest_may_open(&body)?;
+        let limiter = req
+            .app_data::<web::Data<GuestOrdering>>()
+            .expect("guest ordering limits are configured");
+        limiter.check(&branch, &body.table)?;
+    }
     let idempotency = idempotency::from_request(&req, &body)?;
     let mut then = Vec::new();
     if !body.lines.is_empty() {

@@ -47,6 +47,13 @@ pub enum ClientFrame {
         station: StationId,
         tickets: Vec<TicketId>,
     },
+    /// A heartbeat a screen sends (browsers cannot see websocket pings): answered at once with
+    /// `pong` and the server's clock, so the screen knows it is live and how far its own clock
+    /// is off. Allowed before `auth`.
+    Ping {
+        #[serde(default)]
+        id: Option<String>,
+    },
 }
 
 impl ClientFrame {
@@ -114,6 +121,12 @@ pub enum ServerFrame<'a> {
     /// joins: not an event (no position; never replayed).
     Stock {
         items: Vec<wire::live::StockLevel<'a>>,
+    },
+    /// The answer to a `ping`: the server's clock when it was sent.
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a str>,
+        at: chrono::DateTime<chrono::Utc>,
     },
 }
 

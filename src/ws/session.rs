@@ -247,6 +247,17 @@ impl Session {
         };
         let device = match (&frame, &self.device) {
             (ClientFrame::Auth { token }, _) => return self.auth(token),
+            (ClientFrame::Ping { id }, _) => {
+                let at = chrono::Utc::now();
+                self.reply(
+                    ServerFrame::Pong {
+                        id: id.as_deref(),
+                        at,
+                    }
+                    .to_text(),
+                );
+                return Continue(());
+            }
             (_, Some(device)) => device.clone(),
             (_, None) => {
                 metrics::auth_refused("unauthenticated");
@@ -260,7 +271,7 @@ impl Session {
             }
         };
         match frame {
-            ClientFrame::Auth { .. } => unreachable!("handled above"),
+            ClientFrame::Auth { .. } | ClientFrame::Ping { .. } => unreachable!("handled above"),
             ClientFrame::Subscribe {
                 id,
                 branch,
