@@ -60,6 +60,8 @@ error_codes! {
     BodyTooLarge => "body_too_large",
     UnsupportedMediaType => "unsupported_media_type",
     InvalidInput => "invalid_input",
+    /// A line of an item leaves a required modifier group unchosen.
+    ModifierRequired => "modifier_required",
     IdempotencyKeyReused => "idempotency_key_reused",
     RateLimited => "rate_limited",
     TooManyConnections => "too_many_connections",
@@ -94,7 +96,9 @@ impl ErrorCode {
             | PartsPending | OrderClosed | OrderNotFinished | Conflict => StatusCode::CONFLICT,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            InvalidInput | IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            InvalidInput | ModifierRequired | IdempotencyKeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             RateLimited | TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
             JournalUnreadable | Internal => StatusCode::INTERNAL_SERVER_ERROR,
             JournalUnavailable | Overloaded | OwnerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -116,6 +120,7 @@ impl ErrorCode {
             E::EightySixed(_) => Self::Item86,
             E::SoldOut(..) => Self::ItemSoldOut,
             E::Invalid(_) => Self::InvalidInput,
+            E::ModifierRequired { .. } => Self::ModifierRequired,
             E::NothingToFire(_) => Self::NothingToFire,
             E::NothingToServe => Self::NothingToServe,
             E::InvalidTransition(_) => Self::InvalidTransition,

@@ -534,7 +534,8 @@ fn random_secret() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 48)
 }
 
-/// Prints (to standard error, beside the human log) a ready token for each demo device.
+/// Prints (to standard error, beside the human log) a link to every screen of the demo branch,
+/// each paired by its token in the URL fragment, and the tokens for REST calls.
 fn print_demo_devices(tokens: &Tokens, port: u16) -> anyhow::Result<()> {
     let branch = BranchId::parse(DEMO_ID)?;
     let issue = |role: Role, station: Option<&str>, table: Option<&str>, device: &str| {
@@ -547,11 +548,27 @@ fn print_demo_devices(tokens: &Tokens, port: u16) -> anyhow::Result<()> {
         };
         anyhow::Ok(tokens.issue(&branch, &request)?.token)
     };
-    let board = issue(Role::Manager, None, None, "demo-board")?;
-    let grill = issue(Role::Kitchen, Some("grill"), None, "demo-grill-board")?;
-    let mut out = format!(
-        "\nDemo branch '{DEMO_ID}': open the kitchen board at\n  http://localhost:{port}/#token={board}\nand the grill's own screen at\n  http://localhost:{port}/#token={grill}\n\nDevice tokens (send 'Authorization: Bearer <token>'):\n"
-    );
+    let base = format!("http://localhost:{port}");
+    let mut out =
+        format!("\nDemo branch '{DEMO_ID}': open its screens (each link pairs one device):\n");
+    let screens: [(&str, &str, Role, Option<&str>, Option<&str>); 10] = [
+        ("kitchen board", "/", Role::Manager, None, None),
+        ("grill", "/kitchen", Role::Kitchen, Some("grill"), None),
+        ("fryer", "/kitchen", Role::Kitchen, Some("fryer"), None),
+        ("cold", "/kitchen", Role::Kitchen, Some("cold"), None),
+        ("bar", "/kitchen", Role::Kitchen, Some("bar"), None),
+        ("expo", "/expo", Role::Kitchen, Some("expo"), None),
+        ("waiter tablet", "/waiter", Role::Waiter, None, None),
+        ("POS", "/pos", Role::Pos, None, None),
+        ("QR menu", "/menu/qr-5", Role::Guest, None, Some("qr-5")),
+        ("manager", "/manage", Role::Manager, None, None),
+    ];
+    for (name, path, role, station, table) in screens {
+        let device = format!("demo-{}-screen", name.replace(' ', "-").to_lowercase());
+        let token = issue(role, station, table, &device)?;
+        out.push_str(&format!("  {name:<14} {base}{path}#token={token}\n"));
+    }
+    out.push_str("\nDevice tokens (send 'Authorization: Bearer <token>'):\n");
     let devices: [(&str, Role, Option<&str>, Option<&str>); 5] = [
         ("manager", Role::Manager, None, None),
         ("pos", Role::Pos, None, None),

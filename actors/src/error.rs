@@ -23,6 +23,8 @@ pub enum CommandError {
     EightySixed(ItemId),
     #[error("item '{0}' has fewer left than asked for ({1} left); nothing was added")]
     SoldOut(ItemId, u32),
+    #[error("item '{item}' needs a choice of '{group}'")]
+    ModifierRequired { item: ItemId, group: String },
     #[error("{0}")]
     Invalid(String),
     #[error("nothing to fire: {0}")]

@@ -4,7 +4,7 @@
 //! These types read from JSON for fixtures and tools (tests, benchmarks); what devices send and
 //! read is `src/wire`'s, converted at the edge.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -12,12 +12,18 @@ use serde::Deserialize;
 
 use crate::error::{invalid, CommandError};
 use crate::ids::{CategoryId, ItemId, StationId, TableId};
+use crate::order::OrderSource;
 
 const NAME_MAX: usize = 100;
 /// Seconds a ticket may wait unacknowledged by its station's screens, unless the branch says.
 pub const DEFAULT_UNSEEN_AFTER: u16 = 10;
 /// Seconds from fire to bump after which a ticket counts as late, unless the branch says.
-pub const DEFAULT_LATE_AFTER: u32 = 900;
+pub const DEFAULT_LATE_AFTER: u32 = 480;
+/// Seconds from fire after which a screen warns that a ticket is getting old.
+pub const DEFAULT_WARNING_AFTER: u32 = 300;
+/// Modifier groups an item may have, and options a group may offer.
+const MAX_GROUPS: usize = 10;
+const MAX_OPTIONS: usize = 30;
 /// Tickets a station works on at once, unless it says.
 pub const DEFAULT_LANES: u16 = 4;
 
@@ -70,6 +76,117 @@ pub struct MenuItem {
     /// its quicker tickets so that all finish together.
     #[serde(default)]
     pub prep_seconds: Option<u32>,
+    /// The choices a line of it offers ("Doneness": rare, medium, well done). A line names
+    /// its chosen options among its modifiers; a required group must be chosen from.
+    #[serde(default)]
+    pub modifier_groups: Vec<ModifierGroup>,
+}
+
+/// A set of options a line of an item chooses from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModifierGroup {
+    pub id: String,
+    pub name: String,
+    /// A line of the item must choose at least one of its options.
+    #[serde(default)]
+    pub required: bool,
+    /// At most this many of its options on one line (all of them when not given).
+    #[serde(default)]
+    pub max: Option<u8>,
+    pub options: Vec<ModifierOption>,
+}
+
+/// One choice of a modifier group.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModifierOption {
+    pub name: String,
+    #[serde(default)]
+    pub price_cents: u32,
+    /// Choosing it tells the kitchen of an allergy: screens highlight it.
+    #[serde(default)]
+    pub allergen: bool,
+}
+
+impl ModifierGroup {
+    fn validate(&self, item: &ItemId) -> Result<(), CommandError> {
+        let ok_id = !self.id.is_empty()
+            && self.id.len() <= 40
+            && self
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok_id {
+            return Err(invalid(format!(
+                "item '{item}': a modifier group id is 1 to 40 letters, digits, '-' or '_'"
+            )));
+        }
+        check_name("modifier group", &self.name)?;
+        if self.options.is_empty() || self.options.len() > MAX_OPTIONS {
+            return Err(invalid(format!(
+                "item '{item}', group '{}': 1 to {MAX_OPTIONS} options",
+                self.id
+            )));
+        }
+        for option in &self.options {
+            check_name("modifier option", &option.name)?;
+        }
+        unique("option", self.options.iter().map(|o| &o.name))?;
+        if let Some(max) = self.max {
+            if max == 0 || usize::from(max) > self.options.len() {
+                return Err(invalid(format!(
+                    "item '{item}', group '{}': max must be 1 to its number of options",
+                    self.id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a line's modifiers that miss this required group or choose too many of it.
+    fn check(&self, item: &ItemId, modifiers: &[String]) -> Result<(), CommandError> {
+        let chosen = self
+            .options
+            .iter()
+            .filter(|o| modifiers.iter().any(|m| m == &o.name))
+            .count();
+        if self.required && chosen == 0 {
+            return Err(CommandError::ModifierRequired {
+                item: item.clone(),
+                group: self.name.clone(),
+            });
+        }
+        if let Some(max) = self.max {
+            if chosen > usize::from(max) {
+                return Err(invalid(format!(
+                    "item '{item}': at most {max} of '{}'",
+                    self.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl MenuItem {
+    /// Refuses a line's modifiers unless every required group is chosen from, each within its
+    /// `max`.
+    pub fn check_modifiers(&self, modifiers: &[String]) -> Result<(), CommandError> {
+        self.modifier_groups
+            .iter()
+            .try_for_each(|g| g.check(&self.id, modifiers))
+    }
+}
+
+/// How long a ticket may be out before screens warn and before it is late.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timers {
+    #[serde(default)]
+    pub warning_after_seconds: Option<u32>,
+    #[serde(default)]
+    pub late_after_seconds: Option<u32>,
 }
 
 /// Where orders are taken.
@@ -116,6 +233,13 @@ pub struct BranchConfig {
     /// (`DEFAULT_LATE_AFTER` when not set).
     #[serde(default)]
     pub late_after_seconds: Option<u32>,
+    /// Seconds from fire after which screens warn that a ticket is getting old
+    /// (`DEFAULT_WARNING_AFTER` when not set).
+    #[serde(default)]
+    pub warning_after_seconds: Option<u32>,
+    /// Other warning and late times for orders of a source (delivery drivers wait longer).
+    #[serde(default)]
+    pub timers_by_source: BTreeMap<OrderSource, Timers>,
     /// Course pacing: when expo sends a course, the order's next held course fires by itself
     /// this many seconds later (none: courses wait for the waiter).
     #[serde(default)]
@@ -179,6 +303,18 @@ impl BranchConfig {
         }
         if matches!(self.late_after_seconds, Some(0) | Some(14_401..)) {
             return Err(invalid("late_after_seconds must be 1 to 14400"));
+        }
+        if matches!(self.warning_after_seconds, Some(0) | Some(14_401..)) {
+            return Err(invalid("warning_after_seconds must be 1 to 14400"));
+        }
+        for (source, timers) in &self.timers_by_source {
+            let bad = |s: Option<u32>| matches!(s, Some(0) | Some(14_401..));
+            if bad(timers.warning_after_seconds) || bad(timers.late_after_seconds) {
+                return Err(invalid(format!(
+                    "timers_by_source.{}: seconds must be 1 to 14400",
+                    source.as_str()
+                )));
+            }
         }
         if matches!(self.course_pace_seconds, Some(0) | Some(7_201..)) {
             return Err(invalid("course_pace_seconds must be 1 to 7200"));
@@ -248,6 +384,16 @@ impl BranchConfig {
                 )));
             }
             check_routes(&format!("item '{}'", item.id), &item.stations)?;
+            if item.modifier_groups.len() > MAX_GROUPS {
+                return Err(invalid(format!(
+                    "item '{}': at most {MAX_GROUPS} modifier groups",
+                    item.id
+                )));
+            }
+            unique("modifier group", item.modifier_groups.iter().map(|g| &g.id))?;
+            for group in &item.modifier_groups {
+                group.validate(&item.id)?;
+            }
             let Some(category) = categories.get(&item.category) else {
                 return Err(invalid(format!(
                     "item '{}' names unknown category '{}'",
@@ -262,6 +408,31 @@ impl BranchConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// From how long between fire and bump a ticket is late: the branch's time, or its source's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LateAfter {
+    pub default: std::time::Duration,
+    by_source: [Option<std::time::Duration>; OrderSource::COUNT],
+}
+
+impl Default for LateAfter {
+    fn default() -> Self {
+        Self {
+            default: std::time::Duration::from_secs(DEFAULT_LATE_AFTER.into()),
+            by_source: [None; OrderSource::COUNT],
+        }
+    }
+}
+
+impl LateAfter {
+    /// The late time of a ticket of this source (orders from before sources: the branch's).
+    pub fn of(&self, source: Option<OrderSource>) -> std::time::Duration {
+        source
+            .and_then(|s| self.by_source[s.index()])
+            .unwrap_or(self.default)
     }
 }
 
@@ -380,10 +551,19 @@ impl Branch {
             .map(|s| chrono::TimeDelta::seconds(s.into()))
     }
 
-    /// From how long between fire and bump a ticket is late.
-    pub fn late_after(&self) -> std::time::Duration {
-        let seconds = self.config.late_after_seconds.unwrap_or(DEFAULT_LATE_AFTER);
-        std::time::Duration::from_secs(seconds.into())
+    /// From how long between fire and bump a ticket is late, for every source.
+    pub fn late_after(&self) -> LateAfter {
+        let default = self.config.late_after_seconds.unwrap_or(DEFAULT_LATE_AFTER);
+        let mut late = LateAfter {
+            default: std::time::Duration::from_secs(default.into()),
+            by_source: [None; OrderSource::COUNT],
+        };
+        for (source, timers) in &self.config.timers_by_source {
+            late.by_source[source.index()] = timers
+                .late_after_seconds
+                .map(|s| std::time::Duration::from_secs(s.into()));
+        }
+        late
     }
 
     /// The branch's local date at an instant: by its time zone, else by its fixed offset.

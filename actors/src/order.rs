@@ -37,13 +37,34 @@ const MAX_COURSE: u8 = 9;
 pub const MAX_EXTERNAL_REF: usize = 64;
 
 /// Where an order came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OrderSource {
     DineIn,
     Counter,
     Takeaway,
     Delivery,
     Qr,
+}
+
+impl OrderSource {
+    /// How many sources there are.
+    pub const COUNT: usize = 5;
+
+    /// Its place among the sources, for tables indexed by source.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DineIn => "dine_in",
+            Self::Counter => "counter",
+            Self::Takeaway => "takeaway",
+            Self::Delivery => "delivery",
+            Self::Qr => "qr",
+        }
+    }
 }
 
 impl From<TableKind> for OrderSource {
@@ -825,6 +846,7 @@ impl Order {
             if branch.is_86(&new.item) {
                 return Err(CommandError::EightySixed(new.item.clone()));
             }
+            routed.item.check_modifiers(&new.modifiers)?;
             added.push(Line {
                 id,
                 item: new.item.clone(),

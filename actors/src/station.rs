@@ -111,7 +111,7 @@ pub struct WatchReport {
 #[rtype(result = "()")]
 pub struct StationLimits {
     pub unseen_after: Duration,
-    pub late_after: Duration,
+    pub late_after: crate::menu::LateAfter,
 }
 
 impl Handler<StationLimits> for StationActor {
@@ -202,8 +202,7 @@ impl Handler<Speed> for StationActor {
         let since = Utc::now() - chrono::Duration::from_std(msg.window).unwrap_or_default();
         let bumps: Vec<&Bumped> = self.bumps.iter().filter(|b| b.at >= since).collect();
         let recalls: Vec<&Recalled> = self.recalls.iter().filter(|r| r.at >= since).collect();
-        let late_after = self.limits.late_after.as_secs_f64();
-        let late = |b: &Bumped| b.seconds >= late_after;
+        let late = |b: &Bumped| b.late;
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let overall = Pace::of(
             bumps.iter().map(|b| b.seconds).collect(),
@@ -245,6 +244,8 @@ impl Handler<Speed> for StationActor {
 struct Bumped {
     at: DateTime<Utc>,
     seconds: f64,
+    /// Later than its source's late time.
+    late: bool,
     items: Vec<(ItemId, String)>,
 }
 
@@ -336,7 +337,7 @@ impl StationActor {
             watcher: None,
             limits: StationLimits {
                 unseen_after: Duration::from_secs(crate::menu::DEFAULT_UNSEEN_AFTER.into()),
-                late_after: Duration::from_secs(crate::menu::DEFAULT_LATE_AFTER.into()),
+                late_after: crate::menu::LateAfter::default(),
             },
             waiting,
             reporting: HashSet::new(),
@@ -403,13 +404,14 @@ impl StationActor {
         match change {
             OrderChange::TicketBumped { .. } => {
                 let cooked = (at - t.fired_at).to_std().unwrap_or_default();
-                let late = cooked >= self.limits.late_after;
+                let late = cooked >= self.limits.late_after.of(t.source);
                 if counts {
                     crate::metrics::ticket_bumped(branch, station, cooked, late);
                 }
                 self.bumps.push_back(Bumped {
                     at,
                     seconds: cooked.as_secs_f64(),
+                    late,
                     items: items_of(t),
                 });
             }

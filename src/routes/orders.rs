@@ -132,7 +132,7 @@ fn guest_may_open(body: &OpenOrderBody) -> Result<(), ApiError> {
         (status = 409, description = "An item is 86'd (`item_86`), a limited item has fewer left than asked for (`item_sold_out`), or `fire` finds no held line to fire (`nothing_to_fire`): nothing was opened.", body = ErrorBody),
         (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
         (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`).", body = ErrorBody),
-        (status = 422, description = "The body or the key is not valid (`invalid_input`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
+        (status = 422, description = "The body or the key is not valid (`invalid_input`), a line leaves a required modifier group of its item unchosen (`modifier_required`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -299,7 +299,7 @@ pub struct AddLinesBody {
         (status = 409, description = "An item is 86'd (`item_86`), a limited item has fewer left than asked for (`item_sold_out`: none of the lines is added), or the order is closed (`order_closed`) or was changed elsewhere (`conflict`).", body = ErrorBody),
         (status = 413, description = "The body is larger than the server accepts (`body_too_large`).", body = ErrorBody),
         (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`).", body = ErrorBody),
-        (status = 422, description = "The body or the key is not valid (`invalid_input`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
+        (status = 422, description = "The body or the key is not valid (`invalid_input`), a line leaves a required modifier group of its item unchosen (`modifier_required`), or the key was used for another request (`idempotency_key_reused`).", body = ErrorBody),
         (status = 429, description = "A guest's table is ordering too fast (`rate_limited`): wait a minute.", body = ErrorBody),
     ),
     security(("bearer" = [])),

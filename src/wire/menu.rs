@@ -1,5 +1,7 @@
 //! A branch's configuration as managers send it and every device reads it.
 
+use std::collections::BTreeMap;
+
 use rail_actors::ids::{CategoryId, ItemId, StationId, TableId};
 use rail_actors::menu;
 use serde::{Deserialize, Serialize};
@@ -68,6 +70,98 @@ pub struct MenuItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 7200)]
     pub prep_seconds: Option<u32>,
+    /// The choices a line of it offers (at most 10 groups). A line names the options it
+    /// chooses among its `modifiers`; a line that leaves a required group unchosen is refused
+    /// (`422 modifier_required`), as is one that chooses more than a group's `max`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 10)]
+    pub modifier_groups: Vec<ModifierGroup>,
+}
+
+/// A set of options a line of an item chooses from ("Doneness": rare, medium, well done).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModifierGroup {
+    /// Unique within the item: 1 to 40 letters, digits, `-` or `_`.
+    #[schema(min_length = 1, max_length = 40, pattern = "^[A-Za-z0-9_-]{1,40}$")]
+    pub id: String,
+    #[schema(schema_with = schema::name)]
+    pub name: String,
+    /// A line of the item must choose at least one of its options.
+    #[serde(default)]
+    pub required: bool,
+    /// At most this many of its options on one line (any number when not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 30)]
+    pub max: Option<u8>,
+    #[schema(min_items = 1, max_items = 30)]
+    pub options: Vec<ModifierOption>,
+}
+
+/// One choice of a modifier group: a line names it among its modifiers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModifierOption {
+    #[schema(schema_with = schema::name)]
+    pub name: String,
+    /// What it adds to the line's price.
+    #[serde(default)]
+    pub price_cents: u32,
+    /// It tells the kitchen of an allergy: kitchen screens highlight it.
+    #[serde(default)]
+    pub allergen: bool,
+}
+
+/// How long a ticket may be out before screens warn, and before it is late.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Timers {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 14400)]
+    pub warning_after_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 14400)]
+    pub late_after_seconds: Option<u32>,
+}
+
+impl From<&menu::ModifierGroup> for ModifierGroup {
+    fn from(g: &menu::ModifierGroup) -> Self {
+        Self {
+            id: g.id.clone(),
+            name: g.name.clone(),
+            required: g.required,
+            max: g.max,
+            options: g
+                .options
+                .iter()
+                .map(|o| ModifierOption {
+                    name: o.name.clone(),
+                    price_cents: o.price_cents,
+                    allergen: o.allergen,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<ModifierGroup> for menu::ModifierGroup {
+    fn from(g: ModifierGroup) -> Self {
+        Self {
+            id: g.id,
+            name: g.name,
+            required: g.required,
+            max: g.max,
+            options: g
+                .options
+                .into_iter()
+                .map(|o| menu::ModifierOption {
+                    name: o.name,
+                    price_cents: o.price_cents,
+                    allergen: o.allergen,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Where orders are taken.
@@ -121,6 +215,15 @@ pub struct BranchConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 14400)]
     pub late_after_seconds: Option<u32>,
+    /// Seconds from fire after which screens show a ticket as getting old; 300 when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 14400)]
+    pub warning_after_seconds: Option<u32>,
+    /// Other warning and late times for the orders of a source (`delivery`, `takeaway`, ...):
+    /// screens colour those tickets by them and speed of service counts them late by them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = BTreeMap<String, Timers>)]
+    pub timers_by_source: BTreeMap<super::OrderSource, Timers>,
     /// Course pacing: when expo sends a course, the order's next held course fires by itself
     /// this many seconds later (shown as `next_course` and a `course_scheduled` event until
     /// then); without it, courses wait for the waiter.
@@ -153,6 +256,18 @@ impl From<&menu::BranchConfig> for BranchConfig {
             time_zone: c.time_zone.clone(),
             unseen_after_seconds: c.unseen_after_seconds,
             late_after_seconds: c.late_after_seconds,
+            warning_after_seconds: c.warning_after_seconds,
+            timers_by_source: c
+                .timers_by_source
+                .iter()
+                .map(|(s, t)| {
+                    let timers = Timers {
+                        warning_after_seconds: t.warning_after_seconds,
+                        late_after_seconds: t.late_after_seconds,
+                    };
+                    ((*s).into(), timers)
+                })
+                .collect(),
             course_pace_seconds: c.course_pace_seconds,
             stations: c
                 .stations
@@ -183,6 +298,7 @@ impl From<&menu::BranchConfig> for BranchConfig {
                     stations: i.stations.clone(),
                     price_cents: i.price_cents,
                     prep_seconds: i.prep_seconds,
+                    modifier_groups: i.modifier_groups.iter().map(Into::into).collect(),
                 })
                 .collect(),
             tables: c
@@ -212,6 +328,18 @@ impl From<BranchConfig> for menu::BranchConfig {
             time_zone: c.time_zone,
             unseen_after_seconds: c.unseen_after_seconds,
             late_after_seconds: c.late_after_seconds,
+            warning_after_seconds: c.warning_after_seconds,
+            timers_by_source: c
+                .timers_by_source
+                .into_iter()
+                .map(|(s, t)| {
+                    let timers = menu::Timers {
+                        warning_after_seconds: t.warning_after_seconds,
+                        late_after_seconds: t.late_after_seconds,
+                    };
+                    (s.into(), timers)
+                })
+                .collect(),
             course_pace_seconds: c.course_pace_seconds,
             stations: c
                 .stations
@@ -245,6 +373,7 @@ impl From<BranchConfig> for menu::BranchConfig {
                     stations: i.stations,
                     price_cents: i.price_cents,
                     prep_seconds: i.prep_seconds,
+                    modifier_groups: i.modifier_groups.into_iter().map(Into::into).collect(),
                 })
                 .collect(),
             tables: c

@@ -3,13 +3,18 @@
 //! format-2 body reads as format 3. These types change only with a new format (and an upcast from the one before);
 //! the domain's may change freely as long as the conversions here keep up.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::event::{BranchEvent, Event, OrderEvent};
 use crate::ids::{CategoryId, ItemId, LineId, OrderId, StationId, TableId, TicketId};
-use crate::menu::{BranchConfig, Category, MenuItem, Station, StationKind, Table, TableKind};
+use crate::menu::{
+    BranchConfig, Category, MenuItem, ModifierGroup, ModifierOption, Station, StationKind, Table,
+    TableKind, Timers,
+};
 use crate::order::{
     Line, LineStatus, OrderChange, OrderSource, Restock, Ticket, TicketLine, TicketRef,
     TicketStatus,
@@ -74,6 +79,12 @@ pub struct ConfigBody {
     /// Format 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     late_after_seconds: Option<u32>,
+    /// Format 3, added with the screens (absent: not set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    warning_after_seconds: Option<u32>,
+    /// Format 3, added with the screens (absent: none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    timers_by_source: BTreeMap<SourceBody, TimersBody>,
     /// Format 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     course_pace_seconds: Option<u32>,
@@ -117,6 +128,76 @@ struct ItemBody {
     /// Format 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     prep_seconds: Option<u32>,
+    /// Format 3, added with the screens (absent: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    modifier_groups: Vec<GroupBody>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct TimersBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    warning_after_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    late_after_seconds: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct GroupBody {
+    id: String,
+    name: String,
+    required: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max: Option<u8>,
+    options: Vec<OptionBody>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct OptionBody {
+    name: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    price_cents: u32,
+    #[serde(default, skip_serializing_if = "is_false")]
+    allergen: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn group_body(g: &ModifierGroup) -> GroupBody {
+    GroupBody {
+        id: g.id.clone(),
+        name: g.name.clone(),
+        required: g.required,
+        max: g.max,
+        options: g
+            .options
+            .iter()
+            .map(|o| OptionBody {
+                name: o.name.clone(),
+                price_cents: o.price_cents,
+                allergen: o.allergen,
+            })
+            .collect(),
+    }
+}
+
+fn group(g: GroupBody) -> ModifierGroup {
+    ModifierGroup {
+        id: g.id,
+        name: g.name,
+        required: g.required,
+        max: g.max,
+        options: g
+            .options
+            .into_iter()
+            .map(|o| ModifierOption {
+                name: o.name,
+                price_cents: o.price_cents,
+                allergen: o.allergen,
+            })
+            .collect(),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +254,18 @@ impl From<&BranchConfig> for ConfigBody {
             time_zone: c.time_zone.clone(),
             unseen_after_seconds: c.unseen_after_seconds,
             late_after_seconds: c.late_after_seconds,
+            warning_after_seconds: c.warning_after_seconds,
+            timers_by_source: c
+                .timers_by_source
+                .iter()
+                .map(|(s, t)| {
+                    let timers = TimersBody {
+                        warning_after_seconds: t.warning_after_seconds,
+                        late_after_seconds: t.late_after_seconds,
+                    };
+                    (SourceBody::from(*s), timers)
+                })
+                .collect(),
             course_pace_seconds: c.course_pace_seconds,
             stations: c
                 .stations
@@ -203,6 +296,7 @@ impl From<&BranchConfig> for ConfigBody {
                     stations: i.stations.clone(),
                     price_cents: i.price_cents,
                     prep_seconds: i.prep_seconds,
+                    modifier_groups: i.modifier_groups.iter().map(group_body).collect(),
                 })
                 .collect(),
             tables: c
@@ -232,6 +326,18 @@ impl From<ConfigBody> for BranchConfig {
             time_zone: c.time_zone,
             unseen_after_seconds: c.unseen_after_seconds,
             late_after_seconds: c.late_after_seconds,
+            warning_after_seconds: c.warning_after_seconds,
+            timers_by_source: c
+                .timers_by_source
+                .into_iter()
+                .map(|(s, t)| {
+                    let timers = Timers {
+                        warning_after_seconds: t.warning_after_seconds,
+                        late_after_seconds: t.late_after_seconds,
+                    };
+                    (OrderSource::from(s), timers)
+                })
+                .collect(),
             course_pace_seconds: c.course_pace_seconds,
             stations: c
                 .stations
@@ -262,6 +368,7 @@ impl From<ConfigBody> for BranchConfig {
                     stations: i.stations,
                     price_cents: i.price_cents,
                     prep_seconds: i.prep_seconds,
+                    modifier_groups: i.modifier_groups.into_iter().map(group).collect(),
                 })
                 .collect(),
             tables: c
@@ -300,7 +407,7 @@ fn station_kind(kind: StationKindBody) -> StationKind {
 // ---- an order's stream ----
 
 /// Where an order came from (format 3).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceBody {
     DineIn,
