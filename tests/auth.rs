@@ -901,23 +901,38 @@ async fn the_demo_prints_a_board_link_that_works() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut board = None;
+    // Every screen's link: `  <name>  http://localhost:<port><path>#token=<token>`.
+    let mut links = std::collections::HashMap::new();
     let mut waiter = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while board.is_none() || waiter.is_none() {
+    while waiter.is_none() {
         let line = tokio::time::timeout_at(deadline, lines.next_line())
             .await
-            .expect("the demo prints its devices' tokens")
+            .expect("the demo prints its screens' links and devices' tokens")
             .unwrap()
             .expect("the server is still running");
-        // The first link is the manager's board; the grill screen's follows.
-        if let Some((_, token)) = line.split_once("/#token=") {
-            board.get_or_insert_with(|| token.trim().to_owned());
+        if let Some((before, token)) = line.split_once("#token=") {
+            let path = before.rsplit_once(&format!(":{port}")).expect("a link").1;
+            links.insert(path.to_owned(), token.trim().to_owned());
         }
-        if let Some(token) = line.trim().strip_prefix("waiter") {
-            waiter = Some(token.trim().to_owned());
+        // The waiter's bare token (the tablet's link is printed above it).
+        let token = line.trim().strip_prefix("waiter ").map(str::trim);
+        if let Some(token) = token.filter(|t| !t.contains(' ')) {
+            waiter = Some(token.to_owned());
         }
     }
+    for path in [
+        "/",
+        "/kitchen",
+        "/expo",
+        "/waiter",
+        "/pos",
+        "/menu/qr-5",
+        "/manage",
+    ] {
+        assert!(links.contains_key(path), "no link to {path}: {links:?}");
+    }
+    let board = links.remove("/");
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let res = client

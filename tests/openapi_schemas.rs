@@ -121,6 +121,8 @@ fn every_reference_resolves_and_ids_are_strings() {
         "Line",
         "LineStatus",
         "MenuItem",
+        "ModifierGroup",
+        "ModifierOption",
         "NewLine",
         "NextCourse",
         "Order",
@@ -142,6 +144,7 @@ fn every_reference_resolves_and_ids_are_strings() {
         "TicketLine",
         "TicketRef",
         "TicketStatus",
+        "Timers",
     ]
     .into();
     assert_eq!(
