@@ -390,3 +390,48 @@ async fn put_config(server: &Server, config: &Value) -> (StatusCode, Value) {
     let url = format!("{}/api/v1/branches/demo", server.base);
     common::read(server.client.put(url).json(config).send().await.unwrap()).await
 }
+
+#[actix_web::test]
+async fn an_86_reaches_every_tablet_qr_menu_and_kitchen_screen_and_is_replayed_on_resume() {
+    let app = TestApp::spawn().await;
+    let guest = common::token_for("demo", Role::Guest, None, Some("qr-5"));
+    let mut phone = app.ws_as(&guest).await;
+    phone
+        .send(json!({"type": "subscribe", "table": "qr-5"}))
+        .await;
+    let snapshot = phone.next_of("snapshot").await;
+    let from = snapshot["snapshot"]["position"].as_u64().unwrap();
+    let mut grill = app
+        .ws_as(&common::token_for(
+            "demo",
+            Role::Kitchen,
+            Some("grill"),
+            None,
+        ))
+        .await;
+    grill
+        .send(json!({"type": "subscribe", "station": "grill"}))
+        .await;
+    grill.next_of("snapshot").await;
+
+    let (status, body) = app.put("/api/v1/branches/demo/86/fries", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for screen in [&mut phone, &mut grill] {
+        let event = screen.next_event().await;
+        assert_eq!(event["event"]["type"], "item_eighty_sixed", "{event}");
+        assert_eq!(event["event"]["item"], "fries");
+    }
+    let (status, _) = app.delete("/api/v1/branches/demo/86/fries").await;
+    assert_eq!(status, StatusCode::OK);
+    let back = phone.next_event().await;
+    assert_eq!(back["event"]["type"], "item_restored", "{back}");
+
+    // A phone that was away resumes and is told both.
+    let mut again = app.ws_as(&guest).await;
+    again
+        .send(json!({"type": "subscribe", "table": "qr-5", "after": from}))
+        .await;
+    let kinds = [again.next_event().await, again.next_event().await]
+        .map(|e| e["event"]["type"].as_str().unwrap().to_owned());
+    assert_eq!(kinds, ["item_eighty_sixed", "item_restored"]);
+}

@@ -581,6 +581,8 @@ impl Handler<StationEvent> for StationActor {
         let envelope = msg.envelope;
         self.position = envelope.position;
         let Event::Order(order_event) = &*envelope.event else {
+            // An item 86'd or back: the screens are told.
+            self.audience.deliver(&msg.published);
             return;
         };
         let change = &order_event.change;

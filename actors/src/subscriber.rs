@@ -27,8 +27,12 @@ pub enum Topic {
 }
 
 impl Topic {
-    /// Whether an event belongs on this topic.
+    /// Whether an event belongs on this topic. An item 86'd or back goes to every topic:
+    /// every tablet, QR menu and kitchen screen refuses or offers it at once.
     pub fn matches(&self, event: &Published) -> bool {
+        if matches!(event.kind, "item_eighty_sixed" | "item_restored") {
+            return true;
+        }
         match self {
             Topic::Branch => true,
             Topic::Table(t) => {

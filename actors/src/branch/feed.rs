@@ -117,6 +117,10 @@ impl BranchActor {
         self.stock.applied_up_to(envelope.position);
         let published = envelope.publish(&self.frames);
         let mut stations: Vec<StationId> = published.stations.to_vec();
+        if matches!(published.kind, "item_eighty_sixed" | "item_restored") {
+            // Every kitchen screen learns it too.
+            stations = self.stations.keys().cloned().collect();
+        }
         if let Event::Order(e) = &*envelope.event {
             match &e.change {
                 OrderChange::OrderOpened { .. } => {
