@@ -43,6 +43,7 @@ pub const PATH: &str = "/api/v1/openapi.json";
         orders::serve,
         orders::close,
         stations::station_tickets,
+        stations::station_bumped,
         stations::station_all_day,
         branches::set_item_count,
         branches::lift_item_count,

@@ -435,3 +435,61 @@ async fn an_86_reaches_every_tablet_qr_menu_and_kitchen_screen_and_is_replayed_o
         .map(|e| e["event"]["type"].as_str().unwrap().to_owned());
     assert_eq!(kinds, ["item_eighty_sixed", "item_restored"]);
 }
+
+#[actix_web::test]
+async fn a_station_lists_its_recently_bumped_tickets_for_recall() {
+    let app = TestApp::spawn().await;
+    let mut bumped = Vec::new();
+    for table in ["t1", "t2"] {
+        let (_, order) = app
+            .post(
+                ORDERS,
+                json!({"table": table, "lines": [{"item": "steak"}], "fire": {}}),
+            )
+            .await;
+        let ticket = order["tickets"][0]["id"].as_str().unwrap().to_owned();
+        let path = format!("/api/v1/branches/demo/stations/grill/tickets/{ticket}/bump");
+        let (status, _) = app.post(&path, json!({})).await;
+        assert_eq!(status, StatusCode::OK);
+        bumped.push(ticket);
+    }
+    let (status, list) = app.get("/api/v1/branches/demo/stations/grill/bumped").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [bumped[1].as_str(), bumped[0].as_str()],
+        "the latest first"
+    );
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["status"] == "bumped"));
+    // Recalled, it is live again and off the list.
+    let path = format!(
+        "/api/v1/branches/demo/stations/grill/tickets/{}/recall",
+        bumped[1]
+    );
+    let (status, _) = app.post(&path, json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, list) = app
+        .get("/api/v1/branches/demo/stations/grill/bumped?minutes=5")
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    for bad in ["minutes=0", "minutes=241", "minutes=x", "since=3"] {
+        let (status, body) = app
+            .get(&format!(
+                "/api/v1/branches/demo/stations/grill/bumped?{bad}"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+    }
+    let (status, _) = app.get("/api/v1/branches/demo/stations/nope/bumped").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

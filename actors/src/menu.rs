@@ -12,7 +12,6 @@ use serde::Deserialize;
 
 use crate::error::{invalid, CommandError};
 use crate::ids::{CategoryId, ItemId, StationId, TableId};
-use crate::order::OrderSource;
 
 const NAME_MAX: usize = 100;
 /// Seconds a ticket may wait unacknowledged by its station's screens, unless the branch says.
@@ -187,6 +186,50 @@ pub struct Timers {
     pub warning_after_seconds: Option<u32>,
     #[serde(default)]
     pub late_after_seconds: Option<u32>,
+}
+
+/// Where an order came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderSource {
+    DineIn,
+    Counter,
+    Takeaway,
+    Delivery,
+    Qr,
+}
+
+impl OrderSource {
+    /// How many sources there are.
+    pub const COUNT: usize = 5;
+
+    /// Its place among the sources, for tables indexed by source.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DineIn => "dine_in",
+            Self::Counter => "counter",
+            Self::Takeaway => "takeaway",
+            Self::Delivery => "delivery",
+            Self::Qr => "qr",
+        }
+    }
+}
+
+impl From<TableKind> for OrderSource {
+    /// An order's source when it names none: its table's kind.
+    fn from(kind: TableKind) -> Self {
+        match kind {
+            TableKind::DineIn => Self::DineIn,
+            TableKind::Counter => Self::Counter,
+            TableKind::Takeaway => Self::Takeaway,
+            TableKind::Delivery => Self::Delivery,
+            TableKind::Qr => Self::Qr,
+        }
+    }
 }
 
 /// Where orders are taken.

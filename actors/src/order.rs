@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::error::{invalid, CommandError};
 use crate::ids::{ItemId, LineId, OrderId, StationId, TableId, TicketId};
-use crate::menu::{Branch, StationKind, TableKind};
+use crate::menu::{Branch, StationKind};
 
 /// When a fire's tickets start at their stations (fire by prep time): sets a
 /// ticket's `starts_at`, or leaves it to start at once.
@@ -36,49 +36,7 @@ const MAX_COURSE: u8 = 9;
 /// The longest external reference (a delivery platform's order id).
 pub const MAX_EXTERNAL_REF: usize = 64;
 
-/// Where an order came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderSource {
-    DineIn,
-    Counter,
-    Takeaway,
-    Delivery,
-    Qr,
-}
-
-impl OrderSource {
-    /// How many sources there are.
-    pub const COUNT: usize = 5;
-
-    /// Its place among the sources, for tables indexed by source.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::DineIn => "dine_in",
-            Self::Counter => "counter",
-            Self::Takeaway => "takeaway",
-            Self::Delivery => "delivery",
-            Self::Qr => "qr",
-        }
-    }
-}
-
-impl From<TableKind> for OrderSource {
-    /// An order's source when it names none: its table's kind.
-    fn from(kind: TableKind) -> Self {
-        match kind {
-            TableKind::DineIn => Self::DineIn,
-            TableKind::Counter => Self::Counter,
-            TableKind::Takeaway => Self::Takeaway,
-            TableKind::Delivery => Self::Delivery,
-            TableKind::Qr => Self::Qr,
-        }
-    }
-}
+pub use crate::menu::OrderSource;
 
 /// Checks an external reference: 1 to 64 visible ASCII characters.
 pub fn check_external_ref(reference: &str) -> Result<(), CommandError> {

@@ -58,6 +58,12 @@ pub enum TicketAction {
 #[rtype(result = "Vec<Ticket>")]
 pub struct LiveTickets;
 
+/// The station's tickets bumped within the last while (of orders still open, so they can be
+/// recalled), the latest bumped first.
+#[derive(Message)]
+#[rtype(result = "Vec<Ticket>")]
+pub struct RecentlyBumped(pub Duration);
+
 /// Sends a screen the station's snapshot, then every event after it.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -725,6 +731,25 @@ impl Handler<LiveTickets> for StationActor {
 
     fn handle(&mut self, _: LiveTickets, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.live())
+    }
+}
+
+impl Handler<RecentlyBumped> for StationActor {
+    type Result = MessageResult<RecentlyBumped>;
+
+    fn handle(&mut self, msg: RecentlyBumped, _: &mut Context<Self>) -> Self::Result {
+        let since = Utc::now() - chrono::Duration::from_std(msg.0).unwrap_or_default();
+        let mut bumped: Vec<Ticket> = self
+            .tickets
+            .values()
+            .filter(|t| {
+                t.status == crate::order::TicketStatus::Bumped
+                    && t.bumped_at.is_some_and(|b| b >= since)
+            })
+            .cloned()
+            .collect();
+        bumped.sort_by(|a, b| b.bumped_at.cmp(&a.bumped_at));
+        MessageResult(bumped)
     }
 }
 

@@ -73,6 +73,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(stations::station_tickets)),
             )
             .service(
+                resource("/stations/{station}/bumped", "GET")
+                    .route(web::get().to(stations::station_bumped)),
+            )
+            .service(
                 resource("/stations/{station}/all-day", "GET")
                     .route(web::get().to(stations::station_all_day)),
             )

@@ -2,7 +2,9 @@
 //! or recall of one.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use rail_actors::branch::{StationAllDay, StationCommand, StationSpeed, StationTickets};
+use rail_actors::branch::{
+    StationAllDay, StationBumped, StationCommand, StationSpeed, StationTickets,
+};
 use rail_actors::ids::{StationId, TicketId};
 use rail_actors::station::TicketAction;
 use rail_actors::Engine;
@@ -109,6 +111,58 @@ pub(super) async fn station_tickets(
     let station = station.id()?;
     device.require(Act::ReadStation(&station))?;
     let tickets = engine.ask(&branch, StationTickets(station)).await??;
+    Ok(HttpResponse::Ok().json(wire::order::tickets(&tickets)))
+}
+
+/// How far back a recall list looks.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BumpedQuery {
+    /// Minutes to look back, 1 to 240; 30 when not given.
+    #[param(minimum = 1, maximum = 240)]
+    #[serde(default = "half_an_hour")]
+    minutes: u32,
+}
+
+fn half_an_hour() -> u32 {
+    30
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/branches/{branch}/stations/{station}/bumped",
+    operation_id = "station_bumped",
+    tag = "stations",
+    summary = "A station's recall list: its tickets bumped lately, the latest first",
+    description = "Tickets the station bumped within the last `minutes` whose orders are still open, so each can be recalled (`POST .../tickets/{ticket}/recall`).",
+    params(BranchPath, StationPath, BumpedQuery),
+    responses(
+        (status = 200, description = "The bumped tickets, the latest bumped first.", body = Vec<wire::Ticket>),
+        Refusals,
+        (status = 404, description = "No such branch or station (`unknown_branch`, `unknown_station`).", body = ErrorBody),
+        (status = 422, description = "`minutes` is not a whole number from 1 to 240 (`invalid_input`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn station_bumped(
+    device: Device,
+    engine: web::Data<Engine>,
+    branch: web::Path<BranchPath>,
+    station: web::Path<StationPath>,
+    query: web::Query<BumpedQuery>,
+) -> ApiResult {
+    let branch = branch.id()?;
+    let station = station.id()?;
+    device.require(Act::ReadStation(&station))?;
+    if !(1..=240).contains(&query.minutes) {
+        let msg = "minutes must be 1 to 240";
+        return Err(ApiError::new(ErrorCode::InvalidInput, msg));
+    }
+    let within = std::time::Duration::from_secs(u64::from(query.minutes) * 60);
+    let tickets = engine
+        .ask(&branch, StationBumped { station, within })
+        .await??;
     Ok(HttpResponse::Ok().json(wire::order::tickets(&tickets)))
 }
 

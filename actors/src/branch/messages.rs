@@ -155,6 +155,15 @@ pub struct StationSpeed {
 #[rtype(result = "Result<Vec<Ticket>, CommandError>")]
 pub struct StationTickets(pub StationId);
 
+/// Reads a station's tickets bumped within `within` that can still be recalled, the latest
+/// first (a kitchen screen's recall list).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Ticket>, CommandError>")]
+pub struct StationBumped {
+    pub station: StationId,
+    pub within: std::time::Duration,
+}
+
 /// Sends a subscriber the topic's snapshot, then every event after it.
 #[derive(Message)]
 #[rtype(result = "Result<(), CommandError>")]

@@ -45,8 +45,8 @@ mod stock;
 
 pub use messages::{
     Acknowledged, BranchCommitted, BranchInfo, ChangeOrder, Configure, GetBranchInfo, GetOrder,
-    MergeOrders, OpenOrder, OpenOrders, SetEightySix, SetItemCount, StationAllDay, StationCommand,
-    StationSeen, StationSpeed, StationTickets, Subscribe, UnsubscribeAll,
+    MergeOrders, OpenOrder, OpenOrders, SetEightySix, SetItemCount, StationAllDay, StationBumped,
+    StationCommand, StationSeen, StationSpeed, StationTickets, Subscribe, UnsubscribeAll,
 };
 pub use ownership::{CatchUp, Demote, Promote};
 pub use recovery::{recover, RecoveredBranch};

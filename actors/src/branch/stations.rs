@@ -5,16 +5,16 @@
 use actix::prelude::*;
 
 use super::messages::{
-    Acknowledged, ChangeOrder, StationAllDay, StationCommand, StationSeen, StationSpeed,
-    StationTickets,
+    Acknowledged, ChangeOrder, StationAllDay, StationBumped, StationCommand, StationSeen,
+    StationSpeed, StationTickets,
 };
 use super::BranchActor;
 use crate::error::CommandError;
 use crate::ids::StationId;
 use crate::order::{OrderCommand, Ticket};
 use crate::station::{
-    AllDay, LiveTickets, Seen, Speed, SpeedOfService, StationActor, StationLimits, StockLevels,
-    TicketAction, Watch, WatchReport,
+    AllDay, LiveTickets, RecentlyBumped, Seen, Speed, SpeedOfService, StationActor, StationLimits,
+    StockLevels, TicketAction, Watch, WatchReport,
 };
 use crate::subscriber::AllDayItem;
 
@@ -134,6 +134,22 @@ impl Handler<StationTickets> for BranchActor {
         };
         Box::pin(async move {
             addr.send(LiveTickets)
+                .await
+                .map_err(|_| CommandError::JournalUnavailable)
+        })
+    }
+}
+
+impl Handler<StationBumped> for BranchActor {
+    type Result = ResponseFuture<Result<Vec<Ticket>, CommandError>>;
+
+    fn handle(&mut self, msg: StationBumped, _: &mut Context<Self>) -> Self::Result {
+        let addr = match self.station(&msg.station) {
+            Ok(addr) => addr,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        Box::pin(async move {
+            addr.send(RecentlyBumped(msg.within))
                 .await
                 .map_err(|_| CommandError::JournalUnavailable)
         })
