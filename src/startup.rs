@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use rail_actors::ids::{BranchId, StationId, TableId};
+use rail_actors::journal::backup::JournalLock;
 use rail_actors::journal::{Fences, Journal, PostgresJournal, SqliteJournal};
 use rail_actors::{Engine, EngineOptions};
 
@@ -42,6 +43,9 @@ pub struct Application {
     cluster: Option<Cluster>,
     lifecycle: Lifecycle,
     drain: Duration,
+    /// The embedded journal is this engine's alone while it runs (no second engine opens it,
+    /// no restore overwrites it).
+    _journal_lock: Option<JournalLock>,
 }
 
 impl Application {
@@ -49,6 +53,10 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let lifecycle = Lifecycle::new();
         metrics::set_ready(false);
+        let journal_lock = match settings.database_url {
+            None => Some(JournalLock::take(&settings.journal_path)?),
+            Some(_) => None,
+        };
         let (engine, cluster) = start_engine(&settings).await?;
         let tokens = web::Data::new(device_tokens(&settings)?);
         if settings.demo {
@@ -102,6 +110,7 @@ impl Application {
             cluster,
             lifecycle,
             drain,
+            _journal_lock: journal_lock,
         })
     }
 
@@ -132,6 +141,8 @@ impl Application {
             lifecycle,
             drain,
             cluster,
+            // Held until the server has stopped.
+            _journal_lock: _held,
             ..
         } = self;
         // Scraped until the replica has stopped serving: its last state is seen.

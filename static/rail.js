@@ -448,7 +448,7 @@ export function clock(seconds) {
 
 /** A price in the branch's currency (Turkish lira for the first branches). */
 export function money(cents, currency = "TRY") {
-  return new Intl.NumberFormat(lang === "tr" ? "tr-TR" : "en-GB", { style: "currency", currency }).format(cents / 100);
+  return new Intl.NumberFormat(lang === "tr" ? "tr-TR" : "en-GB", { style: "currency", currency, currencyDisplay: "narrowSymbol" }).format(cents / 100);
 }
 
 /** A time of day in the branch's time zone: 20:06. */

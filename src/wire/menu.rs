@@ -211,7 +211,7 @@ pub struct BranchConfig {
     #[schema(minimum = 1, maximum = 600)]
     pub unseen_after_seconds: Option<u16>,
     /// Seconds from fire to bump after which a ticket is late in speed of service (`GET
-    /// .../stations/{station}/speed`, `rail_tickets_late_total`); 900 when not given.
+    /// .../stations/{station}/speed`, `rail_tickets_late_total`) and when screens show it late; 480 (8 minutes) when not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 14400)]
     pub late_after_seconds: Option<u32>,

@@ -124,6 +124,14 @@ impl TestJournal {
         Self { store, _dir: dir }
     }
 
+    /// A fresh SQLite file whatever `RAIL_TEST_JOURNAL` says (what only the embedded journal
+    /// has, such as its backups).
+    pub fn embedded() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::File(dir.path().join("journal.db"));
+        Self { store, _dir: dir }
+    }
+
     /// A copy of a golden journal under `tests/fixtures/`: the embedded file itself, or the
     /// Postgres dump loaded into a fresh database (by `RAIL_TEST_JOURNAL`, as `fresh` does).
     pub async fn golden(embedded: &str, postgres: &str) -> Self {

@@ -4,6 +4,7 @@
 //! tests. Appends from many actors are group-committed by one writer; committed events also go,
 //! in commit order, to the commit feed that the branch actors project and publish from.
 
+pub mod backup;
 mod leases;
 mod postgres;
 mod sqlite;
