@@ -360,6 +360,53 @@ fn every_catalogue_key_is_in_both_languages() {
             .unwrap_or_else(|| panic!("{key} is not a string"));
         assert!(!text.trim().is_empty(), "{key} is empty");
     }
+    // Every key a page names is in the catalogues.
+    let pages = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
+    let mut named = 0;
+    for entry in std::fs::read_dir(&pages).unwrap() {
+        let path = entry.unwrap().path();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !matches!(ext, "js" | "html") || path.file_name().unwrap() == "board.html" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let markers = [
+            "t(\"",
+            "data-i18n=\"",
+            "data-i18n-title=\"",
+            "data-i18n-aria-label=\"",
+            "data-i18n-placeholder=\"",
+            "data-i18n-alt=\"",
+        ];
+        for marker in markers {
+            for (at, _) in text.match_indices(marker) {
+                // `t("...")` the function, not `split("...")`.
+                let before = text[..at].chars().next_back().unwrap_or(' ');
+                if before.is_ascii_alphanumeric() || "_$.".contains(before) {
+                    continue;
+                }
+                let key = text[at + marker.len()..].split('"').next().unwrap();
+                let looks_like_key = key.len() > 2
+                    && key.contains('.')
+                    && key.starts_with(|c: char| c.is_ascii_lowercase())
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+                if looks_like_key {
+                    named += 1;
+                    assert!(
+                        en.contains_key(key),
+                        "{} names '{key}', not in en.json",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        named > 100,
+        "the pages name their strings by key ({named} found)"
+    );
     // Placeholders match between the languages.
     let holes = |s: &str| -> Vec<String> {
         let mut v: Vec<String> = s
