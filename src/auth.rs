@@ -600,12 +600,15 @@ impl GuestOrdering {
     /// Refuses with `429 rate_limited` when this table's guests are over their rate.
     pub fn check(&self, branch: &BranchId, table: &TableId) -> Result<(), ApiError> {
         let key = (branch.clone(), table.clone());
-        self.limiter.check_key(&key).map_err(|_| {
+        self.limiter.check_key(&key).map_err(|not_until| {
             metrics::rate_limited("guest");
+            use governor::clock::{Clock, DefaultClock};
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
             ApiError::new(
                 ErrorCode::RateLimited,
                 "this table is ordering too fast; wait a minute and try again",
             )
+            .retry_after(wait.as_secs_f64().ceil() as u64)
         })?;
         if self.limiter.len() > 10_000 {
             self.limiter.retain_recent();

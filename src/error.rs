@@ -142,6 +142,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: ErrorCode,
     pub message: String,
+    /// Seconds to wait before trying again, sent as `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 /// What every refusal answers: `{"error": {"code": ..., "message": ...}}`.
@@ -180,7 +182,14 @@ impl ApiError {
                 .unwrap_or_else(|| panic!("{} is a websocket code", code.as_str())),
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same refusal, telling the client how many seconds to wait (`Retry-After`).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 }
 
@@ -207,7 +216,9 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
         }
-        if matches!(
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        } else if matches!(
             self.code,
             ErrorCode::Overloaded | ErrorCode::OwnerUnavailable
         ) {

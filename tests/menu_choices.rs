@@ -257,6 +257,26 @@ async fn a_guest_opens_an_order_at_its_own_table_only_in_one_call() {
     assert_eq!(order["source"], "qr");
     assert_eq!(order["tickets"][0]["station"], "cold");
     assert_eq!(order["lines"][0]["status"], "fired");
+    // Past the guests' rate the phone is told how long to wait.
+    let mut waited = None;
+    for _ in 0..20 {
+        let res = guest
+            .post(format!("{}{ORDERS}", app.base))
+            .json(&json!({"table": "qr-5", "lines": [{"item": "lemonade"}], "fire": {}}))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            let seconds = res.headers()["retry-after"].to_str().unwrap().to_owned();
+            let (_, body) = common::read(res).await;
+            assert_eq!(body["error"]["code"], "rate_limited");
+            waited = Some(seconds.parse::<u64>().unwrap());
+            break;
+        }
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    let waited = waited.expect("the guests' rate is reached");
+    assert!((1..=60).contains(&waited), "Retry-After: {waited}");
 }
 
 #[actix_web::test]
