@@ -459,7 +459,7 @@ async fn put_config(server: &Server, config: &Value) -> (StatusCode, Value) {
 }
 
 #[actix_web::test]
-async fn an_86_reaches_every_tablet_qr_menu_and_kitchen_screen_and_is_replayed_on_resume() {
+async fn a_menu_change_or_86_reaches_every_tablet_qr_menu_and_kitchen_screen_and_on_resume() {
     let app = TestApp::spawn().await;
     let guest = common::token_for("demo", Role::Guest, None, Some("qr-5"));
     let mut phone = app.ws_as(&guest).await;
@@ -492,15 +492,34 @@ async fn an_86_reaches_every_tablet_qr_menu_and_kitchen_screen_and_is_replayed_o
     assert_eq!(status, StatusCode::OK);
     let back = phone.next_event().await;
     assert_eq!(back["event"]["type"], "item_restored", "{back}");
+    // A menu change reaches them too.
+    let (_, info) = app.get("/api/v1/branches/demo").await;
+    let mut config = info["config"].clone();
+    config["items"][0]["price_cents"] = json!(990);
+    let (status, body) = app.put("/api/v1/branches/demo", config).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    grill.next_event().await; // the restore
+    for screen in [&mut phone, &mut grill] {
+        let event = screen.next_event().await;
+        assert_eq!(event["event"]["type"], "branch_configured", "{event}");
+        assert_eq!(event["event"]["config"]["items"][0]["price_cents"], 990);
+    }
 
     // A phone that was away resumes and is told both.
     let mut again = app.ws_as(&guest).await;
     again
         .send(json!({"type": "subscribe", "table": "qr-5", "after": from}))
         .await;
-    let kinds = [again.next_event().await, again.next_event().await]
-        .map(|e| e["event"]["type"].as_str().unwrap().to_owned());
-    assert_eq!(kinds, ["item_eighty_sixed", "item_restored"]);
+    let kinds = [
+        again.next_event().await,
+        again.next_event().await,
+        again.next_event().await,
+    ]
+    .map(|e| e["event"]["type"].as_str().unwrap().to_owned());
+    assert_eq!(
+        kinds,
+        ["item_eighty_sixed", "item_restored", "branch_configured"]
+    );
 }
 
 #[actix_web::test]

@@ -186,6 +186,9 @@ async fn the_documented_frames_are_the_frames_served() {
     .await;
     served.insert("error".into(), next_of(&mut socket, "error").await);
 
+    send(&mut socket, &json!({"type": "ping", "id": "1796142106123"})).await;
+    served.insert("pong".into(), next_of(&mut socket, "pong").await);
+
     // Every documented frame, against its served kind.
     let mut errors = Vec::new();
     let frames = documented_frames();
@@ -199,7 +202,7 @@ async fn the_documented_frames_are_the_frames_served() {
             .expect("every frame has a type")
             .to_owned();
         match kind.as_str() {
-            "auth" | "subscribe" | "start" | "bump" | "recall" => {
+            "auth" | "subscribe" | "start" | "bump" | "recall" | "ping" => {
                 // Taken as written, with this branch's token and ticket.
                 let mut frame = example.clone();
                 if kind == "auth" {

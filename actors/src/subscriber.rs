@@ -27,10 +27,11 @@ pub enum Topic {
 }
 
 impl Topic {
-    /// Whether an event belongs on this topic. An item 86'd or back goes to every topic:
-    /// every tablet, QR menu and kitchen screen refuses or offers it at once.
+    /// Whether an event belongs on this topic. The menu changed, or an item 86'd or back,
+    /// goes to every topic: every tablet, QR menu and kitchen screen offers or refuses it at
+    /// once.
     pub fn matches(&self, event: &Published) -> bool {
-        if matches!(event.kind, "item_eighty_sixed" | "item_restored") {
+        if everyone(event.kind) {
             return true;
         }
         match self {
@@ -41,6 +42,14 @@ impl Topic {
             Topic::Station(s) => event.stations.contains(s),
         }
     }
+}
+
+/// Whether every screen of the branch is sent events of this kind.
+pub fn everyone(kind: &str) -> bool {
+    matches!(
+        kind,
+        "branch_configured" | "item_eighty_sixed" | "item_restored"
+    )
 }
 
 /// The state of a topic at a position; events after that position follow it.

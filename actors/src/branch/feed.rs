@@ -117,7 +117,7 @@ impl BranchActor {
         self.stock.applied_up_to(envelope.position);
         let published = envelope.publish(&self.frames);
         let mut stations: Vec<StationId> = published.stations.to_vec();
-        if matches!(published.kind, "item_eighty_sixed" | "item_restored") {
+        if crate::subscriber::everyone(published.kind) {
             // Every kitchen screen learns it too.
             stations = self.stations.keys().cloned().collect();
         }
