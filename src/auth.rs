@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rail_actors::ids::{BranchId, StationId, TableId};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::wire::schema;
@@ -205,6 +206,8 @@ pub enum TokenError {
     Missing,
     #[error("the token is not valid: {0}")]
     Invalid(String),
+    #[error("this device was revoked by a manager: pair it again")]
+    Revoked,
 }
 
 impl From<TokenError> for ApiError {
@@ -212,6 +215,7 @@ impl From<TokenError> for ApiError {
         let code = match e {
             TokenError::Missing => ErrorCode::Unauthenticated,
             TokenError::Invalid(_) => ErrorCode::InvalidToken,
+            TokenError::Revoked => ErrorCode::TokenRevoked,
         };
         metrics::auth_refused(code.as_str());
         ApiError::new(code, e.to_string())
@@ -356,7 +360,11 @@ pub struct IssuedToken {
     pub role: Role,
     pub station: Option<String>,
     pub table: Option<String>,
+    /// The device's name.
     pub device: String,
+    /// The device's id (the token's `jti`): what `GET .../devices` lists and a manager
+    /// revokes.
+    pub device_id: String,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -374,7 +382,14 @@ pub struct Tokens {
     /// Tokens whose signature, issuer and audience were checked, by their whole text: a
     /// device sends the same token with every request, and its times are checked each time.
     verified: Mutex<HashMap<Box<str>, Arc<Claims>>>,
+    /// When each device was last seen here (its id: the token's `jti`).
+    seen: Mutex<HashMap<String, i64>>,
+    /// The key pairing codes are hashed with before the journal keeps them.
+    pairing_key: [u8; 32],
 }
+
+/// Devices whose last sighting is remembered at most; the memory starts over when full.
+const SEEN_DEVICES: usize = 100_000;
 
 /// Verified tokens remembered at most; the memory starts over when full.
 const VERIFIED_TOKENS: usize = 4096;
@@ -415,7 +430,45 @@ impl Tokens {
             audience: audience.to_owned(),
             leeway,
             verified: Mutex::default(),
+            seen: Mutex::default(),
+            pairing_key: Sha256::new()
+                .chain_update(b"rail pairing codes\0")
+                .chain_update(secret)
+                .finalize()
+                .into(),
         })
+    }
+
+    /// The keyed hash a pairing code of `branch` is kept as: without the secret, the journal's
+    /// readers cannot try codes against it.
+    pub fn pairing_hash(&self, branch: &BranchId, code: &str) -> String {
+        let digest = Sha256::new()
+            .chain_update(self.pairing_key)
+            .chain_update(branch.as_str().as_bytes())
+            .chain_update(b"\0")
+            .chain_update(code.as_bytes())
+            .finalize();
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// When this replica last saw the device (a request or a socket of it).
+    pub fn last_seen(&self, device: &str) -> Option<DateTime<Utc>> {
+        let seen = self.seen.lock().expect("devices seen");
+        seen.get(device)
+            .and_then(|t| DateTime::from_timestamp(*t, 0))
+    }
+
+    fn saw(&self, device: &str) {
+        let now = Utc::now().timestamp();
+        let mut seen = self.seen.lock().expect("devices seen");
+        if let Some(at) = seen.get_mut(device) {
+            *at = now;
+            return;
+        }
+        if seen.len() >= SEEN_DEVICES {
+            seen.clear();
+        }
+        seen.insert(device.to_owned(), now);
     }
 
     /// The clock skew tolerated on a token's times.
@@ -439,7 +492,7 @@ impl Tokens {
             .get(token)
             .cloned();
         if let Some(claims) = remembered.filter(|c| self.in_time(c)) {
-            return Ok(Device { claims });
+            return self.not_revoked(claims);
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| TokenError::Invalid(describe(&e)))?;
@@ -453,6 +506,17 @@ impl Tokens {
             verified.clear();
         }
         verified.insert(token.into(), claims.clone());
+        drop(verified);
+        self.not_revoked(claims)
+    }
+
+    /// The device, unless a manager revoked it; seen now either way.
+    fn not_revoked(&self, claims: Arc<Claims>) -> Result<Device, TokenError> {
+        self.saw(&claims.jti);
+        if rail_actors::devices::REVOKED.contains(&claims.branch, &claims.jti) {
+            metrics::auth_refused("token_revoked");
+            return Err(TokenError::Revoked);
+        }
         Ok(Device { claims })
     }
 
@@ -507,6 +571,50 @@ impl Tokens {
             ),
         };
         let now = Utc::now().timestamp();
+        let exp = now + ttl.as_secs() as i64;
+        self.signed(
+            branch,
+            request,
+            device,
+            uuid::Uuid::new_v4().to_string(),
+            exp,
+        )
+    }
+
+    /// The token of a device already recorded (a paired device's): its id and expiry kept.
+    pub fn issue_for(
+        &self,
+        branch: &BranchId,
+        device: &rail_actors::devices::DeviceRecord,
+    ) -> Result<IssuedToken, ApiError> {
+        let role = serde_json::from_value(serde_json::Value::String(device.role.clone()))
+            .map_err(|_| ApiError::new(ErrorCode::Internal, "a device of an unknown role"))?;
+        let request = TokenRequest {
+            role,
+            station: device.station.clone(),
+            table: device.table.clone(),
+            device: Some(device.name.clone()),
+            ttl_seconds: None,
+        };
+        let exp = device.expires_at.timestamp();
+        self.signed(
+            branch,
+            &request,
+            device.name.clone(),
+            device.device.clone(),
+            exp,
+        )
+    }
+
+    fn signed(
+        &self,
+        branch: &BranchId,
+        request: &TokenRequest,
+        device: String,
+        jti: String,
+        exp: i64,
+    ) -> Result<IssuedToken, ApiError> {
+        let now = Utc::now().timestamp();
         let claims = Claims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -517,8 +625,8 @@ impl Tokens {
             table: request.table.clone(),
             iat: now,
             nbf: now,
-            exp: now + ttl.as_secs() as i64,
-            jti: uuid::Uuid::new_v4().to_string(),
+            exp,
+            jti,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
@@ -529,6 +637,7 @@ impl Tokens {
             station: request.station.as_ref().map(ToString::to_string),
             table: request.table.as_ref().map(ToString::to_string),
             device,
+            device_id: claims.jti.clone(),
             expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or_default(),
         })
     }

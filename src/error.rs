@@ -45,6 +45,11 @@ error_codes! {
     UnknownOrder => "unknown_order",
     UnknownLine => "unknown_line",
     UnknownTicket => "unknown_ticket",
+    UnknownDevice => "unknown_device",
+    /// The device's token was revoked by a manager.
+    TokenRevoked => "token_revoked",
+    /// A pairing code mistyped, used already or out of time.
+    InvalidPairingCode => "invalid_pairing_code",
     UnknownAction => "unknown_action",
     NotFound => "not_found",
     MethodNotAllowed => "method_not_allowed",
@@ -90,7 +95,10 @@ impl ErrorCode {
             Unauthenticated | InvalidToken => StatusCode::UNAUTHORIZED,
             Forbidden | WrongBranch | OriginNotAllowed => StatusCode::FORBIDDEN,
             UnknownBranch | UnknownTable | UnknownItem | UnknownStation | UnknownOrder
-            | UnknownLine | UnknownTicket | UnknownAction | NotFound => StatusCode::NOT_FOUND,
+            | UnknownLine | UnknownTicket | UnknownDevice | UnknownAction | NotFound => {
+                StatusCode::NOT_FOUND
+            }
+            InvalidPairingCode | TokenRevoked => StatusCode::UNAUTHORIZED,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Item86 | ItemSoldOut | NothingToFire | NothingToServe | InvalidTransition
             | PartsPending | OrderClosed | OrderNotFinished | Conflict => StatusCode::CONFLICT,
@@ -117,6 +125,8 @@ impl ErrorCode {
             E::UnknownOrder(_) => Self::UnknownOrder,
             E::UnknownLine(_) => Self::UnknownLine,
             E::UnknownTicket(_) => Self::UnknownTicket,
+            E::UnknownDevice(_) => Self::UnknownDevice,
+            E::InvalidPairingCode => Self::InvalidPairingCode,
             E::EightySixed(_) => Self::Item86,
             E::SoldOut(..) => Self::ItemSoldOut,
             E::Invalid(_) => Self::InvalidInput,

@@ -91,6 +91,8 @@ pub struct Settings {
     pub jwt_leeway_seconds: u64,
     /// Lines a table's guests may add a minute through QR ordering.
     pub guest_orders_per_minute: u32,
+    /// How long a pairing code may be exchanged for its device's token, in seconds.
+    pub pairing_code_seconds: u64,
 }
 
 impl Settings {

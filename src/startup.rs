@@ -237,6 +237,7 @@ struct Shared {
     addresses: web::Data<ws::Addresses>,
     tokens: web::Data<Tokens>,
     guests: web::Data<GuestOrdering>,
+    pairing_tries: web::Data<routes::tokens::PairingTries>,
     admission: web::Data<Admission>,
 }
 
@@ -258,6 +259,7 @@ impl Shared {
             addresses: web::Data::new(ws::Addresses::default()),
             tokens,
             guests: web::Data::new(guests),
+            pairing_tries: web::Data::new(Default::default()),
         }
     }
 
@@ -270,6 +272,7 @@ impl Shared {
             .app_data(self.addresses.clone())
             .app_data(self.tokens.clone())
             .app_data(self.guests.clone())
+            .app_data(self.pairing_tries.clone())
             .app_data(self.admission.clone())
             .configure(|cfg| {
                 if let Some(cluster) = &self.cluster {

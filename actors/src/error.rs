@@ -19,6 +19,12 @@ pub enum CommandError {
     UnknownLine(LineId),
     #[error("ticket {0} is not live")]
     UnknownTicket(TicketId),
+    #[error("device '{0}' is not one of this branch's")]
+    UnknownDevice(String),
+    #[error(
+        "the pairing code is not valid: it was mistyped, used already or is over 10 minutes old"
+    )]
+    InvalidPairingCode,
     #[error("item '{0}' is 86'd (out of stock)")]
     EightySixed(ItemId),
     #[error("item '{0}' has fewer left than asked for ({1} left); nothing was added")]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::devices::{DeviceRecord, PairingOffer};
 use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId};
 use crate::menu::BranchConfig;
 use crate::order::OrderChange;
@@ -30,6 +31,23 @@ pub enum BranchEvent {
     ItemCountSet {
         item: ItemId,
         count: Option<u32>,
+    },
+    /// A manager issued a token to this device.
+    DeviceIssued {
+        device: DeviceRecord,
+    },
+    /// The device's tokens are refused from now on, and its sockets closed.
+    DeviceRevoked {
+        device: String,
+        at: DateTime<Utc>,
+    },
+    /// A code a new device may exchange once, in time, for a token.
+    PairingOffered {
+        offer: PairingOffer,
+    },
+    /// The code was exchanged: its device is issued, and it pairs nothing more.
+    PairingRedeemed {
+        code_hash: String,
     },
 }
 
@@ -56,6 +74,10 @@ impl Event {
             Event::Branch(BranchEvent::ItemEightySixed { .. }) => "item_eighty_sixed",
             Event::Branch(BranchEvent::ItemRestored { .. }) => "item_restored",
             Event::Branch(BranchEvent::ItemCountSet { .. }) => "item_count_set",
+            Event::Branch(BranchEvent::DeviceIssued { .. }) => "device_issued",
+            Event::Branch(BranchEvent::DeviceRevoked { .. }) => "device_revoked",
+            Event::Branch(BranchEvent::PairingOffered { .. }) => "pairing_offered",
+            Event::Branch(BranchEvent::PairingRedeemed { .. }) => "pairing_redeemed",
             Event::Order(o) => o.change.kind(),
         }
     }

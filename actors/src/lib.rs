@@ -4,6 +4,7 @@
 //! Nothing here knows HTTP, websocket frames or a database driver beyond the `Journal` trait.
 
 pub mod branch;
+pub mod devices;
 pub mod error;
 pub mod event;
 pub mod ids;

@@ -500,6 +500,8 @@ pub struct Branch {
     zone: Option<Tz>,
     /// Some item has a prep time.
     prep_times: bool,
+    /// The devices tokens were issued to, and pairing codes not yet used.
+    devices: crate::devices::DeviceBook,
 }
 
 impl Branch {
@@ -551,6 +553,7 @@ impl Branch {
             limited: BTreeSet::new(),
             zone,
             prep_times,
+            devices: Default::default(),
         })
     }
 
@@ -570,8 +573,17 @@ impl Branch {
             .filter(|i| next.items.contains_key(*i))
             .cloned()
             .collect();
+        next.devices = std::mem::take(&mut self.devices);
         *self = next;
         Ok(())
+    }
+
+    pub fn devices(&self) -> &crate::devices::DeviceBook {
+        &self.devices
+    }
+
+    pub fn devices_mut(&mut self) -> &mut crate::devices::DeviceBook {
+        &mut self.devices
     }
 
     pub fn config(&self) -> &BranchConfig {

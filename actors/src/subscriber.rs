@@ -34,6 +34,11 @@ impl Topic {
         if everyone(event.kind) {
             return true;
         }
+        // A branch's devices and pairings are for managers' REST calls (the journal), not
+        // for screens.
+        if event.kind.starts_with("device_") || event.kind.starts_with("pairing_") {
+            return false;
+        }
         match self {
             Topic::Branch => true,
             Topic::Table(t) => {

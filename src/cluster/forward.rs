@@ -1,7 +1,7 @@
 //! Commands sent on to the replica that writes their branch.
 //!
-//! REST: every call under `/api/v1/branches/{branch}` (but the journal's `/events` and token
-//! issue, which any replica answers alike from the shared journal and secret) reaching a
+//! REST: every call under `/api/v1/branches/{branch}` (but the journal's `/events`, which any
+//! replica answers alike from the shared journal) reaching a
 //! replica that does not own its branch is sent on, as it came, to the owner's address from
 //! its lease, and answered with the owner's answer. A forwarded call carries
 //! `X-Rail-Forwarded-By` and is never forwarded again. Websocket ticket commands go to the
@@ -68,7 +68,7 @@ fn hop_by_hop(name: &HeaderName) -> bool {
 /// Whether any replica answers this call alike.
 fn answered_anywhere(req: &ServiceRequest) -> bool {
     let path = req.path();
-    (req.method() == Method::GET && path.ends_with("/events")) || path.ends_with("/tokens")
+    req.method() == Method::GET && path.ends_with("/events")
 }
 
 /// Sends a call on to its branch's owner unless this replica is it (the scope's innermost

@@ -89,7 +89,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::post().to(stations::ticket_action)),
             )
             .service(resource("/events", "GET").route(web::get().to(journal::events)))
-            .service(resource("/tokens", "POST").route(web::post().to(tokens::issue_token))),
+            .service(resource("/tokens", "POST").route(web::post().to(tokens::issue_token)))
+            .service(resource("/devices", "GET").route(web::get().to(tokens::list_devices)))
+            .service(
+                resource("/devices/{device}/revoke", "POST")
+                    .route(web::post().to(tokens::revoke_device)),
+            )
+            .service(resource("/pairings", "POST").route(web::post().to(tokens::offer_pairing)))
+            .service(resource("/pair", "POST").route(web::post().to(tokens::redeem_pairing))),
     );
 }
 

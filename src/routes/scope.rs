@@ -26,7 +26,7 @@ pub(super) type ApiResult = Result<HttpResponse, ApiError>;
 pub(super) enum Refusals {
     #[response(
         status = 401,
-        description = "No device token, or a bad one (`unauthenticated`, `invalid_token`).",
+        description = "No device token, or a bad one (`unauthenticated`, `invalid_token`), or one of a device a manager revoked (`token_revoked`).",
         headers(("WWW-Authenticate" = String, description = "`Bearer`"))
     )]
     Unauthorized(ErrorBody),
@@ -120,6 +120,10 @@ pub(super) async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    // A new device exchanging its pairing code has no token yet: the code is its credential.
+    if req.method() == actix_web::http::Method::POST && req.path().ends_with("/pair") {
+        return next.call(req).await;
+    }
     let tokens = req
         .app_data::<web::Data<Tokens>>()
         .expect("tokens are configured")

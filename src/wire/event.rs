@@ -35,6 +35,22 @@ pub enum BranchEvent<'a> {
         item: &'a ItemId,
         count: Option<u32>,
     },
+    /// A manager issued a token to a device (`GET .../devices` lists it).
+    DeviceIssued {
+        device: super::device::Device<'a>,
+    },
+    /// The device was revoked: its tokens are refused and its sockets closed.
+    DeviceRevoked {
+        device: &'a str,
+        at: DateTime<Utc>,
+    },
+    /// A pairing code was offered for a device to be (the code itself is never journaled).
+    PairingOffered {
+        device: super::device::Device<'a>,
+        expires_at: DateTime<Utc>,
+    },
+    /// A pairing code was exchanged for its device's token.
+    PairingRedeemed {},
 }
 
 /// Portions a void gave back to an item's limited count.
@@ -223,6 +239,17 @@ impl<'a> From<&'a domain::Event> for Event<'a> {
                     item,
                     count: *count,
                 },
+                domain::BranchEvent::DeviceIssued { device } => BranchEvent::DeviceIssued {
+                    device: super::device::Device::new(device, None),
+                },
+                domain::BranchEvent::DeviceRevoked { device, at } => {
+                    BranchEvent::DeviceRevoked { device, at: *at }
+                }
+                domain::BranchEvent::PairingOffered { offer } => BranchEvent::PairingOffered {
+                    device: super::device::Device::new(&offer.device, None),
+                    expires_at: offer.expires_at,
+                },
+                domain::BranchEvent::PairingRedeemed { .. } => BranchEvent::PairingRedeemed {},
             }),
             domain::Event::Order(o) => Self::Order(OrderEvent {
                 order_id: o.order_id,

@@ -6,6 +6,7 @@
 //! field of the domain changes nothing a device sees; changing one here is a protocol change,
 //! and `tests/protocol.rs` holds the documented examples against what the server sends.
 
+pub mod device;
 pub mod event;
 pub mod kitchen;
 pub mod live;

@@ -26,6 +26,7 @@ use rail_actors::subscriber::{Push, Topic};
 use rail_actors::{CommandError, Engine};
 
 use crate::metrics;
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
@@ -83,6 +84,8 @@ pub(super) struct Session {
     budget: FrameBudget,
     /// Who is on the other end, once authenticated.
     device: Option<Device>,
+    /// Revocations as they are published, once authenticated: its device's closes it.
+    revocations: Option<broadcast::Receiver<(BranchId, String)>>,
     /// The branches it asked to follow, told when it leaves.
     branches: HashSet<BranchId>,
     /// This connection's place under its address's cap, given back when it closes.
@@ -121,6 +124,7 @@ impl Session {
             last_seen: Instant::now(),
             budget: FrameBudget::new(settings.ws_messages_per_second, settings.ws_message_burst),
             device: None,
+            revocations: None,
             branches: HashSet::new(),
             _slot: slot,
             _running: Running::start(),
@@ -156,6 +160,7 @@ impl Session {
                 Break(End::Close(CloseCode::Policy, "slow_consumer: reconnect and resubscribe"))
             }
             () = &mut self.deadline => Break(self.out_of_time()),
+            revoked = next_revocation(&mut self.revocations) => self.on_revocation(revoked),
             _ = self.ping.tick() => self.ping(),
             sent = self.connection.send_next(), if self.connection.has_waiting() => match sent {
                 Ok(()) => Continue(()),
@@ -385,6 +390,32 @@ impl Session {
             .to_text(),
         );
         self.device = Some(device);
+        if self.revocations.is_none() {
+            self.revocations = Some(rail_actors::devices::REVOKED.announcements());
+        }
+    }
+
+    /// A device was revoked: when it is this socket's, the socket closes.
+    fn on_revocation(&mut self, revoked: Result<(BranchId, String), RecvError>) -> Step {
+        let Some(device) = &self.device else {
+            return Continue(());
+        };
+        let ours = match revoked {
+            Ok((branch, id)) => &branch == device.branch() && id == device.claims.jti,
+            // Announcements were missed: the set itself says.
+            Err(RecvError::Lagged(_)) => {
+                rail_actors::devices::REVOKED.contains(device.branch(), &device.claims.jti)
+            }
+            Err(RecvError::Closed) => {
+                self.revocations = None;
+                false
+            }
+        };
+        if ours {
+            metrics::auth_refused("token_revoked");
+            return Break(End::Close(CloseCode::Policy, "token_revoked"));
+        }
+        Continue(())
     }
 
     /// Asks the branch to follow `topic` for this socket; its queue gets the snapshot or what
@@ -515,6 +546,16 @@ impl Session {
 }
 
 /// Resolves when the server starts closing its sockets.
+/// The next revocation announced, or never while the socket has not authenticated.
+async fn next_revocation(
+    revocations: &mut Option<broadcast::Receiver<(BranchId, String)>>,
+) -> Result<(BranchId, String), RecvError> {
+    match revocations {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn server_stopping(
     stopping: &mut watch::Receiver<bool>,
 ) -> Result<(), watch::error::RecvError> {

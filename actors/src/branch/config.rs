@@ -27,11 +27,22 @@ impl BranchActor {
         })
     }
 
-    /// Journals a configuration event, then applies it.
+    /// Journals a configuration event, then applies it; answers with the branch's info.
     fn commit_branch_event(
         &mut self,
         event: BranchEvent,
     ) -> AtomicResponse<Self, Result<BranchInfo, CommandError>> {
+        AtomicResponse::new(Box::pin(
+            self.journal_branch_event(event)
+                .map(|done, act, _| done.and_then(|()| act.info())),
+        ))
+    }
+
+    /// Journals an event of the branch's own stream, then applies it.
+    pub(super) fn journal_branch_event(
+        &mut self,
+        event: BranchEvent,
+    ) -> ResponseActFuture<Self, Result<(), CommandError>> {
         let request = AppendRequest {
             branch: self.id.to_string(),
             stream: branch_stream(&self.id),
@@ -42,7 +53,7 @@ impl BranchActor {
             epoch: self.epoch,
         };
         let journal = self.journal.clone();
-        AtomicResponse::new(Box::pin(
+        Box::pin(
             async move { append_recorded(journal.as_ref(), request).await }
                 .into_actor(self)
                 .map(move |result, act, ctx| {
@@ -69,9 +80,10 @@ impl BranchActor {
                     }
                     act.branch = branch.map(Arc::new);
                     act.start_stations();
-                    act.info()
+                    act.publish_devices();
+                    Ok(())
                 }),
-        ))
+        )
     }
 
     /// Rebuilds the configuration from its stream, holding other messages until done.
@@ -86,6 +98,7 @@ impl BranchActor {
             if branch.is_some() {
                 act.branch = branch.map(Arc::new);
                 act.start_stations();
+                act.publish_devices();
             }
         }));
     }

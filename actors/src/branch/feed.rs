@@ -65,6 +65,7 @@ impl BranchActor {
                         self.branch = branch.map(Arc::new);
                         self.config_seq = envelope.seq;
                         self.start_stations();
+                        self.publish_devices();
                     }
                     Err(e) => {
                         tracing::error!(branch = %self.id, error = %e, "configuration event not applied")

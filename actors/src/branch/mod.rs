@@ -34,6 +34,7 @@ use crate::subscriber::Audience;
 use crate::table::TableActor;
 
 mod config;
+mod devices;
 mod feed;
 mod messages;
 mod orders;
@@ -43,6 +44,7 @@ mod snapshots;
 mod stations;
 mod stock;
 
+pub use devices::{IssueDevice, ListDevices, OfferPairing, RedeemPairing, RevokeDevice};
 pub use messages::{
     Acknowledged, BranchCommitted, BranchInfo, ChangeOrder, Configure, GetBranchInfo, GetOrder,
     MergeOrders, OpenOrder, OpenOrders, SetEightySix, SetItemCount, StationAllDay, StationBumped,
@@ -199,6 +201,7 @@ impl Actor for BranchActor {
         self.addr = Some(ctx.address());
         crate::metrics::orders_open(self.id.as_str(), self.view.len());
         self.start_stations();
+        self.publish_devices();
         // A branch recovered from many events saves a snapshot at once: the next start is fast.
         self.snapshot_when_due();
         self.backfill_history(ctx);

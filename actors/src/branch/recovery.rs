@@ -70,6 +70,10 @@ impl Rebuild {
             for (item, _) in &snapshot.stock {
                 b.set_limited(item, true);
             }
+            *b.devices_mut() = crate::devices::DeviceBook::from_saved(
+                snapshot.devices.clone(),
+                snapshot.offers.clone(),
+            );
         }
         Ok(Self {
             branch,
@@ -281,6 +285,26 @@ pub(super) fn apply_branch_event(
         BranchEvent::ItemCountSet { item, count } => {
             if let Some(b) = branch {
                 b.set_limited(item, count.is_some());
+            }
+        }
+        BranchEvent::DeviceIssued { device } => {
+            if let Some(b) = branch {
+                b.devices_mut().issued(device.clone());
+            }
+        }
+        BranchEvent::DeviceRevoked { device, at } => {
+            if let Some(b) = branch {
+                b.devices_mut().revoked(device, *at);
+            }
+        }
+        BranchEvent::PairingOffered { offer } => {
+            if let Some(b) = branch {
+                b.devices_mut().offered(offer.clone());
+            }
+        }
+        BranchEvent::PairingRedeemed { code_hash } => {
+            if let Some(b) = branch {
+                b.devices_mut().redeemed(code_hash);
             }
         }
     }

@@ -19,6 +19,13 @@ use crate::station::{
 use crate::subscriber::AllDayItem;
 
 impl BranchActor {
+    /// Tells the process which of the branch's devices are revoked (their sockets close).
+    pub(super) fn publish_devices(&self) {
+        if let Some(b) = &self.branch {
+            crate::devices::REVOKED.publish(&self.id, b.devices().revoked_ids());
+        }
+    }
+
     /// Starts actors for stations the configuration names and this branch does not run yet.
     pub(super) fn start_stations(&mut self) {
         // Only stations started with the branch are as of the recovered position.

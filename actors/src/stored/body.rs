@@ -9,6 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::devices::{DeviceRecord, PairingOffer};
 use crate::event::{BranchEvent, Event, OrderEvent};
 use crate::ids::{CategoryId, ItemId, LineId, OrderId, StationId, TableId, TicketId};
 use crate::menu::{
@@ -32,7 +33,8 @@ pub(super) fn to_value(event: &Event) -> Value {
 /// The domain event of a body of the current format; the kind says which body it is.
 pub(super) fn from_value(kind: &str, body: &Value) -> Result<Event, String> {
     let event = match kind {
-        "branch_configured" | "item_eighty_sixed" | "item_restored" | "item_count_set" => {
+        "branch_configured" | "item_eighty_sixed" | "item_restored" | "item_count_set"
+        | "device_issued" | "device_revoked" | "pairing_offered" | "pairing_redeemed" => {
             BranchBody::deserialize(body).map(|b| Event::Branch(b.into()))
         }
         _ => OrderBody::deserialize(body).map(|b| Event::Order(b.into())),
@@ -63,6 +65,99 @@ enum BranchBody {
         item: ItemId,
         count: Option<u32>,
     },
+    /// Format 3, added with device management.
+    DeviceIssued {
+        device: DeviceBody,
+    },
+    /// Format 3, added with device management.
+    DeviceRevoked {
+        device: String,
+        at: DateTime<Utc>,
+    },
+    /// Format 3, added with device management.
+    PairingOffered {
+        code_hash: String,
+        device: DeviceBody,
+        expires_at: DateTime<Utc>,
+    },
+    /// Format 3, added with device management.
+    PairingRedeemed {
+        code_hash: String,
+    },
+}
+
+/// A device a token was issued to, as events and snapshots store it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceBody {
+    device: String,
+    name: String,
+    role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    station: Option<StationId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    table: Option<TableId>,
+    issued_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<&DeviceRecord> for DeviceBody {
+    fn from(d: &DeviceRecord) -> Self {
+        Self {
+            device: d.device.clone(),
+            name: d.name.clone(),
+            role: d.role.clone(),
+            station: d.station.clone(),
+            table: d.table.clone(),
+            issued_at: d.issued_at,
+            expires_at: d.expires_at,
+            revoked_at: d.revoked_at,
+        }
+    }
+}
+
+impl From<DeviceBody> for DeviceRecord {
+    fn from(d: DeviceBody) -> Self {
+        Self {
+            device: d.device,
+            name: d.name,
+            role: d.role,
+            station: d.station,
+            table: d.table,
+            issued_at: d.issued_at,
+            expires_at: d.expires_at,
+            revoked_at: d.revoked_at,
+        }
+    }
+}
+
+/// A pairing code not yet used, as a snapshot stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferBody {
+    code_hash: String,
+    device: DeviceBody,
+    expires_at: DateTime<Utc>,
+}
+
+impl From<&PairingOffer> for OfferBody {
+    fn from(o: &PairingOffer) -> Self {
+        Self {
+            code_hash: o.code_hash.clone(),
+            device: (&o.device).into(),
+            expires_at: o.expires_at,
+        }
+    }
+}
+
+impl From<OfferBody> for PairingOffer {
+    fn from(o: OfferBody) -> Self {
+        Self {
+            code_hash: o.code_hash,
+            device: o.device.into(),
+            expires_at: o.expires_at,
+        }
+    }
 }
 
 /// A branch's configuration as stored in its events and snapshots.
@@ -229,6 +324,21 @@ impl From<&BranchEvent> for BranchBody {
                 item: item.clone(),
                 count: *count,
             },
+            BranchEvent::DeviceIssued { device } => Self::DeviceIssued {
+                device: device.into(),
+            },
+            BranchEvent::DeviceRevoked { device, at } => Self::DeviceRevoked {
+                device: device.clone(),
+                at: *at,
+            },
+            BranchEvent::PairingOffered { offer } => Self::PairingOffered {
+                code_hash: offer.code_hash.clone(),
+                device: (&offer.device).into(),
+                expires_at: offer.expires_at,
+            },
+            BranchEvent::PairingRedeemed { code_hash } => Self::PairingRedeemed {
+                code_hash: code_hash.clone(),
+            },
         }
     }
 }
@@ -242,6 +352,22 @@ impl From<BranchBody> for BranchEvent {
             BranchBody::ItemEightySixed { item } => Self::ItemEightySixed { item },
             BranchBody::ItemRestored { item } => Self::ItemRestored { item },
             BranchBody::ItemCountSet { item, count } => Self::ItemCountSet { item, count },
+            BranchBody::DeviceIssued { device } => Self::DeviceIssued {
+                device: device.into(),
+            },
+            BranchBody::DeviceRevoked { device, at } => Self::DeviceRevoked { device, at },
+            BranchBody::PairingOffered {
+                code_hash,
+                device,
+                expires_at,
+            } => Self::PairingOffered {
+                offer: PairingOffer {
+                    code_hash,
+                    device: device.into(),
+                    expires_at,
+                },
+            },
+            BranchBody::PairingRedeemed { code_hash } => Self::PairingRedeemed { code_hash },
         }
     }
 }

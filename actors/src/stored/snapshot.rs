@@ -10,7 +10,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::body::{ConfigBody, LineBody, SourceBody, TicketBody};
+use super::body::{ConfigBody, DeviceBody, LineBody, OfferBody, SourceBody, TicketBody};
+use crate::devices::{DeviceRecord, PairingOffer};
 use crate::ids::{BranchId, ItemId, OrderId, StationId, TableId};
 use crate::journal::SavedSnapshot;
 use crate::menu::{Branch, BranchConfig};
@@ -32,6 +33,9 @@ pub struct BranchSnapshot {
     pub stock: Vec<(ItemId, u32)>,
     /// The kitchen's measured prep times per station and item, oldest first.
     pub prep: Vec<(StationId, ItemId, Vec<f64>)>,
+    /// The branch's devices, and its pairing codes not yet used.
+    pub devices: Vec<DeviceRecord>,
+    pub offers: Vec<PairingOffer>,
 }
 
 impl BranchSnapshot {
@@ -52,7 +56,17 @@ impl BranchSnapshot {
             orders: orders.into_iter().cloned().collect(),
             stock: Vec::new(),
             prep: Vec::new(),
+            devices: Vec::new(),
+            offers: Vec::new(),
         }
+        .with_devices(branch)
+    }
+
+    fn with_devices(mut self, branch: Option<&Branch>) -> Self {
+        if let Some(b) = branch {
+            (self.devices, self.offers) = b.devices().saved(Utc::now());
+        }
+        self
     }
 
     /// The same, with the kitchen's measured prep times.
@@ -83,6 +97,12 @@ pub struct SnapshotBody {
     /// Format 2; none in format 1.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     prep: Vec<PrepBody>,
+    /// Format 2, added with device management.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    devices: Vec<DeviceBody>,
+    /// Format 2, added with device management.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    offers: Vec<OfferBody>,
 }
 
 /// An item's measured prep times at a station, oldest first, in a snapshot.
@@ -142,6 +162,8 @@ pub fn encode_snapshot(snapshot: &BranchSnapshot) -> SavedSnapshot {
         config_seq: snapshot.config_seq,
         config: snapshot.config.as_ref().map(ConfigBody::from),
         eighty_sixed: snapshot.eighty_sixed.clone(),
+        devices: snapshot.devices.iter().map(DeviceBody::from).collect(),
+        offers: snapshot.offers.iter().map(OfferBody::from).collect(),
         prep: snapshot
             .prep
             .iter()
@@ -228,6 +250,8 @@ pub fn decode_snapshot(branch: &BranchId, saved: &SavedSnapshot) -> Option<Branc
         config_seq: body.config_seq,
         config: body.config.map(BranchConfig::from),
         eighty_sixed: body.eighty_sixed,
+        devices: body.devices.into_iter().map(Into::into).collect(),
+        offers: body.offers.into_iter().map(Into::into).collect(),
         stock: body.stock.into_iter().map(|s| (s.item, s.left)).collect(),
         prep: body
             .prep
