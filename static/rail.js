@@ -169,7 +169,8 @@ export class Live {
 
   connect() {
     if (this.stopped) return;
-    this.setState(this.state === null ? "connecting" : "reconnecting");
+    // A stale screen stays marked stale until it hears from the server again.
+    if (this.state !== "stale") this.setState(this.state === null ? "connecting" : "reconnecting");
     const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
     this.socket = ws;
     this.authed = false;
@@ -259,8 +260,9 @@ export class Live {
       this.lastTick = Date.now();
       this.ping();
     }
-    if (this.socket && Date.now() - this.lastHeard > STALE_MS) {
-      this.setState("stale");
+    const silent = Date.now() - this.lastHeard;
+    if (this.lastHeard && silent > STALE_MS && this.state !== "signin") this.setState("stale");
+    if (this.socket && silent > STALE_MS) {
       // A socket that stopped answering: drop it and connect again.
       if (Date.now() - this.lastHeard > STALE_MS * 2) {
         const dead = this.socket;
