@@ -127,6 +127,22 @@ pub struct Published {
 impl Envelope {
     /// The event as screens are sent it, written once for all of them.
     pub fn publish(&self, frames: &EventFrames) -> Arc<Published> {
+        self.publish_also_to(frames, None)
+    }
+
+    /// The same, also to the screens of `also` (expo, for its orders' other stations' ticket
+    /// events).
+    pub fn publish_also_to(
+        &self,
+        frames: &EventFrames,
+        also: Option<&StationId>,
+    ) -> Arc<Published> {
+        let mut stations: Vec<StationId> = self.event.stations().into_iter().cloned().collect();
+        if let Some(s) = also {
+            if !stations.contains(s) {
+                stations.push(s.clone());
+            }
+        }
         Arc::new(Published {
             position: self.position,
             at: self.at,
@@ -144,7 +160,7 @@ impl Envelope {
                 }) => Some(from_table.clone()),
                 _ => None,
             },
-            stations: self.event.stations().into_iter().cloned().collect(),
+            stations: stations.into(),
             json: frames(self),
         })
     }

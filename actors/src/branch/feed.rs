@@ -116,7 +116,23 @@ impl BranchActor {
             }
         }
         self.stock.applied_up_to(envelope.position);
-        let published = envelope.publish(&self.frames);
+        // Expo follows every part of its orders: a ticket started, bumped, recalled or voided
+        // at another station reaches its screens too.
+        let expo = match (&*envelope.event, self.branch.as_deref()) {
+            (Event::Order(e), Some(branch)) => match &e.change {
+                OrderChange::TicketStarted { station, .. }
+                | OrderChange::TicketBumped { station, .. }
+                | OrderChange::TicketRecalled { station, .. }
+                | OrderChange::TicketVoided { station, .. }
+                    if station != branch.expo() =>
+                {
+                    Some(branch.expo().clone())
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        let published = envelope.publish_also_to(&self.frames, expo.as_ref());
         let mut stations: Vec<StationId> = published.stations.to_vec();
         if crate::subscriber::everyone(published.kind) {
             // Every kitchen screen learns it too.

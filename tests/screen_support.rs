@@ -1,8 +1,9 @@
 //! What the screens lean on beyond the kitchen features: an item's modifier groups (a required
 //! choice is enforced by the engine, not only by a tablet), ticket colour times per branch and
 //! per source, a guest's phone opening its own table's order in one call, the screens' `ping`,
-//! and the pages themselves as the engine serves them. Real HTTP and websockets, on the
-//! journal `RAIL_TEST_JOURNAL` names.
+//! menu changes and 86s reaching every screen, expo hearing of every part, a station's recall
+//! list, and the pages themselves as the engine serves them with their catalogues. Real HTTP
+//! and websockets, on the journal `RAIL_TEST_JOURNAL` names.
 
 mod common;
 
@@ -578,4 +579,51 @@ async fn a_station_lists_its_recently_bumped_tickets_for_recall() {
     }
     let (status, _) = app.get("/api/v1/branches/demo/stations/nope/bumped").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn expo_hears_each_part_of_its_orders_started_and_bumped() {
+    let app = TestApp::spawn().await;
+    let mut expo = app
+        .ws_as(&common::token_for(
+            "demo",
+            Role::Kitchen,
+            Some("expo"),
+            None,
+        ))
+        .await;
+    expo.send(json!({"type": "subscribe", "station": "expo"}))
+        .await;
+    expo.next_of("snapshot").await;
+    let (_, order) = app
+        .post(
+            ORDERS,
+            json!({"table": "t3", "lines": [{"item": "steak"}, {"item": "caesar"}], "fire": {}}),
+        )
+        .await;
+    let fired = expo.next_event().await;
+    assert_eq!(fired["event"]["type"], "course_fired");
+    let grill = order["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["station"] == "grill")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for action in ["start", "bump"] {
+        let path = format!("/api/v1/branches/demo/stations/grill/tickets/{grill}/{action}");
+        let (status, _) = app.post(&path, json!({})).await;
+        assert_eq!(status, StatusCode::OK);
+        let heard = expo.next_event().await;
+        let kind = if action == "start" {
+            "ticket_started"
+        } else {
+            "ticket_bumped"
+        };
+        assert_eq!(heard["event"]["type"], kind, "{heard}");
+        assert_eq!(heard["event"]["station"], "grill");
+        assert_eq!(heard["event"]["ticket_id"], grill.as_str());
+    }
 }
