@@ -934,3 +934,109 @@ async fn screens_on_other_replicas_acknowledge_tickets_for_the_owners_watch() {
     let (_, events) = get(owner_base, "/events?limit=1000").await;
     assert_eq!(unseen(&events), [ticket_of(&second, "grill")]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_revoked_on_one_replica_is_refused_and_closed_on_every_other() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let journal = shared_journal().await;
+    let db = database_url(&journal);
+    let redis = RedisServer::start().await;
+    let replicas = three(&db, &redis).await;
+    let owner = owner_of(&db, "demo", WAIT).await;
+    let followers: Vec<&Replica> = replicas.iter().filter(|r| r.id != owner).collect();
+
+    // Issued through one follower (the owner records it), paired through the other.
+    let (status, issued) = post(
+        followers[0].base(),
+        "/tokens",
+        "dev-1",
+        json!({"role": "kitchen", "station": "grill", "device": "grill by the pass"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let token = issued["token"].as_str().unwrap().to_owned();
+    let (status, pairing) = post(
+        followers[1].base(),
+        "/pairings",
+        "dev-2",
+        json!({"role": "waiter", "device": "tablet 2"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{pairing}");
+    let pair = |base: &str| {
+        let url = format!("{base}/api/v1/branches/demo/pair");
+        let code = pairing["code"].clone();
+        async move {
+            let res = reqwest::Client::new()
+                .post(url)
+                .json(&json!({"code": code}))
+                .send()
+                .await
+                .unwrap();
+            read(res).await
+        }
+    };
+    let (status, paired) = pair(followers[0].base()).await;
+    assert_eq!(status, StatusCode::CREATED, "{paired}");
+    // Used once, it pairs nothing through any replica.
+    for r in &replicas {
+        let (status, _) = pair(r.base()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{}", r.id);
+    }
+
+    // A screen on each replica; the device is revoked through one follower.
+    let mut screens = Vec::new();
+    for r in &replicas {
+        let (ws, _) = screen(r, &token, json!({"type": "subscribe", "station": "grill"})).await;
+        screens.push(ws);
+    }
+    let id = issued["device_id"].as_str().unwrap();
+    let (status, revoked) = post(
+        followers[1].base(),
+        &format!("/devices/{id}/revoke"),
+        "dev-3",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    for (ws, r) in screens.iter_mut().zip(&replicas) {
+        let closed = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                match ws.stream.next().await {
+                    Some(Ok(Message::Close(frame))) => break frame,
+                    Some(Ok(_)) => continue,
+                    other => panic!("{}: {other:?}", r.id),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{}'s screen stays open", r.id))
+        .expect("a close frame");
+        assert_eq!(closed.reason.as_str(), "token_revoked", "{}", r.id);
+    }
+    for r in &replicas {
+        let res = reqwest::Client::new()
+            .get(format!(
+                "{}/api/v1/branches/demo/stations/grill/tickets",
+                r.base()
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = read(res).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{}: {body}", r.id);
+        assert_eq!(body["error"]["code"], "token_revoked");
+    }
+    // The paired tablet still works everywhere.
+    for r in &replicas {
+        let res = reqwest::Client::new()
+            .get(format!("{}/api/v1/branches/demo/orders", r.base()))
+            .bearer_auth(paired["token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{}", r.id);
+    }
+}
