@@ -243,10 +243,11 @@ async function partIs(dev, id, station, state, timeout = 8000) {
     .catch(async () => fail(`${dev.name}: the ${station} part is not ${state}: ${await card(dev.page, id).locator(`.part[data-station="${station}"]`).getAttribute("data-state").catch(() => "missing")}`));
 }
 
-/** Expo ticks a part when its station bumps; the parts not bumped yet stay unticked. */
+/** Expo ticks a part as its station bumps (at once: the bump's event reaches expo); the parts
+ *  not bumped yet stay unticked. */
 async function ticked(dev, id, done, pending) {
   for (const s of done) {
-    await partIs(dev, id, s, "ready");
+    await partIs(dev, id, s, "ready", 2000);
     const mark = (await card(dev.page, id).locator(`.part[data-station="${s}"] .part-mark`).textContent()).trim();
     if (mark !== "✓") fail(`${dev.name}: the ${s} part's mark is "${mark}", not a tick`);
   }
