@@ -96,7 +96,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => {
             rail::telemetry::init(settings.log_format);
             let app = Application::build(settings).await?;
-            app.run_until_stopped().await?;
+            let stopped = app.run_until_stopped().await;
+            rail::telemetry::shutdown();
+            stopped?;
         }
         Command::Token {
             branch,

@@ -565,7 +565,9 @@ fn print_demo_devices(tokens: &Tokens, port: u16) -> anyhow::Result<()> {
     let base = format!("http://localhost:{port}");
     let mut out =
         format!("\nDemo branch '{DEMO_ID}': open its screens (each link pairs one device):\n");
-    let screens: [(&str, &str, Role, Option<&str>, Option<&str>); 10] = [
+    // A screen: its name, path, and its device's role, station and table.
+    type Screen<'a> = (&'a str, &'a str, Role, Option<&'a str>, Option<&'a str>);
+    let screens: [Screen; 10] = [
         ("kitchen board", "/", Role::Manager, None, None),
         ("grill", "/kitchen", Role::Kitchen, Some("grill"), None),
         ("fryer", "/kitchen", Role::Kitchen, Some("fryer"), None),

@@ -1040,3 +1040,69 @@ async fn a_device_revoked_on_one_replica_is_refused_and_closed_on_every_other() 
         assert_eq!(res.status(), StatusCode::OK, "{}", r.id);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_forwarded_to_the_owner_stays_in_the_callers_trace() {
+    let receiver = common::otlp::Receiver::start().await;
+    let journal = shared_journal().await;
+    let db = database_url(&journal);
+    let redis = RedisServer::start().await;
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let mut replicas = Vec::new();
+    for id in ["r1", "r2"] {
+        replicas.push(Replica::start(id, &db, &redis.url(), &env).await);
+    }
+    let owner = owner_of(&db, "demo", Duration::from_secs(20)).await;
+    let follower = replicas.iter().find(|r| r.id != owner).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while get(follower.base(), "").await.0 != StatusCode::OK {
+        assert!(std::time::Instant::now() < deadline, "demo never served");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let caller = "b7ad6b7169203331";
+    let res = client()
+        .post(format!("{}/api/v1/branches/demo/orders", follower.base()))
+        .header("traceparent", format!("00-{trace_id}-{caller}-01"))
+        .json(&json!({"table": "t1", "lines": [{"item": "steak"}], "fire": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let http = "POST /api/v1/branches/{branch}/orders";
+    let spans = receiver
+        .trace(
+            &common::otlp::hex(trace_id),
+            &[http, "table.open_order", "journal.append"],
+        )
+        .await;
+    // Two request spans: the follower's under the caller, the owner's under the follower's.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let requests = loop {
+        let requests = receiver.spans_named(&common::otlp::hex(trace_id), http);
+        if requests.len() >= 2 {
+            break requests;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "request spans: {requests:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let first = requests
+        .iter()
+        .find(|s| s.parent_span_id == common::otlp::hex(caller))
+        .expect("the follower's request span, under the caller's");
+    let second = requests
+        .iter()
+        .find(|s| s.parent_span_id == first.span_id)
+        .expect("the owner's request span, under the follower's");
+    let command = common::otlp::named(&spans, "table.open_order");
+    assert_eq!(
+        command.parent_span_id, second.span_id,
+        "the owner decided it"
+    );
+}

@@ -91,7 +91,7 @@ impl DeviceBook {
             .filter(|d| d.expires_at + KEEP_EXPIRED > now)
             .cloned()
             .collect();
-        list.sort_by(|a, b| b.issued_at.cmp(&a.issued_at));
+        list.sort_by_key(|d| std::cmp::Reverse(d.issued_at));
         list
     }
 

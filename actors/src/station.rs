@@ -748,7 +748,7 @@ impl Handler<RecentlyBumped> for StationActor {
             })
             .cloned()
             .collect();
-        bumped.sort_by(|a, b| b.bumped_at.cmp(&a.bumped_at));
+        bumped.sort_by_key(|t| std::cmp::Reverse(t.bumped_at));
         MessageResult(bumped)
     }
 }

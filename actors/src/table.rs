@@ -406,7 +406,8 @@ impl Handler<OpenOrderAt> for TableActor {
     type Result = AtomicResponse<Self, Result<Opened, CommandError>>;
 
     fn handle(&mut self, msg: OpenOrderAt, _: &mut Context<Self>) -> Self::Result {
-        let (order_id, key, span) = (msg.order_id, msg.idempotency, msg.span);
+        let (order_id, key) = (msg.order_id, msg.idempotency);
+        let span = tracing::debug_span!(parent: &msg.span, "table.open_order", table = %self.table, %order_id);
         let decided = Order::decide_open(
             order_id,
             self.table.clone(),
@@ -453,7 +454,8 @@ impl TableActor {
         };
         match decided {
             Ok((seq, changes)) => {
-                self.commit(msg.order_id, seq, changes, msg.idempotency, msg.span)
+                let span = tracing::debug_span!(parent: &msg.span, "table.change_order", table = %self.table, order_id = %msg.order_id);
+                self.commit(msg.order_id, seq, changes, msg.idempotency, span)
             }
             Err(e) => Box::pin(fut::ready(Err(e))),
         }

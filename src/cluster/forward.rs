@@ -169,6 +169,10 @@ async fn send(
     out = out
         .insert_header((FORWARDED_BY, cluster.id()))
         .timeout(timeout.max(Duration::from_millis(1)));
+    // The owner's spans of this call join this replica's trace.
+    for (name, value) in crate::telemetry::trace_headers() {
+        out = out.insert_header((name, value));
+    }
     let mut answer = match out.send_body(body).await {
         Ok(answer) => answer,
         Err(awc::error::SendRequestError::Timeout) => return Err(Failed::TimedOut),
@@ -206,12 +210,17 @@ impl Cluster {
             if let Route::There(address) = self.route(branch.as_str()).await {
                 let url = format!("http://{address}/internal/v1/branches/{branch}/tickets");
                 let left = deadline.saturating_duration_since(Instant::now());
+                let traced = crate::telemetry::trace_headers();
                 let sent = CLIENT.with(|c| {
-                    c.post(url)
+                    let mut out = c
+                        .post(url)
                         .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
                         .insert_header((header::CONTENT_TYPE, "application/json"))
-                        .insert_header((FORWARDED_BY, self.id()))
-                        .timeout(left.max(Duration::from_millis(1)))
+                        .insert_header((FORWARDED_BY, self.id()));
+                    for (name, value) in &traced {
+                        out = out.insert_header((name.as_str(), value.as_str()));
+                    }
+                    out.timeout(left.max(Duration::from_millis(1)))
                         .send_body(body.clone())
                 });
                 match sent.await {

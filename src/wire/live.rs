@@ -49,7 +49,7 @@ pub enum Snapshot<'a> {
     },
     Branch {
         position: u64,
-        config: BranchConfig,
+        config: Box<BranchConfig>,
         eighty_sixed: &'a [ItemId],
         orders: Vec<Order<'a>>,
     },
@@ -83,7 +83,7 @@ impl<'a> From<&'a State> for Snapshot<'a> {
                 orders,
             } => Self::Branch {
                 position: *position,
-                config: config.into(),
+                config: Box::new(config.into()),
                 eighty_sixed,
                 orders: orders.iter().map(Order::from).collect(),
             },

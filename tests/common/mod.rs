@@ -1,6 +1,7 @@
 //! The test harness: the real server on a free port, driven over real HTTP and websockets.
 #![allow(dead_code)]
 
+pub mod otlp;
 pub mod proxy;
 pub mod replicas;
 

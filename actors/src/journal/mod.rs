@@ -197,7 +197,12 @@ pub async fn append_recorded(
     request: AppendRequest,
 ) -> Result<Committed, JournalError> {
     let started = std::time::Instant::now();
-    let result = journal.append(request).await;
+    let span = tracing::debug_span!(
+        "journal.append",
+        stream = %request.stream,
+        events = request.events.len()
+    );
+    let result = tracing::Instrument::instrument(journal.append(request), span).await;
     crate::metrics::journal_append(started.elapsed());
     match &result {
         Err(JournalError::Conflict { .. }) => crate::metrics::journal_error("conflict"),
