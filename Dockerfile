@@ -19,8 +19,8 @@ COPY config/ config/
 COPY static/ static/
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/build/target \
-    cargo build --release --locked \
-    && cp target/release/rail /build/rail
+    cargo build --profile optimized --locked \
+    && cp target/optimized/rail /build/rail
 
 # ---- run
 FROM debian:bookworm-slim
