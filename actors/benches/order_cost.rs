@@ -43,7 +43,7 @@ fn config() -> BranchConfig {
 }
 
 fn cpu_seconds() -> f64 {
-    let mut usage = std::mem::MaybeUninit::<libc_rusage>::zeroed();
+    let mut usage = std::mem::MaybeUninit::<Rusage>::zeroed();
     // SAFETY: getrusage writes the struct it is given.
     let usage = unsafe {
         getrusage(0, usage.as_mut_ptr());
@@ -55,14 +55,14 @@ fn cpu_seconds() -> f64 {
 
 /// `struct rusage`'s leading user and system times (Linux, 64-bit); the rest is not read.
 #[repr(C)]
-struct libc_rusage {
+struct Rusage {
     utime: [i64; 2],
     stime: [i64; 2],
     rest: [i64; 14],
 }
 
 extern "C" {
-    fn getrusage(who: i32, usage: *mut libc_rusage) -> i32;
+    fn getrusage(who: i32, usage: *mut Rusage) -> i32;
 }
 
 /// A screen following a topic: it keeps nothing, only counts what it is sent.
