@@ -356,7 +356,7 @@ impl<'a> HoldRun<'a> {
                     .expect("lock")
                     .saturating_record(us(t.elapsed()));
                 let n = connects.opened.fetch_add(1, Ordering::Relaxed) + 1;
-                if !self.args.quiet && n % 1000 == 0 {
+                if !self.args.quiet && n.is_multiple_of(1000) {
                     eprintln!(
                         "[{:>4.0}s] {n} sockets subscribed",
                         self.t0.elapsed().as_secs_f64()
