@@ -6,17 +6,26 @@
 //   timers, time zone) edited as one draft in forms and saved whole with PUT .../{branch};
 //   the engine validates it, and its refusal is shown next to the form with nothing saved.
 // - The 86 list and limited counts (PUT/DELETE /86/{item}, /stock/{item}), at once.
-// - Devices: a token issued for a role, station or table (POST /tokens) shown as a pairing
-//   link and a QR code (static/vendor/qrcode.js), and printable QR cards for the QR tables.
+// - Devices: the branch's paired devices (GET /devices: role, station or table, issued,
+//   expiry, last seen, revoked) with a revoke confirmed on the page (POST
+//   /devices/{id}/revoke); a pairing code for a new device (POST /pairings) shown large with
+//   its countdown, a QR code of its `#pair=` link, and "paired" once the device used it; a token
+//   issued for a role, station or table (POST /tokens) shown as a pairing link and a QR code
+//   (static/vendor/qrcode.js); printable QR cards for the QR tables.
+// - Unpaired (or unpaired by a manager): the pairing form (static/pairing.js).
 
 import {
   device, api, Live, setLang, t, langSwitch, el, money, ticketNo, clock, timeOfDay, connectionBadge,
+  currentLang,
 } from "/static/rail.js";
+import { pairingForm, refusalOf } from "/static/pairing.js";
 
 const SOURCES = ["dine_in", "counter", "takeaway", "delivery", "qr"];
 const TABLE_KINDS = ["dine_in", "counter", "takeaway", "delivery", "qr"];
 const DEFAULTS = { unseen_after_seconds: 10, late_after_seconds: 480, warning_after_seconds: 300 };
 const SPEED_MS = 10000;
+const DEVICES_MS = 15000; // the device list read again while shown
+const DEVICES_PENDING_MS = 3000; // ... and this often while a code waits to be used
 const QR_TTL = 31536000; // a printed table card: a year, the longest a token may last
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -42,6 +51,14 @@ const state = {
   saveError: null,
   remoteChanged: false,
   catalogues: {},
+  devices: null, // GET /devices, as last read
+  devicesAt: 0, // when it was read (local clock)
+  devicesError: null,
+  confirmRevoke: null, // the device id whose revoke waits for its confirmation
+  revoking: null,
+  code: null, // the pairing code shown: {pairing, role, paired}
+  lastResult: null, // "code" or "token": which of the two was made last
+  started: false,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -50,17 +67,43 @@ const state = {
 await setLang();
 $("lang-slot").replaceWith(langSwitch());
 document.addEventListener("rail:lang", () => {
+  $("toast").hidden = true; // said in the language just left
   if (state.refusal) refuse(state.refusal.titleKey, state.refusal.textKey);
   if (state.saved) renderAll();
 });
 
 state.dev = device();
-if (!state.dev) {
+if (!state.dev) unpaired(null);
+else begin();
+
+function begin() {
+  if (state.dev.role !== "manager") refuse("manage.refused_title", "manage.refused_role");
+  else start();
+}
+
+/**
+ * The pairing form (static/pairing.js); `why` is "revoked" when a manager unpaired this
+ * screen. Paired, the page starts at once, or starts over when it ran before.
+ */
+function unpaired(why) {
+  if (why === "revoked") state.dev?.forget();
+  state.refusal = null;
+  state.unpaired = true;
+  for (const id of ["app", "savebar", "conn", "refused", "stale"]) $(id).hidden = true;
+  $("pair-slot").replaceChildren(pairingForm({
+    reason: why,
+    accepts: (issued) => issued.role === "manager",
+    onPaired: () => {
+      if (state.started) return location.reload();
+      state.unpaired = false;
+      $("pair").hidden = true;
+      $("pair-slot").replaceChildren();
+      state.dev = device();
+      if (state.dev) begin();
+      else unpaired(null);
+    },
+  }));
   $("pair").hidden = false;
-} else if (state.dev.role !== "manager") {
-  refuse("manage.refused_title", "manage.refused_role");
-} else {
-  start();
 }
 
 function refuse(titleKey, textKey) {
@@ -75,13 +118,14 @@ function refuse(titleKey, textKey) {
 
 async function start() {
   const dev = state.dev;
+  state.started = true;
   wire();
   const [info] = await Promise.all([
     api(dev, "GET", "").catch((e) => e),
     detectSupport(),
   ]);
   if (info instanceof Error) {
-    if (info.status === 401) return refuse("manage.signin_title", "manage.signin");
+    if (info.status === 401) return info.code === "token_revoked" ? unpaired("revoked") : refuse("manage.signin_title", "manage.signin");
     if (info.status === 403) return refuse("manage.refused_title", "manage.refused_role");
     return refuse("manage.load_failed_title", "manage.load_failed");
   }
@@ -97,14 +141,15 @@ async function start() {
       badge(s);
       if (s === "signin") {
         state.live.close();
-        refuse("manage.signin_title", "manage.signin");
+        refusalOf(dev).then((why) => (why === "revoked" ? unpaired("revoked") : refuse("manage.signin_title", "manage.signin")));
       }
     },
   });
   refreshService();
   setInterval(refreshService, SPEED_MS);
   setInterval(() => { if (state.section === "service") renderAlerts(); }, 1000);
-  window.addEventListener("beforeunload", (e) => { if (dirty()) e.preventDefault(); });
+  setInterval(tickDevices, 250);
+  window.addEventListener("beforeunload", (e) => { if (dirty() && !state.unpaired) e.preventDefault(); });
 }
 
 /** Which newer configuration fields this engine takes (its OpenAPI document says). */
@@ -181,7 +226,10 @@ function renderSection() {
     case "stock": renderStock(); break;
     case "devices":
       renderDeviceForm();
-      if (state.lastToken) showToken(state.lastToken.issued, state.lastToken.role);
+      if (state.lastResult === "token" && state.lastToken) showToken(state.lastToken.issued, state.lastToken.role);
+      renderCode();
+      renderDevices();
+      if (Date.now() - state.devicesAt > 1000) refreshDevices();
       break;
   }
 }
@@ -1044,22 +1092,26 @@ function syncDeviceForm() {
   $("tok-table-field").hidden = role !== "guest";
 }
 
+/** The page a device runs: kitchen → /kitchen (the expo station's → /expo), guest → its /menu. */
+function pagePath(d) {
+  return d.role === "kitchen"
+    ? d.station && d.station === expoStation() ? "/expo" : "/kitchen"
+    : d.role === "guest" ? `/menu/${encodeURIComponent(d.table)}`
+      : `/${d.role === "manager" ? "manage" : d.role}`;
+}
+
 /** What a device opens: its page, with the token in the fragment. */
 function pairingLink(issued) {
-  const origin = location.origin;
-  const page = issued.role === "kitchen"
-    ? issued.station && issued.station === expoStation() ? "/expo" : "/kitchen"
-    : issued.role === "guest" ? `/menu/${encodeURIComponent(issued.table)}`
-      : `/${issued.role === "manager" ? "manage" : issued.role}`;
-  return `${origin}${page}#token=${issued.token}`;
+  return `${location.origin}${pagePath(issued)}#token=${issued.token}`;
 }
 
-function expoStation() {
-  return state.saved.stations.find((s) => s.kind === "expo")?.id;
+/** What a device opens to pair with a code at once: its page, with `#pair=<branch>:<code>`. */
+function codeLink(pairing) {
+  return `${location.origin}${pagePath(pairing.device)}#pair=${encodeURIComponent(state.dev.branch)}:${pairing.code}`;
 }
 
-async function issueToken(e) {
-  e.preventDefault();
+/** The body of POST /tokens and /pairings, from the form. */
+function deviceRequest() {
   const role = $("tok-role").value;
   const body = { role: role === "expo" ? "kitchen" : role, ttl_seconds: Number($("tok-ttl").value) };
   if (role === "kitchen" && $("tok-station").value) body.station = $("tok-station").value;
@@ -1067,18 +1119,274 @@ async function issueToken(e) {
   if (role === "guest") body.table = $("tok-table").value;
   const name = $("tok-device").value.trim();
   if (name) body.device = name;
+  return { role, body };
+}
+
+/** The form makes a code (its first button, and Enter) or a link (`#tok-issue`). */
+function onDeviceSubmit(e) {
+  e.preventDefault();
+  if (e.submitter?.id === "tok-issue") issueToken();
+  else makeCode();
+}
+
+function expoStation() {
+  return state.saved.stations.find((s) => s.kind === "expo")?.id;
+}
+
+async function issueToken() {
+  const { role, body } = deviceRequest();
   const err = $("token-error");
   err.hidden = true;
   $("tok-issue").disabled = true;
   try {
     const issued = await api(state.dev, "POST", "/tokens", body);
+    state.lastResult = "token";
+    $("code-result").hidden = true;
     showToken(issued, role);
+    refreshDevices();
   } catch (x) {
     err.hidden = false;
     err.textContent = t("common.error", { message: x.message || x.code });
   } finally {
     $("tok-issue").disabled = false;
   }
+}
+
+// ----- Pairing codes
+
+async function makeCode() {
+  const { role, body } = deviceRequest();
+  const err = $("token-error");
+  err.hidden = true;
+  $("code-make").disabled = true;
+  try {
+    const pairing = await api(state.dev, "POST", "/pairings", body);
+    state.code = { pairing, role, paired: false };
+    state.lastResult = "code";
+    $("token-result").hidden = true;
+    renderCode();
+    $("code-result").scrollIntoView?.({ block: "nearest" });
+    state.devicesAt = Date.now(); // the device is listed once it pairs: polled from now on
+  } catch (x) {
+    err.hidden = false;
+    err.textContent = t("common.error", { message: x.message || x.code });
+  } finally {
+    $("code-make").disabled = false;
+  }
+}
+
+/** Milliseconds left on the code shown, by the server's clock. */
+function codeLeft() {
+  const now = state.live ? state.live.now() : Date.now();
+  return Date.parse(state.code.pairing.expires_at) - now;
+}
+
+function renderCode() {
+  const box = $("code-result");
+  const code = state.code;
+  if (!code || state.lastResult !== "code") {
+    box.hidden = true;
+    return;
+  }
+  const p = code.pairing;
+  const what = describeDevice(p.device, code.role);
+  const link = codeLink(p);
+  box.hidden = false;
+  $("h-code").textContent = t("manage.code.title", { what, name: p.device.name });
+  $("code-how").textContent = t("manage.code.how", { url: `${location.origin}${pagePath(p.device)}` });
+  $("code-value").textContent = p.code;
+  $("code-branch").textContent = state.dev.branch;
+  $("code-qr").replaceChildren(qrSvg(link, t("manage.code.qr_alt", { what })));
+  const a = $("code-link");
+  a.href = link;
+  a.textContent = t("manage.code.open_link");
+  tickCode();
+}
+
+/** The countdown to the code's expiry, or that the device paired with it. */
+function tickCode() {
+  const code = state.code;
+  if (!code || state.lastResult !== "code") return;
+  const value = $("code-value");
+  const timer = $("code-timer");
+  const left = codeLeft();
+  const stateNow = code.paired ? "paired" : left <= 0 ? "expired" : left <= 60000 ? "ending" : "waiting";
+  value.dataset.state = stateNow;
+  timer.dataset.state = stateNow;
+  $("code-result").dataset.state = stateNow;
+  $("code-result").querySelector(".code-scan").hidden = stateNow === "paired" || stateNow === "expired";
+  const text = stateNow === "paired" ? t("manage.code.paired", { name: code.pairing.device.name })
+    : stateNow === "expired" ? t("manage.code.expired")
+      : t("manage.code.expires_in", { time: clock(left / 1000) });
+  // The screen reader hears a change of state, not every second of the countdown.
+  if (timer.dataset.said !== stateNow || stateNow === "waiting" || stateNow === "ending") {
+    const live = timer.dataset.said !== stateNow;
+    timer.setAttribute("aria-live", live ? "polite" : "off");
+    timer.dataset.said = stateNow;
+    timer.textContent = text;
+  }
+}
+
+// ----- The device list
+
+function tickDevices() {
+  if (state.section !== "devices" || document.hidden) return;
+  tickCode();
+  const pending = state.code && !state.code.paired && codeLeft() > -5000;
+  if (Date.now() - state.devicesAt >= (pending ? DEVICES_PENDING_MS : DEVICES_MS)) refreshDevices();
+}
+
+let devicesLoading = false;
+async function refreshDevices() {
+  if (devicesLoading) return;
+  devicesLoading = true;
+  state.devicesAt = Date.now();
+  try {
+    state.devices = await api(state.dev, "GET", "/devices", undefined, { attempts: 1 });
+    state.devicesError = null;
+    if (state.code && !state.code.paired && state.devices.some((d) => d.device === state.code.pairing.device.device)) {
+      state.code.paired = true;
+      toast(t("manage.code.paired", { name: state.code.pairing.device.name }));
+    }
+  } catch (e) {
+    state.devicesError = t("common.error", { message: e.message || e.code });
+  } finally {
+    devicesLoading = false;
+  }
+  if (state.section === "devices") {
+    renderDevices();
+    tickCode();
+  }
+}
+
+function formatWhen(iso) {
+  return new Intl.DateTimeFormat(currentLang() === "tr" ? "tr-TR" : "en-GB", {
+    day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", timeZone: state.saved.time_zone || undefined,
+  }).format(new Date(iso));
+}
+
+/** "just now", "4 minutes ago", or the day and time. */
+function formatSeen(iso) {
+  if (!iso) return t("manage.list.seen_never");
+  const now = state.live ? state.live.now() : Date.now();
+  const ago = Math.max(0, (now - Date.parse(iso)) / 1000);
+  if (ago < 60) return t("manage.list.seen_now");
+  const rel = new Intl.RelativeTimeFormat(currentLang() === "tr" ? "tr-TR" : "en-GB", { numeric: "always" });
+  if (ago < 3600) return rel.format(-Math.floor(ago / 60), "minute");
+  if (ago < 6 * 3600) return rel.format(-Math.floor(ago / 3600), "hour");
+  return formatWhen(iso);
+}
+
+/** The device's kind as the form names it (a kitchen screen of the expo station is "Expo screen"). */
+function kindOf(d) {
+  return d.role === "kitchen" && d.station && d.station === expoStation() ? "expo" : d.role;
+}
+
+function whereOf(d) {
+  if (d.role === "kitchen") return d.station ? stationName(d.station) : t("manage.devices.all_stations");
+  if (d.role === "guest") return d.table ? tableName(d.table) : "–";
+  return "–";
+}
+
+function renderDevices() {
+  const list = state.devices;
+  const err = $("devices-error");
+  err.hidden = !state.devicesError;
+  err.textContent = state.devicesError || "";
+  const body = $("device-rows");
+  if (!list) {
+    body.replaceChildren();
+    $("devices-none").hidden = true;
+    $("device-count").textContent = "";
+    return;
+  }
+  const now = state.live ? state.live.now() : Date.now();
+  const ended = (d) => !!d.revoked_at || Date.parse(d.expires_at) <= now;
+  const rows = [...list.filter((d) => !ended(d)), ...list.filter(ended)];
+  const mine = state.dev.claims.jti;
+  // The control focused before the list is drawn again is focused after (same row, same kind).
+  const active0 = document.activeElement;
+  const inRows = active0?.closest?.("#device-rows");
+  const focus = inRows && active0.dataset.kind
+    ? { kind: active0.dataset.kind, device: active0.closest("tr")?.dataset.device || active0.closest("tr")?.dataset.confirm }
+    : null;
+  const out = [];
+  for (const d of rows) {
+    const revoked = !!d.revoked_at;
+    const expired = !revoked && Date.parse(d.expires_at) <= now;
+    const justPaired = state.code?.paired && state.code.pairing.device.device === d.device;
+    const status = revoked ? ["revoked", t("manage.list.revoked_at", { time: formatWhen(d.revoked_at) })]
+      : expired ? ["expired", t("manage.list.expired")]
+        : ["active", t("manage.list.active")];
+    const confirming = state.confirmRevoke === d.device && !revoked;
+    out.push(el("tr", {
+      "data-device": d.device, "data-name": d.name,
+      class: `device-row status-${status[0]}${justPaired ? " just-paired" : ""}${confirming ? " confirming" : ""}`,
+    },
+    el("th", { scope: "row", class: "device-name" }, d.name,
+      d.device === mine ? el("span", { class: "tag this-device" }, t("manage.list.this_screen")) : null),
+    el("td", {}, t(`manage.role.${kindOf(d)}`)),
+    el("td", {}, whereOf(d)),
+    el("td", { class: "when" }, formatWhen(d.issued_at)),
+    el("td", { class: "when" }, formatWhen(d.expires_at)),
+    el("td", { class: "when seen" }, formatSeen(d.last_seen)),
+    el("td", { class: `status ${status[0]}` }, status[1]),
+    el("td", { class: "actions" }, revoked || expired ? null : el("button", {
+      type: "button", class: "danger small-btn revoke", "data-kind": "revoke", "aria-expanded": String(confirming),
+      "aria-label": t("manage.list.revoke_named", { name: d.name }), disabled: state.revoking === d.device || undefined,
+      onclick: () => {
+        state.confirmRevoke = confirming ? null : d.device;
+        renderDevices();
+        $("device-rows").querySelector('[data-kind="confirm"]')?.focus();
+      },
+    }, t("manage.list.revoke")))));
+    if (confirming) {
+      out.push(el("tr", { class: "confirm-row", "data-confirm": d.device },
+        el("td", { colspan: "8" },
+          el("div", { class: "confirm-box", role: "group", "aria-label": t("manage.list.confirm_label", { name: d.name }) },
+            el("p", { class: "confirm-text" },
+              el("strong", {}, t("manage.list.confirm", { name: d.name })), " ",
+              t(d.device === mine ? "manage.list.confirm_mine" : "manage.list.confirm_help")),
+            el("button", {
+              type: "button", class: "danger", "data-kind": "confirm", disabled: state.revoking === d.device || undefined,
+              onclick: () => revoke(d),
+            }, state.revoking === d.device ? t("manage.list.revoking") : t("manage.list.revoke_confirm", { name: d.name })),
+            el("button", {
+              type: "button", "data-kind": "cancel",
+              onclick: () => {
+                state.confirmRevoke = null;
+                renderDevices();
+                $("device-rows").querySelector(`tr[data-device="${CSS.escape(d.device)}"] [data-kind="revoke"]`)?.focus();
+              },
+            }, t("common.cancel"))))));
+    }
+  }
+  body.replaceChildren(...out);
+  if (focus?.device) {
+    const row = body.querySelector(`tr[data-device="${CSS.escape(focus.device)}"], tr[data-confirm="${CSS.escape(focus.device)}"]`);
+    const again = [...body.querySelectorAll(`tr[data-device="${CSS.escape(focus.device)}"] [data-kind], tr[data-confirm="${CSS.escape(focus.device)}"] [data-kind]`)]
+      .find((n) => n.dataset.kind === focus.kind);
+    (again || row?.querySelector("[data-kind]"))?.focus();
+  }
+  const active = rows.filter((d) => !ended(d)).length;
+  $("device-count").textContent = t("manage.list.count", { active, revoked: rows.filter((d) => d.revoked_at).length });
+  $("devices-none").hidden = rows.length > 0;
+  $("devices-table").hidden = rows.length === 0;
+}
+
+async function revoke(d) {
+  state.revoking = d.device;
+  renderDevices();
+  try {
+    await api(state.dev, "POST", `/devices/${encodeURIComponent(d.device)}/revoke`);
+    state.confirmRevoke = null;
+    toast(t("manage.list.revoked_toast", { name: d.name }));
+  } catch (e) {
+    toast(t("common.error", { message: e.message || e.code }), true);
+  } finally {
+    state.revoking = null;
+  }
+  await refreshDevices();
 }
 
 function describeDevice(issued, role) {
@@ -1191,7 +1499,9 @@ function wire() {
   $("speed-window").addEventListener("change", refreshService);
   $("speed-refresh").addEventListener("click", refreshService);
   $("tok-role").addEventListener("change", syncDeviceForm);
-  $("token-form").addEventListener("submit", issueToken);
+  $("token-form").addEventListener("submit", onDeviceSubmit);
+  $("code-again").addEventListener("click", () => makeCode());
+  $("devices-refresh").addEventListener("click", () => refreshDevices());
   $("token-copy").addEventListener("click", copyLink);
   $("print-close").addEventListener("click", () => $("print-dialog").close());
   $("print-go").addEventListener("click", () => window.print());

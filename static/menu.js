@@ -8,11 +8,15 @@
 // whose item runs out is marked at once. `branch_configured` goes to the branch's subscribers
 // only, which a guest may not follow: the page also reads `GET ""` every few seconds for menu
 // changes, and as a safety net for the 86 list while the socket is down.
+//
+// Not paired (or unpaired by a manager), the phone shows how to pair: the table's QR code, or
+// a code from the staff typed into the pairing form (static/pairing.js).
 
 import {
   device, api, Live, setLang, t, langSwitch, el, money, ticketNo, timeOfDay,
   connectionBadge, chime, unlockSound,
 } from "/static/rail.js";
+import { pairingForm, refusalOf } from "/static/pairing.js";
 
 const TABLE = decodeURIComponent(location.pathname.replace(/^\/menu\/?/, "").split("/")[0] || "");
 const POLL_MS = 8000;
@@ -52,12 +56,46 @@ document.addEventListener("pointerdown", () => unlockSound(), { once: true });
 
 state.dev = device();
 if (!state.dev) {
-  $("pair").hidden = false;
-} else if (state.dev.role !== "guest" || state.dev.claims.table !== TABLE) {
-  refuse("menu.other_table_title", state.dev.role === "guest" ? "menu.other_table" : "menu.not_guest",
-    { table: state.dev.claims.table || "?" });
+  unpaired(null);
 } else {
-  start();
+  begin();
+}
+
+/** A paired phone: this table's menu, or why not. */
+function begin() {
+  if (state.dev.role !== "guest" || state.dev.claims.table !== TABLE) {
+    refuse("menu.other_table_title", state.dev.role === "guest" ? "menu.other_table" : "menu.not_guest",
+      { table: state.dev.claims.table || "?" });
+  } else {
+    start();
+  }
+}
+
+/**
+ * How to pair (the table's QR code, or a code from the staff), with the pairing form
+ * (static/pairing.js). `why` is "revoked" when a manager unpaired this phone; one that ran
+ * the menu before starts over once paired again.
+ */
+function unpaired(why) {
+  if (why === "revoked") state.dev?.forget();
+  state.refusal = null;
+  for (const id of ["content", "cart-bar", "conn", "refused"]) $(id).hidden = true;
+  const box = $("pair");
+  box.querySelector(".pair-form")?.remove();
+  box.querySelector("p").after(pairingForm({
+    reason: why,
+    accepts: (issued) => issued.role === "guest" && issued.table === TABLE,
+    focus: false,
+    onPaired: () => {
+      if (state.started) return location.reload();
+      box.hidden = true;
+      box.querySelector(".pair-form")?.remove();
+      state.dev = device();
+      if (state.dev) begin();
+      else unpaired(null);
+    },
+  }));
+  box.hidden = false;
 }
 
 /** Says why this phone cannot order here (keys, so that a language switch re-says it). */
@@ -73,6 +111,7 @@ function refuse(titleKey, textKey, vars = {}) {
 
 async function start() {
   const dev = state.dev;
+  state.started = true;
   const keys = `${dev.branch}:${TABLE}`;
   state.cartKey = `rail-menu-cart:${keys}`;
   state.ordersKey = `rail-menu-orders:${keys}`;
@@ -84,7 +123,7 @@ async function start() {
   try {
     applyBranch(await api(dev, "GET", ""));
   } catch (e) {
-    if (e.status === 401) return refuse("menu.signin_title", "menu.signin");
+    if (e.status === 401) return e.code === "token_revoked" ? unpaired("revoked") : refuse("menu.signin_title", "menu.signin");
     if (e.status === 403) return refuse("menu.other_table_title", "menu.not_guest");
     toast(t("menu.err.load"), true);
   }
@@ -100,7 +139,7 @@ async function start() {
       badge(s);
       if (s === "signin") {
         state.live.close();
-        refuse("menu.signin_title", "menu.signin");
+        refusalOf(dev).then((why) => (why === "revoked" ? unpaired("revoked") : refuse("menu.signin_title", "menu.signin")));
       }
     },
   });

@@ -7,16 +7,21 @@ import {
   ApiError, Live, api, chime, connectionBadge, device, el, langSwitch, money, muted, setLang,
   setMuted, t, unlockSound,
 } from "/static/rail.js";
+import { pairingView, refusalOf } from "/static/pairing.js";
 
 export { api, ApiError, el, t, money, chime };
 
 // ---------------------------------------------------------------------------------------------
 // The page's frame
 
+/** The roles the page serves (frame's `roles`): a device paired for another goes to its page. */
+let pageRoles = [];
+
 /**
  * Sets up the header (language switch, sound toggle, connection badge) and decides whether
- * the page can run: without a token it shows how to pair and opens no socket; a token of a
- * role the page does not serve is refused on the page. Resolves with the device, or null.
+ * the page can run: without a token it shows the pairing form and opens no socket; a token of
+ * a role the page does not serve is refused on the page, with the form. Resolves with the
+ * device once it is paired for this page.
  */
 export async function frame({ page, roles }) {
   await setLang();
@@ -67,29 +72,29 @@ export async function frame({ page, roles }) {
     showState(s);
   };
 
-  const dev = device();
+  pageRoles = roles;
+  let dev = device();
   const main = document.getElementById("main");
-  if (!dev) {
+  if (!dev || !roles.includes(dev.role)) {
+    // Until it is paired for this page: the pairing form (static/pairing.js), no socket.
+    const other = dev;
     setState("signin");
-    main.replaceChildren(pairing("common.pair_title", "common.pair_help"));
-    return null;
-  }
-  if (!roles.includes(dev.role)) {
-    setState("signin");
-    const box = pairing("common.pair_title", "common.pair_help");
-    box.append(el("p", { class: "refused" }, tr(`${page}.wrong_role`, { role: dev.role })));
-    main.replaceChildren(box);
-    return null;
+    dev = await new Promise((resolve) => {
+      main.replaceChildren(pairing(roles, {
+        before: other ? [el("p", { class: "refused" }, tr(`${page}.wrong_role`, { role: other.role }))] : [],
+        onPaired: () => resolve(device()),
+      }));
+    });
   }
   setState("connecting");
   return { dev, setState, main };
 }
 
-/** The pairing help, translated whenever the language changes. */
-function pairing(titleKey, helpKey) {
-  return el("section", { class: "signin", role: "region", "aria-labelledby": "pair-title" },
-    el("h2", { id: "pair-title", "data-i18n": titleKey }, t(titleKey)),
-    el("p", { "data-i18n": helpKey }, t(helpKey)));
+/** The pairing view, translated whenever the language changes. */
+function pairing(roles, { reason = null, before = [], onPaired }) {
+  const view = pairingView({ reason, before, accepts: (issued) => roles.includes(issued.role), onPaired });
+  view.setAttribute("role", "region");
+  return view;
 }
 
 /** A text node that follows the language: `t(key, vars)` now and after every switch. */
@@ -124,10 +129,19 @@ export function follow(dev, book, setState) {
       setState(s);
       if (s === "signin") {
         book.signedOut = true;
-        const main = document.getElementById("main");
-        const box = pairing("common.pair_title", "common.pair_help");
-        box.append(el("p", { class: "refused", "data-i18n": "ordering.refused_token" }, t("ordering.refused_token")));
-        main.replaceChildren(box);
+        // No order stays on an unpaired screen.
+        document.getElementById("ready")?.replaceChildren();
+        // Why: a manager unpaired this device, or its token is refused. Paired again, the
+        // page starts over.
+        refusalOf(dev).then((why) => {
+          if (why === "revoked") dev.forget();
+          const main = document.getElementById("main");
+          main.replaceChildren(pairing(pageRoles, {
+            reason: why === "revoked" ? "revoked" : null,
+            before: why === "revoked" ? [] : [el("p", { class: "refused", "data-i18n": "ordering.refused_token" }, t("ordering.refused_token"))],
+            onPaired: () => location.reload(),
+          }));
+        });
       }
     },
   });

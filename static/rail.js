@@ -4,6 +4,7 @@
 // Screens use the public REST API (/api/v1) and websocket protocol (docs/PROTOCOL.md) only.
 
 const TOKEN_KEY = "rail-token";
+const BRANCH_KEY = "rail-branch";
 const LANG_KEY = "rail-lang";
 const MUTE_KEY = "rail-muted";
 export const LANGS = ["en", "tr"];
@@ -24,10 +25,12 @@ export function claimsOf(jwt) {
 /**
  * The device this page runs as. The token arrives in the URL fragment (never sent to a
  * server, so never in an access log), is kept for this page on this device, and leaves the
- * address bar. Returns null when there is none (the page shows how to pair).
+ * address bar. Returns null when there is none (the page shows how to pair), and also while
+ * the fragment holds a pairing code (`#pair=<branch>:<code>`): the page's pairing view
+ * exchanges it for this device's new token (`takePairing`, `pair`).
  */
 export function device() {
-  const key = `${TOKEN_KEY}:${location.pathname}`;
+  const key = tokenKey();
   const fragment = new URLSearchParams(location.hash.slice(1));
   const fresh = fragment.get("token");
   if (fresh) {
@@ -36,11 +39,80 @@ export function device() {
     const rest = fragment.toString();
     history.replaceState(null, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
   }
+  if (fragment.has("pair")) return null;
   const token = localStorage.getItem(key);
   const claims = token ? claimsOf(token) : null;
   if (!claims || !claims.branch) return null;
   if (claims.exp && claims.exp * 1000 < Date.now()) return null;
+  try { localStorage.setItem(BRANCH_KEY, claims.branch); } catch { /* storage full: not remembered */ }
   return { token, claims, branch: claims.branch, role: claims.role, forget: () => localStorage.removeItem(key) };
+}
+
+/** Where this page keeps its token on this device (one per page path). */
+function tokenKey() {
+  return `${TOKEN_KEY}:${location.pathname}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pairing by code: a manager makes a short code (POST .../pairings); the new device sends it
+// (POST .../pair, no token needed) and gets its token, kept as a `#token=` link keeps it.
+
+/** The branch this device last ran for or paired with (prefills the pairing form). */
+export function lastBranch() {
+  return localStorage.getItem(BRANCH_KEY) || "";
+}
+
+/** A pairing code as the engine reads it: no spaces or dashes, upper case. */
+export function normalCode(text) {
+  return String(text ?? "").replace(/[\s\-‐-―]+/g, "").toUpperCase();
+}
+
+/**
+ * Takes a pairing code out of the address bar (`#pair=<branch>:<code>`, as a manager's QR
+ * code opens the page): returns `{branch, code}`, or null when the fragment has none.
+ */
+export function takePairing() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  if (!fragment.has("pair")) return null;
+  const value = fragment.get("pair") || "";
+  fragment.delete("pair");
+  const rest = fragment.toString();
+  history.replaceState(null, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
+  const cut = value.lastIndexOf(":");
+  if (cut < 0) return { branch: "", code: normalCode(value) };
+  return { branch: value.slice(0, cut).trim(), code: normalCode(value.slice(cut + 1)) };
+}
+
+/**
+ * Exchanges a pairing code for this device's token and keeps it for this page, as `#token=`
+ * does. Resolves with the engine's answer (token, role, station, table, device, device_id,
+ * expires_at); throws ApiError (`invalid_pairing_code`, `rate_limited` with `retryAfter`,
+ * `unknown_branch`, `network`, ...). Sent once: a code is good for one exchange only.
+ */
+export async function pair(branch, code) {
+  let res;
+  try {
+    res = await fetch(`/api/v1/branches/${encodeURIComponent(branch)}/pair`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ code: normalCode(code) }),
+    });
+  } catch (e) {
+    throw new ApiError(0, "network", String(e));
+  }
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    data = null;
+  }
+  if (!res.ok || !data?.token) {
+    const retryAfter = Number(res.headers.get("retry-after")) || 0;
+    throw new ApiError(res.status, data?.error?.code || `http_${res.status}`, data?.error?.message || res.statusText, retryAfter);
+  }
+  localStorage.setItem(tokenKey(), data.token);
+  try { localStorage.setItem(BRANCH_KEY, data.branch || branch); } catch { /* storage full: not remembered */ }
+  return data;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,13 +2,15 @@
 // pass): the device and its branch, the live station feed (snapshot, events, resume, delivery
 // receipts), the tickets' state and flags, age timers and their colours, the header, paging and
 // selection, the bump-bar keys and their per-screen settings, the help overlay, the all-day and
-// recall panels, sounds and translated error messages. Each page subclasses `Screen` and draws
-// its own card bodies (kitchen.js, expo.js).
+// recall panels, sounds and translated error messages, and the pairing form while the screen
+// is not paired or a manager unpaired it (static/pairing.js). Each page subclasses `Screen`
+// and draws its own card bodies (kitchen.js, expo.js).
 
 import {
   device, api, ApiError, Live, setLang, t, translate, langSwitch, chime, unlockSound, muted,
   setMuted, el, ticketNo, clock, timeOfDay, connectionBadge,
 } from "./rail.js";
+import { pairingView, refusalOf } from "./pairing.js";
 
 export { el, t, api };
 
@@ -169,6 +171,11 @@ export class Screen {
     document.addEventListener("rail:lang", () => this.relabel());
     this.dev = device();
     if (!this.dev) return this.showPair(false);
+    return this.run();
+  }
+
+  /** The screen of a paired device: its branch, its station, its live feed. */
+  async run() {
     if (!["kitchen", "manager"].includes(this.dev.role)) {
       return this.showBlocked(t("kitchen.wrong_role", { role: t(`kitchen.role.${ROLES.includes(this.dev.role) ? this.dev.role : "other"}`) }), "");
     }
@@ -179,7 +186,7 @@ export class Screen {
         await this.loadBranch();
         break;
       } catch (e) {
-        if (e instanceof ApiError && e.status === 401) return this.showPair(true);
+        if (e instanceof ApiError && e.status === 401) return this.showPair(true, e.code === "token_revoked" ? "revoked" : null);
         if (e instanceof ApiError && e.status === 403) return this.showBlocked(errorText(e).text);
         this.toast(errorText(e), true);
         await new Promise((r) => setTimeout(r, 3000));
@@ -230,6 +237,7 @@ export class Screen {
   }
 
   connect() {
+    this.started = true;
     const badge = connectionBadge(this.$("#conn"), this.$("#stale"));
     const show = () => {
       const s = this.shownState();
@@ -244,7 +252,7 @@ export class Screen {
         show();
         if (s === "signin") {
           this.live?.close();
-          this.showPair(true);
+          refusalOf(this.dev).then((why) => this.showPair(true, why));
         }
         if (s === "live") {
           this.ackAll();
@@ -1139,15 +1147,29 @@ export class Screen {
     this.noticeTimer = setTimeout(() => { box.hidden = true; }, 15000);
   }
 
-  /** No token, or a refused one: how to pair; no socket. */
-  showPair(refused) {
+  /**
+   * No token, or a refused one: the pairing form (static/pairing.js), no socket. `why` is
+   * "revoked" when a manager unpaired this screen. Paired from here, the screen starts at once;
+   * one that ran before starts over.
+   */
+  showPair(refused, why = null) {
     if (refused) this.dev?.forget();
     const main = this.$("#main");
-    main.replaceChildren(el("section", { class: "signin", "aria-labelledby": "pair-title" },
-      el("h2", { id: "pair-title" }, t("common.pair_title")),
-      refused ? el("p", { class: "refused" }, t("kitchen.pair_refused")) : null,
-      el("p", {}, t("common.pair_help")),
-      el("p", { class: "muted" }, t(`${this.page}.pair_which`))));
+    if (!this.boardNodes) this.boardNodes = [...main.childNodes];
+    main.replaceChildren(pairingView({
+      reason: why === "revoked" ? "revoked" : null,
+      before: refused && why !== "revoked" ? ["kitchen.pair_refused"] : [],
+      notes: [`${this.page}.pair_which`],
+      accepts: (issued) => ["kitchen", "manager"].includes(issued.role),
+      onPaired: () => {
+        if (this.started) return location.reload();
+        main.replaceChildren(...this.boardNodes);
+        this.boardNodes = null;
+        this.dev = device();
+        if (this.dev) this.run();
+        else this.showPair(false);
+      },
+    }));
     const c = this.$("#conn");
     c.dataset.state = "signin";
     c.textContent = t("conn.signin");

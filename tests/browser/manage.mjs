@@ -1,7 +1,8 @@
 // Drives the manager's screen (/manage) at 1280x800 in headless Chromium: a table renamed and
 // an item added (with a modifier group) through the forms are saved and read back by REST; a
 // bad edit (an empty table name) shows the engine's refusal and changes nothing; a kitchen
-// token for the grill is shown as a QR code and a link that pairs a second page; a QR table's
+// token for the grill is shown as a QR code and a link that pairs a second page, is listed among
+// the paired devices and is revoked there (after a confirm on the page); a QR table's
 // printable card; 86 and a limited count take effect at once; an unseen ticket is alerted and
 // speed of service shows numbers once tickets are bumped; axe-core on every state, English
 // and Turkish. Screenshots: manage-en.png, manage-tr.png. The branch's configuration, 86 list
@@ -110,6 +111,8 @@ try {
     await page.goto(`${base}/manage`);
     await page.locator("#pair").waitFor({ state: "visible", timeout: 10000 });
     if (!(await page.textContent("#pair")).includes("not paired")) fail("no pairing help without a token");
+    await page.locator("#pair #pair-code").waitFor({ state: "visible" });
+    if (!(await page.textContent("#pair-submit")).includes("Pair this device")) fail("no pairing form without a token");
     await page.waitForTimeout(300);
     if (sockets) fail("the manager screen opened a websocket without a token");
     await page.goto(`${base}/manage#token=${tokens.waiter}`);
@@ -234,6 +237,21 @@ try {
   await screen.close();
   step(`grill token: QR and link; the link's page loads${grillShown ? " and shows the grill" : ""}`);
 
+  // The device is listed; revoked from the list (a confirm on the page), its token is refused.
+  const deviceRow = page.locator(`#device-rows tr[data-device="${c.jti}"]`);
+  await deviceRow.waitFor({ timeout: 10000 });
+  const deviceText = await deviceRow.innerText();
+  if (!deviceText.includes("Kitchen screen") || !deviceText.includes("Grill") || !deviceText.includes("Active")) fail(`the grill's device row reads ${deviceText}`);
+  await deviceRow.locator('button[data-kind="revoke"]').click();
+  await page.locator("#device-rows tr.confirm-row", { hasText: "Unpair grill-test?" }).waitFor({ timeout: 5000 });
+  await axe(page, "revoke confirm");
+  await page.locator('#device-rows tr.confirm-row button[data-kind="confirm"]').click();
+  await page.locator(`#device-rows tr[data-device="${c.jti}"].status-revoked`).waitFor({ timeout: 10000 });
+  const refused = await fetch(`${base}/api/v1/branches/demo`, { headers: { authorization: `Bearer ${issued}` } });
+  const refusedBody = await refused.json();
+  if (refused.status !== 401 || refusedBody.error?.code !== "token_revoked") fail(`a revoked token answers ${refused.status} ${JSON.stringify(refusedBody)}`);
+  step("the grill device listed, revoked from the list: its token is refused");
+
   // 86 and a limited count, at once.
   await go(page, "stock");
   const espresso = page.locator('#stock-form tr[data-item="espresso"]');
@@ -294,6 +312,7 @@ try {
     await axe(page, `${section} in Turkish`);
   }
   if (!(await page.textContent("#sec-devices")).includes("Cihaz eşleştir")) fail("the devices section is not in Turkish");
+  if (!(await page.textContent("#sec-devices")).includes("Eşleşik cihazlar")) fail("the device list is not in Turkish");
   await go(page, "service");
   if (errors.length) fail(`page errors: ${errors.join("; ")}`);
   await ctx.close();
