@@ -4,8 +4,8 @@ use rail::settings::Settings;
 use rail::startup::{self, Application};
 use std::path::PathBuf;
 
+use rail_actors::backup;
 use rail_actors::ids::{BranchId, StationId, TableId};
-use rail_actors::journal::backup;
 
 /// Many small allocations a command (requests, events, frames) from several threads: mimalloc
 /// spends far less time on them than the system allocator, and fragments less.

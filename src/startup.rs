@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::{web, App, HttpResponse, HttpServer};
+use rail_actors::backup::JournalLock;
 use rail_actors::ids::{BranchId, StationId, TableId};
-use rail_actors::journal::backup::JournalLock;
 use rail_actors::journal::{Fences, Journal, PostgresJournal, SqliteJournal};
 use rail_actors::{Engine, EngineOptions};
 

@@ -127,3 +127,8 @@ async fn the_vendored_qr_code_library_is_the_npm_package() {
 async fn a_whole_service_runs_on_the_screens_in_both_languages() {
     run_screen_script("service").await;
 }
+
+#[actix_web::test]
+async fn a_screen_pairs_by_code_and_a_revoked_one_says_so() {
+    run_screen_script("pairing").await;
+}

@@ -3,6 +3,7 @@
 //!
 //! Nothing here knows HTTP, websocket frames or a database driver beyond the `Journal` trait.
 
+pub mod backup;
 pub mod branch;
 pub mod devices;
 pub mod error;

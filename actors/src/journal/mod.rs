@@ -4,7 +4,6 @@
 //! tests. Appends from many actors are group-committed by one writer; committed events also go,
 //! in commit order, to the commit feed that the branch actors project and publish from.
 
-pub mod backup;
 mod leases;
 mod postgres;
 mod sqlite;
@@ -20,6 +19,7 @@ use crate::event::Event;
 
 pub use leases::{Fences, Lease};
 pub use postgres::PostgresJournal;
+pub(crate) use sqlite::row_to_event;
 pub use sqlite::SqliteJournal;
 
 /// An event to append.

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::sqlite::row_to_event;
+use crate::journal::row_to_event;
 
 /// What a journal file holds: per branch, its last position and its number of events.
 #[derive(Debug, Clone, PartialEq, Eq)]
