@@ -4,7 +4,8 @@
 //! server killed (SIGKILL) and restarted mid-run, and once as three replicas (Postgres and a
 //! `redis-server` of the load test's own) with the replica owning the most branches killed
 //! mid-run and left down. Follows `RAIL_TEST_JOURNAL` like the other tests (the replicas
-//! always run on Postgres).
+//! always run on Postgres). And a short `loadtest soak` on the embedded journal: 75 s with
+//! devices redialing every second on average and the engine's `/metrics` read every 10 s.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -58,6 +59,12 @@ fn run_loadtest(report_dir: &Path, extra: &[&str]) -> (Output, Value) {
 /// Runs `loadtest run --server spawn --quiet` with `args`, through cargo, and asserts that it
 /// passed; returns its output and report.
 fn loadtest(report_dir: &Path, args: &[String]) -> (Output, Value) {
+    loadtest_command("run", report_dir, args)
+}
+
+/// Runs `loadtest <command> --server spawn --quiet` with `args`, through cargo, and asserts
+/// that it passed; returns its output and the run's report.
+fn loadtest_command(command: &str, report_dir: &Path, args: &[String]) -> (Output, Value) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -71,7 +78,7 @@ fn loadtest(report_dir: &Path, args: &[String]) -> (Output, Value) {
             "--",
         ])
         .args([
-            "run",
+            command,
             "--server",
             "spawn",
             "--rail-bin",
@@ -352,4 +359,107 @@ fn a_rush_survives_the_replica_owning_the_most_branches_killed_mid_run() {
     ] {
         assert!(report_dir.join(log).is_file(), "{log} is written");
     }
+}
+
+#[test]
+fn a_short_soak_with_devices_redialing_leaks_nothing() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let report_dir = out.path().join("report");
+    let args: Vec<String> = [
+        "--journal",
+        "embedded",
+        "--duration",
+        "75s",
+        "--sample-every",
+        "10s",
+        "--reconnect-every",
+        "1s",
+        "--orders-per-sec",
+        "15",
+        "--seed",
+        "7",
+        "--branches",
+        "2",
+        "--tables",
+        "4",
+        "--stations",
+        "3",
+        "--screens-per-station",
+        "2",
+        // A short soak is all warm-up for the engine: its first minutes fill the embedded
+        // journal's page caches (16 MiB a connection), so the last sample is well above the
+        // first 12.5 s whatever the slope. The rule is still applied to the samples (below);
+        // the unit tests of `leak` check it fails a growing line.
+        "--rss-margin",
+        "96",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (output, report) = loadtest_command("soak", &report_dir, &args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_nothing_lost(&report);
+    let soak: Value =
+        serde_json::from_str(&read(&report_dir, "soak.json")).expect("soak.json parses");
+    assert_eq!(soak["passed"], true, "{soak:#}");
+
+    // 2 branches x (3 stations + expo) x 2 screens, and 2 x (4 tables + counter + takeaway).
+    let devices: u64 = 16 + 12;
+    assert_eq!(soak["devices"]["screens"], 16, "{soak:#}");
+    assert_eq!(soak["devices"]["tablets"], 12, "{soak:#}");
+    // A sample at the first order and every 10 s up to 75 s, each with the engine's reading.
+    let samples = soak["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 8, "{soak:#}");
+    for s in samples {
+        assert!(s["rss_bytes"].as_u64().unwrap() > 0, "{s:#}");
+        // A device may be redialing at that moment.
+        for k in ["sockets", "writers"] {
+            assert!(s[k].as_u64().unwrap().abs_diff(devices) <= 2, "{k}: {s:#}");
+        }
+        assert_eq!(s["deliveries_lost"], 0, "{s:#}");
+        assert_eq!(s["doubled"], 0, "{s:#}");
+        assert_eq!(s["orders_failed"], 0, "{s:#}");
+    }
+    assert!(samples.last().unwrap()["orders_taken"].as_u64().unwrap() > 500);
+    // Devices redialed as asked, and nothing else closed.
+    let redials = &soak["redials"];
+    let asked =
+        redials["asked_screens"].as_u64().unwrap() + redials["asked_tablets"].as_u64().unwrap();
+    assert!(asked > 30, "{redials:#}");
+    assert_eq!(redials["done"], asked, "{redials:#}");
+    assert!(
+        redials["reconnects"].as_u64().unwrap() >= asked,
+        "{redials:#}"
+    );
+    assert_eq!(redials["reconnects_failed"], 0, "{redials:#}");
+    assert_eq!(redials["sockets_closed_otherwise"], 0, "{redials:#}");
+    // Every writer task ended with its socket: back to the devices after the drain, and to
+    // none once they hung up.
+    let sockets = &soak["sockets"];
+    for (when, want) in [("after_drain", devices), ("after_hang_up", 0)] {
+        assert_eq!(sockets[when]["want"], want, "{sockets:#}");
+        assert_eq!(sockets[when]["reading"]["sockets"], want, "{sockets:#}");
+        assert_eq!(sockets[when]["reading"]["writers"], want, "{sockets:#}");
+        assert!(sockets[when]["took_s"].is_number(), "{sockets:#}");
+    }
+    // The leak rule was applied: the warm-up is a sixth of the run, the samples after it fitted.
+    let memory = &soak["memory"];
+    assert_eq!(memory["rule"]["warm_up"], 12.5, "{memory:#}");
+    let judgement = &memory["judgement"];
+    assert_eq!(judgement["fitted"], 6, "{memory:#}");
+    assert!(judgement["slope_mib_per_10_min"].is_number(), "{memory:#}");
+    assert!(judgement["unjudged"].is_null(), "{memory:#}");
+    assert_eq!(judgement["growing"], false, "{memory:#}");
+
+    let svg = read(&report_dir, "rss.svg");
+    assert!(
+        svg.contains("<polyline") || svg.contains("<path"),
+        "rss.svg draws no line"
+    );
+    let summary = read(&report_dir, "soak.txt");
+    assert!(summary.contains("rail loadtest soak: PASSED"), "{summary}");
+    // One line a sample, printed as it is taken and again in the summary.
+    assert!(stdout.contains("rss MiB"), "{stdout}");
+    assert!(stdout.matches("\n  1:10 ").count() >= 2, "{stdout}");
+    assert!(stdout.contains("verdict       PASSED"), "{stdout}");
 }

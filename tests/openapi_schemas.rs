@@ -116,6 +116,7 @@ fn every_reference_resolves_and_ids_are_strings() {
         "BranchInfo",
         "Category",
         "CategoryId",
+        "Device",
         "Event",
         "ItemId",
         "Line",

@@ -269,19 +269,29 @@ async fn json_logs_follow_a_request_into_the_actors_and_hold_no_bodies() {
         .collect();
     assert_eq!(committed.len(), 2, "an actor log line for each command");
     for line in &committed {
-        let request = line["span"]["request_id"]
-            .as_str()
+        // The actor's command span sits under the request's: the line carries both.
+        let spans = line["spans"].as_array().expect("the line's spans");
+        let request = spans
+            .iter()
+            .find(|s| s["request_id"].is_string())
             .expect("the request id reaches the actor");
-        assert_eq!(request.len(), 36);
-        assert!(line["span"]["http.route"]
-            .as_str()
-            .unwrap()
-            .contains("/orders"));
+        assert_eq!(request["request_id"].as_str().unwrap().len(), 36);
+        assert!(request["http.route"].as_str().unwrap().contains("/orders"));
+        assert!(
+            spans
+                .iter()
+                .any(|s| s["name"].as_str().is_some_and(|n| n.starts_with("table."))),
+            "{line}"
+        );
     }
-    assert_ne!(
-        committed[0]["span"]["request_id"],
-        committed[1]["span"]["request_id"]
-    );
+    let request_of = |line: &Value| {
+        line["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|s| s["request_id"].as_str().map(str::to_owned))
+    };
+    assert_ne!(request_of(committed[0]), request_of(committed[1]));
     assert!(!text.contains(secret), "a request body reached the logs");
     let signature = token.rsplit('.').next().unwrap();
     assert!(!text.contains(signature), "a token reached the logs");
