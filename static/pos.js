@@ -139,7 +139,7 @@ function run({ dev, setState, main }) {
       el("h2", { id: "cart-title" }, t("pos.current_order")),
       options,
       top || (cart.length
-        ? el("ul", { class: "cart-lines", "data-scroll": "cart" }, rows)
+        ? el("ul", { class: "cart-lines", "data-scroll": "cart", tabindex: "0", "aria-labelledby": "cart-title" }, rows)
         : el("p", { class: "muted empty cart-empty" }, t("pos.cart_empty"))),
       blocked.length ? el("p", { class: "blocked", role: "alert" }, t("pos.remove_out")) : null,
       el("div", { class: "cart-total" },
@@ -226,7 +226,7 @@ function run({ dev, setState, main }) {
     ordersPane.replaceChildren(
       el("h2", { id: "orders-title" }, t("pos.open_orders"), el("span", { class: "count" }, ` (${orders.length})`)),
       orders.length
-        ? el("ul", { class: "pos-orders", "data-scroll": "orders" }, orders.map(({ o, state }) => orderCard(o, state)))
+        ? el("ul", { class: "pos-orders", "data-scroll": "orders", tabindex: "0", "aria-labelledby": "orders-title" }, orders.map(({ o, state }) => orderCard(o, state)))
         : el("p", { class: "muted empty" }, t("pos.no_open_orders")));
   }
 

@@ -65,8 +65,11 @@ async function screen(name, { clockOffsetMs = 0, locale = "en-US", cutNetwork = 
   const page = await context.newPage();
   page.on("pageerror", (e) => problems.push(`${name}: page error: ${e.message}`));
   page.on("console", (m) => {
-    // While the test cuts the network, the browser itself reports each refused reconnect.
-    const refused = cutNetwork && /^WebSocket connection to .* failed/.test(m.text());
+    // The screen that goes through the test's proxy (which the test cuts) hears the browser
+    // report each refused reconnect, and each read of an order the cut interrupted (the
+    // screen reads it again once the network is back).
+    const refused = cutNetwork && (/^WebSocket connection to .* failed/.test(m.text())
+      || /^Failed to load resource: net::ERR_(CONNECTION_RESET|CONNECTION_REFUSED|EMPTY_RESPONSE|CONNECTION_CLOSED)/.test(m.text()));
     if (m.type() === "error" && !refused) problems.push(`${name}: console error: ${m.text()}`);
     if (m.type() === "warning" && m.text().includes("untranslated")) problems.push(`${name}: ${m.text()}`);
   });
