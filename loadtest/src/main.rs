@@ -6,6 +6,10 @@
 //!   measures latencies and throughput, and verifies that every ticket, void and recall
 //!   reached every screen of its station exactly once, that the screens' acknowledgements left
 //!   no ticket escalated unseen, and that every ready notice reached its table.
+//! - `loadtest soak` plays the same run for an hour at a moderate rate while screens and
+//!   tablets hang up and dial again at random, reads the engine's `/metrics` every minute
+//!   (memory, websockets, writer tasks) and fails when memory keeps growing after the warm-up or
+//!   sockets and writers do not come back to the count expected.
 //! - `loadtest connections` opens many idle screens and tablets and reports the server's RSS.
 //!
 //! Exit code: 0 passed, 1 the run failed its checks, 2 the run could not be carried out.
@@ -40,6 +44,9 @@ struct Cli {
 enum Command {
     /// Play a rush (waiters, screens, expo, tablets) and write a report.
     Run(run::RunArgs),
+    /// A long run that finds leaks: an hour at a moderate rate, devices redialing at random,
+    /// the engine's memory, websockets and writer tasks read every minute.
+    Soak(run::soak::SoakArgs),
     /// Hold many idle screens and tablets open on one replica and report its memory.
     Connections(connections::ConnArgs),
 }
@@ -81,6 +88,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Soak(args) => run::soak::run(args).await,
             Command::Connections(args) => connections::run(args).await,
         }
     });

@@ -1,5 +1,6 @@
 //! What a run measures: latency histograms (HDR, microseconds), errors by code, and a
-//! per-second series for the charts.
+//! per-second series for the charts. A second's own histograms are kept only while it is recent
+//! (its p50 and p99 after that), so an hour's series stays small.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,10 +71,57 @@ pub fn fmt_ms(ms: f64) -> String {
     }
 }
 
+/// Seconds behind the newest that a second's histograms are kept before they are folded into
+/// their p50 and p99 (each histogram is ~190 KB: an hour of them would take over a gigabyte).
+const FOLD_AFTER: usize = 5;
+
+/// One second's latencies: a histogram while the second is recent, then its p50 and p99.
+enum Latencies {
+    Recording(Box<Histogram<u64>>),
+    Folded { p50: Option<f64>, p99: Option<f64> },
+}
+
+impl Latencies {
+    fn new() -> Self {
+        Self::Recording(Box::new(histogram()))
+    }
+
+    /// Records a value; one for a second already folded is left out of the series (the run's
+    /// overall histograms still have it).
+    fn record(&mut self, v: u64) {
+        if let Self::Recording(h) = self {
+            h.saturating_record(v);
+        }
+    }
+
+    /// The value at quantile `q` (0.5 or 0.99 once folded), in ms; None without samples.
+    fn quantile(&self, q: f64) -> Option<f64> {
+        match self {
+            Self::Recording(h) => (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0),
+            Self::Folded { p50, p99 } => {
+                if q < 0.9 {
+                    *p50
+                } else {
+                    *p99
+                }
+            }
+        }
+    }
+
+    fn fold(&mut self) {
+        if matches!(self, Self::Recording(_)) {
+            *self = Self::Folded {
+                p50: self.quantile(0.5),
+                p99: self.quantile(0.99),
+            };
+        }
+    }
+}
+
 /// The per-second histograms and counters of one second of the run.
 struct Second {
-    ack: Histogram<u64>,
-    fire_to_screen: Histogram<u64>,
+    ack: Latencies,
+    fire_to_screen: Latencies,
     orders_started: u64,
     orders_completed: u64,
     commands: u64,
@@ -91,8 +139,8 @@ struct Second {
 impl Second {
     fn new() -> Self {
         Self {
-            ack: histogram(),
-            fire_to_screen: histogram(),
+            ack: Latencies::new(),
+            fire_to_screen: Latencies::new(),
             orders_started: 0,
             orders_completed: 0,
             commands: 0,
@@ -127,6 +175,8 @@ struct Inner {
     /// code and by command: not errors.
     refusals: BTreeMap<String, BTreeMap<&'static str, u64>>,
     seconds: Vec<Second>,
+    /// Seconds before this one have their latencies folded.
+    folded: usize,
 }
 
 /// Shared by every task of a run.
@@ -160,6 +210,7 @@ impl Recorder {
                 error_samples: Vec::new(),
                 refusals: BTreeMap::new(),
                 seconds: Vec::new(),
+                folded: 0,
             }),
             frames: (0..seconds.max(1)).map(|_| AtomicU64::new(0)).collect(),
             frames_late: AtomicU64::new(0),
@@ -178,6 +229,13 @@ impl Recorder {
         while inner.seconds.len() <= s {
             inner.seconds.push(Second::new());
         }
+        let keep_from = inner.seconds.len().saturating_sub(FOLD_AFTER);
+        while inner.folded < keep_from {
+            let i = inner.folded;
+            inner.seconds[i].ack.fold();
+            inner.seconds[i].fire_to_screen.fold();
+            inner.folded += 1;
+        }
         f(&mut inner, s)
     }
 
@@ -193,7 +251,7 @@ impl Recorder {
                 .saturating_record(v);
             inner.ack_all.saturating_record(v);
             let sec = &mut inner.seconds[s];
-            sec.ack.saturating_record(v);
+            sec.ack.record(v);
             sec.commands += 1;
         });
     }
@@ -280,7 +338,7 @@ impl Recorder {
         self.with_second(Instant::now(), |inner, s| {
             inner.fire_to_screen.saturating_record(v);
             inner.ack_to_screen.saturating_record(a);
-            inner.seconds[s].fire_to_screen.saturating_record(v);
+            inner.seconds[s].fire_to_screen.record(v);
         });
     }
 
@@ -380,9 +438,7 @@ impl Recorder {
                     .map(|c| c.load(Ordering::Relaxed))
                     .unwrap_or(0);
                 let sec = inner.seconds.get(s);
-                let q = |h: &Histogram<u64>, q: f64| -> Option<f64> {
-                    (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
-                };
+                let q = |l: &Latencies, q: f64| l.quantile(q);
                 SecondPoint {
                     second: s as u64,
                     orders_started: sec.map_or(0, |x| x.orders_started),
@@ -577,5 +633,23 @@ mod tests {
         assert_eq!(m.errors["journal_unavailable"], 1);
         assert_eq!(m.errors_by_command["fire"]["journal_unavailable"], 1);
         assert!(m.series[1].ack_p50_ms.is_none());
+    }
+
+    #[test]
+    fn past_seconds_keep_their_p50_and_p99() {
+        let mut l = Latencies::new();
+        for v in 1..=100u64 {
+            l.record(v * 1000);
+        }
+        let (p50, p99) = (l.quantile(0.5), l.quantile(0.99));
+        l.fold();
+        assert!(matches!(l, Latencies::Folded { .. }));
+        assert_eq!((l.quantile(0.5), l.quantile(0.99)), (p50, p99));
+        assert!((p50.unwrap() - 50.0).abs() < 0.5, "{p50:?}");
+        l.record(5_000_000);
+        assert_eq!(l.quantile(0.99), p99);
+        let mut empty = Latencies::new();
+        empty.fold();
+        assert_eq!(empty.quantile(0.5), None);
     }
 }

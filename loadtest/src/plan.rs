@@ -124,7 +124,7 @@ pub struct Planner {
 }
 
 /// Derives the seed of a second generator from the run's seed.
-fn derived(seed: u64, salt: u64) -> u64 {
+pub fn derived(seed: u64, salt: u64) -> u64 {
     (seed ^ salt)
         .wrapping_mul(0x9e37_79b9_7f4a_7c15)
         .rotate_left(29)

@@ -50,6 +50,11 @@ pub struct ServerArgs {
     /// The pid of a server given by URL that runs on this machine, to sample its RSS.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// The engine's `/metrics` URL, when it serves them on a port of its own (`metrics_port`)
+    /// [default: the server's URL + /metrics; for a spawned server with RAIL_METRICS_PORT=N
+    /// (--server-env, or this environment), http://127.0.0.1:N/metrics].
+    #[arg(long)]
+    pub metrics_url: Option<String>,
     /// An environment variable for a spawned server, KEY=VALUE (repeatable), e.g.
     /// RAIL_WS_MESSAGES_PER_SECOND=200.
     #[arg(long = "server-env", value_name = "KEY=VALUE", value_parser = parse_env)]
@@ -147,6 +152,8 @@ pub struct Node {
     pub id: String,
     pub base: String,
     pub ws_url: String,
+    /// Its `/metrics` URL (on the main port, or the metrics port of its own).
+    pub metrics: String,
     /// Its log file, when spawned here.
     pub log: Option<PathBuf>,
     pid: PidCell,
@@ -327,6 +334,10 @@ impl Target {
                     id: "server".into(),
                     base: base.clone(),
                     ws_url: ws_url.clone(),
+                    metrics: args
+                        .metrics_url
+                        .clone()
+                        .unwrap_or_else(|| format!("{base}/metrics")),
                     log: None,
                     pid: Arc::new(AtomicU32::new(args.server_pid.unwrap_or(0))),
                     child: None,
@@ -345,6 +356,9 @@ impl Target {
         }
         if replicas > 1 && args.journal != JournalKind::Postgres {
             bail!("--replicas {replicas} needs --journal postgres: the replicas share one Postgres journal");
+        }
+        if replicas > 1 && args.metrics_url.is_some() {
+            bail!("--metrics-url names one engine's /metrics: with --replicas each replica serves its own on its port");
         }
         let bin = match &args.rail_bin {
             Some(p) => p.clone(),
@@ -449,10 +463,16 @@ impl Target {
                     return Err(e);
                 }
             };
+            let metrics = match (&args.metrics_url, own_metrics_port(args)) {
+                (Some(url), _) => url.clone(),
+                (None, Some(p)) if replicas == 1 => format!("http://127.0.0.1:{p}/metrics"),
+                _ => format!("http://127.0.0.1:{port}/metrics"),
+            };
             target.nodes.push(Node {
                 id,
                 base: format!("http://127.0.0.1:{port}"),
                 ws_url: format!("ws://127.0.0.1:{port}/ws"),
+                metrics,
                 log: Some(log),
                 pid: Arc::new(AtomicU32::new(child.id())),
                 child: Some(child),
@@ -617,6 +637,18 @@ impl Target {
         }
         Ok(died_early)
     }
+}
+
+/// The port a spawned server serves `/metrics` on when it has one of its own:
+/// `RAIL_METRICS_PORT` from `--server-env`, else from this environment (which it inherits).
+fn own_metrics_port(args: &ServerArgs) -> Option<u16> {
+    args.server_env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "RAIL_METRICS_PORT")
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var("RAIL_METRICS_PORT").ok())
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Waits until `{base}/readyz` answers 200.

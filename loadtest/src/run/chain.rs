@@ -22,6 +22,8 @@ pub(super) struct Endpoint {
     pub(super) id: String,
     pub(super) base: String,
     pub(super) ws_url: String,
+    /// Its `/metrics` URL.
+    pub(super) metrics: String,
     pub(super) addr: SocketAddr,
     /// False from just before a kill until a restart is ready.
     pub(super) up: AtomicBool,
@@ -88,12 +90,12 @@ impl Shared {
 
     /// Every replica's reading of the branches it owns (None for one down or unreachable).
     pub(super) async fn read_owned(&self) -> Vec<Option<Vec<String>>> {
-        let bases: Vec<(&str, bool)> = self
+        let urls: Vec<(&str, bool)> = self
             .replicas
             .iter()
-            .map(|r| (r.base.as_str(), r.is_up()))
+            .map(|r| (r.metrics.as_str(), r.is_up()))
             .collect();
-        read_owned(&self.http, &bases).await
+        read_owned(&self.http, &urls).await
     }
 }
 
@@ -138,9 +140,10 @@ pub(super) fn parse_members(metrics: &str) -> Option<u64> {
     })
 }
 
-async fn metrics_of(http: &reqwest::Client, base: &str) -> Option<String> {
+/// A replica's `/metrics` text, from its metrics URL.
+async fn metrics_of(http: &reqwest::Client, url: &str) -> Option<String> {
     let res = http
-        .get(format!("{base}/metrics"))
+        .get(url)
         .timeout(Duration::from_secs(2))
         .send()
         .await
@@ -151,16 +154,17 @@ async fn metrics_of(http: &reqwest::Client, base: &str) -> Option<String> {
     res.text().await.ok()
 }
 
-/// Each replica's owned branches; None for one that is down (`false`) or did not answer.
+/// Each replica's owned branches, by its metrics URL; None for one that is down (`false`) or
+/// did not answer.
 pub(super) async fn read_owned(
     http: &reqwest::Client,
-    bases: &[(&str, bool)],
+    urls: &[(&str, bool)],
 ) -> Vec<Option<Vec<String>>> {
-    let reads = bases.iter().map(|&(base, up)| async move {
+    let reads = urls.iter().map(|&(url, up)| async move {
         if !up {
             return None;
         }
-        metrics_of(http, base).await.map(|m| parse_owned(&m))
+        metrics_of(http, url).await.map(|m| parse_owned(&m))
     });
     futures_util::future::join_all(reads).await
 }
@@ -184,16 +188,17 @@ pub(super) fn assignment(branches: &[String], owned: &[Option<Vec<String>>]) -> 
         .collect()
 }
 
-/// Waits until every replica up counts `n` live members (all of them), at most `limit`.
+/// Waits until every replica (by its metrics URL) counts `n` live members (all of them), at
+/// most `limit`.
 pub(super) async fn wait_members(
     http: &reqwest::Client,
-    bases: &[&str],
+    urls: &[&str],
     limit: Duration,
 ) -> anyhow::Result<()> {
-    let n = bases.len() as u64;
+    let n = urls.len() as u64;
     let deadline = Instant::now() + limit;
     loop {
-        let reads = futures_util::future::join_all(bases.iter().map(|b| metrics_of(http, b))).await;
+        let reads = futures_util::future::join_all(urls.iter().map(|u| metrics_of(http, u))).await;
         let counts: Vec<Option<u64>> = reads
             .iter()
             .map(|m| m.as_deref().and_then(parse_members))
@@ -210,12 +215,12 @@ pub(super) async fn wait_members(
     }
 }
 
-/// Polls the replicas up until every branch has exactly one owner among them and that has
+/// Polls the replicas up (by their metrics URLs) until every branch has exactly one owner among them and that has
 /// held for `hold`; the owners and when they were first read so, or at `limit` the last
 /// reading as an error.
 pub(super) async fn settle(
     http: &reqwest::Client,
-    bases: &[(&str, bool)],
+    urls: &[(&str, bool)],
     branches: &[String],
     hold: Duration,
     limit: Duration,
@@ -223,7 +228,7 @@ pub(super) async fn settle(
     let deadline = Instant::now() + limit;
     let mut last: Option<(Vec<usize>, Instant)> = None;
     loop {
-        let now = assignment(branches, &read_owned(http, bases).await);
+        let now = assignment(branches, &read_owned(http, urls).await);
         let complete = now.iter().all(|&o| o != UNKNOWN);
         match &last {
             Some((prev, since)) if *prev == now => {

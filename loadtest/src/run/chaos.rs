@@ -65,7 +65,7 @@ pub(super) async fn chaos(
     for secs in times {
         tokio::time::sleep_until((t0 + Duration::from_secs_f64(secs)).into()).await;
         // The replay counter of the process about to die, which the kill takes with it.
-        if let Some(text) = scrape_metrics(&shared.http, &target.base).await {
+        if let Some(text) = scrape_metrics(&shared.http, &server.metrics).await {
             outcome.replays_before_kills += replays(&text);
         }
         let killed = Instant::now();
@@ -145,7 +145,7 @@ async fn replica_chaos(
             .collect();
         let node = &shared.replicas[victim];
         // The replay counter of the process about to die, which the kill takes with it.
-        if let Some(text) = scrape_metrics(&shared.http, &node.base).await {
+        if let Some(text) = scrape_metrics(&shared.http, &node.metrics).await {
             outcome.replays_before_kills += replays(&text);
         }
         node.up.store(false, Ordering::Relaxed);
@@ -218,16 +218,16 @@ async fn replica_chaos(
             }
         }
         // Who owns what now, once the chain has settled again.
-        let bases: Vec<(&str, bool)> = shared
+        let urls: Vec<(&str, bool)> = shared
             .replicas
             .iter()
-            .map(|r| (r.base.as_str(), r.is_up()))
+            .map(|r| (r.metrics.as_str(), r.is_up()))
             .collect();
         let hold = ttl * 2 / 5 + Duration::from_millis(200);
         let limit = ttl * 4 + Duration::from_secs(30);
         let (owners, settled_ms) = match chain::settle(
             &shared.http,
-            &bases,
+            &urls,
             &shared.layout.branches,
             hold,
             limit,
@@ -295,14 +295,17 @@ async fn replica_chaos(
     outcome
 }
 
-/// The server's `/metrics` text.
-pub(super) async fn scrape_metrics(http: &reqwest::Client, base: &str) -> Option<String> {
+/// The server's `/metrics` text, from its metrics URL; None unless it answers 200.
+pub(super) async fn scrape_metrics(http: &reqwest::Client, url: &str) -> Option<String> {
     let res = http
-        .get(format!("{base}/metrics"))
+        .get(url)
         .timeout(Duration::from_secs(2))
         .send()
         .await
         .ok()?;
+    if !res.status().is_success() {
+        return None;
+    }
     res.text().await.ok()
 }
 

@@ -1,13 +1,14 @@
-//! A device's socket over the run: how a screen or tablet connects, whether a socket that
-//! closed was closed by a kill or failed, reconnecting with backoff and resuming after the last
-//! position seen (to its own replica, or while that one is down to the next one up), and
-//! dropping the events a resume sends twice.
+//! A device's socket over the run: how a screen or tablet connects, why its socket ended (the
+//! run stopped, the device was told to redial, or the socket closed: by a kill, or a failure),
+//! reconnecting with backoff and resuming after the last position seen (to its own replica, or
+//! while that one is down to the next one up), and dropping the events a resume sends twice.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use futures_util::stream::SplitSink;
 use futures_util::SinkExt;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
@@ -24,6 +25,16 @@ pub(super) struct Link {
     pub(super) source: Option<IpAddr>,
     /// The replica it connects to while that one is up (0 for a single server).
     pub(super) home: usize,
+}
+
+/// Why a device stopped reading its socket.
+pub(super) enum Ended {
+    /// The run is over: the device hangs up for good.
+    Stopped,
+    /// Told to redial (`loadtest soak`): it closes its socket and dials again.
+    Redial,
+    /// The socket closed or failed, for this reason.
+    Lost(String),
 }
 
 /// Drops events a socket was sent twice: per stream, events come in order, so a sequence
@@ -77,6 +88,38 @@ impl Shared {
             self.counts.sockets_closed.fetch_add(1, Ordering::Relaxed);
             self.rec
                 .incident("socket_closed", || format!("{who}: {}", why()));
+        }
+    }
+
+    /// A device's socket ended: whether the device dials again. At the run's end it closes
+    /// its socket and stops; told to redial it closes its socket (counted) and dials again; a
+    /// socket lost is counted by [`Shared::socket_lost`] (unless the run stopped meanwhile)
+    /// and dialed again.
+    pub(super) async fn after_socket(
+        &self,
+        ended: Ended,
+        sink: &mut SplitSink<Socket, Message>,
+        stop: &watch::Receiver<bool>,
+        on: (usize, u64),
+        who: &str,
+    ) -> bool {
+        match ended {
+            Ended::Stopped => {
+                let _ = sink.send(Message::Close(None)).await;
+                false
+            }
+            Ended::Redial => {
+                let _ = sink.send(Message::Close(None)).await;
+                self.counts.redials.fetch_add(1, Ordering::Relaxed);
+                !*stop.borrow()
+            }
+            Ended::Lost(why) => {
+                if *stop.borrow() {
+                    return false;
+                }
+                self.socket_lost(on.0, on.1, who, || why);
+                true
+            }
         }
     }
 

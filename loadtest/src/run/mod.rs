@@ -33,7 +33,10 @@
 //! it. `drain` waits for the orders in flight and
 //! hangs the devices up. `verify` checks what the screens and tablets received, `read_back`
 //! what the engine kept, and `tally` turns it all into the report. This module owns the flags,
-//! the entry point and `Shared`, the book every phase reads and writes.
+//! the entry point, the phases in their order (`Running`) and `Shared`, the book every phase
+//! reads and writes. `soak` is `loadtest soak`: the same phases for an hour at a moderate rate,
+//! with screens and tablets hanging up and dialing again at random, the engine's `/metrics`
+//! sampled every minute, and a verdict on its memory, sockets and writer tasks.
 
 mod chain;
 mod chaos;
@@ -45,6 +48,7 @@ mod read_back;
 mod rush;
 mod screen;
 mod setup;
+pub mod soak;
 mod tablet;
 mod tally;
 mod verify;
@@ -58,12 +62,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
 
+use crate::auth::Tokens;
 use crate::menu::Layout;
 use crate::metrics::Recorder;
 use crate::plan::{Arrival, OrderPlan};
 use crate::report;
-use crate::server::{ServerArgs, Target};
+use crate::server::{Memory, ServerArgs, Target};
 
 /// Flags of `loadtest run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -288,6 +294,8 @@ struct Counters {
     sockets_closed_by_kill: AtomicU64,
     reconnects: AtomicU64,
     reconnects_failed: AtomicU64,
+    /// Sockets a device closed on purpose and dialed again (`loadtest soak`).
+    redials: AtomicU64,
     resets: AtomicU64,
     /// REST commands sent more than once, and their extra sends.
     rest_retried: AtomicU64,
@@ -377,7 +385,8 @@ struct Shared {
     in_flight: AtomicUsize,
     /// REST requests in flight at once (`--max-http-in-flight`).
     http_slots: tokio::sync::Semaphore,
-    completed: Mutex<HashSet<String>>,
+    /// Orders closed, by id, with when their close was answered.
+    completed: Mutex<HashMap<String, Instant>>,
     violations: Mutex<Vec<String>>,
     ready_timeout: Duration,
 }
@@ -469,6 +478,24 @@ impl Backoff {
 
 /// Runs the rush and writes the report; Ok(true) when the run passed.
 pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
+    validate(&args)?;
+    let started_at = chrono::Utc::now();
+    let out = report_folder(&args, started_at, "");
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let fd_limit = crate::raise_fd_limit();
+    let mut target = Target::start_chain(&args.server, &out, args.replicas).await?;
+    let result = drive(&args, &mut target, &out, started_at, fd_limit).await;
+    let (report, passed) = stop(&args, &mut target, result).await?;
+    report.write(&out, passed)?;
+    if !args.quiet {
+        eprintln!();
+    }
+    print!("{}", std::fs::read_to_string(out.join("summary.txt"))?);
+    Ok(passed)
+}
+
+/// Refuses flags that cannot make a run.
+fn validate(args: &RunArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.orders_per_sec > 0.0,
         "--orders-per-sec must be above 0"
@@ -550,20 +577,30 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             );
         }
     }
-    let started_at = chrono::Utc::now();
-    let out = match &args.out {
+    Ok(())
+}
+
+/// `--out`, or `target/loadtest-reports/<time>-<kind><journal>-<rate>ps` (`kind`: `soak-` for a
+/// soak, empty for a run).
+fn report_folder(args: &RunArgs, started_at: chrono::DateTime<chrono::Utc>, kind: &str) -> PathBuf {
+    match &args.out {
         Some(o) => o.clone(),
         None => crate::reports_dir().join(format!(
-            "{}-{}-{}ps",
+            "{}-{kind}{}-{}ps",
             started_at.format("%Y%m%d-%H%M%S"),
             journal_name(&args.server),
             args.orders_per_sec
         )),
-    };
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let fd_limit = crate::raise_fd_limit();
-    let mut target = Target::start_chain(&args.server, &out, args.replicas).await?;
-    let result = drive(&args, &mut target, &out, started_at, fd_limit).await;
+    }
+}
+
+/// Stops the engine after a run (see [`Target::stop_all`]); a process that had died during the
+/// run fails it.
+async fn stop(
+    args: &RunArgs,
+    target: &mut Target,
+    result: anyhow::Result<(report::RunReport, bool)>,
+) -> anyhow::Result<(report::RunReport, bool)> {
     let died = target.stop_all().await;
     let (mut report, passed) = result?;
     for (id, status) in died.unwrap_or_default() {
@@ -574,12 +611,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         });
     }
     let passed = passed && report.failures.is_empty();
-    report.write(&out, passed)?;
-    if !args.quiet {
-        eprintln!();
-    }
-    print!("{}", std::fs::read_to_string(out.join("summary.txt"))?);
-    Ok(passed)
+    Ok((report, passed))
 }
 
 /// The journal as the report names it: `embedded`, `postgres` or `external`.
@@ -607,81 +639,159 @@ async fn drive(
     started_at: chrono::DateTime<chrono::Utc>,
     fd_limit: Option<u64>,
 ) -> anyhow::Result<(report::RunReport, bool)> {
-    let setup::SetUp {
-        layout,
-        http,
-        tokens,
-        replicas,
-        owners,
-        devices,
-    } = setup::set_up(args, target).await?;
-    let memory_before = target.memory();
-    let t0 = Instant::now();
-    let shared = Arc::new(setup::book(
-        args, layout, http, &tokens, replicas, &owners, t0,
-    )?);
-    let owners_after_setup = shared.owner_names();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let devices = devices.spawn(&shared, &stop_rx);
-    let gauges = gauges::Gauges::start(&shared, target, &stop_rx, t0);
+    let running = Running::start(args, target).await?;
+    let played = running.play(target).await;
+    Ok(running
+        .finish(target, out, started_at, fd_limit, played)
+        .await)
+}
 
-    let rush_and_drain = async {
-        let load_end = rush::rush(&shared, t0).await;
-        (load_end, drain::drain(&shared, load_end).await)
-    };
-    // The chaos: at each time, SIGKILL and an immediate restart on the same journal.
-    let chaos = chaos::chaos(args, &shared, target, t0);
-    // A manager's 86s, each put back a little later.
-    let eighty_sixes = eighty_six::eighty_six(&shared, t0);
-    let (chaos, (load_end, drained_in), ()) = tokio::join!(chaos, rush_and_drain, eighty_sixes);
-    let fate = tally::Fate::read(&shared);
-    let memory_after = target.memory();
-    let redis_memory = target.redis_pid().and_then(crate::server::memory_of);
-    // The server's own view, for whoever reads the report (each replica's that is up).
-    let mut replays_at_end = None;
-    let mut unseen_metric = None;
-    for node in shared.replicas.iter().filter(|r| r.is_up()) {
-        let Some(text) = chaos::scrape_metrics(&shared.http, &node.base).await else {
-            continue;
-        };
-        let name = if shared.replicated() {
-            format!("metrics-{}.txt", node.id)
-        } else {
-            "metrics.txt".to_owned()
-        };
-        let _ = std::fs::write(out.join(name), &text);
-        *replays_at_end.get_or_insert(0) += chaos::replays(&text);
-        *unseen_metric.get_or_insert(0) += chaos::unseen(&text);
+/// A run from its set-up to its report: the book every phase shares, the devices at work on
+/// their sockets, and the gauges beside.
+struct Running {
+    shared: Arc<Shared>,
+    tokens: Tokens,
+    stop: watch::Sender<bool>,
+    devices: Vec<JoinHandle<()>>,
+    /// Each screen's and tablet's redial (`loadtest soak` tells them to hang up and dial
+    /// again), screens first.
+    redials: Vec<setup::Redial>,
+    gauges: gauges::Gauges,
+    memory_before: Option<Memory>,
+    owners_after_setup: serde_json::Value,
+    /// When the rush began: the first order's offset is from here.
+    t0: Instant,
+}
+
+/// What the rush left: when its last arrival was past, how long the orders in flight took to
+/// drain, and what the chaos did.
+struct Played {
+    load_end: Instant,
+    drained_in: Duration,
+    chaos: chaos::ChaosOutcome,
+}
+
+impl Running {
+    /// The set-up: the chain configured, every screen and tablet connected and at work, the
+    /// gauges sampling.
+    async fn start(args: &RunArgs, target: &Target) -> anyhow::Result<Self> {
+        let setup::SetUp {
+            layout,
+            http,
+            tokens,
+            replicas,
+            owners,
+            devices,
+        } = setup::set_up(args, target).await?;
+        let memory_before = target.memory();
+        let t0 = Instant::now();
+        let shared = Arc::new(setup::book(
+            args, layout, http, &tokens, replicas, &owners, t0,
+        )?);
+        let owners_after_setup = shared.owner_names();
+        let (stop, stop_rx) = watch::channel(false);
+        let (devices, redials) = devices.spawn(&shared, &stop_rx);
+        let gauges = gauges::Gauges::start(&shared, target, &stop_rx, t0);
+        Ok(Self {
+            shared,
+            tokens,
+            stop,
+            devices,
+            redials,
+            gauges,
+            memory_before,
+            owners_after_setup,
+            t0,
+        })
     }
-    // Every order the engine acknowledged, read back from it.
-    let readback = read_back::read_back(&shared, &tokens).await;
-    drain::hang_up(&stop_tx, devices).await;
-    gauges.stop();
-    let finished = Instant::now();
-    let seconds = (finished - t0).as_secs() as usize + 1;
-    let measured = shared.rec.snapshot(seconds.min(series_len(args)));
-    let verification = verify::verify(&shared);
-    let end = tally::RunEnd {
-        fate,
-        chaos,
-        readback,
-        verification,
-        measured,
-        replays_at_end,
-        unseen_metric,
-        owners_after_setup,
-        redis_memory,
-        memory_before,
-        memory_after,
-        memory_samples: gauges.samples(),
-        t0,
-        load_end,
-        drained_in,
-        finished,
-    };
-    Ok(tally::report(
-        args, target, fd_limit, started_at, &shared, end,
-    ))
+
+    /// The rush and its drain, with the chaos (SIGKILL and restart at each time) and a
+    /// manager's 86s beside.
+    async fn play(&self, target: &mut Target) -> Played {
+        let (shared, t0) = (&self.shared, self.t0);
+        let rush_and_drain = async {
+            let load_end = rush::rush(shared, t0).await;
+            (load_end, drain::drain(shared, load_end).await)
+        };
+        let chaos = chaos::chaos(&shared.args, shared, target, t0);
+        let eighty_sixes = eighty_six::eighty_six(shared, t0);
+        let (chaos, (load_end, drained_in), ()) = tokio::join!(chaos, rush_and_drain, eighty_sixes);
+        Played {
+            load_end,
+            drained_in,
+            chaos,
+        }
+    }
+
+    /// After the drain: the server's own view (its `/metrics`, written to the report folder),
+    /// every acknowledged order read back, then every device hangs up; the checks and the
+    /// report.
+    async fn finish(
+        self,
+        target: &Target,
+        out: &Path,
+        started_at: chrono::DateTime<chrono::Utc>,
+        fd_limit: Option<u64>,
+        played: Played,
+    ) -> (report::RunReport, bool) {
+        let Running {
+            shared,
+            tokens,
+            stop,
+            devices,
+            gauges,
+            memory_before,
+            owners_after_setup,
+            t0,
+            ..
+        } = self;
+        let fate = tally::Fate::read(&shared);
+        let memory_after = target.memory();
+        let redis_memory = target.redis_pid().and_then(crate::server::memory_of);
+        // The server's own view, for whoever reads the report (each replica's that is up).
+        let mut replays_at_end = None;
+        let mut unseen_metric = None;
+        for node in shared.replicas.iter().filter(|r| r.is_up()) {
+            let Some(text) = chaos::scrape_metrics(&shared.http, &node.metrics).await else {
+                continue;
+            };
+            let name = if shared.replicated() {
+                format!("metrics-{}.txt", node.id)
+            } else {
+                "metrics.txt".to_owned()
+            };
+            let _ = std::fs::write(out.join(name), &text);
+            *replays_at_end.get_or_insert(0) += chaos::replays(&text);
+            *unseen_metric.get_or_insert(0) += chaos::unseen(&text);
+        }
+        // Every order the engine acknowledged, read back from it.
+        let readback = read_back::read_back(&shared, &tokens).await;
+        drain::hang_up(&stop, devices).await;
+        gauges.stop();
+        let finished = Instant::now();
+        let seconds = (finished - t0).as_secs() as usize + 1;
+        let measured = shared.rec.snapshot(seconds.min(series_len(&shared.args)));
+        let verification = verify::verify(&shared);
+        let end = tally::RunEnd {
+            fate,
+            chaos: played.chaos,
+            readback,
+            verification,
+            measured,
+            replays_at_end,
+            unseen_metric,
+            owners_after_setup,
+            redis_memory,
+            memory_before,
+            memory_after,
+            memory_samples: gauges.samples(),
+            t0,
+            load_end: played.load_end,
+            drained_in: played.drained_in,
+            finished,
+        };
+        tally::report(&shared.args, target, fd_limit, started_at, &shared, end)
+    }
 }
 
 #[cfg(test)]

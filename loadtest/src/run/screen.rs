@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::link::{Dedupe, Link};
+use super::link::{Dedupe, Ended, Link};
 use super::{FireKey, Shared, TicketTrack};
 use crate::proto::{self, EventBody, Frame, Socket, TicketBody};
 
@@ -858,15 +858,15 @@ async fn until(at: Option<Instant>) {
 
 /// A kitchen screen: receives its station's tickets, acknowledges those it shows and, for the
 /// tickets it is picked for, starts them, bumps them after their prep time (or, at expo,
-/// bumps on `expo_ready`). When its socket closes it reconnects, resumes after the last
-/// position it saw, resends its unanswered commands and acknowledges its tickets again.
+/// bumps on `expo_ready`). When its socket closes (or it is told to redial: it closes it
+/// itself) it reconnects, resumes after the last position it saw, resends its unanswered
+/// commands and acknowledges its tickets again.
 pub(super) async fn screen_task(
     shared: Arc<Shared>,
     me: ScreenId,
     link: Link,
-    ws: Socket,
-    position: u64,
-    shown: Vec<String>,
+    (ws, position, shown): (Socket, u64, Vec<String>),
+    redial: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
     let layout = &shared.layout;
@@ -924,17 +924,18 @@ pub(super) async fn screen_task(
                 break;
             }
         }
-        let lost = loop {
+        let ended = loop {
             tokio::select! {
-                _ = stop.changed() => break None,
+                _ = stop.changed() => break Ended::Stopped,
+                () = redial.notified() => break Ended::Redial,
                 Some(cmd) = rx.recv() => screen.command(cmd),
                 () = until(screen.ack_due) => screen.flush_acks(),
                 msg = stream.next() => match msg {
                     Some(Ok(Message::Text(text))) => screen.frame(&text, Instant::now()),
-                    Some(Ok(Message::Close(close))) => break Some(format!("{close:?}")),
+                    Some(Ok(Message::Close(close))) => break Ended::Lost(format!("{close:?}")),
                     Some(Ok(_)) => {}
-                    Some(Err(e)) => break Some(e.to_string()),
-                    None => break Some("stream ended".to_owned()),
+                    Some(Err(e)) => break Ended::Lost(e.to_string()),
+                    None => break Ended::Lost("stream ended".to_owned()),
                 },
             }
             for frame in screen.outgoing() {
@@ -944,14 +945,13 @@ pub(super) async fn screen_task(
                 }
             }
         };
-        let Some(why) = lost else {
-            let _ = sink.send(Message::Close(None)).await;
-            break;
-        };
-        if *stop.borrow() {
+        let on = (screen.replica, connected_at);
+        if !shared
+            .after_socket(ended, &mut sink, &stop, on, &screen.who())
+            .await
+        {
             break;
         }
-        shared.socket_lost(screen.replica, connected_at, &screen.who(), || why);
         let Some((new, on, kills)) = shared.reconnect(&link, screen.position, &mut stop).await
         else {
             break;

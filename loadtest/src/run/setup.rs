@@ -1,6 +1,6 @@
 //! Set-up: the chain configured on the engine (branches, stations, menu, tables), every
-//! kitchen screen and waiter tablet connected and holding its snapshot before the first order,
-//! and the run's book sized for the orders it will offer. With replicas, the set-up first
+//! kitchen screen and waiter tablet connected and holding its snapshot before the first order
+//! (each with the redial `loadtest soak` tells it to dial again by), and the run's book sized for the orders it will offer. With replicas, the set-up first
 //! waits until every replica sees all the others, and after the configuration until every
 //! branch has one owner that stays: the ownership the run starts from.
 
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::chain::{self, Endpoint};
@@ -56,16 +56,15 @@ pub(super) struct Devices {
 pub(super) async fn set_up(args: &RunArgs, target: &Target) -> anyhow::Result<SetUp> {
     let mut layout = Layout::new(args.branches, args.stations, args.tables);
     layout.unseen_after_seconds = args.unseen_after_seconds;
-    let mut http = reqwest::Client::builder()
+    // A pooled connection is dropped before the engine's keep-alive (5 s) closes it, rather
+    // than reused as the engine closes it (a send that fails, or a 408 for a connection it gave
+    // up on): at a moderate rate, or spread over replicas, connections wait that long between
+    // two requests.
+    let http = reqwest::Client::builder()
         .timeout(Duration::from_millis(args.request_timeout_ms))
-        .tcp_nodelay(true);
-    if target.nodes.len() > 1 {
-        // Spread over the replicas, a connection waits longer between two requests: drop it
-        // before the engine's keep-alive (5 s) closes it, rather than reuse one it is closing
-        // (a send that fails, or a 408 for a connection it gave up on).
-        http = http.pool_idle_timeout(Duration::from_secs(4));
-    }
-    let http = http.build()?;
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(4))
+        .build()?;
     let tokens = Tokens::new(
         &args.server.auth,
         &target.jwt_secret,
@@ -77,20 +76,21 @@ pub(super) async fn set_up(args: &RunArgs, target: &Target) -> anyhow::Result<Se
             id: node.id.clone(),
             base: node.base.clone(),
             ws_url: node.ws_url.clone(),
+            metrics: node.metrics.clone(),
             addr: proto::resolve(&node.ws_url).await?,
             up: AtomicBool::new(true),
             kills: AtomicU64::new(0),
         });
     }
     let owners = if replicas.len() > 1 {
-        let bases: Vec<&str> = replicas.iter().map(|r| r.base.as_str()).collect();
+        let urls: Vec<&str> = replicas.iter().map(|r| r.metrics.as_str()).collect();
         // Before the branches exist: each replica then places them knowing every member.
-        chain::wait_members(&http, &bases, Duration::from_secs(30)).await?;
+        chain::wait_members(&http, &urls, Duration::from_secs(30)).await?;
         layout.configure(&http, &target.base, &tokens).await?;
         let ttl = chain::lease_ttl(args);
         // Unchanged over two placement ticks (a fifth of the lease each).
         let hold = ttl * 2 / 5 + Duration::from_millis(200);
-        let up: Vec<(&str, bool)> = bases.iter().map(|b| (*b, true)).collect();
+        let up: Vec<(&str, bool)> = urls.iter().map(|u| (*u, true)).collect();
         match chain::settle(&http, &up, &layout.branches, hold, ttl * 4 + Duration::from_secs(30))
             .await
         {
@@ -249,40 +249,61 @@ pub(super) fn book(
         counts: Counters::default(),
         in_flight: AtomicUsize::new(0),
         http_slots: tokio::sync::Semaphore::new(args.max_http_in_flight.max(1)),
-        completed: Mutex::new(HashSet::with_capacity(orders)),
+        completed: Mutex::new(HashMap::with_capacity(orders)),
         violations: Mutex::new(Vec::new()),
         ready_timeout: duration + drain_limit,
     })
 }
 
+/// One device's redial: told, the screen or tablet closes its socket and dials again, resuming
+/// after the last position it saw (`loadtest soak`; nothing tells it in a run).
+#[derive(Clone)]
+pub(super) struct Redial {
+    /// A kitchen screen (else a waiter tablet).
+    pub(super) screen: bool,
+    pub(super) now: Arc<Notify>,
+}
+
 impl Devices {
-    /// Puts every screen and tablet to work on its socket, each in its own task.
+    /// Puts every screen and tablet to work on its socket, each in its own task; the tasks,
+    /// and each device's redial (screens first).
     pub(super) fn spawn(
         self,
         shared: &Arc<Shared>,
         stop: &watch::Receiver<bool>,
-    ) -> Vec<JoinHandle<()>> {
+    ) -> (Vec<JoinHandle<()>>, Vec<Redial>) {
         let mut tasks = Vec::new();
-        for (id, link, (ws, position, shown)) in self.screens {
+        let mut redials = Vec::new();
+        for (id, link, subscribed) in self.screens {
+            let redial = Arc::new(Notify::new());
+            redials.push(Redial {
+                screen: true,
+                now: redial.clone(),
+            });
             tasks.push(tokio::spawn(screen_task(
                 shared.clone(),
                 id,
                 link,
-                ws,
-                position,
-                shown,
+                subscribed,
+                redial,
                 stop.clone(),
             )));
         }
         for (link, (ws, position, _)) in self.tablets {
+            let redial = Arc::new(Notify::new());
+            redials.push(Redial {
+                screen: false,
+                now: redial.clone(),
+            });
             tasks.push(tokio::spawn(tablet_task(
                 shared.clone(),
                 link,
                 ws,
                 position,
+                redial,
                 stop.clone(),
             )));
         }
-        tasks
+        (tasks, redials)
     }
 }

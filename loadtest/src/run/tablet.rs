@@ -7,21 +7,22 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::watch;
+use futures_util::StreamExt;
+use tokio::sync::{watch, Notify};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::link::{Dedupe, Link};
+use super::link::{Dedupe, Ended, Link};
 use super::{FireKey, Shared};
 use crate::proto::{Frame, Socket, Topic};
 
 /// A waiter's tablet: follows its table and hands each ready notice to the order's task.
-/// Reconnects and resumes like a screen.
+/// Reconnects and resumes like a screen, and hangs up and dials again when told to redial.
 pub(super) async fn tablet_task(
     shared: Arc<Shared>,
     link: Link,
     ws: Socket,
     position: u64,
+    redial: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
     let table = match &link.topic {
@@ -39,27 +40,27 @@ pub(super) async fn tablet_task(
     let mut connected_at = shared.kills_of(replica);
     loop {
         let (mut sink, mut stream) = ws.split();
-        let lost = loop {
+        let ended = loop {
             let msg = tokio::select! {
-                _ = stop.changed() => break None,
+                _ = stop.changed() => break Ended::Stopped,
+                () = redial.notified() => break Ended::Redial,
                 msg = stream.next() => msg,
             };
             match msg {
                 Some(Ok(Message::Text(text))) => tablet.frame(&text, Instant::now()),
-                Some(Ok(Message::Close(close))) => break Some(format!("{close:?}")),
+                Some(Ok(Message::Close(close))) => break Ended::Lost(format!("{close:?}")),
                 Some(Ok(_)) => {}
-                Some(Err(e)) => break Some(e.to_string()),
-                None => break Some("stream ended".to_owned()),
+                Some(Err(e)) => break Ended::Lost(e.to_string()),
+                None => break Ended::Lost("stream ended".to_owned()),
             }
         };
-        let Some(why) = lost else {
-            let _ = sink.send(Message::Close(None)).await;
-            break;
-        };
-        if *stop.borrow() {
+        let on = (replica, connected_at);
+        if !shared
+            .after_socket(ended, &mut sink, &stop, on, &tablet.who)
+            .await
+        {
             break;
         }
-        shared.socket_lost(replica, connected_at, &tablet.who, || why);
         let Some((new, on, kills)) = shared.reconnect(&link, tablet.position, &mut stop).await
         else {
             break;

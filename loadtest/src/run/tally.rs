@@ -163,6 +163,7 @@ fn counts_json(args: &RunArgs, shared: &Shared, fate: &Fate, ok: u64, failed: u6
             "closed_by_kill": load(&c.sockets_closed_by_kill),
             "reconnects": load(&c.reconnects),
             "reconnects_failed": load(&c.reconnects_failed),
+            "redialed": load(&c.redials),
             "reset_snapshots": load(&c.resets),
         },
         "rest_commands_retried": load(&c.rest_retried),

@@ -3,13 +3,63 @@
 //! fired line reached every screen of each ticket that held it (`line_voided`, and
 //! `ticket_voided` for a ticket left with no line), and every acknowledged recall every screen
 //! of its station (`ticket_recalled`), once each; and every fire whose expo bump was
-//! acknowledged had its ready notice reach the table once.
+//! acknowledged had its ready notice reach the table once. Also the same count, cheaply, for
+//! the orders closed in a window of the run (`loadtest soak` reads it every minute).
 
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::Shared;
+use super::{Shared, TicketTrack};
+
+impl TicketTrack {
+    /// Deliveries of this ticket still missing from the `k` screens of its station: the ticket
+    /// itself once its fire was acknowledged, and the void and recall of it that were.
+    fn missing(&self, k: u64) -> u64 {
+        let short = |expected: bool, screens: u64| {
+            if expected {
+                k.saturating_sub(u64::from(screens.count_ones()))
+            } else {
+                0
+            }
+        };
+        short(self.confirmed_lines.is_some(), self.screens)
+            + short(self.void_expected, self.void_screens)
+            + short(self.voided_expected, self.voided_screens)
+            + short(self.recall_acked, self.recall_screens)
+    }
+}
+
+/// Deliveries missing (tickets, voids, recalls) of the orders whose close was answered in
+/// `[from, to)`: by then every screen of their stations should have had all of it.
+pub(super) fn missing_of_orders_closed(shared: &Shared, from: Instant, to: Instant) -> u64 {
+    let closed: Vec<String> = shared
+        .completed
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|(_, &at)| at >= from && at < to)
+        .map(|(id, _)| id.clone())
+        .collect();
+    if closed.is_empty() {
+        return 0;
+    }
+    let ticket_ids: Vec<String> = {
+        let acked = shared.acked.lock().expect("lock");
+        closed
+            .iter()
+            .filter_map(|id| acked.get(id))
+            .flat_map(|o| o.tickets.iter().cloned())
+            .collect()
+    };
+    let k = shared.args.screens_per_station as u64;
+    let tickets = shared.tickets.lock().expect("lock");
+    ticket_ids
+        .iter()
+        .map(|id| tickets.get(id).map_or(k, |t| t.missing(k)))
+        .sum()
+}
 
 /// What the screens and tablets received, against what the engine acknowledged.
 pub struct Verification {
@@ -143,7 +193,7 @@ pub(super) fn verify(shared: &Shared) -> Verification {
         if got < k {
             v.lost += k - got;
             v.tickets_incomplete += 1;
-            let finished = completed.contains(&t.order_id);
+            let finished = completed.contains_key(&t.order_id);
             if finished {
                 v.lost_in_finished_orders += k - got;
             }

@@ -1015,7 +1015,11 @@ impl Waiter<'_> {
             .map_err(|_| Unfinished::Failed)?;
         shared.update_acked(&self.id, |o| o.closed = true);
         shared.plans.lock().expect("lock").remove(&self.id);
-        shared.completed.lock().expect("lock").insert(self.id);
+        shared
+            .completed
+            .lock()
+            .expect("lock")
+            .insert(self.id, Instant::now());
         Ok(())
     }
 }
